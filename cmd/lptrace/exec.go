@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lptrace/lptrace/hook"
+	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/termsafe"
+	"github.com/lptrace/lptrace/transport"
+	"github.com/urfave/cli/v2"
+)
+
+func execCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run Python code inside a running process and print its output",
+		ArgsUsage: "PID [CODE | -]",
+		Description: "Runs CODE in the interpreter of process PID, at a safe point, and prints\n" +
+			"what it writes to stdout and stderr here (not on the process's own output).\n" +
+			"A single expression prints its value. The code sees a copy of the\n" +
+			"program's __main__ globals; change state through objects, e.g.\n" +
+			"'import app; app.DEBUG = True'. Exit status: 0, or 1 if the code raised.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the code from `FILE` (on lptrace's side)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
+			&cli.BoolFlag{Name: "raw", Usage: "print the output as is, without escaping control characters"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how the code reached the interpreter"},
+		},
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) == 0 {
+				return usagef("exec: missing PID")
+			}
+			pid, err := parsePID(args[0])
+			if err != nil {
+				return err
+			}
+			var code []byte
+			switch {
+			case c.String("file") != "" && len(args) > 1:
+				return usagef("exec: give the code either as an argument or with --file, not both")
+			case c.String("file") != "":
+				if code, err = os.ReadFile(c.String("file")); err != nil {
+					return fmt.Errorf("cannot read the code: %v", err)
+				}
+			case len(args) == 2 && args[1] == "-":
+				if code, err = io.ReadAll(os.Stdin); err != nil {
+					return fmt.Errorf("cannot read the code from stdin: %v", err)
+				}
+			case len(args) == 2:
+				code = []byte(args[1])
+			case len(args) > 2:
+				return usagef("exec: too many arguments (quote the code as one argument)")
+			default:
+				return usagef("exec: missing CODE (or - for stdin, or --file FILE)")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			e := &execRun{pid: pid, code: code, timeout: c.Duration("timeout"), raw: c.Bool("raw"),
+				verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr}
+			return e.run(ctx)
+		},
+	}
+}
+
+type execRun struct {
+	pid            int
+	code           []byte
+	timeout        time.Duration
+	raw, verbose   bool
+	stdout, stderr io.Writer
+}
+
+func (e *execRun) warn(msg string) { fmt.Fprintf(e.stderr, "lptrace: %s\n", msg) }
+
+func (e *execRun) run(ctx context.Context) error {
+	st, err := checkTarget(e.pid)
+	if err != nil {
+		return err
+	}
+	tgt, err := findPython(e.pid, st, e.warn)
+	if err != nil {
+		return err
+	}
+	defer tgt.Close()
+	ch, err := transport.Create(e.pid, st.UID[1], st.GID[1], 0)
+	if err != nil {
+		return fmt.Errorf("process %d: %v", e.pid, err)
+	}
+	defer ch.Close()
+
+	recs := make(chan transport.Record, 64)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			r, err := ch.Read()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			recs <- r
+		}
+	}()
+
+	inj := inject.New(ptrace.NewTracer(), tgt)
+	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), e.timeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted before the code ran; process %d left as it was", e.pid)
+		}
+		return explainAttach(e.pid, err)
+	}
+	if e.verbose {
+		e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
+	}
+
+	// A direct call has already run the code: everything is in the pipe.
+	// A pending call runs when the main thread next executes bytecode.
+	startBy := time.Now().Add(2 * time.Second)
+	if route.Pending {
+		startBy = time.Now().Add(e.timeout)
+	}
+	started := false
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-recs:
+			switch r.Kind {
+			case 'S':
+				started = true
+				ch.TargetOpened()
+			case 'O':
+				if err := e.print(e.stdout, r.Data); err != nil {
+					return exitCode(1)
+				}
+			case 'E':
+				e.print(e.stderr, r.Data)
+			case 'X':
+				if string(r.Data) == "0" {
+					return nil
+				}
+				return exitCode(1)
+			default:
+				return fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed)
+			}
+		case err := <-readErr:
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid)
+			}
+			return fmt.Errorf("process %d: reading the code's output: %v", e.pid, err)
+		case <-ctx.Done():
+			if started {
+				return fmt.Errorf("interrupted; the code goes on running in process %d, its output is discarded", e.pid)
+			}
+			return fmt.Errorf("interrupted; the queued code will not run (process %d)", e.pid)
+		case <-tick.C:
+			if !alive(e.pid) {
+				return fmt.Errorf("process %d exited", e.pid)
+			}
+			if !started && time.Now().After(startBy) {
+				if route.Pending {
+					return fmt.Errorf("process %d: the main thread did not run Python code within %v (blocked in C code, or waiting with the GIL held); the code was not run", e.pid, e.timeout)
+				}
+				return fmt.Errorf("process %d: the code ran but sent nothing back (is %s writable for the process?)", e.pid, ch.TargetPath)
+			}
+		}
+	}
+}
+
+func (e *execRun) print(w io.Writer, data []byte) error {
+	var err error
+	if e.raw {
+		_, err = w.Write(data)
+	} else {
+		_, err = io.WriteString(w, termsafe.Escape(data, true))
+	}
+	return err
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	for i := len(data) - 1; i > 0; i-- {
+		if data[i] == ')' && i+2 < len(data) {
+			return data[i+2] != 'Z' && data[i+2] != 'X'
+		}
+	}
+	return true
+}

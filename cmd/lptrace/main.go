@@ -1,0 +1,52 @@
+// Command lptrace shows what a running Python program is doing, by attaching
+// to it with ptrace: like strace, for Python functions.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	// A closed stdout (lptrace ... | head) must be an error to handle, not a
+	// signal that kills lptrace before it cleans up.
+	signal.Ignore(syscall.SIGPIPE)
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// exitCode is an error that carries an exit status and has already been
+// reported (or needs no message).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// run executes lptrace with args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(reorderArgs(app, args))
+	if err == nil {
+		return 0
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
+	var usage usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "lptrace: %v\nTry 'lptrace --help'.\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "lptrace: %v\n", err)
+	return 1
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/symbols"
+)
+
+// newestTested is the newest CPython minor version lptrace was tested with;
+// newer ones are attempted with a warning.
+var newestTested = symbols.Version{Major: 3, Minor: 15}
+
+func parsePID(s string) (int, error) {
+	pid, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || pid <= 0 {
+		return 0, usagef("%q is not a process ID", s)
+	}
+	return pid, nil
+}
+
+// checkTarget refuses, with a reason and a remedy, the processes lptrace must
+// not or cannot touch, before anything is done to them.
+func checkTarget(pid int) (*proc.Status, error) {
+	if pid == os.Getpid() {
+		return nil, fmt.Errorf("cannot attach to %d: that is lptrace itself", pid)
+	}
+	st, err := proc.ReadStatus(pid)
+	if err != nil {
+		if errors.Is(err, proc.ErrNoProcess) {
+			return nil, fmt.Errorf("cannot attach to %d: no such process", pid)
+		}
+		return nil, fmt.Errorf("cannot attach to %d: %v", pid, err)
+	}
+	if st.Tgid != pid {
+		return nil, fmt.Errorf("cannot attach to %d: it is a thread of process %d; give the process ID", pid, st.Tgid)
+	}
+	if proc.IsKernelThread(pid) {
+		return nil, fmt.Errorf("cannot attach to %d: it is a kernel thread (%s), not a Python process", pid, st.Name)
+	}
+	switch st.State {
+	case 'Z', 'X':
+		return nil, fmt.Errorf("cannot attach to %d: it is a zombie (it exited and its parent has not reaped it)", pid)
+	case 'T':
+		return nil, fmt.Errorf("cannot attach to %d: the process is stopped (job control); resume it with 'kill -CONT %d' and retry", pid, pid)
+	}
+	if tids, err := proc.Threads(pid); err == nil {
+		for _, tid := range tids {
+			if ts, err := proc.ReadTaskStatus(pid, tid); err == nil && ts.TracerPid != 0 {
+				return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, ts.TracerPid, procName(ts.TracerPid))
+			}
+		}
+	}
+	if euid := os.Geteuid(); euid != 0 && euid != st.UID[1] {
+		return nil, fmt.Errorf("cannot attach to %d: it runs as uid %d and lptrace as uid %d; run lptrace as root or as that user", pid, st.UID[1], euid)
+	}
+	if strings.Contains(st.Features, "shstk") {
+		return nil, fmt.Errorf("cannot attach to %d: it runs with a shadow stack (CET), which lptrace's injection does not support yet", pid)
+	}
+	return st, nil
+}
+
+func procName(pid int) string {
+	if st, err := proc.ReadStatus(pid); err == nil {
+		return st.Name
+	}
+	return "gone"
+}
+
+// findPython resolves the Python runtime of pid, with messages for the
+// common failures.
+func findPython(pid int, st *proc.Status, warn func(string)) (*symbols.Target, error) {
+	tgt, err := symbols.Find(pid)
+	if err != nil {
+		switch {
+		case errors.Is(err, symbols.ErrNotPython):
+			return nil, fmt.Errorf("cannot attach to %d: %s is not a Python process (no loaded file defines the CPython runtime)", pid, st.Name)
+		case errors.Is(err, proc.ErrNoProcess):
+			return nil, fmt.Errorf("cannot attach to %d: the process exited", pid)
+		case os.IsPermission(err) || errors.Is(err, os.ErrPermission):
+			return nil, fmt.Errorf("cannot attach to %d: cannot read its memory map or files (%v); run lptrace as root or as the process's user", pid, err)
+		}
+		return nil, fmt.Errorf("cannot attach to %d: %v", pid, err)
+	}
+	v := tgt.Version
+	if v.Major < 2 || (v.Major == 2 && v.Minor < 7) || (v.Major == 3 && v.Minor < 6) {
+		tgt.Close()
+		return nil, fmt.Errorf("cannot attach to %d: Python %s is not supported (2.7 and 3.6 or newer are)", pid, v)
+	}
+	if v.Major > newestTested.Major || (v.Major == newestTested.Major && v.Minor > newestTested.Minor) {
+		warn(fmt.Sprintf("warning: Python %s is newer than the newest tested (%s); trying anyway", v, newestTested))
+	}
+	if !inject.Supported {
+		tgt.Close()
+		return nil, fmt.Errorf("cannot attach to %d: %v", pid, inject.ErrUnsupportedArch)
+	}
+	return tgt, nil
+}
+
+// explainAttach turns an error from the injection into one line that says
+// what happened and what to do.
+func explainAttach(pid int, err error) error {
+	switch {
+	case errors.Is(err, inject.ErrExited), errors.Is(err, ptrace.ErrGone):
+		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", pid)); serr != nil {
+			return fmt.Errorf("process %d exited", pid)
+		}
+		return fmt.Errorf("process %d: a thread exited during the operation; retry", pid)
+	case errors.Is(err, inject.ErrTargetStopped):
+		return fmt.Errorf("process %d was stopped (job control) during the operation and is left stopped; resume it with 'kill -CONT %d'", pid, pid)
+	case ptrace.IsPermission(err):
+		return fmt.Errorf("cannot attach to %d: ptrace not permitted (%s)", pid, permissionHint(pid))
+	case errors.Is(err, inject.ErrNoSafePoint):
+		return fmt.Errorf("process %d: %v; the process was left as it was (a thread stuck in C code holding the GIL cannot run Python code)", pid, err)
+	}
+	return fmt.Errorf("process %d: %v", pid, err)
+}
+
+// permissionHint says why the kernel refused ptrace and how to fix it.
+func permissionHint(pid int) string {
+	if data, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope"); err == nil {
+		switch strings.TrimSpace(string(data)) {
+		case "1":
+			if os.Geteuid() != 0 {
+				return "kernel.yama.ptrace_scope=1 allows tracing only descendants; run as root, or set it to 0, or launch the program with 'lptrace -- python3 ...'"
+			}
+		case "2":
+			if !hasCapSysPtrace() {
+				return "kernel.yama.ptrace_scope=2 requires CAP_SYS_PTRACE; run as root with that capability"
+			}
+		case "3":
+			return "kernel.yama.ptrace_scope=3 forbids ptrace entirely until reboot"
+		}
+	}
+	if os.Geteuid() == 0 && !hasCapSysPtrace() {
+		return "lptrace lacks CAP_SYS_PTRACE; in a container add it (docker run --cap-add=SYS_PTRACE, or securityContext.capabilities.add: [SYS_PTRACE])"
+	}
+	if seccompFiltered() {
+		return "a seccomp filter on lptrace forbids ptrace; in a container run with a profile that allows it"
+	}
+	if st, err := proc.ReadStatus(pid); err == nil && os.Geteuid() != 0 && st.UID[1] != os.Geteuid() {
+		return fmt.Sprintf("the process runs as uid %d; run lptrace as root or as that user", st.UID[1])
+	}
+	return "the process may have made itself undumpable (prctl PR_SET_DUMPABLE) or run setuid; run lptrace as root"
+}
+
+func hasCapSysPtrace() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return caps&(1<<19) != 0
+		}
+	}
+	return false
+}
+
+func seccompFiltered() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
+			return strings.TrimSpace(v) == "2"
+		}
+	}
+	return false
+}

@@ -1,0 +1,201 @@
+# lptrace's `exec` payload. It runs inside the target process, from
+# PyRun_SimpleString, in a globals dict of its own that holds FIFO (the path
+# of lptrace's pipe as the target sees it) and CODE (the user's code, base64).
+# It must work on Python 2.7 and 3.6+, must never raise into the target, must
+# never block it for long, and must leave nothing behind.
+#
+# Records sent to lptrace: one kind byte, a 4-byte little-endian length, data.
+#   S  started: "pid<TAB>thread<TAB>sys.version"
+#   O  stdout text written by the code     E  stderr text, tracebacks
+#   X  finished: "0" (ok) or "1" (the code raised)
+
+
+def _lptrace_exec(fifo, code_b64):
+    import os
+    import sys
+    import errno
+    import struct
+    import binascii
+    import time
+
+    try:
+        from _thread import get_ident, interrupt_main
+    except ImportError:
+        from thread import get_ident, interrupt_main
+
+    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(fifo, flags)
+    except OSError:
+        return  # lptrace is gone: run nothing
+
+    clock = getattr(time, 'monotonic', time.time)
+    unmask = _block_sigpipe()
+
+    class Gone(Exception):
+        pass
+
+    def send(kind, data):
+        if not isinstance(data, bytes):
+            data = data.encode('utf-8', 'replace')
+        buf = kind + struct.pack('<I', len(data)) + data
+        deadline = clock() + 10.0
+        while buf:
+            try:
+                n = os.write(fd, buf)
+                buf = buf[n:]
+            except OSError as e:
+                if e.errno != errno.EAGAIN or clock() > deadline:
+                    raise Gone()
+                time.sleep(0.002)
+
+    me = get_ident()
+
+    class Capture(object):
+        """Stands in for sys.stdout/sys.stderr: what this thread writes goes
+        to lptrace, what the program's other threads write goes where it
+        always went."""
+
+        def __init__(self, orig, kind):
+            self.__dict__['_orig'] = orig
+            self.__dict__['_kind'] = kind
+
+        def write(self, s):
+            if get_ident() == me:
+                send(self._kind, s)
+                return len(s)
+            if self._orig is None:
+                return len(s)
+            return self._orig.write(s)
+
+        def writelines(self, lines):
+            for line in lines:
+                self.write(line)
+
+        def flush(self):
+            if get_ident() != me and self._orig is not None:
+                return self._orig.flush()
+
+        def isatty(self):
+            return False
+
+        def __getattr__(self, name):
+            return getattr(self._orig, name)
+
+        def __setattr__(self, name, value):
+            if get_ident() == me or self._orig is None:
+                self.__dict__[name] = value
+            else:
+                setattr(self._orig, name, value)
+
+    out, err = sys.stdout, sys.stderr
+    cap_out, cap_err = Capture(out, b'O'), Capture(err, b'E')
+    status = b'0'
+    try:
+        try:
+            send(b'S', '%d\t%d\t%s' % (os.getpid(), me, sys.version.split('\n')[0]))
+            sys.stdout, sys.stderr = cap_out, cap_err
+            import __main__
+            ns = dict(vars(__main__))
+            ns['__name__'] = '__lptrace__'
+            src = binascii.a2b_base64(code_b64)
+            try:
+                compiled = compile(src, '<lptrace>', 'eval', 0, True)
+                is_expr = True
+            except SyntaxError:
+                compiled = compile(src, '<lptrace>', 'exec', 0, True)
+                is_expr = False
+            if is_expr:
+                value = eval(compiled, ns)
+                if value is not None:
+                    send(b'O', repr(value) + '\n')
+            else:
+                exec(compiled, ns)
+        except Gone:
+            raise
+        except BaseException:
+            status = b'1'
+            e = sys.exc_info()[1]
+            import traceback
+            send(b'E', ''.join(traceback.format_exception(*sys.exc_info())))
+            if isinstance(e, KeyboardInterrupt) and get_ident() == getattr(_main_ident, 'value', None):
+                interrupt_main()  # the program's Ctrl-C: hand it back
+        finally:
+            if sys.stdout is cap_out:
+                sys.stdout = out
+            if sys.stderr is cap_err:
+                sys.stderr = err
+        send(b'X', status)
+    except Gone:
+        pass
+    finally:
+        try:
+            os.close(fd)
+        finally:
+            unmask()
+
+
+class _main_ident(object):
+    value = None
+
+
+def _block_sigpipe():
+    """Blocks SIGPIPE in this thread while lptrace's pipe is open, so that a
+    program that set SIGPIPE to SIG_DFL is not killed if lptrace goes away
+    mid-write. Returns the function that restores the mask and consumes a
+    SIGPIPE raised meanwhile."""
+    import signal
+    try:
+        if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
+            return lambda: None
+    except Exception:
+        pass
+    if hasattr(signal, 'pthread_sigmask'):
+        try:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGPIPE])
+        except Exception:
+            return lambda: None
+
+        def restore():
+            try:
+                if signal.SIGPIPE in signal.sigpending():
+                    signal.sigtimedwait([signal.SIGPIPE], 0)
+            finally:
+                if signal.SIGPIPE not in old:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGPIPE])
+        return restore
+    try:  # Python 2.7: through the C library
+        import ctypes
+        libc = ctypes.CDLL(None)
+        new, old = ctypes.create_string_buffer(128), ctypes.create_string_buffer(128)
+        libc.sigemptyset(new)
+        libc.sigaddset(new, signal.SIGPIPE)
+        if libc.pthread_sigmask(0, new, old) != 0:
+            return lambda: None
+
+        def restore():
+            pending = ctypes.create_string_buffer(128)
+            if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
+                zero = ctypes.create_string_buffer(16)
+                libc.sigtimedwait(new, None, zero)
+            libc.pthread_sigmask(2, old, None)
+        return restore
+    except Exception:
+        return lambda: None
+
+
+def _find_main_ident():
+    # Only if the program imported threading: importing it here would change
+    # the program (and, on 2.7, break its shutdown when done from a thread).
+    import sys
+    t = sys.modules.get('threading')
+    try:
+        if hasattr(t, 'main_thread'):
+            return t.main_thread().ident
+        return t._shutdown.__self__.ident
+    except Exception:
+        return None
+
+
+_main_ident.value = _find_main_ident()
+_lptrace_exec(FIFO, CODE)

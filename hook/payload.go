@@ -1,0 +1,75 @@
+// Package hook holds the Python code lptrace runs inside a target, and
+// builds the source strings handed to PyRun_SimpleString.
+//
+// Every payload runs in a globals dict of its own (never the program's
+// __main__), inside a try/except that swallows everything, because an
+// exception escaping PyRun_SimpleString is printed on the target's stderr and
+// a SystemExit there would end the program.
+package hook
+
+import (
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+//go:embed exec.py
+var execSource string
+
+// Exec returns the source that runs code in the target and reports its
+// output and outcome through the FIFO at fifo (a path in the target's mount
+// namespace).
+func Exec(fifo string, code []byte) []byte {
+	return wrap(execSource, map[string]string{
+		"FIFO": fifo,
+		"CODE": base64.StdEncoding.EncodeToString(code),
+	})
+}
+
+// wrap builds: try: exec(compile(SRC, ...), {globals}) except BaseException: pass
+// The statement binds no name in __main__. `exec(code, dict)` is valid
+// Python 2.7 too (the tuple form of the exec statement).
+func wrap(src string, globals map[string]string) []byte {
+	var g strings.Builder
+	g.WriteString("{'__name__': '__lptrace__'")
+	for _, k := range sortedKeys(globals) {
+		fmt.Fprintf(&g, ", %s: %s", PyLiteral(k), PyLiteral(globals[k]))
+	}
+	g.WriteString("}")
+	return []byte(fmt.Sprintf("try:\n exec(compile(%s, '<lptrace>', 'exec', 0, 1), %s)\nexcept BaseException:\n pass\n",
+		PyLiteral(src), g.String()))
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// PyLiteral quotes s as a Python string literal that means the same bytes
+// on Python 2 and 3: printable ASCII as is, everything else escaped.
+func PyLiteral(s string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' || c == '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}

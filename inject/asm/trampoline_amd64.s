@@ -1,0 +1,180 @@
+# lptrace's x86_64 call trampoline. Source of the bytes in
+# ../trampoline_gen_amd64.go; regenerate with ./gen.sh after any change.
+#
+# Entered with rsp = B, the base of a context block that lptrace wrote on the
+# thread's own stack; every other register still holds the thread's values.
+# It saves the FP/vector state, runs the calls listed in the block, restores
+# the FP/vector state, raises a signal at itself so that lptrace can collect
+# the results, then restores the general registers and flags saved in the
+# block and returns to the interrupted instruction with `ret 256`, which sets
+# rip and rsp in one instruction. If lptrace vanished, the signal is one that
+# is ignored by default and the thread finishes the trampoline by itself.
+#
+# Block layout (offsets from B):
+#   0x08 ncalls        0x10 done flag     0x18 index of the aborting call
+#   0x20 xsave offset  0x28 saved-registers offset
+#   0x30 signal        0x38 tgid          0x40 tid
+#   0x80 calls, 88 bytes each:
+#        +0 fn (0: memcpy(a0, a1, a2); 1: raw syscall number aux; else address)
+#        +8 a0..a5   +56 argsrc[6] (k+1: take the result of call k)
+#        +64 flags (1 abort if zero, 2 abort if non-zero, 4 abort on -errno,
+#            8 abort if non-zero and equal to *aux, 16 always, 32 only after an abort)
+#        +72 result     +80 aux
+# Saved registers, ascending: rax rbx rcx rdx rsi rdi rbp r8-r15 rflags, then
+# the resume rip at (original rsp - 264).
+
+	.intel_syntax noprefix
+	.text
+	.globl tramp
+tramp:
+	cld
+	mov rbx, rsp
+	mov r12, [rbx+0x20]
+	add r12, rbx
+	mov eax, -1
+	mov edx, -1
+	xsave64 [r12]
+	lea r13, [rbx+0x80]
+	mov r14, [rbx+0x08]
+	xor r15d, r15d
+	xor ebp, ebp
+next_call:
+	cmp r15, r14
+	jae finish
+	mov rax, [r13+64]
+	test ebp, ebp
+	jz not_aborted
+	test eax, 48                     # after an abort: only "always" (16) and "cleanup" (32) calls
+	jz skip
+	jmp resolve_args
+not_aborted:
+	test eax, 32                     # "cleanup" calls run only after an abort
+	jnz skip
+resolve_args:
+	xor ecx, ecx
+arg_loop:
+	movzx eax, byte ptr [r13+56+rcx]
+	test eax, eax
+	jz arg_next
+	dec eax
+	imul rax, rax, 88
+	mov rax, [rbx+0x80+rax+72]
+	mov [r13+8+rcx*8], rax
+arg_next:
+	inc ecx
+	cmp ecx, 6
+	jb arg_loop
+	mov rax, [r13]
+	cmp rax, 1
+	ja do_call
+	je do_syscall
+	mov rdi, [r13+8]
+	mov rsi, [r13+16]
+	mov rcx, [r13+24]
+	rep movsb
+	xor eax, eax
+	jmp called
+do_syscall:
+	mov rdi, [r13+8]
+	mov rsi, [r13+16]
+	mov rdx, [r13+24]
+	mov r10, [r13+32]
+	mov r8, [r13+40]
+	mov r9, [r13+48]
+	mov rax, [r13+80]
+	syscall
+	jmp called
+do_call:
+	mov rdi, [r13+8]
+	mov rsi, [r13+16]
+	mov rdx, [r13+24]
+	mov rcx, [r13+32]
+	mov r8, [r13+40]
+	mov r9, [r13+48]
+	xor eax, eax
+	call qword ptr [r13]
+called:
+	mov [r13+72], rax
+	test ebp, ebp
+	jnz skip
+	mov rcx, [r13+64]
+	test cl, 1                       # abort if zero
+	jz 2f
+	test rax, rax
+	jz abort
+2:	test cl, 2                       # abort if non-zero
+	jz 3f
+	test rax, rax
+	jnz abort
+3:	test cl, 4                       # abort on -1 or -errno
+	jz 4f
+	cmp rax, -4095
+	jae abort
+4:	test cl, 8                       # abort if non-zero and equal to *aux
+	jz skip
+	test rax, rax
+	jz skip
+	mov rdx, [r13+80]
+	cmp rax, [rdx]
+	jne skip
+abort:
+	mov [rbx+0x18], r15
+	mov ebp, 1
+skip:
+	add r13, 88
+	inc r15
+	jmp next_call
+finish:
+	mov eax, -1
+	mov edx, -1
+	xrstor64 [r12]
+	mov qword ptr [rbx+0x10], 1
+	mov rdi, [rbx+0x38]
+	mov rsi, [rbx+0x40]
+	mov rdx, [rbx+0x30]
+	mov eax, 234                     # tgkill(tgid, tid, sig)
+	syscall
+	.globl stopped
+stopped:
+	mov rax, [rbx+0x28]
+	add rax, rbx
+	mov rsp, rax
+	pop rax
+	pop rbx
+	pop rcx
+	pop rdx
+	pop rsi
+	pop rdi
+	pop rbp
+	pop r8
+	pop r9
+	pop r10
+	pop r11
+	pop r12
+	pop r13
+	pop r14
+	pop r15
+	popfq
+	ret 256
+	.globl tramp_end
+tramp_end:
+
+# Pending-call entry, copied into an mmap'd buffer at offset 0: called by the
+# interpreter's eval loop with rdi = the buffer. It runs the code string at
+# [buf+0x40] with the function at [buf+0x48] (PyRun_SimpleString), then
+# tail-calls munmap(buf, [buf+0x50]) through [buf+0x58], so that the buffer is
+# gone without a return into it. It always returns 0: a pending call that
+# returns -1 would raise an error in the program.
+	.globl pentry
+pentry:
+	push rbx
+	mov rbx, rdi
+	mov rdi, [rbx+0x40]
+	call qword ptr [rbx+0x48]
+	mov rdi, rbx
+	mov rsi, [rbx+0x50]
+	mov rax, [rbx+0x58]
+	pop rbx
+	jmp rax
+	.globl pentry_end
+pentry_end:

@@ -1,0 +1,209 @@
+package inject
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/lptrace/lptrace/ptrace"
+)
+
+// Supported reports whether injection is implemented for this architecture.
+const Supported = true
+
+const (
+	sysMmap     = 9
+	sysMprotect = 10
+	sysMunmap   = 11
+
+	// x86_64 system call numbers of the blocking calls a parked thread may sit in.
+	sysRestartSyscall = 219
+)
+
+// Kernel-internal return values of an interrupted system call, seen in rax
+// when a thread stops inside one.
+const (
+	errRestartSys          = -512
+	errRestartNoIntr       = -513
+	errRestartNoHand       = -514
+	errRestartRestartBlock = -516
+)
+
+// Block layout; keep in step with asm/trampoline_amd64.s.
+const (
+	offNCalls   = 0x08
+	offDone     = 0x10
+	offAborted  = 0x18
+	offXSave    = 0x20
+	offRegs     = 0x28
+	offSig      = 0x30
+	offTgid     = 0x38
+	offTid      = 0x40
+	offCalls    = 0x80
+	callSize    = 88
+	redZoneSkip = 264 // 128-byte red zone + the 256 that `ret 256` drops + 8 for rip
+)
+
+// syscallState tells whether the stopped thread was inside a system call and
+// which one.
+func syscallState(r *ptrace.Regs) (nr int, inSyscall bool) {
+	rax := int64(r.Rax)
+	if int64(r.Orig_rax) < 0 {
+		return -1, false
+	}
+	switch rax {
+	case errRestartSys, errRestartNoIntr, errRestartNoHand, errRestartRestartBlock:
+		return int(r.Orig_rax), true
+	}
+	return int(r.Orig_rax), false
+}
+
+func syscallArg(r *ptrace.Regs, i int) uint64 {
+	switch i {
+	case 0:
+		return r.Rdi
+	case 1:
+		return r.Rsi
+	case 2:
+		return r.Rdx
+	case 3:
+		return r.R10
+	case 4:
+		return r.R8
+	}
+	return r.R9
+}
+
+// resumeRegs returns the registers the thread must resume with when it
+// restores itself (the trampoline pops them): the kernel's restart of an
+// interrupted system call done by hand, since the trampoline runs with
+// orig_rax = -1 and the kernel no longer knows about the call.
+func resumeRegs(orig ptrace.Regs) ptrace.Regs {
+	r := orig
+	if nr, in := syscallState(&orig); in {
+		switch int64(orig.Rax) {
+		case errRestartSys, errRestartNoIntr, errRestartNoHand:
+			r.Rax = uint64(nr)
+			r.Rip -= 2
+		case errRestartRestartBlock:
+			r.Rax = sysRestartSyscall
+			r.Rip -= 2
+		}
+	}
+	return r
+}
+
+// layout places a block of n calls below the thread's stack pointer.
+type layout struct {
+	base, regs, resume, xsave uint64 // absolute addresses
+	size                      int    // bytes from base to resume+8
+}
+
+func newLayout(sp uint64, ncalls, xsaveSize int) layout {
+	resume := sp - redZoneSkip
+	regs := resume - 16*8
+	callsEnd := uint64(offCalls + callSize*ncalls)
+	xsaveOff := (callsEnd + 63) &^ 63
+	total := xsaveOff + (uint64(xsaveSize)+63)&^63
+	base := (regs - total) &^ 63
+	return layout{base: base, regs: regs, resume: resume, xsave: base + xsaveOff, size: int(resume + 8 - base)}
+}
+
+// buildBlock writes the context block: the call table, an empty XSAVE area
+// (its header must be zero for XRSTOR), the registers to restore and the
+// resume address.
+func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig, tgid, tid int) []byte {
+	b := make([]byte, l.size)
+	le := binary.LittleEndian
+	le.PutUint64(b[offNCalls:], uint64(len(calls)))
+	le.PutUint64(b[offAborted:], ^uint64(0))
+	le.PutUint64(b[offXSave:], l.xsave-l.base)
+	le.PutUint64(b[offRegs:], l.regs-l.base)
+	le.PutUint64(b[offSig:], uint64(sig))
+	le.PutUint64(b[offTgid:], uint64(tgid))
+	le.PutUint64(b[offTid:], uint64(tid))
+	for i, c := range calls {
+		e := b[offCalls+callSize*i:]
+		le.PutUint64(e[0:], c.Fn)
+		for j, a := range c.Args {
+			le.PutUint64(e[8+8*j:], a)
+		}
+		copy(e[56:62], c.ArgFrom[:])
+		le.PutUint64(e[64:], c.Flags)
+		le.PutUint64(e[80:], c.Aux)
+	}
+	r := resumeRegs(orig)
+	saved := []uint64{r.Rax, r.Rbx, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.Rbp, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15, r.Eflags, r.Rip}
+	for i, v := range saved {
+		le.PutUint64(b[l.regs-l.base+uint64(8*i):], v)
+	}
+	return b
+}
+
+// redirect sets the registers that send the thread into the trampoline:
+// only rip, rsp, and orig_rax = -1 so that the kernel does not apply its
+// system-call restart logic to the trampoline.
+func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs {
+	r := orig
+	r.Rip = tramp
+	r.Rsp = base
+	r.Orig_rax = ^uint64(0)
+	return r
+}
+
+func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
+	le := binary.LittleEndian
+	done = le.Uint64(b[offDone:]) == 1
+	aborted = int(int64(le.Uint64(b[offAborted:])))
+	results = make([]uint64, n)
+	for i := range results {
+		results[i] = le.Uint64(b[offCalls+callSize*i+72:])
+	}
+	return
+}
+
+// pentryImage builds the start of a pending-call buffer: the entry code and
+// its data (see asm/trampoline_amd64.s). The code string follows at
+// pendingCodeOffset.
+func pentryImage(buf, size, pyRun, munmap uint64) []byte {
+	img := make([]byte, pendingCodeOffset)
+	copy(img, trampCode[pentryStart:pentryEnd])
+	le := binary.LittleEndian
+	le.PutUint64(img[0x40:], buf+pendingCodeOffset)
+	le.PutUint64(img[0x48:], pyRun)
+	le.PutUint64(img[0x50:], size)
+	le.PutUint64(img[0x58:], munmap)
+	return img
+}
+
+const pendingCodeOffset = 0x80
+
+func checkArch(t *ptrace.Tracer, tid int) (xsave int, err error) {
+	xsave, err = t.XStateSize(tid)
+	if err != nil {
+		return 0, fmt.Errorf("read the XSAVE area size: %w", err)
+	}
+	if xsave < 576 {
+		return 0, fmt.Errorf("unexpected XSAVE area size %d", xsave)
+	}
+	return xsave, nil
+}
+
+// Blocking system calls in which a thread has released the GIL (CPython
+// releases it around every blocking call it makes).
+var parkedSyscalls = map[int]string{
+	0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv", 20: "writev",
+	23: "select", 34: "pause", 35: "nanosleep", 42: "connect", 43: "accept", 44: "sendto",
+	45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock", 128: "rt_sigtimedwait",
+	130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
+	270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2",
+}
+
+const sysFutex = 202
+
+// SyscallName names an x86_64 system call for messages.
+func SyscallName(nr int) string {
+	if n, ok := parkedSyscalls[nr]; ok {
+		return n
+	}
+	return fmt.Sprintf("syscall %d", nr)
+}

@@ -1,0 +1,535 @@
+// Package inject runs code inside a thread of a live process, and runs
+// Python code inside a live CPython interpreter, at safe points only.
+//
+// A call works like this: lptrace seizes one thread and stops it, writes a
+// context block below its stack pointer (the calls to make, the registers to
+// restore, room for the FP/vector state) and points rip at a trampoline
+// placed in the unused padding after libc's code. The trampoline saves the
+// FP/vector state, makes the calls, restores that state and raises a signal
+// at itself; lptrace collects the results at that stop and puts the thread's
+// registers back. If lptrace dies at any instant, the signal is one ignored
+// by default and the trampoline restores the thread by itself: the target
+// never depends on lptrace surviving.
+//
+// Where Python code runs (the safe points):
+//
+//   - Direct: in a thread parked in a blocking system call (sleep, accept,
+//     poll, a lock wait...). CPython releases the GIL around such calls, so
+//     PyGILState_Ensure there takes the GIL like any thread starting to run
+//     Python. A call first asks PyGILState_Check (3.x) or compares the
+//     thread's state with _PyThreadState_Current (2.7) and gives up if the
+//     thread holds the GIL after all (a C extension blocking with it), since
+//     running Python there would re-enter whatever that thread was doing.
+//     Threads waiting for the GIL itself (a condition-variable futex wait)
+//     are never used: re-entering the GIL from inside its own wait deadlocks.
+//   - Pending: when no thread is parked (a CPU-bound program), the code is
+//     queued with Py_AddPendingCall and the main thread's eval loop runs it
+//     between two bytecodes, GIL held, interpreter consistent. The queueing
+//     call is made from a parked thread when there is one, else from the
+//     running main thread outside of CPython's pending-call machinery.
+//   - A thread running arbitrary code is never made to run Python.
+package inject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/symbols"
+)
+
+// Call is one function or system call made by the trampoline.
+type Call struct {
+	Fn      uint64    // address; FnMemcpy or FnSyscall for the built-ins
+	Args    [6]uint64 // System V argument registers
+	ArgFrom [6]byte   // k+1: argument i is the result of call k
+	Flags   uint64    // When... flags
+	Aux     uint64    // system call number (FnSyscall) or address (AbortIfEqualMem)
+}
+
+// Built-in operations of the trampoline.
+const (
+	FnMemcpy  = 0
+	FnSyscall = 1
+)
+
+// Call flags: when the sequence stops, and which calls run after a stop.
+const (
+	AbortIfZero     = 1
+	AbortIfNonzero  = 2
+	AbortIfError    = 4 // -1 or -errno
+	AbortIfEqualMem = 8 // result != 0 and result == *(uint64*)Aux
+	Always          = 16
+	Cleanup         = 32 // runs only after an abort
+)
+
+var (
+	// ErrNoSafePoint means no thread reached a point where running Python
+	// is safe before the timeout.
+	ErrNoSafePoint = errors.New("no safe point")
+	// ErrTargetStopped means the target was stopped by job control (SIGSTOP).
+	ErrTargetStopped = errors.New("the process is stopped")
+	// ErrExited means the process exited during the operation.
+	ErrExited = errors.New("the process exited")
+	// ErrUnsupportedArch means injection is not implemented for this CPU.
+	ErrUnsupportedArch = errors.New("injection is not implemented on this architecture")
+)
+
+// Injector injects calls into one process.
+type Injector struct {
+	tr     *ptrace.Tracer
+	tgt    *symbols.Target
+	pid    int
+	xsave  int
+	sig    int
+	tramp  uint64 // 0 until installed
+	found  []byte // bytes at tramp before lptrace wrote there
+	wrote  bool
+	region *symbols.Module
+}
+
+// New prepares an injector for the process described by tgt.
+func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
+	return &Injector{tr: tr, tgt: tgt, pid: tgt.PID}
+}
+
+// Thread is a seized, stopped thread of the target.
+type Thread struct {
+	TID  int
+	inj  *Injector
+	orig ptrace.Regs
+	// Syscall and Parked describe where it stopped.
+	Syscall int
+	InCall  bool
+}
+
+// Attach seizes a thread and stops it. The caller must Release it.
+func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
+	if err := inj.tr.Seize(tid); err != nil {
+		return nil, fmt.Errorf("attach to thread %d: %w", tid, err)
+	}
+	th := &Thread{TID: tid, inj: inj}
+	if err := inj.tr.Interrupt(tid); err != nil {
+		inj.tr.Detach(tid, 0)
+		return nil, fmt.Errorf("stop thread %d: %w", tid, err)
+	}
+	for {
+		st, err := inj.tr.Wait(tid, 2*time.Second)
+		if err != nil {
+			if err == ptrace.ErrTimeout {
+				// A thread in uninterruptible sleep (D state) cannot stop
+				// yet. Withdraw; the pending interrupt is cancelled by detach
+				// once it stops.
+				return nil, inj.abandon(tid, fmt.Errorf("thread %d did not stop within 2s", tid))
+			}
+			return nil, err
+		}
+		switch {
+		case st.Exited:
+			return nil, ErrExited
+		case st.InterruptStop():
+			regs, err := inj.tr.GetRegs(tid)
+			if err != nil {
+				inj.tr.Detach(tid, 0)
+				return nil, err
+			}
+			th.orig = regs
+			th.Syscall, th.InCall = syscallState(&regs)
+			if inj.xsave == 0 {
+				if inj.xsave, err = checkArch(inj.tr, tid); err != nil {
+					inj.tr.Detach(tid, 0)
+					return nil, err
+				}
+			}
+			return th, nil
+		case st.GroupStop():
+			inj.tr.Detach(tid, 0)
+			return nil, ErrTargetStopped
+		case st.Event == 0:
+			// A signal arrived first: deliver it, the interrupt stays pending.
+			if err := inj.tr.Cont(tid, st.Signal); err != nil {
+				return nil, err
+			}
+		default:
+			if err := inj.tr.Cont(tid, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// abandon detaches from a thread that may not have stopped yet.
+func (inj *Injector) abandon(tid int, cause error) error {
+	inj.tr.Interrupt(tid)
+	for i := 0; i < 50; i++ {
+		st, err := inj.tr.Wait(tid, 100*time.Millisecond)
+		if err == ptrace.ErrTimeout {
+			continue
+		}
+		if err != nil || st.Exited {
+			return cause
+		}
+		sig := 0
+		if st.Event == 0 {
+			sig = st.Signal
+		}
+		if inj.tr.Detach(tid, sig) == nil {
+			return cause
+		}
+	}
+	return fmt.Errorf("%w; thread %d is still attached", cause, tid)
+}
+
+// Release puts back the thread's original registers and detaches.
+func (th *Thread) Release() error {
+	if err := th.inj.tr.SetRegs(th.TID, th.orig); err != nil && err != ptrace.ErrGone {
+		return err
+	}
+	err := th.inj.tr.Detach(th.TID, 0)
+	if err == ptrace.ErrGone {
+		return nil
+	}
+	return err
+}
+
+// SP is the stack pointer where the thread stopped.
+func (th *Thread) SP() uint64 { return th.orig.SP() }
+
+// PC is the instruction pointer where the thread stopped.
+func (th *Thread) PC() uint64 { return th.orig.PC() }
+
+// Run makes the calls in the thread and returns their results and the index
+// of the call that aborted the sequence (-1 when none did). The thread is
+// stopped again afterwards, its registers untouched.
+func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) {
+	inj := th.inj
+	if !Supported {
+		return nil, -1, ErrUnsupportedArch
+	}
+	if err := inj.installTrampoline(th.TID); err != nil {
+		return nil, -1, err
+	}
+	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
+	block := buildBlock(l, calls, th.orig, inj.signal(th.TID), inj.pid, th.TID)
+	if err := inj.tr.WriteMem(inj.pid, l.base, block); err != nil {
+		return nil, -1, fmt.Errorf("write the call block on thread %d's stack: %w", th.TID, err)
+	}
+	if err := inj.tr.SetRegs(th.TID, redirect(th.orig, inj.tramp, l.base)); err != nil {
+		return nil, -1, err
+	}
+	if err := inj.tr.Cont(th.TID, 0); err != nil {
+		return nil, -1, err
+	}
+	stopAt := inj.tramp + trampStopped
+	poll := 50 * time.Millisecond
+	interrupted := false
+	for {
+		st, err := inj.tr.Wait(th.TID, poll)
+		if err == ptrace.ErrTimeout {
+			if ctx.Err() != nil && !interrupted {
+				// Stop waiting: interrupt the thread; it finishes the calls on
+				// its own after detach.
+				inj.tr.Interrupt(th.TID)
+				interrupted = true
+				continue
+			}
+			// The signal may be blocked in that thread: the done flag says
+			// the trampoline has finished and restored the thread by itself.
+			var done [8]byte
+			if inj.tr.ReadMem(inj.pid, l.base+offDone, done[:]) == nil && done[0] == 1 && !interrupted {
+				inj.tr.Interrupt(th.TID)
+				interrupted = true
+			}
+			continue
+		}
+		if err != nil {
+			return nil, -1, err
+		}
+		if st.Exited {
+			return nil, -1, ErrExited
+		}
+		if os.Getenv("LPTRACE_DEBUG") != "" {
+			regs, _ := inj.tr.GetRegs(th.TID)
+			fmt.Fprintf(os.Stderr, "debug: stop %v pc=%#x want %#x\n", st, regs.PC(), stopAt)
+		}
+		if st.Event == 0 && st.Signal == inj.signal(th.TID) {
+			regs, err := inj.tr.GetRegs(th.TID)
+			if err != nil {
+				return nil, -1, err
+			}
+			if regs.PC() == stopAt {
+				buf := make([]byte, l.size)
+				if err := inj.tr.ReadMem(inj.pid, l.base, buf); err != nil {
+					return nil, -1, err
+				}
+				_, aborted, results := blockResults(buf, len(calls))
+				// Back to the original registers; the caller may run more
+				// calls or Release.
+				if err := inj.tr.SetRegs(th.TID, th.orig); err != nil {
+					return nil, -1, err
+				}
+				if interrupted {
+					// The interrupt is still pending: consume its stop.
+					inj.consumeInterrupt(th.TID)
+				}
+				return results, aborted, nil
+			}
+		}
+		switch {
+		case st.GroupStop():
+			// Job control stopped the process mid-call. Leave it stopped; the
+			// trampoline completes by itself when the process continues.
+			inj.tr.Detach(th.TID, 0)
+			return nil, -1, ErrTargetStopped
+		case st.Event != 0 && interrupted:
+			// Our interrupt: detach mid-call; the trampoline finishes alone.
+			inj.tr.Detach(th.TID, 0)
+			if ctx.Err() != nil {
+				return nil, -1, fmt.Errorf("detached from thread %d while its call runs on: %w", th.TID, ctx.Err())
+			}
+			return nil, -1, fmt.Errorf("thread %d finished without stopping (signal %d blocked?)", th.TID, inj.signal(th.TID))
+		case st.Event != 0:
+			inj.tr.Cont(th.TID, 0)
+		default:
+			// Any other signal belongs to the target: deliver it.
+			inj.tr.Cont(th.TID, st.Signal)
+		}
+	}
+}
+
+// consumeInterrupt waits for the stop of an outstanding PTRACE_INTERRUPT,
+// passing signals through, so the thread is stopped with nothing pending.
+func (inj *Injector) consumeInterrupt(tid int) {
+	regs, _ := inj.tr.GetRegs(tid)
+	if err := inj.tr.Cont(tid, 0); err != nil {
+		return
+	}
+	for i := 0; i < 100; i++ {
+		st, err := inj.tr.Wait(tid, 100*time.Millisecond)
+		if err != nil {
+			if err == ptrace.ErrTimeout {
+				continue
+			}
+			return
+		}
+		if st.Exited {
+			return
+		}
+		if st.Event != 0 {
+			inj.tr.SetRegs(tid, regs)
+			return
+		}
+		inj.tr.Cont(tid, st.Signal)
+	}
+}
+
+// signal picks the completion signal for a thread: one not blocked in it
+// and, if possible, left at its default action (ignore) by the program, so
+// that a trampoline finishing after lptrace died goes unnoticed.
+func (inj *Injector) signal(tid int) int {
+	if inj.sig != 0 {
+		return inj.sig
+	}
+	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
+	pst, _ := proc.ReadStatus(inj.pid)
+	tst, _ := proc.ReadTaskStatus(inj.pid, tid)
+	best := candidates[0]
+	for _, s := range candidates {
+		bit := uint64(1) << (s - 1)
+		if tst != nil && tst.SigBlk&bit != 0 {
+			continue
+		}
+		if pst != nil && (pst.SigCgt|pst.SigIgn)&bit != 0 {
+			continue
+		}
+		best = s
+		break
+	}
+	inj.sig = best
+	return best
+}
+
+// installTrampoline writes the trampoline into code padding that nothing
+// executes: after libc's code, else after the Python runtime's.
+func (inj *Injector) installTrampoline(tid int) error {
+	if inj.tramp != 0 {
+		return nil
+	}
+	size := (len(trampCode) + 7) &^ 7
+	code := make([]byte, size)
+	copy(code, trampCode)
+	var tried []string
+	for _, m := range []*symbols.Module{inj.tgt.Libc, inj.tgt.Python} {
+		if m == nil || m.PadStart == 0 {
+			continue
+		}
+		// The last bytes of the padding, away from the end of the code.
+		addr := (m.PadEnd - uint64(size)) &^ 63
+		if addr < m.PadStart+64 {
+			tried = append(tried, m.Path+" (no room)")
+			continue
+		}
+		cur := make([]byte, size)
+		if err := inj.tr.ReadMem(inj.pid, addr, cur); err != nil {
+			return err
+		}
+		switch {
+		case string(cur) == string(code):
+			// Left by another lptrace (running or killed): use it, and leave
+			// it in place afterwards.
+		case isZero(cur):
+			if err := inj.tr.PokeText(tid, addr, code); err != nil {
+				return fmt.Errorf("write the trampoline into %s: %w", m.Path, err)
+			}
+			inj.wrote = true
+		default:
+			tried = append(tried, m.Path+" (padding not empty)")
+			continue
+		}
+		inj.tramp, inj.found, inj.region = addr, cur, m
+		return nil
+	}
+	return fmt.Errorf("no unused code padding for the trampoline: %s", strings.Join(tried, ", "))
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Restore puts back the bytes under the trampoline, through a thread that
+// is stopped by lptrace. It leaves them when another tracer holds a thread
+// of the process, since that may be another lptrace in the middle of a call.
+func (inj *Injector) Restore(th *Thread) error {
+	if !inj.wrote {
+		return nil
+	}
+	tids, err := proc.Threads(inj.pid)
+	if err != nil {
+		return err
+	}
+	self := os.Getpid()
+	for _, tid := range tids {
+		if st, err := proc.ReadTaskStatus(inj.pid, tid); err == nil && st.TracerPid != 0 && st.TracerPid != self {
+			return nil
+		}
+	}
+	if err := inj.tr.PokeText(th.TID, inj.tramp, inj.found); err != nil {
+		return err
+	}
+	inj.wrote, inj.tramp = false, 0
+	return nil
+}
+
+// Parked describes a thread blocked in a system call.
+type Parked struct {
+	TID     int
+	Syscall int
+}
+
+// Classify reads where each thread is without stopping any: parked in a
+// blocking call with the GIL released (safe for direct calls), or not.
+func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
+	tids, err := proc.Threads(inj.pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, tid := range tids {
+		sc, err := proc.ReadSyscall(inj.pid, tid)
+		if err != nil {
+			continue
+		}
+		switch {
+		case sc.Running:
+			running = append(running, tid)
+		case safeSyscall(sc.Nr, sc.Args[1]):
+			parked = append(parked, Parked{tid, sc.Nr})
+		}
+	}
+	return parked, running, nil
+}
+
+// safeSyscall: blocking calls that CPython makes with the GIL released.
+// Futex waits are safe only as semaphore or mutex waits (Python locks,
+// Queue.get): a FUTEX_WAIT_BITSET on the monotonic clock is a condition
+// variable, which is how a thread waits for the GIL.
+func safeSyscall(nr int, arg1 uint64) bool {
+	if _, ok := parkedSyscalls[nr]; !ok {
+		return false
+	}
+	if nr == sysFutex {
+		const cmdMask, realtime = 0x7f, 0x100
+		switch arg1 & cmdMask {
+		case 0: // FUTEX_WAIT
+			return true
+		case 9: // FUTEX_WAIT_BITSET
+			return arg1&realtime != 0
+		}
+		return false
+	}
+	return true
+}
+
+// stackRoom returns how many bytes the thread's stack can still grow below sp.
+func (inj *Injector) stackRoom(sp uint64) uint64 {
+	for _, m := range inj.tgt.Maps {
+		if sp > m.Start && sp <= m.End {
+			if m.Path == "[stack]" {
+				if lim := proc.StackLimit(inj.pid); lim > 0 && m.End > lim {
+					if floor := m.End - lim; sp > floor {
+						return sp - floor
+					}
+					return 0
+				}
+				return 8 << 20
+			}
+			return sp - m.Start
+		}
+	}
+	return 0
+}
+
+// mapped reports whether [addr, addr+n) is mapped writable in the target:
+// the context block must be, since the kernel does not grow a stack for
+// process_vm_writev.
+func (inj *Injector) mapped(addr, n uint64) bool {
+	for _, m := range inj.tgt.Maps {
+		if addr >= m.Start && addr+n <= m.End && len(m.Perms) > 1 && m.Perms[1] == 'w' {
+			return true
+		}
+	}
+	return false
+}
+
+var pendingMachinery = regexp.MustCompile(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free`)
+
+// inPendingMachinery reports whether pc may be inside code that holds the
+// lock Py_AddPendingCall takes, or inside the C library: a call to
+// Py_AddPendingCall from there could deadlock on it.
+func (inj *Injector) inPendingMachinery(pc uint64) bool {
+	py := inj.tgt.Python
+	for _, m := range inj.tgt.Maps {
+		if pc >= m.Start && pc < m.End {
+			if m.Path != py.Path {
+				return true // libc (locks, malloc) or another library
+			}
+			break
+		}
+	}
+	name, ok := py.SymbolAt(pc)
+	if !ok {
+		return true // unknown static function: be careful
+	}
+	return pendingMachinery.MatchString(name)
+}

@@ -1,0 +1,290 @@
+package inject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Route says how Python code reached the interpreter.
+type Route struct {
+	Pending bool // queued with Py_AddPendingCall, run by the main thread
+	TID     int  // the thread that ran (direct) or queued (pending) it
+	Syscall int  // where that thread was parked, -1 if running
+}
+
+func (r Route) String() string {
+	where := "running"
+	if r.Syscall >= 0 {
+		where = "parked in " + SyscallName(r.Syscall)
+	}
+	if r.Pending {
+		return fmt.Sprintf("queued as a pending call from thread %d (%s)", r.TID, where)
+	}
+	return fmt.Sprintf("run by thread %d (%s)", r.TID, where)
+}
+
+// Minimum stack left below a thread's stack pointer before Python code may
+// run on it; a thread started with a small threading.stack_size() is skipped.
+const (
+	directStackNeed  = 256 << 10
+	pendingStackNeed = 32 << 10
+)
+
+const (
+	protRead, protWrite, protExec = 1, 2, 4
+	mapPrivate, mapAnonymous      = 0x02, 0x20
+)
+
+// RunPython runs src (Python source, as for PyRun_SimpleString) in the
+// target at a safe point, trying until timeout. For a pending call it
+// returns once the code is queued; the code itself reports when it runs.
+func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Duration) (Route, error) {
+	deadline := time.Now().Add(timeout)
+	code := append(append([]byte(nil), src...), 0)
+	var lastWhy string
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Route{}, err
+		}
+		parked, running, err := inj.Classify()
+		if err != nil {
+			return Route{}, err
+		}
+		if len(parked)+len(running) == 0 {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", inj.pid)); err != nil {
+				return Route{}, ErrExited
+			}
+		}
+		// 1. Direct, in a parked thread, the main thread first.
+		var issuers []Parked
+		for _, p := range parked {
+			route, why, err := inj.tryDirect(ctx, p, code)
+			if err == nil && why == "" {
+				return route, nil
+			}
+			if err != nil {
+				if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
+					return Route{}, err
+				}
+				lastWhy = err.Error()
+				continue
+			}
+			lastWhy = why
+			if why != "not initialized" {
+				issuers = append(issuers, p)
+			}
+		}
+		// 2. Pending call, queued from a parked thread, else from the
+		// running main thread.
+		mainRunning := false
+		for _, tid := range running {
+			if tid == inj.pid {
+				mainRunning = true
+			}
+		}
+		if mainRunning || len(issuers) > 0 {
+			for _, p := range issuers {
+				route, why, err := inj.tryPending(ctx, p.TID, code)
+				if err == nil && why == "" {
+					return route, nil
+				}
+				if err != nil {
+					if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
+						return Route{}, err
+					}
+					lastWhy = err.Error()
+				} else {
+					lastWhy = why
+				}
+			}
+			if mainRunning {
+				route, why, err := inj.tryPending(ctx, inj.pid, code)
+				if err == nil && why == "" {
+					return route, nil
+				}
+				if err != nil {
+					if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
+						return Route{}, err
+					}
+					lastWhy = err.Error()
+				} else {
+					lastWhy = why
+				}
+			}
+		} else if lastWhy == "" {
+			lastWhy = "every thread is waiting for the GIL or blocked outside Python"
+		}
+		if time.Now().After(deadline) {
+			return Route{}, fmt.Errorf("%w within %v: %s", ErrNoSafePoint, timeout, lastWhy)
+		}
+		sleep := time.Millisecond << min(attempt, 5)
+		select {
+		case <-ctx.Done():
+		case <-time.After(sleep):
+		}
+	}
+}
+
+// mmapBuffer maps size bytes of fresh memory in the target through th.
+func (inj *Injector) mmapBuffer(ctx context.Context, th *Thread, size uint64) (uint64, error) {
+	res, aborted, err := th.Run(ctx, []Call{{
+		Fn: FnSyscall, Aux: sysMmap, Flags: AbortIfError,
+		Args: [6]uint64{0, size, protRead | protWrite, mapPrivate | mapAnonymous, ^uint64(0), 0},
+	}})
+	if err != nil {
+		return 0, err
+	}
+	if aborted >= 0 {
+		return 0, fmt.Errorf("mmap in the target failed: errno %d", -int64(res[0]))
+	}
+	return res[0], nil
+}
+
+func pageRound(n uint64) uint64 { return (n + 4095) &^ 4095 }
+
+// tryDirect runs the code in a parked thread. why is non-empty when the
+// thread turned out unsuitable (no error: try another).
+func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte) (Route, string, error) {
+	th, err := inj.Attach(ctx, p.TID)
+	if err != nil {
+		return Route{}, "", err
+	}
+	defer inj.finish(th)
+	// Re-check once stopped: it may have woken up since /proc was read.
+	if !th.InCall || !safeSyscall(th.Syscall, syscallArg(&th.orig, 1)) {
+		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
+	}
+	if room := inj.stackRoom(th.SP()); room < directStackNeed {
+		return Route{}, fmt.Sprintf("thread %d has only %d KiB of stack left", p.TID, room>>10), nil
+	}
+	l := newLayout(th.SP(), 6, inj.xsave)
+	if !inj.mapped(l.base, uint64(l.size)) {
+		return Route{}, fmt.Sprintf("thread %d's stack is not mapped below its pointer", p.TID), nil
+	}
+	py := inj.tgt.Python
+	sym := func(name string) uint64 { s, _ := py.Lookup(name); return s.Addr }
+
+	size := pageRound(uint64(len(code)))
+	buf, err := inj.mmapBuffer(ctx, th, size)
+	if err != nil {
+		return Route{}, "", err
+	}
+	if err := inj.tr.WriteMem(inj.pid, buf, code); err != nil {
+		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
+		return Route{}, "", err
+	}
+	// Is the thread free of the GIL? 3.4+: PyGILState_Check() == 0.
+	// 2.7: its own thread state is not the current one.
+	var gilCheck Call
+	if py.Has("PyGILState_Check") {
+		gilCheck = Call{Fn: sym("PyGILState_Check"), Flags: AbortIfNonzero}
+	} else {
+		gilCheck = Call{Fn: sym("PyGILState_GetThisThreadState"), Flags: AbortIfEqualMem, Aux: sym("_PyThreadState_Current")}
+		if gilCheck.Fn == 0 || gilCheck.Aux == 0 {
+			th.Run(ctx, []Call{munmapCall(buf, size, Always)})
+			return Route{}, "", errors.New("cannot tell whether a thread holds the GIL: PyGILState_Check and _PyThreadState_Current are missing")
+		}
+	}
+	calls := []Call{
+		{Fn: sym("Py_IsInitialized"), Flags: AbortIfZero},
+		gilCheck,
+		{Fn: sym("PyGILState_Ensure")},
+		{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}},
+		{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
+		munmapCall(buf, size, Always),
+	}
+	_, aborted, err := th.Run(ctx, calls)
+	if err != nil {
+		return Route{}, "", err
+	}
+	switch aborted {
+	case -1:
+		return Route{TID: p.TID, Syscall: th.Syscall}, "", nil
+	case 0:
+		return Route{}, "not initialized", nil
+	default:
+		return Route{}, fmt.Sprintf("thread %d holds the GIL while blocked in %s", p.TID, SyscallName(th.Syscall)), nil
+	}
+}
+
+func munmapCall(buf, size, flags uint64) Call {
+	return Call{Fn: FnSyscall, Aux: sysMunmap, Args: [6]uint64{buf, size}, Flags: flags}
+}
+
+// tryPending queues the code with Py_AddPendingCall from thread tid. The
+// code goes into its own mapping with a small entry routine that runs it
+// and then unmaps the mapping, so nothing is left once it ran.
+func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Route, string, error) {
+	py := inj.tgt.Python
+	if inj.tgt.Libc == nil {
+		return Route{}, "", errors.New("no C library found for the pending-call route")
+	}
+	munmap, err := inj.tgt.Libc.Lookup("munmap")
+	if err != nil || munmap.IFunc {
+		return Route{}, "", fmt.Errorf("munmap not usable in %s", inj.tgt.Libc.Path)
+	}
+	th, err := inj.Attach(ctx, tid)
+	if err != nil {
+		return Route{}, "", err
+	}
+	defer inj.finish(th)
+	if !th.InCall {
+		// Interrupted at an arbitrary instruction: only outside of CPython's
+		// pending-call and locking code, so that the lock taken by
+		// Py_AddPendingCall cannot be held by this very thread.
+		if inj.inPendingMachinery(th.PC()) {
+			return Route{}, fmt.Sprintf("thread %d was stopped inside locking code", tid), nil
+		}
+	}
+	if room := inj.stackRoom(th.SP()); room < pendingStackNeed {
+		return Route{}, fmt.Sprintf("thread %d has only %d KiB of stack left", tid, room>>10), nil
+	}
+	l := newLayout(th.SP(), 4, inj.xsave)
+	if !inj.mapped(l.base, uint64(l.size)) {
+		return Route{}, fmt.Sprintf("thread %d's stack is not mapped below its pointer", tid), nil
+	}
+	sym := func(name string) uint64 { s, _ := py.Lookup(name); return s.Addr }
+	size := pageRound(uint64(pendingCodeOffset + len(code)))
+	buf, err := inj.mmapBuffer(ctx, th, size)
+	if err != nil {
+		return Route{}, "", err
+	}
+	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), code...)
+	if err := inj.tr.WriteMem(inj.pid, buf, img); err != nil {
+		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
+		return Route{}, "", err
+	}
+	calls := []Call{
+		{Fn: sym("Py_IsInitialized"), Flags: AbortIfZero},
+		{Fn: FnSyscall, Aux: sysMprotect, Args: [6]uint64{buf, size, protRead | protExec}, Flags: AbortIfError},
+		{Fn: sym("Py_AddPendingCall"), Args: [6]uint64{buf, buf}, Flags: AbortIfNonzero},
+		munmapCall(buf, size, Cleanup),
+	}
+	res, aborted, err := th.Run(ctx, calls)
+	if err != nil {
+		return Route{}, "", err
+	}
+	switch aborted {
+	case -1:
+		sc := -1
+		if th.InCall {
+			sc = th.Syscall
+		}
+		return Route{Pending: true, TID: tid, Syscall: sc}, "", nil
+	case 0:
+		return Route{}, "not initialized", nil
+	case 1:
+		return Route{}, "", fmt.Errorf("the target may not map executable memory (mprotect: errno %d)", -int64(res[1]))
+	default:
+		return Route{}, "the interpreter's pending-call queue is full", nil
+	}
+}
+
+// finish puts back the trampoline's bytes and releases the thread.
+func (inj *Injector) finish(th *Thread) {
+	inj.Restore(th)
+	th.Release()
+}

@@ -1,0 +1,70 @@
+package ptrace
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Regs is the general register set of a thread (struct user_pt_regs).
+type Regs unix.PtraceRegsArm64
+
+// PC is the program counter.
+func (r *Regs) PC() uint64 { return r.Pc }
+
+// SP is the stack pointer.
+func (r *Regs) SP() uint64 { return r.Sp }
+
+const (
+	ntPRStatus      = 1
+	ntARMSystemCall = 0x404
+	ptraceSetRegSet = 0x4205
+	ptraceGetRegSet = 0x4204
+)
+
+// GetRegs reads the general registers of a stopped thread (NT_PRSTATUS).
+func (t *Tracer) GetRegs(tid int) (Regs, error) {
+	var r unix.PtraceRegsArm64
+	var err error
+	t.do(func() { err = unix.PtraceGetRegSetArm64(tid, ntPRStatus, &r) })
+	return Regs(r), wrapErr(err)
+}
+
+// SetRegs writes the general registers of a stopped thread.
+func (t *Tracer) SetRegs(tid int, r Regs) error {
+	var err error
+	raw := unix.PtraceRegsArm64(r)
+	t.do(func() { err = unix.PtraceSetRegSetArm64(tid, ntPRStatus, &raw) })
+	return wrapErr(err)
+}
+
+// SetSyscallNr sets the system call number the kernel sees for a thread
+// stopped in a system call (NT_ARM_SYSTEM_CALL); -1 cancels the kernel's
+// restart logic, the arm64 equivalent of orig_rax = -1.
+func (t *Tracer) SetSyscallNr(tid int, nr int32) error {
+	var err error
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&nr))}
+	iov.SetLen(4)
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceSetRegSet, uintptr(tid), ntARMSystemCall, uintptr(unsafe.Pointer(&iov)), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	return wrapErr(err)
+}
+
+// SyscallNr reads the system call number of a stopped thread.
+func (t *Tracer) SyscallNr(tid int) (int32, error) {
+	var nr int32
+	var err error
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&nr))}
+	iov.SetLen(4)
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRegSet, uintptr(tid), ntARMSystemCall, uintptr(unsafe.Pointer(&iov)), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	return nr, wrapErr(err)
+}

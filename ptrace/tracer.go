@@ -1,0 +1,276 @@
+// Package ptrace is lptrace's only door to the kernel's process-tracing
+// interface. Every ptrace request is issued from one goroutine locked to one
+// OS thread, because the kernel ties a tracee to the tracer *thread* that
+// attached it. Waits may run on any thread of lptrace.
+//
+// The package deliberately knows nothing about Python: it seizes threads,
+// stops and resumes them, reads and writes their registers and memory.
+package ptrace
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrTimeout is returned by Wait when the thread did not change state in time.
+var ErrTimeout = errors.New("timed out")
+
+// ErrGone means the thread or process no longer exists.
+var ErrGone = errors.New("thread is gone")
+
+// Tracer owns the OS thread that issues ptrace requests.
+//
+//	t := ptrace.NewTracer()
+//	defer t.Close()
+//	err := t.Seize(tid)
+type Tracer struct {
+	reqs chan func()
+
+	mu      sync.Mutex
+	waiters map[int]chan waitResult // one outstanding wait4 per thread
+	closed  bool
+}
+
+type waitResult struct {
+	status unix.WaitStatus
+	err    error
+}
+
+// NewTracer starts the tracer thread. The goroutine keeps its OS thread
+// locked for the life of the process: if a locked goroutine exits, Go
+// terminates the thread and the kernel detaches every tracee, possibly in the
+// middle of an injected call.
+func NewTracer() *Tracer {
+	t := &Tracer{reqs: make(chan func()), waiters: map[int]chan waitResult{}}
+	go func() {
+		runtime.LockOSThread()
+		for f := range t.reqs {
+			f()
+		}
+		// Never unlock: parking here keeps the thread (and the tracees) alive
+		// until the process exits.
+		select {}
+	}()
+	return t
+}
+
+// do runs f on the tracer thread and waits for it.
+func (t *Tracer) do(f func()) {
+	done := make(chan struct{})
+	t.reqs <- func() { f(); close(done) }
+	<-done
+}
+
+// Seize attaches to a thread without stopping it (PTRACE_SEIZE). No option is
+// set: in particular never PTRACE_O_EXITKILL, which would kill the target if
+// lptrace died.
+func (t *Tracer) Seize(tid int) error {
+	var err error
+	t.do(func() { err = unix.PtraceSeize(tid) })
+	return wrapErr(err)
+}
+
+// Interrupt asks a seized thread to stop (PTRACE_INTERRUPT). A thread blocked
+// in a system call leaves it with -ERESTART* in its return register.
+func (t *Tracer) Interrupt(tid int) error {
+	var err error
+	t.do(func() { err = unix.PtraceInterrupt(tid) })
+	return wrapErr(err)
+}
+
+// Cont resumes a stopped thread, delivering sig if it is not zero.
+func (t *Tracer) Cont(tid int, sig int) error {
+	var err error
+	t.do(func() { err = unix.PtraceCont(tid, sig) })
+	return wrapErr(err)
+}
+
+// Detach releases a stopped thread, delivering sig if it is not zero.
+func (t *Tracer) Detach(tid int, sig int) error {
+	var err error
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(tid), 0, uintptr(sig), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	return wrapErr(err)
+}
+
+// Stop describes why a thread stopped or ended.
+type Stop struct {
+	Exited   bool // the thread (or process) exited or was killed
+	ExitCode int  // with Exited: exit status, or -signal when killed
+	Signal   int  // with !Exited: the stop signal
+	Event    int  // with !Exited: ptrace event (PTRACE_EVENT_STOP for interrupt and group stops)
+}
+
+// GroupStop reports a job-control stop (SIGSTOP, SIGTSTP, ...) seen by a
+// seized thread.
+func (s Stop) GroupStop() bool {
+	if s.Exited || s.Event != unix.PTRACE_EVENT_STOP {
+		return false
+	}
+	switch s.Signal {
+	case int(unix.SIGSTOP), int(unix.SIGTSTP), int(unix.SIGTTIN), int(unix.SIGTTOU):
+		return true
+	}
+	return false
+}
+
+// InterruptStop reports the stop caused by PTRACE_INTERRUPT.
+func (s Stop) InterruptStop() bool {
+	return !s.Exited && s.Event == unix.PTRACE_EVENT_STOP && s.Signal == int(unix.SIGTRAP)
+}
+
+func (s Stop) String() string {
+	switch {
+	case s.Exited && s.ExitCode < 0:
+		return fmt.Sprintf("killed by %v", unix.Signal(-s.ExitCode))
+	case s.Exited:
+		return fmt.Sprintf("exited with status %d", s.ExitCode)
+	case s.Event != 0:
+		return fmt.Sprintf("event %d stop (%v)", s.Event, unix.Signal(s.Signal))
+	}
+	return fmt.Sprintf("stopped by %v", unix.Signal(s.Signal))
+}
+
+// Wait waits up to timeout for the thread's next stop or exit. A wait that
+// times out stays armed and is picked up by the next Wait on that thread, so
+// no state change is ever lost.
+func (t *Tracer) Wait(tid int, timeout time.Duration) (Stop, error) {
+	t.mu.Lock()
+	ch, ok := t.waiters[tid]
+	if !ok {
+		ch = make(chan waitResult, 1)
+		t.waiters[tid] = ch
+		go func() {
+			var ws unix.WaitStatus
+			for {
+				_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				ch <- waitResult{ws, err}
+				return
+			}
+		}()
+	}
+	t.mu.Unlock()
+
+	var timer <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		timer = tm.C
+	}
+	select {
+	case r := <-ch:
+		t.mu.Lock()
+		delete(t.waiters, tid)
+		t.mu.Unlock()
+		if r.err != nil {
+			if r.err == unix.ECHILD {
+				return Stop{}, ErrGone
+			}
+			return Stop{}, fmt.Errorf("wait for thread %d: %w", tid, r.err)
+		}
+		return decodeStatus(r.status), nil
+	case <-timer:
+		return Stop{}, ErrTimeout
+	}
+}
+
+func decodeStatus(ws unix.WaitStatus) Stop {
+	switch {
+	case ws.Exited():
+		return Stop{Exited: true, ExitCode: ws.ExitStatus()}
+	case ws.Signaled():
+		return Stop{Exited: true, ExitCode: -int(ws.Signal())}
+	case ws.Stopped():
+		// The event is in bits 16-23 of the status, whatever the signal
+		// (group stops of a seized thread carry SIGSTOP with PTRACE_EVENT_STOP).
+		return Stop{Signal: int(ws.StopSignal()), Event: int(uint32(ws)>>16) & 0xff}
+	}
+	return Stop{Exited: true}
+}
+
+// ReadMem reads len(buf) bytes of the target's memory at addr.
+func (t *Tracer) ReadMem(pid int, addr uint64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	local := []unix.Iovec{{Base: &buf[0]}}
+	local[0].SetLen(len(buf))
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
+	n, err := unix.ProcessVMReadv(pid, local, remote, 0)
+	if err != nil {
+		return fmt.Errorf("read %d bytes at %#x: %w", len(buf), addr, wrapErr(err))
+	}
+	if n != len(buf) {
+		return fmt.Errorf("read %d bytes at %#x: short read (%d)", len(buf), addr, n)
+	}
+	return nil
+}
+
+// WriteMem writes buf into writable memory of the target at addr.
+func (t *Tracer) WriteMem(pid int, addr uint64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	local := []unix.Iovec{{Base: &buf[0]}}
+	local[0].SetLen(len(buf))
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
+	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+	if err != nil {
+		return fmt.Errorf("write %d bytes at %#x: %w", len(buf), addr, wrapErr(err))
+	}
+	if n != len(buf) {
+		return fmt.Errorf("write %d bytes at %#x: short write (%d)", len(buf), addr, n)
+	}
+	return nil
+}
+
+// PokeText writes buf at addr through a stopped, seized thread
+// (PTRACE_POKEDATA), which works on read-only text: the kernel gives the
+// process a private copy of the page. Only the words that differ are
+// written. addr and len(buf) must be multiples of 8.
+func (t *Tracer) PokeText(tid int, addr uint64, buf []byte) error {
+	if addr%8 != 0 || len(buf)%8 != 0 {
+		return fmt.Errorf("poke %d bytes at %#x: unaligned", len(buf), addr)
+	}
+	old := make([]byte, len(buf))
+	if err := t.ReadMem(tid, addr, old); err != nil {
+		return err
+	}
+	var err error
+	t.do(func() {
+		for off := 0; off < len(buf); off += 8 {
+			if string(old[off:off+8]) == string(buf[off:off+8]) {
+				continue
+			}
+			if _, err = unix.PtracePokeData(tid, uintptr(addr)+uintptr(off), buf[off:off+8]); err != nil {
+				err = fmt.Errorf("poke at %#x: %w", addr+uint64(off), wrapErr(err))
+				return
+			}
+		}
+	})
+	return err
+}
+
+func wrapErr(err error) error {
+	if err == unix.ESRCH {
+		return ErrGone
+	}
+	return err
+}
+
+// IsPermission reports whether err is the kernel refusing access.
+func IsPermission(err error) bool {
+	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+}

@@ -1,0 +1,295 @@
+// Package symbols finds the Python runtime and the C library in a process's
+// memory and resolves their symbols to addresses in that process.
+//
+// Files are opened through /proc/PID/root (or /proc/PID/map_files), so a
+// process in another mount namespace is read from its own file system. The
+// ELF files belong to someone else: parsing them never panics.
+package symbols
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+
+	"github.com/lptrace/lptrace/proc"
+)
+
+// ErrNoSymbol means a symbol is not defined in the module.
+var ErrNoSymbol = errors.New("symbol not found")
+
+// Symbol is a defined symbol of a loaded module.
+type Symbol struct {
+	Addr  uint64 // address in the target process
+	Size  uint64
+	IFunc bool // a GNU indirect function: Addr is its resolver, not the function
+	Data  bool // an object, not code
+}
+
+// Module is an ELF file mapped into the target, with its symbols.
+type Module struct {
+	Path     string // path as the target sees it
+	OpenPath string // path lptrace opened
+	Bias     uint64 // load bias: runtime address = file vaddr + Bias
+	Start    uint64 // lowest mapped address
+	syms     map[string]Symbol
+	// Padding at the end of the executable segment: bytes that are mapped
+	// executable but belong to no section, so nothing ever runs them.
+	PadStart, PadEnd uint64
+	file             *elf.File
+	f                *os.File
+}
+
+// Lookup returns a defined symbol.
+func (m *Module) Lookup(name string) (Symbol, error) {
+	s, ok := m.syms[name]
+	if !ok {
+		return Symbol{}, fmt.Errorf("%s in %s: %w", name, m.Path, ErrNoSymbol)
+	}
+	return s, nil
+}
+
+// Has reports whether the module defines name.
+func (m *Module) Has(name string) bool { _, ok := m.syms[name]; return ok }
+
+// SymbolAt returns the name of the function containing addr, if known.
+func (m *Module) SymbolAt(addr uint64) (string, bool) {
+	for name, s := range m.syms {
+		if !s.Data && addr >= s.Addr && addr < s.Addr+s.Size {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// ReadFileData reads n bytes of initialized data at runtime address addr from
+// the file (not from memory): used for constants such as Py_Version.
+func (m *Module) ReadFileData(addr uint64, n int) ([]byte, error) {
+	vaddr := addr - m.Bias
+	for _, p := range m.file.Progs {
+		if p.Type == elf.PT_LOAD && vaddr >= p.Vaddr && vaddr+uint64(n) <= p.Vaddr+p.Filesz {
+			buf := make([]byte, n)
+			if _, err := p.ReadAt(buf, int64(vaddr-p.Vaddr)); err != nil {
+				return nil, err
+			}
+			return buf, nil
+		}
+	}
+	return nil, fmt.Errorf("address %#x is not file data of %s", addr, m.Path)
+}
+
+// Close releases the file.
+func (m *Module) Close() error {
+	if m.f != nil {
+		return m.f.Close()
+	}
+	return nil
+}
+
+// LoadModule opens the ELF file behind the mappings of path in process pid
+// and computes its load bias and symbols.
+func LoadModule(pid int, maps []proc.Mapping, filePath string) (*Module, error) {
+	var first *proc.Mapping
+	var mine []proc.Mapping
+	for i := range maps {
+		if maps[i].Path == filePath {
+			mine = append(mine, maps[i])
+			if first == nil || maps[i].Start < first.Start {
+				first = &maps[i]
+			}
+		}
+	}
+	if first == nil {
+		return nil, fmt.Errorf("%s is not mapped in process %d", filePath, pid)
+	}
+	open := first.OpenPath(pid)
+	f, err := os.Open(open)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", filePath, err)
+	}
+	m, err := newModule(f, filePath, mine)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w", filePath, err)
+	}
+	m.OpenPath = open
+	return m, nil
+}
+
+// newModule parses an ELF file and places it at the given mappings. It
+// recovers from any panic inside debug/elf, which can be provoked by a
+// malformed file.
+func newModule(r io.ReaderAt, filePath string, maps []proc.Mapping) (m *Module, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m, err = nil, fmt.Errorf("malformed ELF file: %v", p)
+		}
+	}()
+	ef, err := elf.NewFile(r)
+	if err != nil {
+		return nil, err
+	}
+	m = &Module{Path: filePath, file: ef, syms: map[string]Symbol{}}
+	if f, ok := r.(*os.File); ok {
+		m.f = f
+	}
+	if err := m.place(maps); err != nil {
+		return nil, err
+	}
+	m.readSymbols()
+	return m, nil
+}
+
+var pageSize = uint64(os.Getpagesize())
+
+func pageDown(x uint64) uint64 { return x &^ (pageSize - 1) }
+func pageUp(x uint64) uint64   { return (x + pageSize - 1) &^ (pageSize - 1) }
+
+// place computes the load bias: for the mapping at the lowest address, the
+// PT_LOAD segment whose page-aligned file offset equals the mapping's offset
+// gives bias = mapping start - page-aligned vaddr. ET_EXEC files are not
+// relocated.
+func (m *Module) place(maps []proc.Mapping) error {
+	if len(maps) == 0 {
+		return errors.New("no mappings")
+	}
+	lowest := maps[0]
+	for _, mp := range maps {
+		if mp.Start < lowest.Start {
+			lowest = mp
+		}
+	}
+	m.Start = lowest.Start
+	if m.file.Type == elf.ET_EXEC {
+		m.Bias = 0
+	} else {
+		found := false
+		for _, p := range m.file.Progs {
+			if p.Type == elf.PT_LOAD && pageDown(p.Off) == lowest.Offset {
+				m.Bias = lowest.Start - pageDown(p.Vaddr)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("no PT_LOAD segment matches the mapping at file offset %#x", lowest.Offset)
+		}
+	}
+	// The padding after the executable segment, if that page is mapped
+	// executable in the target.
+	for _, p := range m.file.Progs {
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 {
+			continue
+		}
+		end := m.Bias + p.Vaddr + max(p.Filesz, p.Memsz)
+		padStart := (end + 63) &^ 63
+		padEnd := pageUp(end)
+		for _, mp := range maps {
+			if mp.Exec() && mp.Start <= padStart && padEnd <= mp.End && padStart < padEnd {
+				m.PadStart, m.PadEnd = padStart, padEnd
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Module) readSymbols() {
+	add := func(syms []elf.Symbol) {
+		for _, s := range syms {
+			if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
+				continue
+			}
+			typ := elf.ST_TYPE(s.Info)
+			switch typ {
+			case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
+			default:
+				continue
+			}
+			if _, dup := m.syms[s.Name]; dup {
+				continue
+			}
+			m.syms[s.Name] = Symbol{
+				Addr:  s.Value + m.Bias,
+				Size:  s.Size,
+				IFunc: typ == elf.STT_GNU_IFUNC,
+				Data:  typ == elf.STT_OBJECT,
+			}
+		}
+	}
+	// .dynsym first: it is what the dynamic linker uses and what stripped
+	// files keep. .symtab adds static functions where it exists.
+	if syms, err := m.file.DynamicSymbols(); err == nil {
+		add(syms)
+	}
+	if syms, err := m.file.Symbols(); err == nil {
+		add(syms)
+	}
+}
+
+// Version is a CPython version.
+type Version struct{ Major, Minor, Micro int }
+
+func (v Version) String() string {
+	if v.Micro < 0 {
+		return fmt.Sprintf("%d.%d", v.Major, v.Minor)
+	}
+	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Micro)
+}
+
+// AtLeast reports whether v >= major.minor.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+var (
+	nameVersion = regexp.MustCompile(`python(\d)\.(\d+)`)
+	// PY_VERSION as a C string, e.g. "3.8.18" or "3.13.0rc1".
+	rodataVersion = regexp.MustCompile(`\x00([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]|rc|\+)?\d*\x00`)
+)
+
+// pythonVersion works out the version of a Python runtime module: from the
+// Py_Version constant (3.11+), else from the file name, else from the
+// PY_VERSION string in read-only data.
+func (m *Module) pythonVersion() (Version, error) {
+	if s, err := m.Lookup("Py_Version"); err == nil {
+		if b, err := m.ReadFileData(s.Addr, 4); err == nil {
+			hex := binary.LittleEndian.Uint32(b)
+			if m.file.ByteOrder == binary.BigEndian {
+				hex = binary.BigEndian.Uint32(b)
+			}
+			return Version{int(hex >> 24), int(hex >> 16 & 0xff), int(hex >> 8 & 0xff)}, nil
+		}
+	}
+	if sec := m.file.Section(".rodata"); sec != nil && sec.Type != elf.SHT_NOBITS {
+		if data, err := sec.Data(); err == nil {
+			if mm := rodataVersion.FindSubmatch(data); mm != nil {
+				a, _ := strconv.Atoi(string(mm[1]))
+				b, _ := strconv.Atoi(string(mm[2]))
+				c, _ := strconv.Atoi(string(mm[3]))
+				v := Version{a, b, c}
+				if nv, ok := nameToVersion(m.Path); !ok || (nv.Major == a && nv.Minor == b) {
+					return v, nil
+				}
+			}
+		}
+	}
+	if v, ok := nameToVersion(m.Path); ok {
+		return v, nil
+	}
+	return Version{}, errors.New("cannot tell the Python version")
+}
+
+func nameToVersion(p string) (Version, bool) {
+	mm := nameVersion.FindStringSubmatch(path.Base(p))
+	if mm == nil {
+		return Version{}, false
+	}
+	a, _ := strconv.Atoi(mm[1])
+	b, _ := strconv.Atoi(mm[2])
+	return Version{a, b, -1}, true
+}

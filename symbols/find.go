@@ -1,0 +1,149 @@
+package symbols
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/lptrace/lptrace/proc"
+)
+
+// ErrNotPython means no mapped file of the process defines the CPython
+// runtime's entry points.
+var ErrNotPython = errors.New("not a Python process")
+
+// RequiredSymbols are the runtime functions every injection needs.
+var RequiredSymbols = []string{"PyGILState_Ensure", "PyGILState_Release", "PyRun_SimpleString", "Py_IsInitialized", "Py_AddPendingCall"}
+
+// Target is what lptrace knows about a Python process before touching it.
+type Target struct {
+	PID     int
+	Maps    []proc.Mapping
+	Python  *Module // the module that defines the CPython runtime
+	Version Version
+	Libc    *Module // may be nil for a static executable
+}
+
+// Close releases the files.
+func (t *Target) Close() {
+	if t.Python != nil {
+		t.Python.Close()
+	}
+	if t.Libc != nil && t.Libc != t.Python {
+		t.Libc.Close()
+	}
+}
+
+var (
+	pythonName = regexp.MustCompile(`^(lib)?python\d`)
+	libcName   = regexp.MustCompile(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`)
+)
+
+// Find locates the Python runtime and the C library of process pid.
+func Find(pid int) (*Target, error) {
+	maps, err := proc.ReadMaps(pid)
+	if err != nil {
+		return nil, err
+	}
+	return FindInMaps(pid, maps)
+}
+
+// FindInMaps is Find with the mappings already read.
+func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
+	t := &Target{PID: pid, Maps: maps}
+	files := mappedFiles(maps)
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe = strings.TrimSuffix(exe, " (deleted)")
+
+	// Likely candidates first (libpython*, python*, the executable), then
+	// every other executable mapping, for interpreters embedded under
+	// another name.
+	var likely, others []string
+	for _, f := range files {
+		if pythonName.MatchString(path.Base(f)) || f == exe {
+			likely = append(likely, f)
+		} else if !libcName.MatchString(path.Base(f)) {
+			others = append(others, f)
+		}
+	}
+	var found []*Module
+	var lastErr error
+	for _, group := range [][]string{likely, others} {
+		for _, f := range group {
+			m, err := LoadModule(pid, maps, f)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if m.Has("PyGILState_Ensure") && m.Has("PyRun_SimpleString") {
+				found = append(found, m)
+			} else {
+				m.Close()
+			}
+		}
+		if len(found) > 0 {
+			break
+		}
+	}
+	switch len(found) {
+	case 0:
+		if lastErr != nil && os.IsPermission(errors.Unwrap(lastErr)) {
+			return nil, lastErr
+		}
+		return nil, ErrNotPython
+	case 1:
+	default:
+		names := make([]string, len(found))
+		for i, m := range found {
+			names[i] = m.Path
+			m.Close()
+		}
+		return nil, fmt.Errorf("process %d has %d Python runtimes (%s): lptrace cannot tell which one runs the program", pid, len(found), strings.Join(names, ", "))
+	}
+	t.Python = found[0]
+	for _, name := range RequiredSymbols {
+		s, err := t.Python.Lookup(name)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		if s.IFunc {
+			t.Close()
+			return nil, fmt.Errorf("%s in %s is an indirect function", name, t.Python.Path)
+		}
+	}
+	var err error
+	if t.Version, err = t.Python.pythonVersion(); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("%s: %w", t.Python.Path, err)
+	}
+	for _, f := range files {
+		if libcName.MatchString(path.Base(f)) {
+			if m, err := LoadModule(pid, maps, f); err == nil && m.Has("munmap") {
+				t.Libc = m
+				break
+			}
+		}
+	}
+	return t, nil
+}
+
+// mappedFiles lists the distinct files with an executable mapping, in
+// address order.
+func mappedFiles(maps []proc.Mapping) []string {
+	seen := map[string]bool{}
+	var out []string
+	sorted := append([]proc.Mapping(nil), maps...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Start < sorted[j].Start })
+	for _, m := range sorted {
+		if m.FileBacked() && m.Exec() && !seen[m.Path] {
+			seen[m.Path] = true
+			out = append(out, m.Path)
+		}
+	}
+	return out
+}

@@ -1,0 +1,190 @@
+// Package transport carries what the payload inside the target sends back to
+// lptrace: a FIFO in a fresh private directory of the target's own file
+// system, read by lptrace.
+//
+// Guarantees: the directory has a random name and mode 0700, and belongs to
+// the target's user, so no other user can open, replace or read the FIFO; it
+// is created through /proc/PID/root, so a target in another mount namespace
+// (a container, a private /tmp) sees it at Channel.TargetPath; it is removed
+// as soon as the target has opened it, and in any case by Close.
+package transport
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// MaxRecord bounds one record from the target: the target is untrusted.
+const MaxRecord = 16 << 20
+
+// ErrMalformed means the target sent bytes that are not a valid record.
+var ErrMalformed = errors.New("malformed record from the target")
+
+// Channel is a FIFO from the target to lptrace.
+type Channel struct {
+	TargetPath string // the FIFO's path as the target sees it
+	hostPath   string
+	hostDir    string
+	r          *os.File
+	keep       *os.File // a write end held until the target opens its own
+	br         *bufio.Reader
+}
+
+// Places tried for the private directory, in the target's file system.
+var tempDirs = []string{"/tmp", "/dev/shm", "/var/tmp"}
+
+// Create makes the FIFO for process pid, owned by uid/gid (the target's
+// effective user, so that it may open it when it is not root).
+func Create(pid, uid, gid int, pipeSize int) (*Channel, error) {
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	var errs []string
+	for _, d := range tempDirs {
+		c, err := create(root, d, uid, gid)
+		if err == nil {
+			c.setPipeSize(pipeSize)
+			return c, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", d, err))
+	}
+	return nil, fmt.Errorf("cannot create a pipe in the target's file system (%v)", errs)
+}
+
+func create(root, dir string, uid, gid int) (*Channel, error) {
+	st, err := os.Lstat(filepath.Join(root, dir))
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, errors.New("not a directory")
+	}
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	name := "lptrace-" + hex.EncodeToString(rnd[:])
+	hostDir := filepath.Join(root, dir, name)
+	// Mkdir fails if anything already exists there: nothing planted is
+	// ever used.
+	if err := os.Mkdir(hostDir, 0o700); err != nil {
+		return nil, err
+	}
+	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: hostDir, hostPath: filepath.Join(hostDir, "pipe")}
+	fail := func(err error) (*Channel, error) {
+		c.Close()
+		return nil, err
+	}
+	if err := syscall.Mkfifo(c.hostPath, 0o600); err != nil {
+		return fail(err)
+	}
+	if os.Geteuid() == 0 && uid != 0 {
+		if err := os.Lchown(c.hostPath, uid, gid); err != nil {
+			return fail(err)
+		}
+		if err := os.Lchown(hostDir, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	// Non-blocking opens: the read end first (never blocks), then our own
+	// write end so that reads wait for data instead of seeing end-of-file
+	// before the target has opened the FIFO.
+	c.r, err = os.OpenFile(c.hostPath, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	c.keep, err = os.OpenFile(c.hostPath, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	c.br = bufio.NewReaderSize(c.r, 256<<10)
+	return c, nil
+}
+
+const fSetPipeSz = 1031
+
+// setPipeSize raises the pipe's capacity (F_SETPIPE_SZ); a smaller pipe
+// only means more events dropped under load, so failure is not an error.
+func (c *Channel) setPipeSize(n int) {
+	if n <= 0 {
+		return
+	}
+	if sc, err := c.r.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) {
+			syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, uintptr(n))
+		})
+	}
+}
+
+// Unlink removes the FIFO and its directory from the file system; the open
+// ends keep working. Call it once the target has opened the FIFO.
+func (c *Channel) Unlink() {
+	if c.hostDir == "" {
+		return
+	}
+	os.Remove(c.hostPath)
+	os.Remove(c.hostDir)
+	c.hostDir = ""
+}
+
+// TargetOpened is called when the first record arrived: the FIFO can leave
+// the file system, and our own write end can go so that the end of the
+// target's writes reads as end-of-file.
+func (c *Channel) TargetOpened() {
+	c.Unlink()
+	if c.keep != nil {
+		c.keep.Close()
+		c.keep = nil
+	}
+}
+
+// Record is one message from the payload.
+type Record struct {
+	Kind byte
+	Data []byte
+}
+
+// SetDeadline bounds the next reads.
+func (c *Channel) SetDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
+
+// Read returns the next record. io.EOF means the target closed its end.
+func (c *Channel) Read() (Record, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return Record{}, ErrMalformed
+		}
+		return Record{}, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[1:])
+	if n > MaxRecord {
+		return Record{}, fmt.Errorf("%w: length %d", ErrMalformed, n)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(c.br, data); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return Record{}, ErrMalformed
+		}
+		return Record{}, err
+	}
+	return Record{hdr[0], data}, nil
+}
+
+// Close closes both ends and removes anything left in the file system.
+func (c *Channel) Close() error {
+	c.Unlink()
+	if c.keep != nil {
+		c.keep.Close()
+	}
+	if c.r != nil {
+		c.r.Close()
+	}
+	return nil
+}
