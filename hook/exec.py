@@ -27,6 +27,15 @@ def _lptrace_exec(fifo, code_b64):
     try:
         fd = os.open(fifo, flags)
     except OSError:
+        fd = -1
+    # The pipe leaves the file system as soon as it is open (or found dead),
+    # so nothing is left behind even if lptrace is killed.
+    for remove, p in ((os.unlink, fifo), (os.rmdir, os.path.dirname(fifo))):
+        try:
+            remove(p)
+        except OSError:
+            pass
+    if fd < 0:
         return  # lptrace is gone: run nothing
 
     clock = getattr(time, 'monotonic', time.time)
@@ -101,10 +110,11 @@ def _lptrace_exec(fifo, code_b64):
             src = binascii.a2b_base64(code_b64)
             try:
                 compiled = compile(src, '<lptrace>', 'eval', 0, True)
-                is_expr = True
             except SyntaxError:
+                compiled = None
+            is_expr = compiled is not None
+            if not is_expr:
                 compiled = compile(src, '<lptrace>', 'exec', 0, True)
-                is_expr = False
             if is_expr:
                 value = eval(compiled, ns)
                 if value is not None:
@@ -115,9 +125,14 @@ def _lptrace_exec(fifo, code_b64):
             raise
         except BaseException:
             status = b'1'
-            e = sys.exc_info()[1]
+            typ, e, tb = sys.exc_info()
             import traceback
-            send(b'E', ''.join(traceback.format_exception(*sys.exc_info())))
+            if isinstance(e, SyntaxError):
+                text = traceback.format_exception_only(typ, e)
+            else:
+                text = traceback.format_exception(typ, e, tb.tb_next)  # without this payload's frame
+            send(b'E', ''.join(text))
+            del tb
             if isinstance(e, KeyboardInterrupt) and get_ident() == getattr(_main_ident, 'value', None):
                 interrupt_main()  # the program's Ctrl-C: hand it back
         finally:

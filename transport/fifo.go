@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -70,7 +71,11 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
 	}
-	name := "lptrace-" + hex.EncodeToString(rnd[:])
+	removeStale(filepath.Join(root, dir))
+	// lptrace's PID in the name lets a later run recognise the directory of
+	// an lptrace that was killed before the target could remove it; the
+	// random part keeps the name unpredictable.
+	name := fmt.Sprintf("lptrace-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:]))
 	hostDir := filepath.Join(root, dir, name)
 	// Mkdir fails if anything already exists there: nothing planted is
 	// ever used.
@@ -187,4 +192,35 @@ func (c *Channel) Close() error {
 		c.r.Close()
 	}
 	return nil
+}
+
+// removeStale deletes directories left by lptrace processes that were
+// killed (SIGKILL) before their target opened the FIFO: those whose lptrace
+// is gone and that are more than a minute old. Only our own kind of entry is
+// touched, and never through a symbolic link.
+func removeStale(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var pid int
+		var rest string
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "lptrace-") {
+			continue
+		}
+		if n, _ := fmt.Sscanf(e.Name(), "lptrace-%d-%s", &pid, &rest); n != 2 || len(rest) != 24 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "lptrace" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		os.Remove(filepath.Join(p, "pipe"))
+		os.Remove(p)
+	}
 }

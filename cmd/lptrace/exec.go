@@ -97,16 +97,20 @@ func (e *execRun) run(ctx context.Context) error {
 	}
 	defer ch.Close()
 
-	recs := make(chan transport.Record, 64)
-	readErr := make(chan error, 1)
+	// One channel for records and the final error, so that no record is
+	// overtaken by the end of the stream.
+	type item struct {
+		rec transport.Record
+		err error
+	}
+	recs := make(chan item, 64)
 	go func() {
 		for {
 			r, err := ch.Read()
+			recs <- item{r, err}
 			if err != nil {
-				readErr <- err
 				return
 			}
-			recs <- r
 		}
 	}()
 
@@ -133,7 +137,14 @@ func (e *execRun) run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		select {
-		case r := <-recs:
+		case it := <-recs:
+			if err := it.err; err != nil {
+				if errors.Is(err, io.EOF) {
+					return fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid)
+				}
+				return fmt.Errorf("process %d: reading the code's output: %v", e.pid, err)
+			}
+			r := it.rec
 			switch r.Kind {
 			case 'S':
 				started = true
@@ -152,11 +163,6 @@ func (e *execRun) run(ctx context.Context) error {
 			default:
 				return fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed)
 			}
-		case err := <-readErr:
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid)
-			}
-			return fmt.Errorf("process %d: reading the code's output: %v", e.pid, err)
 		case <-ctx.Done():
 			if started {
 				return fmt.Errorf("interrupted; the code goes on running in process %d, its output is discarded", e.pid)

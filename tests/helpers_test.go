@@ -1,0 +1,340 @@
+// Package tests holds lptrace's integration tests: they build the lptrace
+// binary and run it against real Python processes of every interpreter
+// installed on the machine. Nothing is mocked.
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var lptraceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lptrace-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0o755) // the unprivileged-user tests run it too
+	lptraceBin = filepath.Join(dir, "lptrace")
+	build := exec.Command("go", "build", "-o", lptraceBin, "../cmd/lptrace")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build lptrace: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Python is one installed interpreter.
+type Python struct {
+	Path string
+	Name string // e.g. "3.12" or "3.11-debian"
+}
+
+var interpreterName = regexp.MustCompile(`^python(\d\.\d+)$`)
+
+// pythons lists the interpreters to test: $LPTRACE_PYTHONS (colon-separated)
+// if set, else every one found on the machine. No interpreter at all is a
+// failure, not a skip: the tests would prove nothing.
+func pythons(t testing.TB) []Python {
+	t.Helper()
+	var paths []string
+	if env := os.Getenv("LPTRACE_PYTHONS"); env != "" {
+		paths = strings.Split(env, ":")
+	} else {
+		paths = discoverPythons()
+	}
+	var out []Python
+	seen := map[string]bool{}
+	for _, p := range paths {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		m := interpreterName.FindStringSubmatch(filepath.Base(p))
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		switch {
+		case strings.HasPrefix(p, "/usr/bin/"):
+			name += "-debian"
+		case strings.Contains(p, "lptrace-pythons"):
+			name += "-sid"
+		}
+		out = append(out, Python{Path: p, Name: name})
+	}
+	if len(out) == 0 {
+		t.Fatal("no Python interpreter found (set LPTRACE_PYTHONS or install one)")
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func discoverPythons() []string {
+	var globs []string
+	root := os.Getenv("PYENV_ROOT")
+	if root == "" {
+		root = filepath.Join(os.Getenv("HOME"), ".pyenv")
+	}
+	globs = append(globs, filepath.Join(root, "versions", "*", "bin", "python*"), "/usr/bin/python*", "/usr/local/bin/python*")
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		cache = filepath.Join(os.Getenv("HOME"), ".cache")
+	}
+	globs = append(globs, filepath.Join(cache, "lptrace-pythons", "root", "usr", "bin", "python*"))
+	var out []string
+	for _, g := range globs {
+		ms, _ := filepath.Glob(g)
+		for _, m := range ms {
+			if interpreterName.MatchString(filepath.Base(m)) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// Target is a running tests/targets/target.py.
+type Target struct {
+	PID  int
+	Port int
+	cmd  *exec.Cmd
+
+	mu    sync.Mutex
+	ticks []time.Time
+	other []string // lines other than ticks on the target's stdout
+	done  chan struct{}
+}
+
+var targetScript, _ = filepath.Abs("targets/target.py")
+
+// startTarget runs target.py MODE with py and waits until it is ready.
+func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
+	t.Helper()
+	args := append(append([]string(nil), wrap...), py.Path, "-u", targetScript, mode)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = &prefixWriter{t: t, prefix: "target stderr: "}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg := &Target{PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(func() {
+		syscall.Kill(-tg.PID, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	ready := make(chan int, 1)
+	go func() {
+		defer close(tg.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "tick "):
+				tg.mu.Lock()
+				tg.ticks = append(tg.ticks, time.Now())
+				tg.mu.Unlock()
+			case strings.HasPrefix(line, "READY "):
+				port, _ := strconv.Atoi(strings.TrimPrefix(line, "READY "))
+				ready <- port
+			default:
+				tg.mu.Lock()
+				tg.other = append(tg.other, line)
+				tg.mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case tg.Port = <-ready:
+	case <-tg.done:
+		t.Fatalf("target %s %s exited before it was ready", py.Name, mode)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("target %s %s not ready after 20s", py.Name, mode)
+	}
+	if mode != "gilheld" {
+		tg.waitTicks(t, 3, 5*time.Second)
+	}
+	// The pipe of a target running as another user is written by that user:
+	// wrap may be sudo-like, so the PID of interest is the python's.
+	if len(wrap) > 0 {
+		tg.PID = childPID(t, tg.PID)
+	}
+	return tg
+}
+
+// childPID follows a wrapper that execs (setpriv) or forks (su) to the
+// Python process.
+func childPID(t *testing.T, pid int) int {
+	for i := 0; i < 50; i++ {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if strings.Contains(filepath.Base(exe), "python") {
+			return pid
+		}
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			pid, _ = strconv.Atoi(f[0])
+			continue
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no python process under %d", pid)
+	return 0
+}
+
+func (tg *Target) tickCount() int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return len(tg.ticks)
+}
+
+// waitTicks waits for n more heartbeat lines.
+func (tg *Target) waitTicks(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	start := tg.tickCount()
+	deadline := time.Now().Add(timeout)
+	for tg.tickCount() < start+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("target %d printed %d heartbeat lines in %v, want %d (alive: %v)", tg.PID, tg.tickCount()-start, timeout, n, tg.Alive())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// maxGap is the longest pause between heartbeat lines since t0, including
+// the pause from the last line to now.
+func (tg *Target) maxGap(t0 time.Time) time.Duration {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	var gap time.Duration
+	prev := t0
+	for _, tk := range tg.ticks {
+		if tk.Before(t0) {
+			continue
+		}
+		if d := tk.Sub(prev); d > gap {
+			gap = d
+		}
+		prev = tk
+	}
+	if d := time.Since(prev); d > gap {
+		gap = d
+	}
+	return gap
+}
+
+// Other returns what the target printed besides its heartbeat.
+func (tg *Target) Other() []string {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]string(nil), tg.other...)
+}
+
+// Alive reports whether the target process still runs (not a zombie).
+func (tg *Target) Alive() bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tg.PID))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && i+2 < len(data) && data[i+2] != 'Z'
+}
+
+// Result is what one lptrace run did.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+	Elapsed        time.Duration
+	PID            int // lptrace's
+}
+
+// lptrace runs the binary with args and a 60 s safety timeout.
+func lptrace(t *testing.T, stdin string, args ...string) Result {
+	t.Helper()
+	return lptraceAs(t, nil, stdin, args...)
+}
+
+func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	full := append(append(append([]string(nil), wrap...), lptraceBin), args...)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	cmd.Stdin = strings.NewReader(stdin)
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Stdout: so.String(), Stderr: se.String(), Elapsed: time.Since(start), PID: cmd.Process.Pid}
+	ranPIDs.Store(r.PID, true)
+	if ctx.Err() != nil {
+		t.Fatalf("lptrace %v hung (killed after 60s); stderr: %s", args, r.Stderr)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("lptrace %v: %v", args, err)
+	}
+	if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic:") {
+		t.Fatalf("lptrace %v crashed:\n%s", args, r.Stderr)
+	}
+	return r
+}
+
+// ranPIDs holds the PIDs of the lptrace runs that have finished.
+var ranPIDs sync.Map
+
+// leftovers lists the files that finished lptrace runs left in the
+// temporary directories (runs of parallel tests may still be going on).
+func leftovers() []string {
+	var out []string
+	for _, d := range []string{"/tmp", "/dev/shm", "/var/tmp"} {
+		ms, _ := filepath.Glob(filepath.Join(d, "lptrace-[0-9]*"))
+		for _, m := range ms {
+			var pid int
+			fmt.Sscanf(filepath.Base(m), "lptrace-%d-", &pid)
+			if _, done := ranPIDs.Load(pid); done {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+type prefixWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.t.Log(w.prefix + line)
+	}
+	return len(p), nil
+}

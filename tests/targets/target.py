@@ -1,0 +1,134 @@
+# A Python program for lptrace's tests, in the states that matter. Works on
+# Python 2.7 and 3.6+. Prints "READY <port>" once set up, then "tick <n>"
+# every 100 ms from its heartbeat, so that tests can check that it keeps its
+# pace while lptrace works on it.
+#
+#   target.py MODE   with MODE one of:
+#     sleep    main thread in time.sleep, heartbeat from it
+#     accept   main thread blocked in accept() of a server answering "pong"
+#     cpu      main thread in a pure-Python loop (no blocking call at all)
+#     threads  8 worker threads (sleeping, computing, waiting on a queue),
+#              main thread in join()
+#     lock     a thread blocked on a Lock held by the main thread
+#     sigpipe  SIGPIPE set to SIG_DFL, then as sleep
+#     gilheld  the main thread sleeps in C with the GIL held (ctypes.PyDLL),
+#              so no thread can run Python for a while
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+MODE = sys.argv[1]
+STATE = {'mode': MODE, 'ticks': 0, 'errors': 0}
+
+
+def out(line):
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
+def heartbeat_step(last=[0.0]):
+    now = time.time()
+    if now - last[0] >= 0.1:
+        last[0] = now
+        STATE['ticks'] += 1
+        out('tick %d' % STATE['ticks'])
+
+
+def heartbeat_thread():
+    while True:
+        heartbeat_step()
+        time.sleep(0.02)
+
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+def main():
+    port = 0
+    if MODE == 'sigpipe':
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if MODE in ('sleep', 'sigpipe'):
+        out('READY 0')
+        while True:
+            heartbeat_step()
+            time.sleep(0.02)
+    elif MODE == 'accept':
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(('127.0.0.1', 0))
+        srv.listen(16)
+        port = srv.getsockname()[1]
+        t = threading.Thread(target=heartbeat_thread)
+        t.daemon = True
+        t.start()
+        out('READY %d' % port)
+        while True:
+            conn, _ = srv.accept()
+            conn.sendall(b'pong\n')
+            conn.close()
+    elif MODE == 'cpu':
+        out('READY 0')
+        while True:
+            fib(12)
+            heartbeat_step()
+    elif MODE == 'threads':
+        try:
+            import queue
+        except ImportError:
+            import Queue as queue
+        q = queue.Queue()
+
+        def sleeper():
+            while True:
+                time.sleep(0.05)
+
+        def worker():
+            while True:
+                fib(15)
+                time.sleep(0.001)
+
+        def waiter():
+            while True:
+                q.get()
+
+        threads = [threading.Thread(target=heartbeat_thread)]
+        threads += [threading.Thread(target=f) for f in (sleeper, sleeper, sleeper, worker, worker, waiter, waiter)]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        out('READY 0')
+        while True:
+            threads[0].join(3600)
+    elif MODE == 'lock':
+        lock = threading.Lock()
+        lock.acquire()
+
+        def blocked():
+            lock.acquire()
+        t = threading.Thread(target=blocked)
+        t.daemon = True
+        t.start()
+        out('READY 0')
+        while True:
+            heartbeat_step()
+            time.sleep(0.02)
+    elif MODE == 'gilheld':
+        import ctypes
+        libc = ctypes.PyDLL(None)
+        t = threading.Thread(target=heartbeat_thread)
+        t.daemon = True
+        t.start()
+        out('READY 0')
+        while True:
+            libc.usleep(3000000)  # 3 s in C, GIL held
+            time.sleep(0.5)
+    else:
+        sys.exit('unknown mode ' + MODE)
+
+
+if __name__ == '__main__':
+    main()
