@@ -196,6 +196,7 @@ var parkedSyscalls = map[int]string{
 	45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock", 128: "rt_sigtimedwait",
 	130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
 	270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2",
+	sysRestartSyscall: "restart_syscall",
 }
 
 const sysFutex = 202

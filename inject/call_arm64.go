@@ -21,6 +21,7 @@ const (
 	sysMprotect       = 226
 	sysMunmap         = 215
 	sysFutex          = 98
+	sysRestartSyscall = 128
 )
 
 var parkedSyscalls = map[int]string{}

@@ -93,6 +93,10 @@ type Injector struct {
 	found  []byte // bytes at tramp before lptrace wrote there
 	wrote  bool
 	region *symbols.Module
+	// inFlight is set once lptrace let go of a thread in the middle of a
+	// call: that thread will run the trampoline on its own, so its bytes
+	// must stay.
+	inFlight bool
 }
 
 // New prepares an injector for the process described by tgt.
@@ -105,9 +109,10 @@ type Thread struct {
 	TID  int
 	inj  *Injector
 	orig ptrace.Regs
-	// Syscall and Parked describe where it stopped.
-	Syscall int
-	InCall  bool
+	// Syscall and InCall describe where it stopped.
+	Syscall  int
+	InCall   bool
+	detached bool
 }
 
 // Attach seizes a thread and stops it. The caller must Release it.
@@ -189,6 +194,10 @@ func (inj *Injector) abandon(tid int, cause error) error {
 
 // Release puts back the thread's original registers and detaches.
 func (th *Thread) Release() error {
+	if th.detached {
+		return nil
+	}
+	th.detached = true
 	if err := th.inj.tr.SetRegs(th.TID, th.orig); err != nil && err != ptrace.ErrGone {
 		return err
 	}
@@ -286,11 +295,11 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 		case st.GroupStop():
 			// Job control stopped the process mid-call. Leave it stopped; the
 			// trampoline completes by itself when the process continues.
-			inj.tr.Detach(th.TID, 0)
+			inj.letGo(th)
 			return nil, -1, ErrTargetStopped
 		case st.Event != 0 && interrupted:
 			// Our interrupt: detach mid-call; the trampoline finishes alone.
-			inj.tr.Detach(th.TID, 0)
+			inj.letGo(th)
 			if ctx.Err() != nil {
 				return nil, -1, fmt.Errorf("detached from thread %d while its call runs on: %w", th.TID, ctx.Err())
 			}
@@ -302,6 +311,14 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			inj.tr.Cont(th.TID, st.Signal)
 		}
 	}
+}
+
+// letGo detaches from a thread in the middle of a call: the trampoline
+// completes the call and restores the thread by itself.
+func (inj *Injector) letGo(th *Thread) {
+	inj.tr.Detach(th.TID, 0)
+	th.detached = true
+	inj.inFlight = true
 }
 
 // consumeInterrupt waits for the stop of an outstanding PTRACE_INTERRUPT,
@@ -412,7 +429,7 @@ func isZero(b []byte) bool {
 // is stopped by lptrace. It leaves them when another tracer holds a thread
 // of the process, since that may be another lptrace in the middle of a call.
 func (inj *Injector) Restore(th *Thread) error {
-	if !inj.wrote {
+	if !inj.wrote || inj.inFlight || th.detached {
 		return nil
 	}
 	tids, err := proc.Threads(inj.pid)
@@ -453,7 +470,14 @@ func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
 		switch {
 		case sc.Running:
 			running = append(running, tid)
-		case safeSyscall(sc.Nr, sc.Args[1]):
+		case sc.Nr == sysRestartSyscall:
+			// A timed wait resumed after an interruption; the kernel does not
+			// say which. The C library function it was called from does: a
+			// sleep or a poll is safe, a futex wait (maybe the GIL's) is not.
+			if inj.inRestartableSleep(sc.PC) {
+				parked = append(parked, Parked{tid, sc.Nr})
+			}
+		case inj.safeSyscall(sc.Nr, sc.Args[0], sc.Args[1]):
 			parked = append(parked, Parked{tid, sc.Nr})
 		}
 	}
@@ -461,14 +485,24 @@ func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
 }
 
 // safeSyscall: blocking calls that CPython makes with the GIL released.
-// Futex waits are safe only as semaphore or mutex waits (Python locks,
-// Queue.get): a FUTEX_WAIT_BITSET on the monotonic clock is a condition
-// variable, which is how a thread waits for the GIL.
-func safeSyscall(nr int, arg1 uint64) bool {
-	if _, ok := parkedSyscalls[nr]; !ok {
-		return false
+// A futex wait is safe only as a semaphore or mutex wait of the program
+// (Python locks, Queue.get), never on the GIL: re-entering the GIL from
+// inside its own wait deadlocks (seen on 3.8 and 3.11-3.13). The GIL's
+// mutex and condition variable are static variables of the runtime
+// (_PyRuntime on 3.7+, file-level statics on 3.6), so any futex inside the
+// runtime's data is refused; and a FUTEX_WAIT_BITSET on the monotonic clock
+// is a condition-variable wait, which is how 3.8+ waits for the GIL.
+// (2.7's GIL is a semaphore on the heap; nested waits on a semaphore are
+// harmless.)
+func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
+	if _, ok := parkedSyscalls[nr]; !ok || nr == sysRestartSyscall {
+		return false // restart_syscall: see Classify
 	}
 	if nr == sysFutex {
+		if inj.tgt.Python.InStaticData(uaddr) {
+			return false
+		}
+		arg1 := op
 		const cmdMask, realtime = 0x7f, 0x100
 		switch arg1 & cmdMask {
 		case 0: // FUTEX_WAIT
@@ -510,6 +544,18 @@ func (inj *Injector) mapped(addr, n uint64) bool {
 		}
 	}
 	return false
+}
+
+var restartableSleep = regexp.MustCompile(`^_*(clock_nanosleep|nanosleep|usleep|sleep|poll|ppoll|select|pselect|epoll_wait|epoll_pwait)(@|$|_)`)
+
+// inRestartableSleep reports whether pc lies in a C library function that
+// sleeps or polls.
+func (inj *Injector) inRestartableSleep(pc uint64) bool {
+	if inj.tgt.Libc == nil {
+		return false
+	}
+	name, ok := inj.tgt.Libc.SymbolAt(pc)
+	return ok && restartableSleep.MatchString(name)
 }
 
 var pendingMachinery = regexp.MustCompile(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free`)

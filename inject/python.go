@@ -38,10 +38,18 @@ const (
 	mapPrivate, mapAnonymous      = 0x02, 0x20
 )
 
+// ErrGILBusy means the code reached a parked thread, but that thread could
+// not take the GIL before the timeout: another thread holds it, typically
+// stuck in C code. lptrace lets go of the thread, which resumes once the GIL
+// is free; the payload finds lptrace gone and runs nothing.
+var ErrGILBusy = errors.New("could not take the GIL")
+
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
 // target at a safe point, trying until timeout. For a pending call it
 // returns once the code is queued; the code itself reports when it runs.
-func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Duration) (Route, error) {
+// started is closed by the caller when the payload reports that it runs: a
+// direct call that has not started by the timeout is abandoned (ErrGILBusy).
+func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Duration, started <-chan struct{}) (Route, error) {
 	deadline := time.Now().Add(timeout)
 	code := append(append([]byte(nil), src...), 0)
 	var lastWhy string
@@ -61,7 +69,10 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 		// 1. Direct, in a parked thread, the main thread first.
 		var issuers []Parked
 		for _, p := range parked {
-			route, why, err := inj.tryDirect(ctx, p, code)
+			route, why, err := inj.tryDirect(ctx, p, code, deadline, started)
+			if errors.Is(err, ErrGILBusy) {
+				return Route{}, err
+			}
 			if err == nil && why == "" {
 				return route, nil
 			}
@@ -147,14 +158,16 @@ func pageRound(n uint64) uint64 { return (n + 4095) &^ 4095 }
 
 // tryDirect runs the code in a parked thread. why is non-empty when the
 // thread turned out unsuitable (no error: try another).
-func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte) (Route, string, error) {
+func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadline time.Time, started <-chan struct{}) (Route, string, error) {
 	th, err := inj.Attach(ctx, p.TID)
 	if err != nil {
 		return Route{}, "", err
 	}
 	defer inj.finish(th)
 	// Re-check once stopped: it may have woken up since /proc was read.
-	if !th.InCall || !safeSyscall(th.Syscall, syscallArg(&th.orig, 1)) {
+	stillParked := th.InCall && (inj.safeSyscall(th.Syscall, syscallArg(&th.orig, 0), syscallArg(&th.orig, 1)) ||
+		(th.Syscall == sysRestartSyscall && p.Syscall == sysRestartSyscall))
+	if !stillParked {
 		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
 	}
 	if room := inj.stackRoom(th.SP()); room < directStackNeed {
@@ -196,8 +209,27 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte) (Rout
 		{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
 		munmapCall(buf, size, Always),
 	}
-	_, aborted, err := th.Run(ctx, calls)
+	// Give up the call if the payload has not started by the deadline: the
+	// thread is then waiting for a GIL that another thread keeps.
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-started:
+		case <-callCtx.Done():
+		case <-time.After(max(time.Until(deadline), 100*time.Millisecond)):
+			select {
+			case <-started:
+			default:
+				cancel()
+			}
+		}
+	}()
+	_, aborted, err := th.Run(callCtx, calls)
 	if err != nil {
+		if callCtx.Err() != nil && ctx.Err() == nil {
+			return Route{}, "", fmt.Errorf("%w: thread %d (parked in %s) waited for it in vain", ErrGILBusy, p.TID, SyscallName(th.Syscall))
+		}
 		return Route{}, "", err
 	}
 	switch aborted {

@@ -327,3 +327,12 @@ func StackLimit(pid int) uint64 {
 	}
 	return 0
 }
+
+// ReadWchan returns the kernel function a blocked thread sleeps in.
+func ReadWchan(pid, tid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/wchan", pid, tid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}

@@ -41,8 +41,22 @@ type Module struct {
 	// Padding at the end of the executable segment: bytes that are mapped
 	// executable but belong to no section, so nothing ever runs them.
 	PadStart, PadEnd uint64
-	file             *elf.File
-	f                *os.File
+	// Writable holds the address ranges of the module's writable segments
+	// (.data, .bss): its static variables.
+	Writable [][2]uint64
+	file     *elf.File
+	f        *os.File
+}
+
+// InStaticData reports whether addr lies in one of the module's static
+// variables.
+func (m *Module) InStaticData(addr uint64) bool {
+	for _, r := range m.Writable {
+		if addr >= r[0] && addr < r[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // Lookup returns a defined symbol.
@@ -178,6 +192,11 @@ func (m *Module) place(maps []proc.Mapping) error {
 		}
 		if !found {
 			return fmt.Errorf("no PT_LOAD segment matches the mapping at file offset %#x", lowest.Offset)
+		}
+	}
+	for _, p := range m.file.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_W != 0 {
+			m.Writable = append(m.Writable, [2]uint64{m.Bias + p.Vaddr, m.Bias + p.Vaddr + p.Memsz})
 		}
 	}
 	// The padding after the executable segment, if that page is mapped

@@ -104,9 +104,17 @@ func (e *execRun) run(ctx context.Context) error {
 		err error
 	}
 	recs := make(chan item, 64)
+	// started is closed at the first record, which arrives while the
+	// injected call may still be running.
+	started := make(chan struct{})
 	go func() {
+		first := true
 		for {
 			r, err := ch.Read()
+			if first && err == nil && r.Kind == 'S' {
+				close(started)
+				first = false
+			}
 			recs <- item{r, err}
 			if err != nil {
 				return
@@ -115,10 +123,13 @@ func (e *execRun) run(ctx context.Context) error {
 	}()
 
 	inj := inject.New(ptrace.NewTracer(), tgt)
-	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), e.timeout)
+	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), e.timeout, started)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the code ran; process %d left as it was", e.pid)
+		}
+		if errors.Is(err, inject.ErrGILBusy) {
+			return fmt.Errorf("process %d: no thread could run Python code within %v: %v; the code will not run, and that thread resumes when the GIL is free", e.pid, e.timeout, err)
 		}
 		return explainAttach(e.pid, err)
 	}
@@ -132,7 +143,7 @@ func (e *execRun) run(ctx context.Context) error {
 	if route.Pending {
 		startBy = time.Now().Add(e.timeout)
 	}
-	started := false
+	running := false
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -147,7 +158,7 @@ func (e *execRun) run(ctx context.Context) error {
 			r := it.rec
 			switch r.Kind {
 			case 'S':
-				started = true
+				running = true
 				ch.TargetOpened()
 			case 'O':
 				if err := e.print(e.stdout, r.Data); err != nil {
@@ -164,7 +175,7 @@ func (e *execRun) run(ctx context.Context) error {
 				return fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed)
 			}
 		case <-ctx.Done():
-			if started {
+			if running {
 				return fmt.Errorf("interrupted; the code goes on running in process %d, its output is discarded", e.pid)
 			}
 			return fmt.Errorf("interrupted; the queued code will not run (process %d)", e.pid)
@@ -172,9 +183,9 @@ func (e *execRun) run(ctx context.Context) error {
 			if !alive(e.pid) {
 				return fmt.Errorf("process %d exited", e.pid)
 			}
-			if !started && time.Now().After(startBy) {
+			if !running && time.Now().After(startBy) {
 				if route.Pending {
-					return fmt.Errorf("process %d: the main thread did not run Python code within %v (blocked in C code, or waiting with the GIL held); the code was not run", e.pid, e.timeout)
+					return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter (blocked in C code, or waiting with the GIL held); the code will not run", e.pid, e.timeout)
 				}
 				return fmt.Errorf("process %d: the code ran but sent nothing back (is %s writable for the process?)", e.pid, ch.TargetPath)
 			}
