@@ -108,19 +108,18 @@ def _lptrace_exec(fifo, code_b64):
             ns = dict(vars(__main__))
             ns['__name__'] = '__lptrace__'
             src = binascii.a2b_base64(code_b64)
-            try:
-                compiled = compile(src, '<lptrace>', 'eval', 0, True)
-            except SyntaxError:
-                compiled = None
-            is_expr = compiled is not None
-            if not is_expr:
-                compiled = compile(src, '<lptrace>', 'exec', 0, True)
-            if is_expr:
-                value = eval(compiled, ns)
+            # Like the interactive interpreter, show the value of a final
+            # expression: split it off the syntax tree (PyCF_ONLY_AST).
+            tree = compile(src, '<lptrace>', 'exec', 0x400, True)
+            last = None
+            if tree.body and type(tree.body[-1]).__name__ == 'Expr':
+                last = tree.body.pop()
+            exec(compile(tree, '<lptrace>', 'exec', 0, True), ns)
+            if last is not None:
+                import _ast
+                value = eval(compile(_ast.Expression(last.value), '<lptrace>', 'eval', 0, True), ns)
                 if value is not None:
                     send(b'O', repr(value) + '\n')
-            else:
-                exec(compiled, ns)
         except Gone:
             raise
         except BaseException:

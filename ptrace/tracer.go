@@ -8,6 +8,7 @@
 package ptrace
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -254,8 +255,11 @@ func (t *Tracer) PokeText(tid int, addr uint64, buf []byte) error {
 			if string(old[off:off+8]) == string(buf[off:off+8]) {
 				continue
 			}
-			if _, err = unix.PtracePokeData(tid, uintptr(addr)+uintptr(off), buf[off:off+8]); err != nil {
-				err = fmt.Errorf("poke at %#x: %w", addr+uint64(off), wrapErr(err))
+			// One aligned word per request (unix.PtracePokeData would peek
+			// each word first).
+			word := binary.LittleEndian.Uint64(buf[off : off+8])
+			if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEDATA, uintptr(tid), uintptr(addr)+uintptr(off), uintptr(word), 0, 0); e != 0 {
+				err = fmt.Errorf("poke at %#x: %w", addr+uint64(off), wrapErr(e))
 				return
 			}
 		}
@@ -264,7 +268,7 @@ func (t *Tracer) PokeText(tid int, addr uint64, buf []byte) error {
 }
 
 func wrapErr(err error) error {
-	if err == unix.ESRCH {
+	if errors.Is(err, unix.ESRCH) {
 		return ErrGone
 	}
 	return err

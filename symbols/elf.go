@@ -43,9 +43,10 @@ type Module struct {
 	PadStart, PadEnd uint64
 	// Writable holds the address ranges of the module's writable segments
 	// (.data, .bss): its static variables.
-	Writable [][2]uint64
-	file     *elf.File
-	f        *os.File
+	Writable   [][2]uint64
+	symtabRead bool
+	file       *elf.File
+	f          *os.File
 }
 
 // InStaticData reports whether addr lies in one of the module's static
@@ -62,6 +63,9 @@ func (m *Module) InStaticData(addr uint64) bool {
 // Lookup returns a defined symbol.
 func (m *Module) Lookup(name string) (Symbol, error) {
 	s, ok := m.syms[name]
+	if !ok && m.loadSymtab() {
+		s, ok = m.syms[name]
+	}
 	if !ok {
 		return Symbol{}, fmt.Errorf("%s in %s: %w", name, m.Path, ErrNoSymbol)
 	}
@@ -69,9 +73,11 @@ func (m *Module) Lookup(name string) (Symbol, error) {
 }
 
 // Has reports whether the module defines name.
-func (m *Module) Has(name string) bool { _, ok := m.syms[name]; return ok }
+func (m *Module) Has(name string) bool { _, err := m.Lookup(name); return err == nil }
 
 // SymbolAt returns the name of the function containing addr, if known.
+// Only exported (.dynsym) symbols and those already looked up in .symtab
+// are considered: callers treat an unknown address with caution.
 func (m *Module) SymbolAt(addr uint64) (string, bool) {
 	for name, s := range m.syms {
 		if !s.Data && addr >= s.Addr && addr < s.Addr+s.Size {
@@ -155,7 +161,9 @@ func newModule(r io.ReaderAt, filePath string, maps []proc.Mapping) (m *Module, 
 	if err := m.place(maps); err != nil {
 		return nil, err
 	}
-	m.readSymbols()
+	if syms, err := m.file.DynamicSymbols(); err == nil {
+		m.addSymbols(syms)
+	}
 	return m, nil
 }
 
@@ -217,37 +225,51 @@ func (m *Module) place(maps []proc.Mapping) error {
 	return nil
 }
 
-func (m *Module) readSymbols() {
-	add := func(syms []elf.Symbol) {
-		for _, s := range syms {
-			if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
-				continue
-			}
-			typ := elf.ST_TYPE(s.Info)
-			switch typ {
-			case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
-			default:
-				continue
-			}
-			if _, dup := m.syms[s.Name]; dup {
-				continue
-			}
-			m.syms[s.Name] = Symbol{
-				Addr:  s.Value + m.Bias,
-				Size:  s.Size,
-				IFunc: typ == elf.STT_GNU_IFUNC,
-				Data:  typ == elf.STT_OBJECT,
-			}
+// addSymbols records defined symbols; the first definition of a name wins.
+func (m *Module) addSymbols(syms []elf.Symbol) {
+	for _, s := range syms {
+		if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
+			continue
+		}
+		typ := elf.ST_TYPE(s.Info)
+		switch typ {
+		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
+		default:
+			continue
+		}
+		if _, dup := m.syms[s.Name]; dup {
+			continue
+		}
+		m.syms[s.Name] = Symbol{
+			Addr:  s.Value + m.Bias,
+			Size:  s.Size,
+			IFunc: typ == elf.STT_GNU_IFUNC,
+			Data:  typ == elf.STT_OBJECT,
 		}
 	}
-	// .dynsym first: it is what the dynamic linker uses and what stripped
-	// files keep. .symtab adds static functions where it exists.
-	if syms, err := m.file.DynamicSymbols(); err == nil {
-		add(syms)
+}
+
+// loadSymtab adds .symtab (static functions and variables, where the file
+// was not stripped) to the .dynsym symbols read at load time. It is read
+// only when needed: on a big libpython it costs ten milliseconds.
+// It reports whether it added anything.
+func (m *Module) loadSymtab() (added bool) {
+	if m.symtabRead {
+		return false
 	}
-	if syms, err := m.file.Symbols(); err == nil {
-		add(syms)
+	m.symtabRead = true
+	defer func() {
+		if recover() != nil {
+			added = false
+		}
+	}()
+	syms, err := m.file.Symbols()
+	if err != nil {
+		return false
 	}
+	n := len(m.syms)
+	m.addSymbols(syms)
+	return len(m.syms) > n
 }
 
 // Version is a CPython version.

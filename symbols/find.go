@@ -79,7 +79,11 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 				lastErr = err
 				continue
 			}
-			if m.Has("PyGILState_Ensure") && m.Has("PyRun_SimpleString") {
+			// .dynsym only: an interpreter always exports these, and reading
+			// every library's .symtab would be slow.
+			_, ensure := m.syms["PyGILState_Ensure"]
+			_, run := m.syms["PyRun_SimpleString"]
+			if ensure && run {
 				found = append(found, m)
 			} else {
 				m.Close()
@@ -123,7 +127,11 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 	}
 	for _, f := range files {
 		if libcName.MatchString(path.Base(f)) {
-			if m, err := LoadModule(pid, maps, f); err == nil && m.Has("munmap") {
+			if m, err := LoadModule(pid, maps, f); err == nil {
+				if _, ok := m.syms["munmap"]; !ok {
+					m.Close()
+					continue
+				}
 				t.Libc = m
 				break
 			}

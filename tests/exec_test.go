@@ -111,6 +111,8 @@ func TestExecCommandLine(t *testing.T) {
 	}{
 		{"expression", "", []string{"exec", pid, "6 * 7"}, 0, "42\n", ""},
 		{"statement", "", []string{"exec", pid, "x = 1"}, 0, "", ""},
+		{"final expression shown", "", []string{"exec", pid, "x = 20\nx + 1"}, 0, "21\n", ""},
+		{"None not shown", "", []string{"exec", pid, "None"}, 0, "", ""},
 		{"stdin", "print('from stdin')", []string{"exec", pid, "-"}, 0, "from stdin\n", ""},
 		{"file after pid", "", []string{"exec", pid, "--file", file}, 0, "from a file\n", ""},
 		{"file before pid", "", []string{"exec", "--file", file, pid}, 0, "from a file\n", ""},

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every lptrace test: static checks, the build for amd64 and arm64, unit
+# tests, short fuzzing, and the integration tests against every Python
+# interpreter installed on this machine (pyenv's, the system's, and the
+# newest releases from ../shared/newest-pythons.sh when that script exists).
+#
+#   ./integration_test.sh            the default run (a few minutes)
+#   ./integration_test.sh --torture  longer kill/fuzz loops
+set -euo pipefail
+cd "$(dirname "$0")"
+torture=
+for a in "$@"; do
+  case $a in
+    --torture) torture=1 ;;
+    *) echo "usage: $0 [--torture]" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+go vet ./...
+GOARCH=arm64 go vet ./...
+
+step "build (static, amd64; arm64 must build too)"
+mkdir -p bin
+CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
+CGO_ENABLED=0 GOARCH=arm64 go build -o /dev/null ./...
+file bin/lptrace 2>/dev/null | grep -q 'statically linked' || { echo "bin/lptrace is not static"; exit 1; }
+
+step "interpreters"
+pythons=()
+add() { [ -x "$1" ] && "$1" -c pass >/dev/null 2>&1 && pythons+=("$1"); return 0; }
+pyroot=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+for p in "$pyroot"/versions/*/bin/python[23].*; do
+  [[ $(basename "$p") =~ ^python[0-9]\.[0-9]+$ ]] && add "$p"
+done
+for p in /usr/bin/python2.7 /usr/bin/python3.[0-9]*; do
+  [[ $(basename "$p") =~ ^python[0-9]\.[0-9]+$ ]] && add "$p"
+done
+if [ -x ../shared/newest-pythons.sh ] || [ -f ../shared/newest-pythons.sh ]; then
+  if newest=$(bash ../shared/newest-pythons.sh 2>/tmp/newest-pythons.err); then
+    while read -r p; do add "$p"; done <<<"$newest"
+  else
+    echo "note: newest-pythons.sh failed, 3.14/3.15 not tested: $(tail -1 /tmp/newest-pythons.err)"
+  fi
+else
+  echo "note: ../shared/newest-pythons.sh not found, 3.14/3.15 not tested"
+fi
+if [ ${#pythons[@]} -eq 0 ]; then echo "no Python interpreter found: nothing to test against"; exit 1; fi
+printf '  %s\n' "${pythons[@]}"
+LPTRACE_PYTHONS=$(IFS=:; echo "${pythons[*]}")
+export LPTRACE_PYTHONS
+
+step "unit and integration tests"
+[ -n "$torture" ] && export LPTRACE_TORTURE=1
+go test -count=1 -timeout 30m ./...
+
+step "fuzzing"
+fuzztime=5s
+[ -n "$torture" ] && fuzztime=2m
+for target in proc:FuzzParseMaps proc:FuzzParseSyscall symbols:FuzzNewModule termsafe:FuzzEscape; do
+  pkg=${target%%:*} name=${target#*:}
+  if grep -q "func $name" "$pkg"/*_test.go 2>/dev/null; then
+    go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg" >/dev/null
+    echo "  $name: ok ($fuzztime)"
+  fi
+done
+
+step "done"
+echo "all tests passed against ${#pythons[@]} interpreters"
