@@ -264,10 +264,6 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 		if st.Exited {
 			return nil, -1, ErrExited
 		}
-		if os.Getenv("LPTRACE_DEBUG") != "" {
-			regs, _ := inj.tr.GetRegs(th.TID)
-			fmt.Fprintf(os.Stderr, "debug: stop %v pc=%#x want %#x\n", st, regs.PC(), stopAt)
-		}
 		if st.Event == 0 && st.Signal == inj.signal(th.TID) {
 			regs, err := inj.tr.GetRegs(th.TID)
 			if err != nil {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+
+	"github.com/lptrace/lptrace/proc"
 	"time"
 )
 
@@ -57,14 +58,12 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 		if err := ctx.Err(); err != nil {
 			return Route{}, err
 		}
+		if !proc.Alive(inj.pid) {
+			return Route{}, ErrExited
+		}
 		parked, running, err := inj.Classify()
 		if err != nil {
 			return Route{}, err
-		}
-		if len(parked)+len(running) == 0 {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", inj.pid)); err != nil {
-				return Route{}, ErrExited
-			}
 		}
 		// 1. Direct, in a parked thread, the main thread first.
 		var issuers []Parked

@@ -336,3 +336,13 @@ func ReadWchan(pid, tid int) string {
 	}
 	return strings.TrimSpace(string(data))
 }
+
+// Alive reports whether the process exists and has not exited (a zombie has).
+func Alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
@@ -180,7 +181,7 @@ func (e *execRun) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("interrupted; the queued code will not run (process %d)", e.pid)
 		case <-tick.C:
-			if !alive(e.pid) {
+			if !proc.Alive(e.pid) {
 				return fmt.Errorf("process %d exited", e.pid)
 			}
 			if !running && time.Now().After(startBy) {
@@ -201,17 +202,4 @@ func (e *execRun) print(w io.Writer, data []byte) error {
 		_, err = io.WriteString(w, termsafe.Escape(data, true))
 	}
 	return err
-}
-
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	for i := len(data) - 1; i > 0; i-- {
-		if data[i] == ')' && i+2 < len(data) {
-			return data[i+2] != 'Z' && data[i+2] != 'X'
-		}
-	}
-	return true
 }

@@ -107,8 +107,8 @@ func findPython(pid int, st *proc.Status, warn func(string)) (*symbols.Target, e
 // what happened and what to do.
 func explainAttach(pid int, err error) error {
 	switch {
-	case errors.Is(err, inject.ErrExited), errors.Is(err, ptrace.ErrGone):
-		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", pid)); serr != nil {
+	case errors.Is(err, inject.ErrExited), errors.Is(err, ptrace.ErrGone), errors.Is(err, proc.ErrNoProcess):
+		if !proc.Alive(pid) {
 			return fmt.Errorf("process %d exited", pid)
 		}
 		return fmt.Errorf("process %d: a thread exited during the operation; retry", pid)

@@ -47,8 +47,13 @@ def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
 
+def on_usr1(signum, frame):
+    STATE['usr1'] = STATE.get('usr1', 0) + 1
+
+
 def main():
     port = 0
+    signal.signal(signal.SIGUSR1, on_usr1)
     if MODE == 'sigpipe':
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if MODE in ('sleep', 'sigpipe'):

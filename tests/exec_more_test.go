@@ -1,0 +1,122 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Signals that arrive while lptrace's call runs in a thread reach the
+// program: its Python handler runs.
+func TestExecSignalsReachTarget(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "sleep")
+			cmd := exec.Command(lptraceBin, "exec", strconv.Itoa(tg.PID), "import time\nfor i in range(10): time.sleep(0.05)")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(250 * time.Millisecond) // inside the call
+			syscall.Kill(tg.PID, syscall.SIGUSR1)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exec: %v", err)
+			}
+			r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "STATE.get('usr1', 0)")
+			if r.Code != 0 || r.Stdout != "1\n" {
+				t.Fatalf("the program's SIGUSR1 handler ran %q times (exit %d, stderr %q), want 1", r.Stdout, r.Code, r.Stderr)
+			}
+			if !tg.Alive() {
+				t.Fatal("target died")
+			}
+		})
+	}
+}
+
+// Ctrl-C while the code runs: lptrace lets go at once, says so, and the
+// program is fine.
+func TestExecInterrupted(t *testing.T) {
+	py := newest(t)
+	tg := startTarget(t, py, "sleep")
+	cmd := exec.Command(lptraceBin, "exec", strconv.Itoa(tg.PID), "import time; time.sleep(2)")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Start()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("lptrace took %v to stop after SIGINT", took)
+	}
+	if err == nil || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("exit %v, stderr %q", err, stderr.String())
+	}
+	time.Sleep(2 * time.Second) // the code finishes on its own
+	tg.waitTicks(t, 3, 5*time.Second)
+	r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "print('ok')")
+	if r.Code != 0 || r.Stdout != "ok\n" {
+		t.Fatalf("after the interrupt: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if other := tg.Other(); len(other) > 0 {
+		t.Errorf("the target's own stdout got %q", other)
+	}
+}
+
+// A process that exits while lptrace attaches: a clear message or success,
+// never a hang or a crash.
+func TestExecTargetExits(t *testing.T) {
+	py := newest(t)
+	for i := 0; i < 12; i++ {
+		life := time.Duration(i*15) * time.Millisecond
+		cmd := exec.Command(py.Path, "-c", "import time; time.sleep("+strconv.FormatFloat(life.Seconds(), 'f', 3, 64)+")")
+		cmd.Start()
+		time.Sleep(life / 2)
+		r := lptrace(t, "", "exec", strconv.Itoa(cmd.Process.Pid), "1")
+		cmd.Wait()
+		ok := r.Code == 0 ||
+			strings.Contains(r.Stderr, "exited") || strings.Contains(r.Stderr, "no such process") ||
+			strings.Contains(r.Stderr, "zombie") || strings.Contains(r.Stderr, "not a Python process")
+		if !ok || (r.Code != 0 && len(strings.Split(strings.TrimSpace(r.Stderr), "\n")) != 1) {
+			t.Errorf("life %v: exit %d, stderr %q", life, r.Code, r.Stderr)
+		}
+	}
+}
+
+// Two Python runtimes in one process: refused, naming both.
+func TestExecTwoRuntimes(t *testing.T) {
+	var libs []string
+	var host Python
+	for _, py := range pythons(t) {
+		ms, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(py.Path)), "lib", "libpython*.so.1.0"))
+		if len(ms) == 1 && strings.HasPrefix(py.Name, "3.") {
+			libs = append(libs, ms[0])
+			host = py
+		}
+	}
+	if len(libs) < 2 {
+		t.Skip("needs two interpreters built with libpython")
+	}
+	other := libs[0]
+	if strings.Contains(other, filepath.Base(filepath.Dir(filepath.Dir(host.Path)))) {
+		other = libs[1]
+	}
+	cmd := exec.Command(host.Path, "-c", "import ctypes, sys, time\nctypes.CDLL(sys.argv[1])\nprint('ready'); sys.stdout.flush(); time.sleep(60)", other)
+	out, _ := cmd.StdoutPipe()
+	cmd.Start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	buf := make([]byte, 6)
+	out.Read(buf)
+	r := lptrace(t, "", "exec", strconv.Itoa(cmd.Process.Pid), "1")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "2 Python runtimes") || !strings.Contains(r.Stderr, filepath.Base(other)) {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(cmd.Process.Pid)); err != nil {
+		t.Error("target died")
+	}
+}
