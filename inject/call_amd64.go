@@ -36,8 +36,6 @@ const (
 	offXSave    = 0x20
 	offRegs     = 0x28
 	offSig      = 0x30
-	offTgid     = 0x38
-	offTid      = 0x40
 	offCalls    = 0x80
 	callSize    = 88
 	redZoneSkip = 264 // 128-byte red zone + the 256 that `ret 256` drops + 8 for rip
@@ -111,7 +109,7 @@ func newLayout(sp uint64, ncalls, xsaveSize int) layout {
 // buildBlock writes the context block: the call table, an empty XSAVE area
 // (its header must be zero for XRSTOR), the registers to restore and the
 // resume address.
-func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig, tgid, tid int) []byte {
+func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 	b := make([]byte, l.size)
 	le := binary.LittleEndian
 	le.PutUint64(b[offNCalls:], uint64(len(calls)))
@@ -119,8 +117,6 @@ func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig, tgid, tid int) []
 	le.PutUint64(b[offXSave:], l.xsave-l.base)
 	le.PutUint64(b[offRegs:], l.regs-l.base)
 	le.PutUint64(b[offSig:], uint64(sig))
-	le.PutUint64(b[offTgid:], uint64(tgid))
-	le.PutUint64(b[offTid:], uint64(tid))
 	for i, c := range calls {
 		e := b[offCalls+callSize*i:]
 		le.PutUint64(e[0:], c.Fn)

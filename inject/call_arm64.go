@@ -35,7 +35,7 @@ type layout struct {
 }
 
 func newLayout(sp uint64, ncalls, xsaveSize int) layout { return layout{} }
-func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig, tgid, tid int) []byte {
+func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 	return nil
 }
 func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs { return orig }

@@ -226,7 +226,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 		return nil, -1, err
 	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
-	block := buildBlock(l, calls, th.orig, inj.signal(th.TID), inj.pid, th.TID)
+	block := buildBlock(l, calls, th.orig, inj.signal(th.TID))
 	if err := inj.tr.WriteMem(inj.pid, l.base, block); err != nil {
 		return nil, -1, fmt.Errorf("write the call block on thread %d's stack: %w", th.TID, err)
 	}
@@ -370,7 +370,10 @@ func (inj *Injector) signal(tid int) int {
 }
 
 // installTrampoline writes the trampoline into code padding that nothing
-// executes: after libc's code, else after the Python runtime's.
+// executes: after libc's code, else after the Python runtime's or the
+// dynamic loader's. It takes the last 64-byte-aligned slot that is all zero
+// (or already holds this very trampoline, left by another lptrace), so a
+// different trampoline left by another lptrace version is never disturbed.
 func (inj *Injector) installTrampoline(tid int) error {
 	if inj.tramp != 0 {
 		return nil
@@ -379,35 +382,37 @@ func (inj *Injector) installTrampoline(tid int) error {
 	code := make([]byte, size)
 	copy(code, trampCode)
 	var tried []string
-	for _, m := range []*symbols.Module{inj.tgt.Libc, inj.tgt.Python} {
+	for _, m := range []*symbols.Module{inj.tgt.Libc, inj.tgt.Python, inj.tgt.Loader} {
 		if m == nil || m.PadStart == 0 {
 			continue
 		}
-		// The last bytes of the padding, away from the end of the code.
-		addr := (m.PadEnd - uint64(size)) &^ 63
-		if addr < m.PadStart+64 {
+		if m.PadEnd-m.PadStart < uint64(size)+64 {
 			tried = append(tried, m.Path+" (no room)")
 			continue
 		}
-		cur := make([]byte, size)
-		if err := inj.tr.ReadMem(inj.pid, addr, cur); err != nil {
+		pad := make([]byte, m.PadEnd-m.PadStart)
+		if err := inj.tr.ReadMem(inj.pid, m.PadStart, pad); err != nil {
 			return err
 		}
-		switch {
-		case string(cur) == string(code):
-			// Left by another lptrace (running or killed): use it, and leave
-			// it in place afterwards.
-		case isZero(cur):
-			if err := inj.tr.PokeText(tid, addr, code); err != nil {
-				return fmt.Errorf("write the trampoline into %s: %w", m.Path, err)
+		// Keep 64 bytes clear of the end of the real code.
+		for addr := (m.PadEnd - uint64(size)) &^ 63; addr >= m.PadStart+64; addr -= 64 {
+			cur := pad[addr-m.PadStart : addr-m.PadStart+uint64(size)]
+			switch {
+			case string(cur) == string(code):
+				// Left by another lptrace (running or killed): use it, and
+				// leave it in place afterwards.
+			case isZero(cur):
+				if err := inj.tr.PokeText(tid, addr, code); err != nil {
+					return fmt.Errorf("write the trampoline into %s: %w", m.Path, err)
+				}
+				inj.wrote = true
+			default:
+				continue
 			}
-			inj.wrote = true
-		default:
-			tried = append(tried, m.Path+" (padding not empty)")
-			continue
+			inj.tramp, inj.found, inj.region = addr, append([]byte(nil), cur...), m
+			return nil
 		}
-		inj.tramp, inj.found, inj.region = addr, cur, m
-		return nil
+		tried = append(tried, m.Path+" (padding in use)")
 	}
 	return fmt.Errorf("no unused code padding for the trampoline: %s", strings.Join(tried, ", "))
 }

@@ -138,8 +138,14 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 	}
 }
 
+// quickCall bounds calls that never wait for anything (system calls,
+// Py_AddPendingCall): past it lptrace lets go of the thread rather than hang.
+const quickCall = 3 * time.Second
+
 // mmapBuffer maps size bytes of fresh memory in the target through th.
 func (inj *Injector) mmapBuffer(ctx context.Context, th *Thread, size uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, quickCall)
+	defer cancel()
 	res, aborted, err := th.Run(ctx, []Call{{
 		Fn: FnSyscall, Aux: sysMmap, Flags: AbortIfError,
 		Args: [6]uint64{0, size, protRead | protWrite, mapPrivate | mapAnonymous, ^uint64(0), 0},
@@ -294,7 +300,9 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 		{Fn: sym("Py_AddPendingCall"), Args: [6]uint64{buf, buf}, Flags: AbortIfNonzero},
 		munmapCall(buf, size, Cleanup),
 	}
-	res, aborted, err := th.Run(ctx, calls)
+	callCtx, cancel := context.WithTimeout(ctx, quickCall)
+	defer cancel()
+	res, aborted, err := th.Run(callCtx, calls)
 	if err != nil {
 		return Route{}, "", err
 	}

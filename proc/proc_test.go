@@ -3,10 +3,13 @@ package proc
 import (
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // realMaps is the start of /proc/PID/maps of a Python process, as the
@@ -413,6 +416,54 @@ func TestNoProcess(t *testing.T) {
 	}
 	if IsKernelThread(pid) || StackLimit(pid) != 0 || ReadWchan(pid, pid) != "" {
 		t.Error("IsKernelThread, StackLimit or ReadWchan found a process that does not exist")
+	}
+}
+
+func TestAlive(t *testing.T) {
+	if !Alive(os.Getpid()) {
+		t.Error("Alive(self) = false")
+	}
+	if Alive(1 << 30) {
+		t.Error("Alive of a PID that cannot exist = true")
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep command")
+	}
+	// A command name with ") Z (" in it: /proc/PID/stat puts it in
+	// parentheses, before the state.
+	odd := filepath.Join(t.TempDir(), "x) Z (y")
+	if err := os.Symlink(sleep, odd); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if !Alive(cmd.Process.Pid) {
+		t.Errorf("Alive(%q) = false", odd)
+	}
+
+	// Exited but not yet waited for: a zombie.
+	cmd.Process.Kill()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := ReadStatus(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("killed process still in state %c", st.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if Alive(cmd.Process.Pid) {
+		t.Error("Alive(zombie) = true")
 	}
 }
 

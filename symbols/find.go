@@ -26,6 +26,7 @@ type Target struct {
 	Python  *Module // the module that defines the CPython runtime
 	Version Version
 	Libc    *Module // may be nil for a static executable
+	Loader  *Module // the dynamic loader (ld.so); may be nil
 }
 
 // Close releases the files.
@@ -33,14 +34,17 @@ func (t *Target) Close() {
 	if t.Python != nil {
 		t.Python.Close()
 	}
-	if t.Libc != nil && t.Libc != t.Python {
-		t.Libc.Close()
+	for _, m := range []*Module{t.Libc, t.Loader} {
+		if m != nil && m != t.Python {
+			m.Close()
+		}
 	}
 }
 
 var (
 	pythonName = regexp.MustCompile(`^(lib)?python\d`)
 	libcName   = regexp.MustCompile(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`)
+	loaderName = regexp.MustCompile(`^ld-linux.*\.so`)
 )
 
 // Find locates the Python runtime and the C library of process pid.
@@ -135,6 +139,14 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 				t.Libc = m
 				break
 			}
+		}
+	}
+	for _, f := range files {
+		if loaderName.MatchString(path.Base(f)) {
+			if m, err := LoadModule(pid, maps, f); err == nil {
+				t.Loader = m
+			}
+			break
 		}
 	}
 	return t, nil

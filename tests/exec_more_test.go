@@ -82,6 +82,9 @@ func TestExecTargetExits(t *testing.T) {
 		ok := r.Code == 0 ||
 			strings.Contains(r.Stderr, "exited") || strings.Contains(r.Stderr, "no such process") ||
 			strings.Contains(r.Stderr, "zombie") || strings.Contains(r.Stderr, "not a Python process")
+		if l := leftovers(); len(l) > 0 {
+			t.Errorf("life %v: left behind %v", life, l)
+		}
 		if !ok || (r.Code != 0 && len(strings.Split(strings.TrimSpace(r.Stderr), "\n")) != 1) {
 			t.Errorf("life %v: exit %d, stderr %q", life, r.Code, r.Stderr)
 		}
@@ -118,5 +121,29 @@ func TestExecTwoRuntimes(t *testing.T) {
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(cmd.Process.Pid)); err != nil {
 		t.Error("target died")
+	}
+}
+
+// A target in its own mount and PID namespaces with a private /tmp, as in a
+// container: lptrace attaches by its host PID, and nothing is left in either
+// /tmp.
+func TestExecContainer(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs unshare and root")
+	}
+	py := newest(t)
+	inner := "mount -t tmpfs tmpfs /tmp && touch /tmp/inside && exec \"$0\" \"$@\""
+	tg := startTarget(t, py, "sleep", unshare, "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", inner)
+	r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import os; os.getpid(), sorted(os.listdir('/tmp'))")
+	if r.Code != 0 || r.Stdout != "(1, ['inside'])\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	r = lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import os; sorted(os.listdir('/tmp'))")
+	if r.Stdout != "['inside']\n" {
+		t.Errorf("left in the target's /tmp: %q (stderr %q)", r.Stdout, r.Stderr)
+	}
+	if l := leftovers(); len(l) > 0 {
+		t.Errorf("left in the host's /tmp: %v", l)
 	}
 }

@@ -146,8 +146,9 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 		t.Fatal(err)
 	}
 	tg := &Target{PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	pgid := cmd.Process.Pid // the process group of the target and any wrapper
 	t.Cleanup(func() {
-		syscall.Kill(-tg.PID, syscall.SIGKILL)
+		syscall.Kill(-pgid, syscall.SIGKILL)
 		cmd.Wait()
 	})
 	ready := make(chan int, 1)

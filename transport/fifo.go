@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // MaxRecord bounds one record from the target: the target is untrusted.
@@ -35,9 +36,13 @@ type Channel struct {
 	TargetPath string // the FIFO's path as the target sees it
 	hostPath   string
 	hostDir    string
-	r          *os.File
-	keep       *os.File // a write end held until the target opens its own
-	br         *bufio.Reader
+	// The temporary directory and ours, held open so that they can be
+	// cleaned up even after the target exited and /proc/PID/root vanished.
+	parent, dir *os.File
+	name        string
+	r           *os.File
+	keep        *os.File // a write end held until the target opens its own
+	br          *bufio.Reader
 }
 
 // Places tried for the private directory, in the target's file system.
@@ -82,10 +87,17 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	if err := os.Mkdir(hostDir, 0o700); err != nil {
 		return nil, err
 	}
-	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: hostDir, hostPath: filepath.Join(hostDir, "pipe")}
+	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: hostDir, hostPath: filepath.Join(hostDir, "pipe"), name: name}
 	fail := func(err error) (*Channel, error) {
 		c.Close()
 		return nil, err
+	}
+	if c.parent, err = os.OpenFile(filepath.Join(root, dir), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0); err != nil {
+		os.Remove(hostDir)
+		return nil, err
+	}
+	if c.dir, err = os.OpenFile(hostDir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0); err != nil {
+		return fail(err)
 	}
 	if err := syscall.Mkfifo(c.hostPath, 0o600); err != nil {
 		return fail(err)
@@ -134,9 +146,29 @@ func (c *Channel) Unlink() {
 	if c.hostDir == "" {
 		return
 	}
-	os.Remove(c.hostPath)
-	os.Remove(c.hostDir)
+	if c.dir != nil && c.parent != nil {
+		unlinkAt(c.dir, "pipe", 0)
+		unlinkAt(c.parent, c.name, atRemoveDir)
+	} else {
+		os.Remove(c.hostPath)
+		os.Remove(c.hostDir)
+	}
 	c.hostDir = ""
+}
+
+const atRemoveDir = 0x200
+
+// unlinkAt removes name relative to an open directory (unlinkat(2)).
+func unlinkAt(dir *os.File, name string, flags int) error {
+	p, err := syscall.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
+	_, _, e := syscall.Syscall(syscall.SYS_UNLINKAT, dir.Fd(), uintptr(unsafe.Pointer(p)), uintptr(flags))
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // TargetOpened is called when the first record arrived: the FIFO can leave
@@ -190,6 +222,11 @@ func (c *Channel) Close() error {
 	}
 	if c.r != nil {
 		c.r.Close()
+	}
+	for _, f := range []*os.File{c.dir, c.parent} {
+		if f != nil {
+			f.Close()
+		}
 	}
 	return nil
 }

@@ -47,7 +47,11 @@ func reorderArgs(app *cli.App, args []string) []string {
 			i = len(args)
 		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && i+1 < len(args) {
+			if takesValue(cmd.Flags, a) {
+				if i+1 >= len(args) {
+					// Missing value: leave it last so that the parser says so.
+					return append(out, flags...)
+				}
 				i++
 				flags = append(flags, args[i])
 			}

@@ -26,7 +26,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 		ArgsUsage: "PID [CODE | -]",
 		Description: "Runs CODE in the interpreter of process PID, at a safe point, and prints\n" +
 			"what it writes to stdout and stderr here (not on the process's own output).\n" +
-			"A single expression prints its value. The code sees a copy of the\n" +
+			"A final expression prints its value. The code sees a copy of the\n" +
 			"program's __main__ globals; change state through objects, e.g.\n" +
 			"'import app; app.DEBUG = True'. Exit status: 0, or 1 if the code raised.",
 		Flags: []cli.Flag{
@@ -34,6 +34,9 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
 			&cli.BoolFlag{Name: "raw", Usage: "print the output as is, without escaping control characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how the code reached the interpreter"},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usagef("exec: %v", err)
 		},
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()

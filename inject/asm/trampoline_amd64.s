@@ -13,7 +13,7 @@
 # Block layout (offsets from B):
 #   0x08 ncalls        0x10 done flag     0x18 index of the aborting call
 #   0x20 xsave offset  0x28 saved-registers offset
-#   0x30 signal        0x38 tgid          0x40 tid
+#   0x30 signal
 #   0x80 calls, 88 bytes each:
 #        +0 fn (0: memcpy(a0, a1, a2); 1: raw syscall number aux; else address)
 #        +8 a0..a5   +56 argsrc[6] (k+1: take the result of call k)
@@ -129,8 +129,13 @@ finish:
 	mov edx, -1
 	xrstor64 [r12]
 	mov qword ptr [rbx+0x10], 1
-	mov rdi, [rbx+0x38]
-	mov rsi, [rbx+0x40]
+	mov eax, 39                      # getpid, gettid: the IDs in the
+	syscall                          # target's own PID namespace
+	mov r12, rax
+	mov eax, 186
+	syscall
+	mov rsi, rax
+	mov rdi, r12
 	mov rdx, [rbx+0x30]
 	mov eax, 234                     # tgkill(tgid, tid, sig)
 	syscall

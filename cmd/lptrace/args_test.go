@@ -1,0 +1,145 @@
+package main
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func TestReorderArgs(t *testing.T) {
+	tests := []struct {
+		in, want []string
+	}{
+		{
+			[]string{"lptrace", "exec", "123", "--file", "x.py"},
+			[]string{"lptrace", "exec", "--file", "x.py", "--", "123"},
+		},
+		{
+			[]string{"lptrace", "exec", "--file", "x.py", "123"},
+			[]string{"lptrace", "exec", "--file", "x.py", "--", "123"},
+		},
+		{
+			[]string{"lptrace", "exec", "123", "code", "--timeout", "5s"},
+			[]string{"lptrace", "exec", "--timeout", "5s", "--", "123", "code"},
+		},
+		{
+			[]string{"lptrace", "exec", "--", "123", "-"},
+			[]string{"lptrace", "exec", "--", "123", "-"},
+		},
+		{
+			// "-" (stdin) is an argument, not an option.
+			[]string{"lptrace", "exec", "123", "-"},
+			[]string{"lptrace", "exec", "--", "123", "-"},
+		},
+		{
+			// After "--", options are arguments.
+			[]string{"lptrace", "exec", "123", "--", "--raw"},
+			[]string{"lptrace", "exec", "--", "123", "--raw"},
+		},
+		{
+			[]string{"lptrace", "exec", "-f", "x.py", "123"},
+			[]string{"lptrace", "exec", "-f", "x.py", "--", "123"},
+		},
+		{
+			// With "=", the value is in the same argument.
+			[]string{"lptrace", "exec", "123", "--file=x.py", "--timeout=1s"},
+			[]string{"lptrace", "exec", "--file=x.py", "--timeout=1s", "--", "123"},
+		},
+		{
+			// Boolean options take no value.
+			[]string{"lptrace", "exec", "--raw", "123", "-v", "code"},
+			[]string{"lptrace", "exec", "--raw", "-v", "--", "123", "code"},
+		},
+		{
+			// An option value that looks like an option.
+			[]string{"lptrace", "exec", "123", "--file", "-"},
+			[]string{"lptrace", "exec", "--file", "-", "--", "123"},
+		},
+		{
+			[]string{"lptrace", "exec", "--verbose"},
+			[]string{"lptrace", "exec", "--verbose"},
+		},
+		{
+			[]string{"lptrace", "exec"},
+			[]string{"lptrace", "exec"},
+		},
+		{
+			[]string{"lptrace", "--help"},
+			[]string{"lptrace", "--help"},
+		},
+		{
+			[]string{"lptrace", "--version"},
+			[]string{"lptrace", "--version"},
+		},
+		{
+			[]string{"lptrace", "--help", "exec", "1", "--raw"},
+			[]string{"lptrace", "--help", "exec", "--raw", "--", "1"},
+		},
+		{
+			[]string{"lptrace", "--", "exec", "1", "--raw"},
+			[]string{"lptrace", "--", "exec", "1", "--raw"},
+		},
+		{
+			// An unknown command is left as it is.
+			[]string{"lptrace", "frobnicate", "123", "--file", "x.py"},
+			[]string{"lptrace", "frobnicate", "123", "--file", "x.py"},
+		},
+		{
+			[]string{"lptrace"},
+			[]string{"lptrace"},
+		},
+		{nil, nil},
+	}
+	for _, tt := range tests {
+		app := newApp(io.Discard, io.Discard)
+		in := append([]string(nil), tt.in...)
+		got := reorderArgs(app, in)
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("reorderArgs(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if !reflect.DeepEqual(in, tt.in) {
+			t.Errorf("reorderArgs(%q) changed its argument to %q", tt.in, in)
+		}
+	}
+}
+
+// TestReorderArgsParse runs the reordered arguments through urfave/cli,
+// with the exec command's action replaced, to check what exec receives.
+func TestReorderArgsParse(t *testing.T) {
+	type parsed struct {
+		file    string
+		timeout time.Duration
+		raw     bool
+		args    []string
+	}
+	tests := []struct {
+		in   string
+		want parsed
+	}{
+		{"exec 123 --file x.py", parsed{"x.py", 10 * time.Second, false, []string{"123"}}},
+		{"exec 123 code --timeout 5s --raw", parsed{"", 5 * time.Second, true, []string{"123", "code"}}},
+		{"exec 123 -", parsed{"", 10 * time.Second, false, []string{"123", "-"}}},
+		{"exec -- 123 --raw", parsed{"", 10 * time.Second, false, []string{"123", "--raw"}}},
+		{"exec --raw 123", parsed{"", 10 * time.Second, true, []string{"123"}}},
+	}
+	for _, tt := range tests {
+		app := newApp(io.Discard, io.Discard)
+		var got parsed
+		app.Command("exec").Action = func(c *cli.Context) error {
+			got = parsed{c.String("file"), c.Duration("timeout"), c.Bool("raw"), c.Args().Slice()}
+			return nil
+		}
+		args := append([]string{"lptrace"}, strings.Fields(tt.in)...)
+		if err := app.Run(reorderArgs(app, args)); err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: exec got %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
