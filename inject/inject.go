@@ -437,9 +437,18 @@ func (inj *Injector) Restore(th *Thread) error {
 	if err != nil {
 		return err
 	}
-	self := os.Getpid()
+	// TracerPid names the tracer *thread*: any thread of lptrace is us.
+	ours, _ := proc.Threads(os.Getpid())
+	isOurs := func(tid int) bool {
+		for _, t := range ours {
+			if t == tid {
+				return true
+			}
+		}
+		return false
+	}
 	for _, tid := range tids {
-		if st, err := proc.ReadTaskStatus(inj.pid, tid); err == nil && st.TracerPid != 0 && st.TracerPid != self {
+		if st, err := proc.ReadTaskStatus(inj.pid, tid); err == nil && st.TracerPid != 0 && !isOurs(st.TracerPid) {
 			return nil
 		}
 	}

@@ -118,7 +118,7 @@ func TestExecCommandLine(t *testing.T) {
 		{"file before pid", "", []string{"exec", "--file", file, pid}, 0, "from a file\n", ""},
 		{"timeout after code", "", []string{"exec", pid, "1", "--timeout", "5s"}, 0, "1\n", ""},
 		{"double dash", "", []string{"exec", "--", pid, "2"}, 0, "2\n", ""},
-		{"stderr", "", []string{"exec", pid, "import sys; sys.stderr.write('oops\\n')"}, 0, "", "oops"},
+		{"stderr", "", []string{"exec", pid, "import sys; _ = sys.stderr.write('oops\\n')"}, 0, "", "oops"},
 		{"exception", "", []string{"exec", pid, "def f():\n    raise ValueError('bad')\nf()"}, 1, "", "ValueError: bad"},
 		{"syntax error", "", []string{"exec", pid, "def ("}, 1, "", "SyntaxError"},
 		{"system exit", "", []string{"exec", pid, "import sys; sys.exit(3)"}, 1, "", "SystemExit: 3"},

@@ -53,7 +53,12 @@ func checkTarget(pid int) (*proc.Status, error) {
 	if tids, err := proc.Threads(pid); err == nil {
 		for _, tid := range tids {
 			if ts, err := proc.ReadTaskStatus(pid, tid); err == nil && ts.TracerPid != 0 {
-				return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, ts.TracerPid, procName(ts.TracerPid))
+				// TracerPid is the tracer's thread; name its process.
+				tracer, name := ts.TracerPid, "gone"
+				if tst, err := proc.ReadStatus(tracer); err == nil {
+					tracer, name = tst.Tgid, tst.Name
+				}
+				return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, tracer, name)
 			}
 		}
 	}
@@ -66,12 +71,6 @@ func checkTarget(pid int) (*proc.Status, error) {
 	return st, nil
 }
 
-func procName(pid int) string {
-	if st, err := proc.ReadStatus(pid); err == nil {
-		return st.Name
-	}
-	return "gone"
-}
 
 // findPython resolves the Python runtime of pid, with messages for the
 // common failures.

@@ -1,0 +1,112 @@
+package inject
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/symbols"
+)
+
+// The engine against a real process (no Python needed): `sleep`, parked in
+// clock_nanosleep. Calls run in it, the trampoline's abort rules hold, its
+// bytes are put back, and the sleep still ends on time.
+func TestRunInSleepingProcess(t *testing.T) {
+	if !Supported {
+		t.Skip(ErrUnsupportedArch)
+	}
+	cmd := exec.Command("sleep", "1.5")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep command:", err)
+	}
+	start := time.Now()
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	var maps []proc.Mapping
+	for i := 0; i < 100; i++ {
+		maps, _ = proc.ReadMaps(pid)
+		if sc, _ := proc.ReadSyscall(pid, pid); !sc.Running && sc.Nr > 0 && len(maps) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tgt := &symbols.Target{PID: pid, Maps: maps}
+	for _, m := range maps {
+		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
+			libc, err := symbols.LoadModule(pid, maps, m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.Libc = libc
+		}
+	}
+	if tgt.Libc == nil {
+		t.Skip("sleep is not linked with glibc's libc.so")
+	}
+	tgt.Python = tgt.Libc // only used for its static-data ranges here
+	defer tgt.Libc.Close()
+
+	inj := New(ptrace.NewTracer(), tgt)
+	ctx := context.Background()
+	th, err := inj.Attach(ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !th.InCall {
+		t.Fatalf("sleep is not in a system call (syscall %d)", th.Syscall)
+	}
+	before := make([]byte, 4096)
+	padPage := tgt.Libc.PadEnd - 4096
+	inj.tr.ReadMem(pid, padPage, before)
+
+	const sysGetpid, sysGetppid = 39, 110
+	// Results feed later arguments; memcpy works; an abort skips the rest
+	// but still runs Always and Cleanup calls.
+	scratch := th.SP() - 64<<10
+	res, aborted, err := th.Run(ctx, []Call{
+		{Fn: FnSyscall, Aux: sysGetpid},
+		{Fn: FnSyscall, Aux: sysGetppid},
+		{Fn: FnMemcpy, Args: [6]uint64{scratch, scratch + 8, 8}},
+		{Fn: FnSyscall, Aux: sysGetpid, Flags: AbortIfNonzero},
+		{Fn: FnSyscall, Aux: sysGetpid}, // skipped
+		{Fn: FnSyscall, Aux: sysGetppid, Flags: Always},
+		{Fn: FnSyscall, Aux: sysGetpid, ArgFrom: [6]byte{1}, Flags: Cleanup},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(res[0]) != pid || int(res[1]) != os.Getpid() {
+		t.Errorf("getpid/getppid = %d/%d, want %d/%d", res[0], res[1], pid, os.Getpid())
+	}
+	if aborted != 3 || res[4] != 0 || int(res[5]) != os.Getpid() || int(res[6]) != pid {
+		t.Errorf("abort at %d, results %v", aborted, res)
+	}
+	// A raw system call error aborts with AbortIfError.
+	res, aborted, err = th.Run(ctx, []Call{{Fn: FnSyscall, Aux: 11 /* munmap */, Args: [6]uint64{1, 1}, Flags: AbortIfError}})
+	if err != nil || aborted != 0 || int64(res[0]) != -int64(syscall.EINVAL) {
+		t.Errorf("munmap(1, 1): %v, abort %d, result %d", err, aborted, int64(res[0]))
+	}
+	if err := inj.Restore(th); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.Release(); err != nil {
+		t.Fatal(err)
+	}
+	after := make([]byte, 4096)
+	inj.tr.ReadMem(pid, padPage, after)
+	if string(before) != string(after) {
+		t.Error("the trampoline's bytes were not put back")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sleep failed after the injection: %v", err)
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond || took > 3*time.Second {
+		t.Errorf("sleep 1.5 took %v", took)
+	}
+}
