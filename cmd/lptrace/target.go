@@ -71,7 +71,6 @@ func checkTarget(pid int) (*proc.Status, error) {
 	return st, nil
 }
 
-
 // findPython resolves the Python runtime of pid, with messages for the
 // common failures.
 func findPython(pid int, st *proc.Status, warn func(string)) (*symbols.Target, error) {
