@@ -133,7 +133,9 @@ func TestExecContainer(t *testing.T) {
 		t.Skip("needs unshare and root")
 	}
 	py := newest(t)
-	inner := "mount -t tmpfs tmpfs /tmp && touch /tmp/inside && exec \"$0\" \"$@\""
+	// $0 python, $1 -u, $2 the script, $3 the mode. The script is read before
+	// the private /tmp hides it (the checkout may live under /tmp).
+	inner := "src=$(cat \"$2\") && mount -t tmpfs tmpfs /tmp && touch /tmp/inside && exec \"$0\" -u -c \"$src\" \"$3\""
 	tg := startTarget(t, py, "sleep", unshare, "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", inner)
 	r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import os; os.getpid(), sorted(os.listdir('/tmp'))")
 	if r.Code != 0 || r.Stdout != "(1, ['inside'])\n" {
