@@ -495,15 +495,16 @@ func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
 }
 
 // safeSyscall: blocking calls that CPython makes with the GIL released.
-// A futex wait is safe only as a semaphore or mutex wait of the program
-// (Python locks, Queue.get), never on the GIL: re-entering the GIL from
-// inside its own wait deadlocks (seen on 3.8 and 3.11-3.13). The GIL's
-// mutex and condition variable are static variables of the runtime
-// (_PyRuntime on 3.7+, file-level statics on 3.6), so any futex inside the
-// runtime's data is refused; and a FUTEX_WAIT_BITSET on the monotonic clock
-// is a condition-variable wait, which is how 3.8+ waits for the GIL.
-// (2.7's GIL is a semaphore on the heap; nested waits on a semaphore are
-// harmless.)
+// A futex wait is safe as a wait of the program (a Python lock, a queue, a
+// condition variable of a C library), never as a wait on the GIL:
+// re-entering the GIL from inside its own wait deadlocks (seen on 3.8 and
+// 3.11-3.13). The GIL's mutex and condition variable are static variables
+// of the runtime (_PyRuntime on 3.7+, file-level statics on 3.6; checked
+// on every version 3.6-3.15 here), so a futex inside the runtime's data
+// (.data or .bss) is refused. 2.7's GIL is a semaphore on the heap: a
+// nested wait on a semaphore is harmless (and the GIL check in the call
+// sequence still applies). Priority-inheritance and requeue operations are
+// refused.
 func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 	if _, ok := parkedSyscalls[nr]; !ok || nr == sysRestartSyscall {
 		return false // restart_syscall: see Classify
@@ -512,13 +513,10 @@ func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 		if inj.tgt.Python.InStaticData(uaddr) {
 			return false
 		}
-		arg1 := op
-		const cmdMask, realtime = 0x7f, 0x100
-		switch arg1 & cmdMask {
-		case 0: // FUTEX_WAIT
+		const cmdMask = 0x7f
+		switch op & cmdMask {
+		case 0, 9: // FUTEX_WAIT, FUTEX_WAIT_BITSET
 			return true
-		case 9: // FUTEX_WAIT_BITSET
-			return arg1&realtime != 0
 		}
 		return false
 	}

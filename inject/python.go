@@ -45,13 +45,24 @@ const (
 // is free; the payload finds lptrace gone and runs nothing.
 var ErrGILBusy = errors.New("could not take the GIL")
 
+// Options tune RunPython.
+type Options struct {
+	// Timeout bounds the wait for a safe point.
+	Timeout time.Duration
+	// Started is closed by the caller when the payload reports that it
+	// runs: a direct call that has not started by the timeout is abandoned
+	// (ErrGILBusy).
+	Started <-chan struct{}
+	// TID, when set, is the only thread allowed to run the code (for the
+	// main thread, a pending call counts).
+	TID int
+}
+
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
-// target at a safe point, trying until timeout. For a pending call it
+// target at a safe point, trying until the timeout. For a pending call it
 // returns once the code is queued; the code itself reports when it runs.
-// started is closed by the caller when the payload reports that it runs: a
-// direct call that has not started by the timeout is abandoned (ErrGILBusy).
-func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Duration, started <-chan struct{}) (Route, error) {
-	deadline := time.Now().Add(timeout)
+func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Route, error) {
+	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
 	var lastWhy string
 	for attempt := 0; ; attempt++ {
@@ -65,10 +76,35 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 		if err != nil {
 			return Route{}, err
 		}
+		if opt.TID != 0 {
+			if !inj.hasThread(opt.TID) {
+				return Route{}, fmt.Errorf("process %d has no thread %d", inj.pid, opt.TID)
+			}
+			direct := parked[:0:0]
+			for _, p := range parked {
+				if p.TID == opt.TID {
+					direct = append(direct, p)
+				}
+			}
+			if opt.TID != inj.pid && len(direct) == 0 {
+				lastWhy = fmt.Sprintf("thread %d is not parked in a blocking call", opt.TID)
+				parked, running = nil, nil
+			} else if opt.TID != inj.pid {
+				parked, running = direct, nil
+			} else {
+				// The main thread: directly when parked, else as a pending
+				// call queued from any parked thread or from itself.
+				parked = append(direct, without(parked, opt.TID)...)
+			}
+		}
 		// 1. Direct, in a parked thread, the main thread first.
 		var issuers []Parked
 		for _, p := range parked {
-			route, why, err := inj.tryDirect(ctx, p, code, deadline, started)
+			if opt.TID != 0 && p.TID != opt.TID {
+				issuers = append(issuers, p)
+				continue
+			}
+			route, why, err := inj.tryDirect(ctx, p, code, deadline, opt.Started)
 			if errors.Is(err, ErrGILBusy) {
 				return Route{}, err
 			}
@@ -95,7 +131,9 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 				mainRunning = true
 			}
 		}
-		if mainRunning || len(issuers) > 0 {
+		// A pending call runs in the main thread only.
+		pendingOK := opt.TID == 0 || opt.TID == inj.pid
+		if pendingOK && (mainRunning || len(issuers) > 0) {
 			for _, p := range issuers {
 				route, why, err := inj.tryPending(ctx, p.TID, code)
 				if err == nil && why == "" {
@@ -124,11 +162,11 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, timeout time.Dur
 					lastWhy = why
 				}
 			}
-		} else if lastWhy == "" {
+		} else if lastWhy == "" && pendingOK {
 			lastWhy = "every thread is waiting for the GIL or blocked outside Python"
 		}
 		if time.Now().After(deadline) {
-			return Route{}, fmt.Errorf("%w within %v: %s", ErrNoSafePoint, timeout, lastWhy)
+			return Route{}, fmt.Errorf("%w within %v: %s", ErrNoSafePoint, opt.Timeout, lastWhy)
 		}
 		sleep := time.Millisecond << min(attempt, 5)
 		select {
@@ -326,4 +364,24 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 func (inj *Injector) finish(th *Thread) {
 	inj.Restore(th)
 	th.Release()
+}
+
+func without(ps []Parked, tid int) []Parked {
+	var out []Parked
+	for _, p := range ps {
+		if p.TID != tid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (inj *Injector) hasThread(tid int) bool {
+	tids, _ := proc.Threads(inj.pid)
+	for _, t := range tids {
+		if t == tid {
+			return true
+		}
+	}
+	return false
 }

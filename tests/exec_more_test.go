@@ -149,3 +149,29 @@ func TestExecContainer(t *testing.T) {
 		t.Errorf("left in the host's /tmp: %v", l)
 	}
 }
+
+// --tid runs the code in the thread asked for: every thread of a
+// multi-threaded program, the main thread (blocked in join) included.
+func TestExecTid(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "threads")
+			ents, _ := os.ReadDir("/proc/" + strconv.Itoa(tg.PID) + "/task")
+			for _, e := range ents {
+				r := lptrace(t, "", "exec", "--timeout", "5s", "--tid", e.Name(), strconv.Itoa(tg.PID),
+					"import threading; getattr(threading.current_thread(), 'native_id', "+e.Name()+")")
+				if r.Code != 0 || r.Stdout != e.Name()+"\n" {
+					t.Errorf("--tid %s: exit %d stdout %q stderr %q", e.Name(), r.Code, r.Stdout, r.Stderr)
+				}
+			}
+			r := lptrace(t, "", "exec", "--tid", "1", strconv.Itoa(tg.PID), "1")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "has no thread 1") {
+				t.Errorf("--tid 1: exit %d stderr %q", r.Code, r.Stderr)
+			}
+			if !tg.Alive() {
+				t.Fatal("target died")
+			}
+		})
+	}
+}

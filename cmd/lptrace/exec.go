@@ -32,6 +32,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the code from `FILE` (on lptrace's side)"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
+			&cli.IntFlag{Name: "tid", Usage: "run the code in thread `TID` of the process (default: whichever reaches a safe point first)"},
 			&cli.BoolFlag{Name: "raw", Usage: "print the output as is, without escaping control characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how the code reached the interpreter"},
 		},
@@ -68,7 +69,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
-			e := &execRun{pid: pid, code: code, timeout: c.Duration("timeout"), raw: c.Bool("raw"),
+			e := &execRun{pid: pid, code: code, timeout: c.Duration("timeout"), tid: c.Int("tid"), raw: c.Bool("raw"),
 				verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr}
 			return e.run(ctx)
 		},
@@ -79,6 +80,7 @@ type execRun struct {
 	pid            int
 	code           []byte
 	timeout        time.Duration
+	tid            int
 	raw, verbose   bool
 	stdout, stderr io.Writer
 }
@@ -127,7 +129,7 @@ func (e *execRun) run(ctx context.Context) error {
 	}()
 
 	inj := inject.New(ptrace.NewTracer(), tgt)
-	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), e.timeout, started)
+	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the code ran; process %d left as it was", e.pid)
