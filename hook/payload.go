@@ -73,3 +73,20 @@ func PyLiteral(s string) string {
 	b.WriteByte('\'')
 	return b.String()
 }
+
+//go:embed trace.py
+var traceSource string
+
+// TraceInstall returns the source that installs the call-tracing hook of
+// session, writing its records to the FIFO at fifo (a path in the target's
+// mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
+// only the calling thread and threads started later.
+func TraceInstall(fifo, session string) []byte {
+	return wrap(traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": fifo})
+}
+
+// TraceThread returns the source that hooks the calling thread into an
+// installed session (Python < 3.12, threads that existed at attach).
+func TraceThread(session string) []byte {
+	return wrap(traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": ""})
+}

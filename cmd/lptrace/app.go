@@ -16,11 +16,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version:   version,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		UsageText: "lptrace exec PID CODE        run Python code inside process PID\n" +
+		UsageText: "lptrace attach PID           show every Python call of process PID, live (Ctrl-C detaches)\n" +
+			"lptrace -p PID               ... the same\n" +
+			"lptrace exec PID CODE        run Python code inside process PID\n" +
 			"lptrace exec PID -           ... code read from stdin\n" +
 			"lptrace exec --file F PID    ... code read from file F",
 		HideHelpCommand: true,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "p", Usage: "trace process `PID` (same as: lptrace attach PID)"},
+		}, traceFlags()...),
 		Commands: []*cli.Command{
+			attachCommand(stdout, stderr),
 			execCommand(stdout, stderr),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
@@ -30,6 +36,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 	}
 	app.Action = func(c *cli.Context) error {
+		if c.IsSet("p") {
+			pid, err := parsePID(c.String("p"))
+			if err != nil {
+				return err
+			}
+			return runAttach(c, pid, stderr)
+		}
 		if c.NArg() > 0 {
 			return usagef("unknown command %q", c.Args().First())
 		}
