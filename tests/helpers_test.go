@@ -179,7 +179,7 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("target %s %s not ready after 20s", py.Name, mode)
 	}
-	if mode != "gilheld" {
+	if mode != "gilheld" && mode != "rate" {
 		tg.waitTicks(t, 3, 5*time.Second)
 	}
 	// The pipe of a target running as another user is written by that user:

@@ -43,6 +43,26 @@ def heartbeat_thread():
         time.sleep(0.02)
 
 
+def sleeper_tick():
+    time.sleep(0.05)
+
+
+def waiter_tick(q):
+    try:
+        q.get(timeout=0.05)
+    except Exception:
+        pass
+
+
+def late_tick():
+    time.sleep(0.02)
+
+
+def late_worker():
+    while True:
+        late_tick()
+
+
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
@@ -89,7 +109,7 @@ def main():
 
         def sleeper():
             while True:
-                time.sleep(0.05)
+                sleeper_tick()
 
         def worker():
             while True:
@@ -98,7 +118,7 @@ def main():
 
         def waiter():
             while True:
-                q.get()
+                waiter_tick(q)
 
         threads = [threading.Thread(target=heartbeat_thread)]
         threads += [threading.Thread(target=f) for f in (sleeper, sleeper, sleeper, worker, worker, waiter, waiter)]
@@ -108,6 +128,33 @@ def main():
         out('READY 0')
         while True:
             threads[0].join(3600)
+    elif MODE == 'http':
+        try:
+            from http.server import HTTPServer, SimpleHTTPRequestHandler
+        except ImportError:
+            from BaseHTTPServer import HTTPServer
+            from SimpleHTTPServer import SimpleHTTPRequestHandler
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+        srv = HTTPServer(('127.0.0.1', 0), Quiet)
+        t = threading.Thread(target=heartbeat_thread)
+        t.daemon = True
+        t.start()
+        out('READY %d' % srv.server_address[1])
+        srv.serve_forever()
+    elif MODE == 'rate':
+        out('READY 0')
+        n, start = 0, time.time()
+        while True:
+            fib(1)
+            n += 1
+            if n % 1000 == 0:
+                now = time.time()
+                if now - start >= 0.2:
+                    out('rate %d' % (n / (now - start)))
+                    n, start = 0, now
     elif MODE == 'lock':
         lock = threading.Lock()
         lock.acquire()

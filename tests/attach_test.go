@@ -1,0 +1,276 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tracer is a running `lptrace attach`.
+type Tracer struct {
+	cmd    *exec.Cmd
+	out    string // the trace file
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+type lockedWriter struct{ tr *Tracer }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.tr.mu.Lock()
+	defer w.tr.mu.Unlock()
+	return w.tr.stderr.Write(p)
+}
+
+// startAttach runs lptrace attach PID with the trace going to a file, and
+// waits until it says it attached.
+func startAttach(t *testing.T, pid int, extra ...string) *Tracer {
+	t.Helper()
+	tr := &Tracer{out: filepath.Join(t.TempDir(), "trace"), done: make(chan struct{})}
+	args := append([]string{"attach", "-o", tr.out}, extra...)
+	tr.cmd = exec.Command(lptraceBin, append(args, strconv.Itoa(pid))...)
+	tr.cmd.Stderr = lockedWriter{tr}
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { tr.cmd.Wait(); close(tr.done) }()
+	t.Cleanup(func() { tr.cmd.Process.Kill(); <-tr.done; ranPIDs.Store(tr.cmd.Process.Pid, true) })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(tr.Stderr(), "attached") {
+		select {
+		case <-tr.done:
+			t.Fatalf("lptrace attach exited: %s", tr.Stderr())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lptrace attach did not attach in 20s: %s", tr.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return tr
+}
+
+func (tr *Tracer) Stderr() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.stderr.String()
+}
+
+// Stop sends sig and waits for lptrace to exit.
+func (tr *Tracer) Stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	tr.cmd.Process.Signal(sig)
+	select {
+	case <-tr.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("lptrace did not exit 10s after %v: %s", sig, tr.Stderr())
+	}
+	ranPIDs.Store(tr.cmd.Process.Pid, true)
+}
+
+func (tr *Tracer) Trace() string {
+	data, _ := os.ReadFile(tr.out)
+	return string(data)
+}
+
+var traceLine = regexp.MustCompile(`^(?:\[tid (\d+)\] )?(\S+) \((.*):(\d+)\)$`)
+
+// calls counts, per function name, the distinct threads that called it.
+func calls(trace string) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, line := range strings.Split(trace, "\n") {
+		m := traceLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if out[m[2]] == nil {
+			out[m[2]] = map[string]bool{}
+		}
+		out[m[2]][m[1]] = true
+	}
+	return out
+}
+
+// hookGone checks from inside the target that no lptrace hook is left.
+func hookGone(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	check := "import sys; m = getattr(sys, 'monitoring', None); hasattr(sys, '__lptrace__') or bool(m and [i for i in range(6) if m.get_tool(i) == 'lptrace'])"
+	deadline := time.Now().Add(within)
+	for {
+		r := lptrace(t, "", "exec", strconv.Itoa(pid), check)
+		if r.Code == 0 && r.Stdout == "False\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook is still installed %v later: exec says %q %q", within, r.Stdout, r.Stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The original README's scenario, on every Python: trace an HTTP server, make
+// a request, see the handler's functions, Ctrl-C, and the server still
+// answers, untraced.
+func TestAttachHTTPServer(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "http")
+			url := fmt.Sprintf("http://127.0.0.1:%d/", tg.Port)
+			tr := startAttach(t, tg.PID)
+			get(t, url)
+			time.Sleep(300 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+			if !strings.Contains(tr.Stderr(), fmt.Sprintf("process %d detached", tg.PID)) {
+				t.Errorf("no detach message: %q", tr.Stderr())
+			}
+			c := calls(tr.Trace())
+			for _, fn := range []string{"handle_one_request", "do_GET", "send_head"} {
+				found := false
+				for name := range c {
+					if name == fn || strings.HasSuffix(name, "."+fn) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("%s not in the trace (%d functions seen)", fn, len(c))
+				}
+			}
+			get(t, url)
+			hookGone(t, tg.PID, 2*time.Second)
+			if !tg.Alive() {
+				t.Fatal("target died")
+			}
+			if l := leftovers(); len(l) > 0 {
+				t.Errorf("left behind: %v", l)
+			}
+		})
+	}
+}
+
+func get(t *testing.T, url string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+}
+
+// Threads that exist before attach, of every kind (sleeping, computing,
+// waiting on a queue), and one started after: all traced.
+func TestAttachAllThreads(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "threads")
+			tr := startAttach(t, tg.PID)
+			time.Sleep(500 * time.Millisecond)
+			r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import threading; t = threading.Thread(target=late_worker); t.daemon = True; t.start()")
+			if r.Code != 0 {
+				t.Fatalf("starting a thread: %s", r.Stderr)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			tr.Stop(t, syscall.SIGTERM)
+			c := calls(tr.Trace())
+			want := map[string]int{"heartbeat_step": 1, "sleeper_tick": 3, "fib": 2, "waiter_tick": 2, "late_tick": 1}
+			for fn, n := range want {
+				if len(c[fn]) < n {
+					t.Errorf("%s called from %d threads in the trace, want %d (stderr %q)", fn, len(c[fn]), n, tr.Stderr())
+				}
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+			tg.waitTicks(t, 3, 5*time.Second)
+		})
+	}
+}
+
+// After detach the program runs at its untraced speed (a ratio in one run,
+// asserted loosely: tests are not benchmarks).
+func TestAttachDetachRestoresSpeed(t *testing.T) {
+	py := newest(t)
+	tg := startTarget(t, py, "rate")
+	before := rates(tg, 5)
+	tr := startAttach(t, tg.PID)
+	time.Sleep(time.Second)
+	tr.Stop(t, syscall.SIGINT)
+	hookGone(t, tg.PID, 2*time.Second)
+	after := rates(tg, 5)
+	if after < before*7/10 {
+		t.Errorf("after detach: %d calls/s, before attach: %d", after, before)
+	}
+	t.Logf("calls/s before %d, after detach %d", before, after)
+}
+
+// rates waits for n new "rate" lines and returns their median.
+func rates(tg *Target, n int) int {
+	start := len(tg.Other())
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tg.Other()) < start+n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var v []int
+	for _, line := range tg.Other()[start:] {
+		if x, err := strconv.Atoi(strings.TrimPrefix(line, "rate ")); err == nil {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	for i := range v {
+		for j := i + 1; j < len(v); j++ {
+			if v[j] < v[i] {
+				v[i], v[j] = v[j], v[i]
+			}
+		}
+	}
+	return v[len(v)/2]
+}
+
+// kill -9 of lptrace: the target lives on, and its hook removes itself within
+// a second, even when the program is idle; with SIGPIPE at SIG_DFL too.
+func TestAttachTracerKilled(t *testing.T) {
+	for _, py := range pythons(t) {
+		for _, mode := range []string{"sleep", "sigpipe", "threads"} {
+			t.Run(py.Name+"/"+mode, func(t *testing.T) {
+				tg := startTarget(t, py, mode)
+				nthreads := threadCount(tg.PID)
+				tr := startAttach(t, tg.PID)
+				time.Sleep(200 * time.Millisecond)
+				tr.Stop(t, syscall.SIGKILL)
+				time.Sleep(time.Second)
+				if !tg.Alive() {
+					t.Fatal("target died after lptrace was killed")
+				}
+				hookGone(t, tg.PID, time.Second)
+				if n := threadCount(tg.PID); n != nthreads {
+					t.Errorf("%d threads after, %d before", n, nthreads)
+				}
+				tg.waitTicks(t, 3, 5*time.Second)
+			})
+		}
+	}
+}
+
+func threadCount(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return len(ents)
+}
