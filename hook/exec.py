@@ -10,7 +10,8 @@
 #   X  finished: "0" (ok) or "1" (the code raised)
 
 
-def _lptrace_exec(fifo, code_b64):
+
+def _lptrace_exec(fifo, fifo_id, code_b64):
     import os
     import sys
     import errno
@@ -23,23 +24,12 @@ def _lptrace_exec(fifo, code_b64):
     except ImportError:
         from thread import get_ident, interrupt_main
 
-    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
-    try:
-        fd = os.open(fifo, flags)
-    except OSError:
-        fd = -1
-    # The pipe leaves the file system as soon as it is open (or found dead),
-    # so nothing is left behind even if lptrace is killed.
-    for remove, p in ((os.unlink, fifo), (os.rmdir, os.path.dirname(fifo))):
-        try:
-            remove(p)
-        except OSError:
-            pass
+    fd = _lptrace_open_fifo(fifo, fifo_id)
     if fd < 0:
         return  # lptrace is gone: run nothing
 
     clock = getattr(time, 'monotonic', time.time)
-    unmask = _block_sigpipe()
+    guard = _lptrace_sigpipe_guard()
 
     class Gone(Exception):
         pass
@@ -51,7 +41,7 @@ def _lptrace_exec(fifo, code_b64):
         deadline = clock() + 10.0
         while buf:
             try:
-                n = os.write(fd, buf)
+                n = guard(os.write, fd, buf)
                 buf = buf[n:]
             except OSError as e:
                 if e.errno != errno.EAGAIN or clock() > deadline:
@@ -143,59 +133,12 @@ def _lptrace_exec(fifo, code_b64):
     except Gone:
         pass
     finally:
-        try:
-            os.close(fd)
-        finally:
-            unmask()
+        os.close(fd)
 
 
 class _main_ident(object):
     value = None
 
-
-def _block_sigpipe():
-    """Blocks SIGPIPE in this thread while lptrace's pipe is open, so that a
-    program that set SIGPIPE to SIG_DFL is not killed if lptrace goes away
-    mid-write. Returns the function that restores the mask and consumes a
-    SIGPIPE raised meanwhile."""
-    import signal
-    try:
-        if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
-            return lambda: None
-    except Exception:
-        pass
-    if hasattr(signal, 'pthread_sigmask'):
-        try:
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGPIPE])
-        except Exception:
-            return lambda: None
-
-        def restore():
-            try:
-                if signal.SIGPIPE in signal.sigpending():
-                    signal.sigtimedwait([signal.SIGPIPE], 0)
-            finally:
-                if signal.SIGPIPE not in old:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGPIPE])
-        return restore
-    try:  # Python 2.7: through the C library
-        import ctypes
-        libc = ctypes.CDLL(None)
-        new, old = ctypes.create_string_buffer(128), ctypes.create_string_buffer(128)
-        libc.sigemptyset(new)
-        libc.sigaddset(new, signal.SIGPIPE)
-        if libc.pthread_sigmask(0, new, old) != 0:
-            return lambda: None
-
-        def restore():
-            pending = ctypes.create_string_buffer(128)
-            if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
-                zero = ctypes.create_string_buffer(16)
-                libc.sigtimedwait(new, None, zero)
-            libc.pthread_sigmask(2, old, None)
-        return restore
-    except Exception:
-        return lambda: None
 
 
 def _find_main_ident():
@@ -212,4 +155,4 @@ def _find_main_ident():
 
 
 _main_ident.value = _find_main_ident()
-_lptrace_exec(FIFO, CODE)
+_lptrace_exec(FIFO, FIFO_ID, CODE)

@@ -18,15 +18,31 @@ import (
 //go:embed exec.py
 var execSource string
 
+//go:embed common.py
+var commonSource string
+
 // Exec returns the source that runs code in the target and reports its
 // output and outcome through the FIFO at fifo (a path in the target's mount
 // namespace).
-func Exec(fifo string, code []byte) []byte {
-	return wrap(execSource, map[string]string{
-		"FIFO": fifo,
-		"CODE": base64.StdEncoding.EncodeToString(code),
+func Exec(p Pipe, code []byte) []byte {
+	return wrap(commonSource+execSource, map[string]string{
+		"FIFO":    p.Path,
+		"FIFO_ID": p.id(),
+		"CODE":    base64.StdEncoding.EncodeToString(code),
 	})
 }
+
+// Pipe is lptrace's FIFO as the payload must find it: its path in the
+// target's mount namespace and the identity (device, inode, owner) that the
+// payload checks after opening it.
+type Pipe struct {
+	Path     string
+	Dev, Ino uint64
+	UID      int
+	Ctime    int64 // change time, in nanoseconds
+}
+
+func (p Pipe) id() string { return fmt.Sprintf("%d:%d:%d:%d", p.Dev, p.Ino, p.UID, p.Ctime) }
 
 // wrap builds: try: exec(compile(SRC, ...), {globals}) except BaseException: pass
 // The statement binds no name in __main__. `exec(code, dict)` is valid
@@ -81,12 +97,12 @@ var traceSource string
 // session, writing its records to the FIFO at fifo (a path in the target's
 // mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
 // only the calling thread and threads started later.
-func TraceInstall(fifo, session string) []byte {
-	return wrap(traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": fifo})
+func TraceInstall(p Pipe, session string) []byte {
+	return wrap(commonSource+traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
 }
 
 // TraceThread returns the source that hooks the calling thread into an
 // installed session (Python < 3.12, threads that existed at attach).
 func TraceThread(session string) []byte {
-	return wrap(traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": ""})
+	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": ""})
 }

@@ -96,7 +96,7 @@ func printableASCII(s string) bool {
 
 func TestExecSource(t *testing.T) {
 	code := []byte("print('hi')\n\x00\xff")
-	src := Exec("/tmp/lptrace-1-00/pipe", code)
+	src := Exec(Pipe{Path: "/tmp/lptrace-1-00/pipe"}, code)
 	if !printableASCII(string(src)) {
 		t.Errorf("Exec source is not printable ASCII:\n%s", src)
 	}
@@ -213,7 +213,7 @@ func TestExecCompiles(t *testing.T) {
 		t.Run(py, func(t *testing.T) {
 			t.Parallel()
 			for _, code := range codes {
-				src := Exec(gone, code)
+				src := Exec(Pipe{Path: gone}, code)
 				python(t, py, "import sys; compile(sys.stdin.read(), 'x', 'exec')", src)
 
 				out, errOut := python(t, py, `import sys
@@ -283,7 +283,7 @@ func TestExecRecords(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				python(t, py, "import sys; exec(compile(sys.stdin.read(), '<string>', 'exec'))", Exec(fifo, []byte(tt.code)))
+				python(t, py, "import sys; exec(compile(sys.stdin.read(), '<string>', 'exec'))", Exec(pipeOf(t, fifo), []byte(tt.code)))
 				data, err := io.ReadAll(r)
 				r.Close()
 				if err != nil {
@@ -320,6 +320,47 @@ func TestExecRecords(t *testing.T) {
 				if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 					t.Errorf("code %q: the payload left %s behind (%v)", tt.code, dir, err)
 				}
+			}
+		})
+	}
+}
+
+// pipeOf describes an existing FIFO the way lptrace does.
+func pipeOf(t *testing.T, fifo string) Pipe {
+	var st syscall.Stat_t
+	if err := syscall.Stat(fifo, &st); err != nil {
+		t.Fatal(err)
+	}
+	return Pipe{Path: fifo, Dev: uint64(st.Dev), Ino: uint64(st.Ino), UID: int(st.Uid), Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
+}
+
+// A FIFO planted at lptrace's path after lptrace removed its own (another
+// user could do that in /tmp) receives nothing, and the code does not run.
+func TestExecPlantedFIFO(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py, func(t *testing.T) {
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "pipe")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+			ours := pipeOf(t, fifo)
+			os.Remove(fifo)
+			syscall.Mkfifo(fifo, 0o600) // the planted one: same path, new inode
+			r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			marker := filepath.Join(dir, "ran")
+			python(t, py, "import sys; exec(compile(sys.stdin.read(), '<string>', 'exec'))",
+				Exec(ours, []byte("open("+PyLiteral(marker)+", 'w').close()")))
+			data, _ := io.ReadAll(r)
+			if len(data) != 0 {
+				t.Errorf("the planted FIFO received %q", data)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("the code ran although the FIFO was not lptrace's")
 			}
 		})
 	}

@@ -12,7 +12,8 @@
 #   D  events dropped because the pipe was full: count
 
 
-def _lptrace_install(session, fifo):
+
+def _lptrace_install(session, fifo, fifo_id):
     import os
     import sys
     import errno
@@ -28,16 +29,7 @@ def _lptrace_install(session, fifo):
     registry = sys.__dict__.setdefault('__lptrace__', {})
     if session in registry:
         return
-    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
-    try:
-        fd = os.open(fifo, flags)
-    except OSError:
-        fd = -1
-    for remove, p in ((os.unlink, fifo), (os.rmdir, os.path.dirname(fifo))):
-        try:
-            remove(p)
-        except OSError:
-            pass
+    fd = _lptrace_open_fifo(fifo, fifo_id)
     if fd < 0:
         return
 
@@ -47,7 +39,7 @@ def _lptrace_install(session, fifo):
     events = array('L')  # (thread index << 32) | code id: one append per event
     meta = []            # pending C/T records, sent before the next batch
     pack = struct.pack
-    sigpipe = _sigpipe_guard()
+    sigpipe = _lptrace_sigpipe_guard()
 
     def write(data):
         # Non-blocking: a full pipe drops (the caller counts), a partial
@@ -247,38 +239,9 @@ def _lptrace_install(session, fifo):
     thread_mod.start_new_thread(ticker, ())
 
 
-def _sigpipe_guard():
-    """Returns call(f, *args): f run with SIGPIPE blocked in this thread when
-    the program has set SIGPIPE to SIG_DFL (a write to a pipe whose reader
-    died would kill it); a SIGPIPE raised meanwhile is consumed."""
-    import signal
-    try:
-        if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
-            return lambda f, *a: f(*a)
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        block = ctypes.create_string_buffer(128)
-        libc.sigemptyset(block)
-        libc.sigaddset(block, signal.SIGPIPE)
-        zero = ctypes.create_string_buffer(16)
-    except Exception:
-        return lambda f, *a: f(*a)
-
-    def guarded(f, *a):
-        old = ctypes.create_string_buffer(128)
-        libc.pthread_sigmask(0, block, old)
-        try:
-            return f(*a)
-        finally:
-            pending = ctypes.create_string_buffer(128)
-            if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
-                libc.sigtimedwait(block, None, zero)
-            libc.pthread_sigmask(2, old, None)
-    return guarded
-
 
 if MODE == 'install':
-    _lptrace_install(SESSION, FIFO)
+    _lptrace_install(SESSION, FIFO, FIFO_ID)
 else:
     import sys as _sys
     _f = getattr(_sys, '__lptrace__', {}).get(SESSION)

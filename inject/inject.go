@@ -78,6 +78,8 @@ var (
 	ErrTargetStopped = errors.New("the process is stopped")
 	// ErrExited means the process exited during the operation.
 	ErrExited = errors.New("the process exited")
+	// ErrUnusableThread means a thread cannot take a call (try another).
+	ErrUnusableThread = errors.New("thread not usable")
 	// ErrUnsupportedArch means injection is not implemented for this CPU.
 	ErrUnsupportedArch = errors.New("injection is not implemented on this architecture")
 )
@@ -88,9 +90,9 @@ type Injector struct {
 	tgt    *symbols.Target
 	pid    int
 	xsave  int
-	sig    int
-	tramp  uint64 // 0 until installed
-	found  []byte // bytes at tramp before lptrace wrote there
+	sigs   map[int]int // completion signal per thread
+	tramp  uint64      // 0 until installed
+	found  []byte      // bytes at tramp before lptrace wrote there
 	wrote  bool
 	region *symbols.Module
 	// inFlight is set once lptrace let go of a thread in the middle of a
@@ -222,6 +224,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	if !Supported {
 		return nil, -1, ErrUnsupportedArch
 	}
+	if inj.signal(th.TID) == 0 {
+		return nil, -1, fmt.Errorf("%w: thread %d blocks SIGURG, SIGWINCH and SIGCHLD", ErrUnusableThread, th.TID)
+	}
 	if err := inj.installTrampoline(th.TID); err != nil {
 		return nil, -1, err
 	}
@@ -345,27 +350,37 @@ func (inj *Injector) consumeInterrupt(tid int) {
 
 // signal picks the completion signal for a thread: one not blocked in it
 // and, if possible, left at its default action (ignore) by the program, so
-// that a trampoline finishing after lptrace died goes unnoticed.
+// that a trampoline finishing after lptrace died goes unnoticed. 0 means
+// every candidate is blocked in that thread: it cannot be used, since the
+// call would end without the stop that lets lptrace clean up.
 func (inj *Injector) signal(tid int) int {
-	if inj.sig != 0 {
-		return inj.sig
+	if s, ok := inj.sigs[tid]; ok {
+		return s
 	}
 	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
 	pst, _ := proc.ReadStatus(inj.pid)
-	tst, _ := proc.ReadTaskStatus(inj.pid, tid)
-	best := candidates[0]
+	tst, err := proc.ReadTaskStatus(inj.pid, tid)
+	if err != nil {
+		return 0
+	}
+	best := 0
 	for _, s := range candidates {
 		bit := uint64(1) << (s - 1)
-		if tst != nil && tst.SigBlk&bit != 0 {
+		if tst.SigBlk&bit != 0 {
 			continue
 		}
-		if pst != nil && (pst.SigCgt|pst.SigIgn)&bit != 0 {
-			continue
+		if best == 0 {
+			best = s
 		}
-		best = s
-		break
+		if pst != nil && (pst.SigCgt|pst.SigIgn)&bit == 0 {
+			best = s
+			break
+		}
 	}
-	inj.sig = best
+	if inj.sigs == nil {
+		inj.sigs = map[int]int{}
+	}
+	inj.sigs[tid] = best
 	return best
 }
 
@@ -375,12 +390,21 @@ func (inj *Injector) signal(tid int) int {
 // (or already holds this very trampoline, left by another lptrace), so a
 // different trampoline left by another lptrace version is never disturbed.
 func (inj *Injector) installTrampoline(tid int) error {
-	if inj.tramp != 0 {
-		return nil
-	}
 	size := (len(trampCode) + 7) &^ 7
 	code := make([]byte, size)
 	copy(code, trampCode)
+	if inj.tramp != 0 {
+		// Still there? Another lptrace may have put back the bytes of a
+		// trampoline it found before this one did.
+		cur := make([]byte, size)
+		if err := inj.tr.ReadMem(inj.pid, inj.tramp, cur); err != nil {
+			return err
+		}
+		if string(cur) == string(code) {
+			return nil
+		}
+		inj.tramp, inj.wrote = 0, false
+	}
 	var tried []string
 	for _, m := range []*symbols.Module{inj.tgt.Libc, inj.tgt.Python, inj.tgt.Loader} {
 		if m == nil || m.PadStart == 0 {
@@ -525,6 +549,9 @@ func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 
 // stackRoom returns how many bytes the thread's stack can still grow below sp.
 func (inj *Injector) stackRoom(sp uint64) uint64 {
+	if maps, err := proc.ReadMaps(inj.pid); err == nil {
+		inj.tgt.Maps = maps // threads started since have new stacks
+	}
 	for _, m := range inj.tgt.Maps {
 		if sp > m.Start && sp <= m.End {
 			if m.Path == "[stack]" {
@@ -536,7 +563,14 @@ func (inj *Injector) stackRoom(sp uint64) uint64 {
 				}
 				return 8 << 20
 			}
-			return sp - m.Start
+			// A thread stack: an anonymous mapping (recent glibc guards
+			// stacks without a separate mapping, so neighbours may merge).
+			// A stack pointer in the brk heap or in a file mapping (a
+			// malloc'd alternate stack, a coroutine) has no room we trust.
+			if m.Path == "" {
+				return sp - m.Start
+			}
+			return 0
 		}
 	}
 	return 0

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/lptrace/lptrace/hook"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,8 +35,13 @@ var ErrMalformed = errors.New("malformed record from the target")
 // Channel is a FIFO from the target to lptrace.
 type Channel struct {
 	TargetPath string // the FIFO's path as the target sees it
-	hostPath   string
-	hostDir    string
+	// Dev and Ino identify the FIFO: the payload checks them after opening
+	// the path, so that a FIFO planted at the same path after lptrace
+	// removed its own never receives anything.
+	Dev, Ino uint64
+	UID      int // owner of the FIFO
+	Ctime    int64
+	hostDir  string
 	// The temporary directory and ours, held open so that they can be
 	// cleaned up even after the target exited and /proc/PID/root vanished.
 	parent, dir *os.File
@@ -65,64 +71,97 @@ func Create(pid, uid, gid int, pipeSize int) (*Channel, error) {
 }
 
 func create(root, dir string, uid, gid int) (*Channel, error) {
-	st, err := os.Lstat(filepath.Join(root, dir))
+	// Everything below goes through directory descriptors (mkdirat,
+	// mknodat, openat, never following a symbolic link), so that a target
+	// that swaps its /tmp, or another user racing on names, cannot steer
+	// lptrace (root) to another place.
+	parent, err := openDir(nil, filepath.Join(root, dir))
 	if err != nil {
 		return nil, err
 	}
-	if !st.IsDir() {
-		return nil, errors.New("not a directory")
-	}
+	removeStale(parent)
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
+		parent.Close()
 		return nil, err
 	}
-	removeStale(filepath.Join(root, dir))
 	// lptrace's PID in the name lets a later run recognise the directory of
 	// an lptrace that was killed before the target could remove it; the
 	// random part keeps the name unpredictable.
 	name := fmt.Sprintf("lptrace-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:]))
-	hostDir := filepath.Join(root, dir, name)
-	// Mkdir fails if anything already exists there: nothing planted is
+	// mkdirat fails if anything already exists there: nothing planted is
 	// ever used.
-	if err := os.Mkdir(hostDir, 0o700); err != nil {
+	if err := syscall.Mkdirat(int(parent.Fd()), name, 0o700); err != nil {
+		parent.Close()
 		return nil, err
 	}
-	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: hostDir, hostPath: filepath.Join(hostDir, "pipe"), name: name}
+	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: filepath.Join(root, dir, name), parent: parent, name: name}
 	fail := func(err error) (*Channel, error) {
 		c.Close()
 		return nil, err
 	}
-	if c.parent, err = os.OpenFile(filepath.Join(root, dir), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0); err != nil {
-		os.Remove(hostDir)
+	if c.dir, err = openDir(parent, name); err != nil {
+		unlinkAt(parent, name, atRemoveDir)
+		parent.Close()
 		return nil, err
 	}
-	if c.dir, err = os.OpenFile(hostDir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0); err != nil {
-		return fail(err)
-	}
-	if err := syscall.Mkfifo(c.hostPath, 0o600); err != nil {
+	dfd := int(c.dir.Fd())
+	if err := syscall.Mknodat(dfd, "pipe", syscall.S_IFIFO|0o600, 0); err != nil {
 		return fail(err)
 	}
 	if os.Geteuid() == 0 && uid != 0 {
-		if err := os.Lchown(c.hostPath, uid, gid); err != nil {
+		if err := syscall.Fchownat(dfd, "pipe", uid, gid, atSymlinkNoFollow); err != nil {
 			return fail(err)
 		}
-		if err := os.Lchown(hostDir, uid, gid); err != nil {
+		if err := syscall.Fchown(dfd, uid, gid); err != nil {
 			return fail(err)
 		}
 	}
 	// Non-blocking opens: the read end first (never blocks), then our own
 	// write end so that reads wait for data instead of seeing end-of-file
 	// before the target has opened the FIFO.
-	c.r, err = os.OpenFile(c.hostPath, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
+	if c.r, err = openAt(c.dir, "pipe", os.O_RDONLY); err != nil {
 		return fail(err)
 	}
-	c.keep, err = os.OpenFile(c.hostPath, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
+	if c.keep, err = openAt(c.dir, "pipe", os.O_WRONLY); err != nil {
 		return fail(err)
 	}
+	var fst syscall.Stat_t
+	if err := syscall.Fstat(int(c.r.Fd()), &fst); err != nil {
+		return fail(err)
+	}
+	if fst.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return fail(errors.New("not our FIFO"))
+	}
+	c.Dev, c.Ino, c.UID = uint64(fst.Dev), uint64(fst.Ino), int(fst.Uid)
+	c.Ctime = fst.Ctim.Sec*1e9 + fst.Ctim.Nsec
 	c.br = bufio.NewReaderSize(c.r, 256<<10)
 	return c, nil
+}
+
+const atSymlinkNoFollow = 0x100
+
+// openDir opens a directory (relative to dir when not nil) without
+// following a symbolic link.
+func openDir(dir *os.File, name string) (*os.File, error) {
+	fd := -100 // AT_FDCWD
+	if dir != nil {
+		fd = int(dir.Fd())
+	}
+	nfd, err := syscall.Openat(fd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+// openAt opens a FIFO in dir, non-blocking, without following a link.
+func openAt(dir *os.File, name string, mode int) (*os.File, error) {
+	fd, err := syscall.Openat(int(dir.Fd()), name, mode|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 const fSetPipeSz = 1031
@@ -146,12 +185,11 @@ func (c *Channel) Unlink() {
 	if c.hostDir == "" {
 		return
 	}
-	if c.dir != nil && c.parent != nil {
+	if c.dir != nil {
 		unlinkAt(c.dir, "pipe", 0)
+	}
+	if c.parent != nil {
 		unlinkAt(c.parent, c.name, atRemoveDir)
-	} else {
-		os.Remove(c.hostPath)
-		os.Remove(c.hostDir)
 	}
 	c.hostDir = ""
 }
@@ -233,10 +271,15 @@ func (c *Channel) Close() error {
 
 // removeStale deletes directories left by lptrace processes that were
 // killed (SIGKILL) before their target opened the FIFO: those whose lptrace
-// is gone and that are more than a minute old. Only our own kind of entry is
-// touched, and never through a symbolic link.
-func removeStale(dir string) {
-	ents, err := os.ReadDir(dir)
+// is gone and that are more than 10 seconds old. Only our own kind of entry
+// is touched, through directory descriptors, never through a link.
+func removeStale(parent *os.File) {
+	dir, err := openDir(parent, ".")
+	if err != nil {
+		return
+	}
+	ents, err := dir.ReadDir(-1)
+	dir.Close()
 	if err != nil {
 		return
 	}
@@ -250,14 +293,21 @@ func removeStale(dir string) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < time.Minute {
+		if err != nil || time.Since(info.ModTime()) < 10*time.Second {
 			continue
 		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "lptrace" {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.HasPrefix(strings.TrimSpace(string(comm)), "lptrace") {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		os.Remove(filepath.Join(p, "pipe"))
-		os.Remove(p)
+		if d, err := openDir(parent, e.Name()); err == nil {
+			unlinkAt(d, "pipe", 0)
+			d.Close()
+		}
+		unlinkAt(parent, e.Name(), atRemoveDir)
 	}
+}
+
+// Pipe is the FIFO as the payload must find it.
+func (c *Channel) Pipe() hook.Pipe {
+	return hook.Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
 }

@@ -127,7 +127,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	}()
 
 	inj := inject.New(ptrace.NewTracer(), tgt)
-	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.TargetPath, session), inject.Options{Timeout: a.timeout, Started: started})
+	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session), inject.Options{Timeout: a.timeout, Started: started})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the hook was installed; process %d left as it was", a.pid)

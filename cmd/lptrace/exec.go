@@ -129,7 +129,7 @@ func (e *execRun) run(ctx context.Context) error {
 	}()
 
 	inj := inject.New(ptrace.NewTracer(), tgt)
-	route, err := inj.RunPython(ctx, hook.Exec(ch.TargetPath, e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
+	route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted before the code ran; process %d left as it was", e.pid)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/lptrace/lptrace/termsafe"
 )
 
 func main() {
@@ -37,10 +39,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var usage usageError
 	if errors.As(err, &usage) {
-		fmt.Fprintf(stderr, "lptrace: %v\nTry 'lptrace --help'.\n", err)
+		fmt.Fprintf(stderr, "lptrace: %s\nTry 'lptrace --help'.\n", termsafe.Escape([]byte(err.Error()), false))
 		return 2
 	}
-	fmt.Fprintf(stderr, "lptrace: %v\n", err)
+	// Messages may quote paths and names from the target: escape them.
+	fmt.Fprintf(stderr, "lptrace: %s\n", termsafe.Escape([]byte(err.Error()), false))
 	return 1
 }
 

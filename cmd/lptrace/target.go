@@ -115,7 +115,7 @@ func explainAttach(pid int, err error) error {
 	case ptrace.IsPermission(err):
 		return fmt.Errorf("cannot attach to %d: ptrace not permitted (%s)", pid, permissionHint(pid))
 	case errors.Is(err, inject.ErrNoSafePoint):
-		return fmt.Errorf("process %d: %v; the process was left as it was (a thread stuck in C code holding the GIL cannot run Python code)", pid, err)
+		return fmt.Errorf("process %d: %v; the process was left as it was", pid, err)
 	}
 	return fmt.Errorf("process %d: %v", pid, err)
 }

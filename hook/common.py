@@ -1,0 +1,69 @@
+# Shared by lptrace's payloads (prepended to exec.py and trace.py).
+
+def _lptrace_open_fifo(fifo, fifo_id):
+    """Opens lptrace's FIFO for writing, never blocking, and only if it is
+    the very FIFO lptrace made (device, inode, owner, change time): a FIFO planted at the
+    same path after lptrace removed its own gets nothing. Removes the path
+    at once. Returns the descriptor, or -1 (then run nothing)."""
+    import os
+    import stat
+    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(fifo, flags)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            st = os.fstat(fd)
+            dev, ino, uid, ctime = fifo_id.split(':')
+            ok = (stat.S_ISFIFO(st.st_mode) and st.st_dev == int(dev) and st.st_ino == int(ino) and
+                  st.st_uid == int(uid) and _lptrace_same_time(st, int(ctime)))
+        except OSError:
+            ok = False
+        if not ok:
+            os.close(fd)
+            return -1
+    for remove, p in ((os.unlink, fifo), (os.rmdir, os.path.dirname(fifo))):
+        try:
+            remove(p)
+        except OSError:
+            pass
+    return fd
+
+
+def _lptrace_same_time(st, ns):
+    # The inode number of a removed file is reused at once on some file
+    # systems; its change time (nanoseconds, set at creation) is not.
+    if hasattr(st, 'st_ctime_ns'):
+        return st.st_ctime_ns == ns
+    return abs(st.st_ctime - ns / 1e9) < 2e-6
+
+
+def _lptrace_sigpipe_guard():
+    """Returns call(f, *args): f run with SIGPIPE blocked in this thread when
+    the program has set SIGPIPE to SIG_DFL (a write to a pipe whose reader
+    died would kill it); a SIGPIPE raised meanwhile is consumed."""
+    import signal
+    try:
+        if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
+            return lambda f, *a: f(*a)
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        block = ctypes.create_string_buffer(128)
+        libc.sigemptyset(block)
+        libc.sigaddset(block, signal.SIGPIPE)
+        zero = ctypes.create_string_buffer(16)
+    except Exception:
+        return lambda f, *a: f(*a)
+
+    def guarded(f, *a):
+        old = ctypes.create_string_buffer(128)
+        libc.pthread_sigmask(0, block, old)
+        try:
+            return f(*a)
+        finally:
+            pending = ctypes.create_string_buffer(128)
+            if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
+                libc.sigtimedwait(block, None, zero)
+            libc.pthread_sigmask(2, old, None)
+    return guarded
