@@ -36,6 +36,8 @@ def _lptrace_install(session, fifo, fifo_id):
     st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b''}
     codes = {}           # id(code) -> (code id, code); the code is kept alive
     threads = {}         # thread ident -> thread index
+    import itertools
+    code_ids, thread_ids = itertools.count(), itertools.count()
     events = array('L')  # (thread index << 32) | code id: one append per event
     meta = []            # pending C/T records, sent before the next batch
     pack = struct.pack
@@ -88,10 +90,12 @@ def _lptrace_install(session, fifo, fifo_id):
                 return
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
-            m = meta[:]
-            del meta[:len(m)]
+            # Events first: the definitions an event needs were queued
+            # before it, so the meta taken next includes them.
             ev = events[:]
             del events[:len(ev)]
+            m = meta[:]
+            del meta[:len(m)]
             out = b''.join(m)
             if ev:
                 raw = ev.tobytes() if hasattr(ev, 'tobytes') else ev.tostring()
@@ -112,8 +116,7 @@ def _lptrace_install(session, fifo, fifo_id):
         ident = get_ident()
         i = threads.get(ident)
         if i is None:
-            i = len(threads)
-            threads[ident] = i
+            i = threads[ident] = next(thread_ids)  # next() is atomic
             native = getattr(thread_mod, 'get_native_id', None)
             name = ''
             t = sys.modules.get('threading')
@@ -130,8 +133,7 @@ def _lptrace_install(session, fifo, fifo_id):
         if c is None:
             if code.co_filename == '<lptrace>':
                 return -1  # our own code
-            c = (len(codes), code)
-            codes[id(code)] = c
+            c = codes[id(code)] = (next(code_ids), code)
             name = getattr(code, 'co_qualname', code.co_name)
             meta.append(record(b'C', '%d\t%s\t%s\t%d' % (c[0], name, code.co_filename, code.co_firstlineno)))
         return c[0]

@@ -34,8 +34,8 @@ type Event struct {
 
 // Decoder keeps the tables of code objects and threads.
 type Decoder struct {
-	codes   []*Code
-	threads []*Thread
+	codes   map[uint64]*Code // ids may arrive out of order (threads race)
+	threads map[uint64]*Thread
 	// Started holds the "S" record: pid and version.
 	PID     int
 	Version string
@@ -63,34 +63,40 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		if len(f) != 4 {
 			return fmt.Errorf("bad code record")
 		}
-		id, err := strconv.Atoi(f[0])
-		if err != nil || id != len(d.codes) || id >= maxCodes {
+		id, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil || len(d.codes) >= maxCodes {
 			return fmt.Errorf("bad code id %q", f[0])
 		}
 		line, _ := strconv.Atoi(f[3])
-		d.codes = append(d.codes, &Code{Name: f[1], File: f[2], Line: line})
+		if d.codes == nil {
+			d.codes = map[uint64]*Code{}
+		}
+		d.codes[id] = &Code{Name: f[1], File: f[2], Line: line}
 	case 'T':
 		f := strings.SplitN(string(r.Data), "\t", 3)
 		if len(f) != 3 {
 			return fmt.Errorf("bad thread record")
 		}
-		idx, err := strconv.Atoi(f[0])
-		if err != nil || idx != len(d.threads) || idx >= maxThreads {
+		idx, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil || len(d.threads) >= maxThreads {
 			return fmt.Errorf("bad thread index %q", f[0])
 		}
 		tid, _ := strconv.Atoi(f[1])
-		d.threads = append(d.threads, &Thread{TID: tid, Name: f[2]})
+		if d.threads == nil {
+			d.threads = map[uint64]*Thread{}
+		}
+		d.threads[idx] = &Thread{TID: tid, Name: f[2]}
 	case 'B':
 		if len(r.Data)%8 != 0 {
 			return fmt.Errorf("bad batch length %d", len(r.Data))
 		}
 		for i := 0; i < len(r.Data); i += 8 {
 			v := binary.LittleEndian.Uint64(r.Data[i:])
-			ti, ci := v>>32, v&0xffffffff
-			if int(ti) >= len(d.threads) || int(ci) >= len(d.codes) {
+			th, code := d.threads[v>>32], d.codes[v&0xffffffff]
+			if th == nil || code == nil {
 				return fmt.Errorf("event refers to an unknown thread or function")
 			}
-			emit(Event{Thread: d.threads[ti], Code: d.codes[ci]})
+			emit(Event{Thread: th, Code: code})
 		}
 	case 'D':
 		n, _ := strconv.ParseUint(string(r.Data), 10, 64)
