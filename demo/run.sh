@@ -21,6 +21,8 @@ sleep 1
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 echo "demo/app.py runs as process $pid ($("$py" --version 2>&1))"
+printf '\n$ bin/lptrace attach --duration 0.5s %s 2>&1 | head -12\n' "$pid"
+bin/lptrace attach --duration 0.5s "$pid" 2>&1 | head -12 || true
 run bin/lptrace exec "$pid" 'import sys; sys.version'
 run bin/lptrace exec "$pid" 'done["count"], jobs.qsize()'
 run bin/lptrace exec "$pid" '

@@ -126,6 +126,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		}
 	}()
 
+	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
 	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session), inject.Options{Timeout: a.timeout, Started: started})
 	if err != nil {
@@ -144,7 +145,6 @@ func (a *attachRun) run(ctx context.Context) error {
 	case <-time.After(a.timeout):
 		return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
 	}
-	tids, _ := proc.Threads(a.pid)
 	showTID := len(tids) > 1
 	a.say("process %d attached (Python %s, %d threads)", a.pid, tgt.Version, len(tids))
 
