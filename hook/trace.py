@@ -25,6 +25,7 @@ def _lptrace_install(session, fifo, fifo_id):
     except ImportError:
         import thread as thread_mod
     get_ident = thread_mod.get_ident
+    interrupt_main = thread_mod.interrupt_main
 
     registry = sys.__dict__.setdefault('__lptrace__', {})
     if session in registry:
@@ -85,8 +86,7 @@ def _lptrace_install(session, fifo, fifo_id):
             return
         try:
             if os.getpid() != st['pid']:
-                # A forked child: not ours to trace.
-                st['on'] = False
+                in_child()
                 return
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
@@ -146,9 +146,41 @@ def _lptrace_install(session, fifo, fifo_id):
             events.append(thread_index() << 32 | c)
             if len(events) >= 512:
                 flush()
-        except BaseException:
-            pass
+        except KeyboardInterrupt:
+            # The program's Ctrl-C, raised by its signal handler while our
+            # code ran. Raising it from here would remove the hook (and hit
+            # the program at a random place); the timer thread hands it back
+            # with interrupt_main() once this callback has returned.
+            st['kbd'] = True
+        except Exception:
+            pass  # ours: never the program's business
         return True
+
+    def in_child():
+        # A forked child (multiprocessing, os.fork) inherits the hook: it
+        # must neither duplicate events nor keep our pipe open.
+        if st['on'] and os.getpid() != st['pid']:
+            st['on'] = False
+            fd, st['fd'] = st['fd'], -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            try:
+                if tool[0] is not None:
+                    monitoring.set_events(tool[0], 0)
+                    monitoring.register_callback(tool[0], monitoring.events.PY_START, None)
+                    monitoring.free_tool_id(tool[0])
+                sys.setprofile(None)
+                t = sys.modules.get('threading')
+                if t is not None:
+                    t.setprofile(None)
+                registry.pop(session, None)
+            except BaseException:
+                pass
+
+    if hasattr(os, 'register_at_fork'):
+        os.register_at_fork(after_in_child=in_child)
 
     monitoring = getattr(sys, 'monitoring', None)
     tool = [None]
@@ -173,6 +205,9 @@ def _lptrace_install(session, fifo, fifo_id):
                     sys.setprofile(None)
         except BaseException:
             pass
+        # The at-fork callback cannot be unregistered: let it hold nothing.
+        codes.clear()
+        threads.clear()
         registry.pop(session, None)
         if not registry:
             try:
@@ -189,11 +224,14 @@ def _lptrace_install(session, fifo, fifo_id):
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped.
     def profiler(frame, what, arg):
-        if what == 'call':
-            if st['on']:
-                event(frame.f_code)
-            else:
-                sys.setprofile(None)
+        try:
+            if what == 'call':
+                if st['on']:
+                    event(frame.f_code)
+                else:
+                    sys.setprofile(None)
+        except KeyboardInterrupt:
+            st['kbd'] = True  # see event(); escaping would remove the hook
 
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0] and sys.getprofile() is not profiler:
@@ -211,9 +249,12 @@ def _lptrace_install(session, fifo, fifo_id):
         DISABLE = monitoring.DISABLE
 
         def on_start(code, offset):
-            if st['on'] and event(code):
-                return None
-            return DISABLE
+            try:
+                if st['on'] and event(code):
+                    return None
+                return DISABLE
+            except KeyboardInterrupt:
+                st['kbd'] = True
         monitoring.register_callback(tool[0], monitoring.events.PY_START, on_start)
         monitoring.set_events(tool[0], monitoring.events.PY_START)
     else:
@@ -233,11 +274,15 @@ def _lptrace_install(session, fifo, fifo_id):
         while st['on']:
             time.sleep(0.05)
             try:
+                if st.pop('kbd', False):
+                    interrupt_main()
                 flush()
                 if st['on'] and reader_gone():
                     uninstall()
             except BaseException:
                 pass
+        if st.pop('kbd', False):
+            interrupt_main()
     thread_mod.start_new_thread(ticker, ())
 
 

@@ -253,6 +253,13 @@ func TestAttachTracerKilled(t *testing.T) {
 			t.Run(py.Name+"/"+mode, func(t *testing.T) {
 				tg := startTarget(t, py, mode)
 				nthreads := threadCount(tg.PID)
+				if mode == "sigpipe" {
+					// A normal detach first.
+					tr := startAttach(t, tg.PID)
+					time.Sleep(200 * time.Millisecond)
+					tr.Stop(t, syscall.SIGINT)
+					hookGone(t, tg.PID, 2*time.Second)
+				}
 				tr := startAttach(t, tg.PID)
 				time.Sleep(200 * time.Millisecond)
 				tr.Stop(t, syscall.SIGKILL)
@@ -273,4 +280,66 @@ func TestAttachTracerKilled(t *testing.T) {
 func threadCount(pid int) int {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	return len(ents)
+}
+
+// A program that catches KeyboardInterrupt gets every Ctrl-C while traced,
+// and the hook stays installed.
+func TestAttachKeyboardInterrupt(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "sigint")
+			tr := startAttach(t, tg.PID)
+			for i := 0; i < 5; i++ {
+				syscall.Kill(tg.PID, syscall.SIGINT)
+				time.Sleep(150 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond)
+			caught := 0
+			for _, l := range tg.Other() {
+				if l == "caught" {
+					caught++
+				}
+			}
+			if caught != 5 {
+				t.Errorf("the program caught %d of 5 Ctrl-C", caught)
+			}
+			r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import sys; hasattr(sys, '__lptrace__')")
+			if r.Stdout != "True\n" {
+				t.Errorf("hook gone after the interrupts: %q %q", r.Stdout, r.Stderr)
+			}
+			before := strings.Count(tr.Trace(), "heartbeat_step")
+			time.Sleep(400 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+			if after := strings.Count(tr.Trace(), "heartbeat_step"); after <= before {
+				t.Errorf("no events after the interrupts (%d, then %d)", before, after)
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+		})
+	}
+}
+
+// A child forked while traced neither shows in the trace nor keeps the pipe.
+func TestAttachFork(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "fork")
+			tr := startAttach(t, tg.PID)
+			time.Sleep(300 * time.Millisecond)
+			syscall.Kill(tg.PID, syscall.SIGUSR2)
+			time.Sleep(1500 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+			trace := tr.Trace()
+			if strings.Contains(trace, "child_work") {
+				t.Error("the forked child's calls are in the trace")
+			}
+			if !strings.Contains(trace, "heartbeat_step") {
+				t.Error("the parent's calls are missing")
+			}
+			if !tg.Alive() {
+				t.Fatal("target died")
+			}
+		})
+	}
 }

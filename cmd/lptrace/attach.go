@@ -161,7 +161,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		hooking.Add(1)
 		go func() {
 			defer hooking.Done()
-			a.hookThreads(hookCtx, inj, session, hooked)
+			a.hookThreads(hookCtx, inj, session, hooked, tgt.Version.Major == 2)
 		}()
 	}
 	defer func() {
@@ -244,10 +244,18 @@ loop:
 
 // hookThreads installs the per-thread hook in every thread not hooked yet,
 // retrying busy threads until ctx ends.
-func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool) {
+//
+// rehookMain: on 2.7 a KeyboardInterrupt delivered at the first instruction
+// of the profile function escapes it, and the interpreter then removes the
+// main thread's hook; the installer runs there again every round (it does
+// nothing when the hook is in place).
+func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool, rehookMain bool) {
 	src := hook.TraceThread(session)
 	never := make(chan struct{})
-	for {
+	for round := 0; ; round++ {
+		if rehookMain && round%3 == 2 {
+			delete(hooked, a.pid)
+		}
 		tids, err := proc.Threads(a.pid)
 		if err != nil {
 			return

@@ -11,6 +11,10 @@
 #              main thread in join()
 #     lock     a thread blocked on a Lock held by the main thread
 #     sigpipe  SIGPIPE set to SIG_DFL, then as sleep
+#     sigint   catches KeyboardInterrupt and goes on, printing "caught"
+#     fork     forks a child running child_work() for 1 s on SIGUSR2
+#     http     an HTTP server (http.server / SimpleHTTPServer) on 127.0.0.1
+#     rate     a call loop printing "rate <calls per second>" every 0.2 s
 #     gilheld  the main thread sleeps in C with the GIL held (ctypes.PyDLL),
 #              so no thread can run Python for a while
 import os
@@ -155,6 +159,31 @@ def main():
                 if now - start >= 0.2:
                     out('rate %d' % (n / (now - start)))
                     n, start = 0, now
+    elif MODE == 'sigint':
+        # Catches Ctrl-C and goes on: a traced program must still get each.
+        out('READY 0')
+        while True:
+            try:
+                while True:
+                    heartbeat_step()
+                    time.sleep(0.02)
+            except KeyboardInterrupt:
+                out('caught')
+    elif MODE == 'fork':
+        # A child forked while traced must not show up in the trace.
+        def child_work():
+            time.sleep(0.01)
+        signal.signal(signal.SIGUSR2, lambda s, f: STATE.update(fork=True))
+        out('READY 0')
+        while True:
+            heartbeat_step()
+            time.sleep(0.02)
+            if STATE.pop('fork', False):
+                if os.fork() == 0:
+                    end = time.time() + 1.0
+                    while time.time() < end:
+                        child_work()
+                    os._exit(0)
     elif MODE == 'lock':
         lock = threading.Lock()
         lock.acquire()
