@@ -134,32 +134,24 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Ro
 		// A pending call runs in the main thread only.
 		pendingOK := opt.TID == 0 || opt.TID == inj.pid
 		if pendingOK && (mainRunning || len(issuers) > 0) {
+			queuers := make([]int, 0, len(issuers)+1)
 			for _, p := range issuers {
-				route, why, err := inj.tryPending(ctx, p.TID, code)
-				if err == nil && why == "" {
-					return route, nil
-				}
-				if err != nil {
-					if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
-						return Route{}, err
-					}
-					lastWhy = err.Error()
-				} else {
-					lastWhy = why
-				}
+				queuers = append(queuers, p.TID)
 			}
 			if mainRunning {
-				route, why, err := inj.tryPending(ctx, inj.pid, code)
-				if err == nil && why == "" {
+				queuers = append(queuers, inj.pid)
+			}
+			for _, tid := range queuers {
+				route, why, err := inj.tryPending(ctx, tid, code)
+				switch {
+				case err == nil && why == "":
 					return route, nil
-				}
-				if err != nil {
-					if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
-						return Route{}, err
-					}
-					lastWhy = err.Error()
-				} else {
+				case err == nil:
 					lastWhy = why
+				case errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil:
+					return Route{}, err
+				default:
+					lastWhy = err.Error()
 				}
 			}
 		} else if lastWhy == "" && pendingOK {

@@ -311,3 +311,34 @@ func removeStale(parent *os.File) {
 func (c *Channel) Pipe() hook.Pipe {
 	return hook.Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
 }
+
+// Item is a record, or the error that ended the stream (io.EOF when the
+// target closed its end).
+type Item struct {
+	Rec Record
+	Err error
+}
+
+// Stream reads records in a goroutine until an error, which comes last:
+// records and the end travel on one channel so that no record is overtaken
+// by the end of the stream. started is closed at the first "S" record,
+// which may arrive while the injected call that sends it is still running.
+func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
+	ch := make(chan Item, 256)
+	st := make(chan struct{})
+	go func() {
+		first := true
+		for {
+			r, err := c.Read()
+			if first && err == nil && r.Kind == 'S' {
+				close(st)
+				first = false
+			}
+			ch <- Item{r, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, st
+}

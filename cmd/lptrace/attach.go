@@ -105,26 +105,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	rand.Read(rnd[:])
 	session := hex.EncodeToString(rnd[:])
 
-	type item struct {
-		rec transport.Record
-		err error
-	}
-	recs := make(chan item, 256)
-	started := make(chan struct{})
-	go func() {
-		first := true
-		for {
-			r, err := ch.Read()
-			if first && err == nil && r.Kind == 'S' {
-				close(started)
-				first = false
-			}
-			recs <- item{r, err}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	recs, started := ch.Stream()
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
 	inj := inject.New(ptrace.NewTracer(), tgt)
@@ -191,18 +172,18 @@ loop:
 	for {
 		select {
 		case it := <-recs:
-			if it.err != nil {
-				if errors.Is(it.err, io.EOF) {
+			if it.Err != nil {
+				if errors.Is(it.Err, io.EOF) {
 					reason = "the hook went away"
 					if !proc.Alive(a.pid) {
 						reason = "exited"
 					}
 				} else {
-					reason = fmt.Sprintf("bad data from the target (%v)", it.err)
+					reason = fmt.Sprintf("bad data from the target (%v)", it.Err)
 				}
 				break loop
 			}
-			if err := dec.Decode(it.rec, emit); err != nil {
+			if err := dec.Decode(it.Rec, emit); err != nil {
 				reason = fmt.Sprintf("bad data from the target (%v)", err)
 				break loop
 			}

@@ -105,28 +105,7 @@ func (e *execRun) run(ctx context.Context) error {
 
 	// One channel for records and the final error, so that no record is
 	// overtaken by the end of the stream.
-	type item struct {
-		rec transport.Record
-		err error
-	}
-	recs := make(chan item, 64)
-	// started is closed at the first record, which arrives while the
-	// injected call may still be running.
-	started := make(chan struct{})
-	go func() {
-		first := true
-		for {
-			r, err := ch.Read()
-			if first && err == nil && r.Kind == 'S' {
-				close(started)
-				first = false
-			}
-			recs <- item{r, err}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	recs, started := ch.Stream()
 
 	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
@@ -155,13 +134,13 @@ func (e *execRun) run(ctx context.Context) error {
 	for {
 		select {
 		case it := <-recs:
-			if err := it.err; err != nil {
+			if err := it.Err; err != nil {
 				if errors.Is(err, io.EOF) {
 					return fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid)
 				}
 				return fmt.Errorf("process %d: reading the code's output: %v", e.pid, err)
 			}
-			r := it.rec
+			r := it.Rec
 			switch r.Kind {
 			case 'S':
 				running = true
