@@ -154,6 +154,10 @@ func (a *attachRun) run(ctx context.Context) error {
 	var dec trace.Decoder
 	var events uint64
 	var outErr error
+	// Lines are formatted once per function and per thread, not per event:
+	// a busy target sends millions of events a second.
+	labels := map[*trace.Code]string{}
+	prefixes := map[*trace.Thread]string{}
 	emit := func(e trace.Event) {
 		events++
 		if outErr != nil {
@@ -161,9 +165,19 @@ func (a *attachRun) run(ctx context.Context) error {
 		}
 		if showTID || dec.Threads() > 1 {
 			showTID = true
-			fmt.Fprintf(w, "[tid %d] ", e.Thread.TID)
+			p, ok := prefixes[e.Thread]
+			if !ok {
+				p = fmt.Sprintf("[tid %d] ", e.Thread.TID)
+				prefixes[e.Thread] = p
+			}
+			w.WriteString(p)
 		}
-		fmt.Fprintf(w, "%s (%s:%d)\n", termsafe.Escape([]byte(e.Code.Name), false), termsafe.Escape([]byte(e.Code.File), false), e.Code.Line)
+		l, ok := labels[e.Code]
+		if !ok {
+			l = fmt.Sprintf("%s (%s:%d)\n", termsafe.Escape([]byte(e.Code.Name), false), termsafe.Escape([]byte(e.Code.File), false), e.Code.Line)
+			labels[e.Code] = l
+		}
+		w.WriteString(l)
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
