@@ -205,15 +205,11 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	if !stillParked {
 		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
 	}
-	if room := inj.stackRoom(th.SP()); room < directStackNeed {
-		return Route{}, fmt.Sprintf("thread %d has only %d KiB of stack left", p.TID, room>>10), nil
-	}
-	l := newLayout(th.SP(), 6, inj.xsave)
-	if !inj.mapped(l.base, uint64(l.size)) {
-		return Route{}, fmt.Sprintf("thread %d's stack is not mapped below its pointer", p.TID), nil
+	if why := inj.stackTooSmall(th, directStackNeed, 6); why != "" {
+		return Route{}, why, nil
 	}
 	py := inj.tgt.Python
-	sym := func(name string) uint64 { s, _ := py.Lookup(name); return s.Addr }
+	sym := inj.pySym
 
 	size := pageRound(uint64(len(code)))
 	buf, err := inj.mmapBuffer(ctx, th, size)
@@ -285,7 +281,6 @@ func munmapCall(buf, size, flags uint64) Call {
 // code goes into its own mapping with a small entry routine that runs it
 // and then unmaps the mapping, so nothing is left once it ran.
 func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Route, string, error) {
-	py := inj.tgt.Python
 	if inj.tgt.Libc == nil {
 		return Route{}, "", errors.New("no C library found for the pending-call route")
 	}
@@ -306,14 +301,10 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 			return Route{}, fmt.Sprintf("thread %d was stopped inside locking code", tid), nil
 		}
 	}
-	if room := inj.stackRoom(th.SP()); room < pendingStackNeed {
-		return Route{}, fmt.Sprintf("thread %d has only %d KiB of stack left", tid, room>>10), nil
+	if why := inj.stackTooSmall(th, pendingStackNeed, 4); why != "" {
+		return Route{}, why, nil
 	}
-	l := newLayout(th.SP(), 4, inj.xsave)
-	if !inj.mapped(l.base, uint64(l.size)) {
-		return Route{}, fmt.Sprintf("thread %d's stack is not mapped below its pointer", tid), nil
-	}
-	sym := func(name string) uint64 { s, _ := py.Lookup(name); return s.Addr }
+	sym := inj.pySym
 	size := pageRound(uint64(pendingCodeOffset + len(code)))
 	buf, err := inj.mmapBuffer(ctx, th, size)
 	if err != nil {
@@ -376,4 +367,24 @@ func (inj *Injector) hasThread(tid int) bool {
 		}
 	}
 	return false
+}
+
+// stackTooSmall says why th's stack cannot take a block of ncalls calls and
+// need more bytes of growth below it ("" when it can).
+func (inj *Injector) stackTooSmall(th *Thread, need uint64, ncalls int) string {
+	if room := inj.stackRoom(th.SP()); room < need {
+		return fmt.Sprintf("thread %d has only %d KiB of stack left", th.TID, room>>10)
+	}
+	l := newLayout(th.SP(), ncalls, inj.xsave)
+	if !inj.mapped(l.base, uint64(l.size)) {
+		return fmt.Sprintf("thread %d's stack is not mapped below its pointer", th.TID)
+	}
+	return ""
+}
+
+// pySym is the address of a symbol of the Python runtime (0 if missing;
+// the required ones are checked when the runtime is found).
+func (inj *Injector) pySym(name string) uint64 {
+	s, _ := inj.tgt.Python.Lookup(name)
+	return s.Addr
 }
