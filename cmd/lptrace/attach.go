@@ -111,13 +111,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session), inject.Options{Timeout: a.timeout, Started: started})
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted before the hook was installed; process %d left as it was", a.pid)
-		}
-		if errors.Is(err, inject.ErrGILBusy) {
-			return fmt.Errorf("process %d: no thread could run Python code within %v: %v", a.pid, a.timeout, err)
-		}
-		return explainAttach(a.pid, err)
+		return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 	}
 	select {
 	case <-started:

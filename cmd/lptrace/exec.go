@@ -110,13 +110,7 @@ func (e *execRun) run(ctx context.Context) error {
 	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted before the code ran; process %d left as it was", e.pid)
-		}
-		if errors.Is(err, inject.ErrGILBusy) {
-			return fmt.Errorf("process %d: no thread could run Python code within %v: %v; the code will not run, and that thread resumes when the GIL is free", e.pid, e.timeout, err)
-		}
-		return explainAttach(e.pid, err)
+		return explainRun(ctx, e.pid, e.timeout, "the code", err)
 	}
 	if e.verbose {
 		e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))

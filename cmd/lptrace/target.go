@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
@@ -118,6 +120,18 @@ func explainAttach(pid int, err error) error {
 		return fmt.Errorf("process %d: %v; the process was left as it was", pid, err)
 	}
 	return fmt.Errorf("process %d: %v", pid, err)
+}
+
+// explainRun turns a failure of inject.RunPython, which was to run what
+// ("the code", "the hook"), into one line.
+func explainRun(ctx context.Context, pid int, timeout time.Duration, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted before %s ran; process %d left as it was", what, pid)
+	case errors.Is(err, inject.ErrGILBusy):
+		return fmt.Errorf("process %d: no thread could run Python code within %v: %v; %s will not run, and that thread resumes when the GIL is free", pid, timeout, err, what)
+	}
+	return explainAttach(pid, err)
 }
 
 // permissionHint says why the kernel refused ptrace and how to fix it.
