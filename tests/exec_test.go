@@ -43,15 +43,7 @@ func TestExecStates(t *testing.T) {
 					if gap := tg.maxGap(t0); gap > 700*time.Millisecond {
 						t.Errorf("the target's 100 ms heartbeat paused for %v while lptrace worked", gap)
 					}
-					if !tg.Alive() {
-						t.Fatal("target died")
-					}
-					if other := tg.Other(); len(other) > 0 {
-						t.Errorf("the target's own stdout got %q", other)
-					}
-					if l := leftovers(); len(l) > 0 {
-						t.Errorf("left behind: %v", l)
-					}
+					tg.checkUntouched(t)
 				})
 			}
 		})
@@ -251,15 +243,7 @@ func TestExecNoSafePoint(t *testing.T) {
 				t.Errorf("took %v with a 1s timeout", r.Elapsed)
 			}
 			tg.waitTicks(t, 3, 10*time.Second)
-			if !tg.Alive() {
-				t.Fatal("target died")
-			}
-			if other := tg.Other(); len(other) > 0 {
-				t.Errorf("the target's own stdout got %q", other)
-			}
-			if l := leftovers(); len(l) > 0 {
-				t.Errorf("left behind: %v", l)
-			}
+			tg.checkUntouched(t)
 		})
 	}
 }

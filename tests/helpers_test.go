@@ -250,6 +250,21 @@ func (tg *Target) maxGap(t0 time.Time) time.Duration {
 	return gap
 }
 
+// checkUntouched checks that the target is alive, printed nothing but its
+// heartbeat, and that finished lptrace runs left nothing in /tmp.
+func (tg *Target) checkUntouched(t *testing.T) {
+	t.Helper()
+	if !tg.Alive() {
+		t.Fatal("target died")
+	}
+	if other := tg.Other(); len(other) > 0 {
+		t.Errorf("the target's own stdout got %q", other)
+	}
+	if l := leftovers(); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
+
 // Other returns what the target printed besides its heartbeat.
 func (tg *Target) Other() []string {
 	tg.mu.Lock()
