@@ -64,7 +64,18 @@ fuzztime=5s
 for target in proc:FuzzParseMaps proc:FuzzParseSyscall symbols:FuzzNewModule termsafe:FuzzEscape trace:FuzzDecode; do
   pkg=${target%%:*} name=${target#*:}
   if grep -q "func $name" "$pkg"/*_test.go 2>/dev/null; then
-    go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg" >/dev/null
+    log=$(mktemp)
+    if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg" >"$log" 2>&1; then
+      # Show what failed and the input that did it (it is also kept under
+      # $pkg/testdata/fuzz/$name/ so that plain `go test` replays it).
+      tail -40 "$log"
+      for f in $(git ls-files --others -- "$pkg/testdata/fuzz/$name"); do
+        echo "--- $f"; head -c 4000 "$f" | od -c | head -60
+      done
+      rm -f "$log"
+      exit 1
+    fi
+    rm -f "$log"
     echo "  $name: ok ($fuzztime)"
   fi
 done
