@@ -10,6 +10,7 @@ package hook
 import (
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -93,16 +94,50 @@ func PyLiteral(s string) string {
 //go:embed trace.py
 var traceSource string
 
+// TraceConfig says what the tracing hook records. The zero value records
+// calls only, the cheapest mode.
+type TraceConfig struct {
+	Filters   []Filter `json:"filters,omitempty"`
+	NoStdlib  bool     `json:"nostdlib,omitempty"`
+	Returns   bool     `json:"returns,omitempty"` // return and exception events
+	Times     bool     `json:"times,omitempty"`   // a clock reading per event
+	Args      bool     `json:"args,omitempty"`    // arguments at each call
+	RetValues bool     `json:"retvals,omitempty"` // return values and exceptions
+	StrSize   int      `json:"strsize,omitempty"` // values cut at this many characters
+	Verbose   bool     `json:"verbose,omitempty"` // repr() of any object (runs the program's code)
+	Follow    bool     `json:"follow,omitempty"`  // forked children keep tracing
+}
+
+// Filter is one -e pattern: a glob on the function's name, qualified name,
+// module, or (when it contains a slash) file; Exclude is the '!' form.
+type Filter struct {
+	Exclude bool
+	Pattern string
+}
+
+// MarshalJSON writes a filter as the hook reads it: [exclude, pattern].
+func (f Filter) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{f.Exclude, f.Pattern})
+}
+
+// Values tells whether each event carries a value id (arguments, return
+// values, exceptions).
+func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
+
 // TraceInstall returns the source that installs the call-tracing hook of
 // session, writing its records to the FIFO at fifo (a path in the target's
 // mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
 // only the calling thread and threads started later.
-func TraceInstall(p Pipe, session string) []byte {
-	return wrap(commonSource+traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
+func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return wrap(commonSource+traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id(), "CONFIG": string(js)})
 }
 
 // TraceThread returns the source that hooks the calling thread into an
 // installed session (Python < 3.12, threads that existed at attach).
 func TraceThread(session string) []byte {
-	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": ""})
+	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": "", "CONFIG": ""})
 }

@@ -1,24 +1,32 @@
 # lptrace's tracing hook. It runs inside the target, installed once with
-# SESSION, FIFO and VERSION in its globals; per-thread installation (Python
-# < 3.12) calls INSTALL_THREAD again in each thread that existed before.
-# Python 2.7 and 3.6+. It must never raise into the program, never block it,
-# and remove itself when lptrace goes away (the pipe breaks).
+# SESSION, FIFO, FIFO_ID and CONFIG (JSON) in its globals; per-thread
+# installation (Python < 3.12) calls INSTALL_THREAD again in each thread that
+# existed before. Python 2.7 and 3.6+. It must never raise into the program,
+# never block it, and remove itself when lptrace goes away (the pipe breaks).
 #
 # Records (kind byte, 4-byte little-endian length, data):
-#   S  started: "pid<TAB>sys.version"
-#   C  a code object seen for the first time: "id<TAB>name<TAB>file<TAB>line"
+#   S  started: "pid<TAB>ppid<TAB>clock ns<TAB>wall ns<TAB>sys.version"
+#   C  a function seen for the first time: "id<TAB>qualname<TAB>file<TAB>line<TAB>module"
 #   T  a thread seen for the first time: "index<TAB>native id<TAB>name"
-#   B  a batch of events: little-endian uint64 each, thread index << 32 | code id
+#   V  a value (arguments, return value, exception): "id<TAB>text"
+#   B  a batch of events, each STRIDE little-endian uint64 words:
+#        kind << 56 | thread index << 32 | function id
+#        [clock ns]            when CONFIG asks for times
+#        [value id + 1, or 0]  when CONFIG asks for values
+#      kind: 0 call, 1 return, 2 return by exception
 #   D  events dropped because the pipe was full: count
+#   P  (following forks only) the pid the records up to the next P are from;
+#      each write then is one P record and whole records, at most PIPE_BUF
+#      bytes, so that processes sharing the pipe never interleave.
 
 
-
-def _lptrace_install(session, fifo, fifo_id):
+def _lptrace_install(session, fifo, fifo_id, cfg):
     import os
     import sys
     import errno
     import struct
     import time
+    import itertools
     from array import array
     try:
         import _thread as thread_mod
@@ -34,15 +42,34 @@ def _lptrace_install(session, fifo, fifo_id):
     if fd < 0:
         return
 
-    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b''}
-    codes = {}           # id(code) -> (code id, code); the code is kept alive
-    threads = {}         # thread ident -> thread index
-    import itertools
-    code_ids, thread_ids = itertools.count(), itertools.count()
-    events = array('L')  # (thread index << 32) | code id: one append per event
-    meta = []            # pending C/T records, sent before the next batch
+    want_returns = bool(cfg.get('returns'))
+    want_times = bool(cfg.get('times'))
+    want_args = bool(cfg.get('args'))
+    want_values = want_args or bool(cfg.get('retvals'))
+    want_ret_values = bool(cfg.get('retvals'))
+    follow = bool(cfg.get('follow'))
+    strsize = int(cfg.get('strsize') or 32)
+    verbose = bool(cfg.get('verbose'))
+    wanted = _lptrace_filter(cfg.get('filters') or [], bool(cfg.get('nostdlib')))
+    clock = getattr(time, 'perf_counter_ns', None)
+    if clock is None:
+        _pc = getattr(time, 'perf_counter', time.time)
+        clock = lambda: int(_pc() * 1e9)
+    srepr = _lptrace_repr(strsize, verbose)
+    PIPE_BUF = 4096
+
+    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'',
+          'lock': thread_mod.allocate_lock()}
+    codes = {}  # id(code) -> (function id or -1 if filtered out, code); the code is kept alive
+    threads = {}  # thread ident -> thread index
+    counters = {'code': itertools.count(), 'thread': itertools.count(), 'value': itertools.count()}
+    # One append (or one extend of a tuple) per event: atomic under the GIL,
+    # so threads never interleave their words.
+    events = array('L')
+    meta = []  # pending C/T/V records, sent before the next batch
     pack = struct.pack
     sigpipe = _lptrace_sigpipe_guard()
+    stride = 1 + want_times + want_values
 
     def write(data):
         # Non-blocking: a full pipe drops (the caller counts), a partial
@@ -58,6 +85,17 @@ def _lptrace_install(session, fifo, fifo_id):
             return False
         st['tail'] = buf[n:]
         return True
+
+    def write_atomic(data):
+        # Following forks: writes of at most PIPE_BUF bytes are atomic, all
+        # or nothing (EAGAIN), so no partial write ever needs finishing.
+        try:
+            sigpipe(os.write, st['fd'], data)
+            return True
+        except OSError as e:
+            if e.errno != errno.EAGAIN:
+                uninstall()
+            return False
 
     def reader_gone():
         try:
@@ -76,13 +114,12 @@ def _lptrace_install(session, fifo, fifo_id):
             payload = payload.encode('utf-8', 'replace')
         return kind + pack('<I', len(payload)) + payload
 
-    flushing = thread_mod.allocate_lock()
-
     def flush():
         # One writer at a time (os.write releases the GIL: two writers would
         # interleave records); a thread that finds it busy leaves its events
         # queued for the next flush.
-        if not st['on'] or not flushing.acquire(False):
+        lock = st['lock']
+        if not st['on'] or not lock.acquire(False):
             return
         try:
             if os.getpid() != st['pid']:
@@ -96,27 +133,62 @@ def _lptrace_install(session, fifo, fifo_id):
             del events[:len(ev)]
             m = meta[:]
             del meta[:len(m)]
+            raw = ev.tobytes() if hasattr(ev, 'tobytes') else ev.tostring()
+            if follow:
+                flush_framed(m, raw)
+                return
             out = b''.join(m)
-            if ev:
-                raw = ev.tobytes() if hasattr(ev, 'tobytes') else ev.tostring()
-                out += record(b'B', raw)
             if st['dropped']:
                 out += record(b'D', str(st['dropped']))
+            if raw:
+                out += record(b'B', raw)
             if not out:
                 return
             if write(out):
                 st['dropped'] = 0
             else:
                 meta[0:0] = m  # definitions must not be lost
-                st['dropped'] += len(ev)
+                st['dropped'] += len(ev) // stride
         finally:
-            flushing.release()
+            lock.release()
+
+    def flush_framed(m, raw):
+        head = record(b'P', str(st['pid']))
+        room = PIPE_BUF - len(head)
+        size = 8 * stride
+        sent = 0
+        while sent < len(m):
+            out = head
+            n = sent
+            while n < len(m) and len(out) + len(m[n]) <= PIPE_BUF:
+                out += m[n]
+                n += 1
+            if n == sent:  # a definition too long to frame: cut its text
+                r = m[n]
+                out += r[:1] + pack('<I', room - 5) + r[5:room]
+                n += 1
+            if not write_atomic(out):
+                meta[0:0] = m[sent:]  # definitions must not be lost
+                st['dropped'] += len(raw) // size
+                return
+            sent = n
+        per = (room - 64) // size * size  # whole events, and room for a D record
+        for i in range(0, len(raw), per):
+            out = head
+            if st['dropped']:
+                out += record(b'D', str(st['dropped']))
+            if not write_atomic(out + record(b'B', raw[i:i + per])):
+                st['dropped'] += (len(raw) - i) // size
+                return
+            st['dropped'] = 0
+        if st['dropped'] and write_atomic(head + record(b'D', str(st['dropped']))):
+            st['dropped'] = 0
 
     def thread_index():
         ident = get_ident()
         i = threads.get(ident)
         if i is None:
-            i = threads[ident] = next(thread_ids)  # next() is atomic
+            i = threads[ident] = next(counters['thread'])  # next() is atomic
             native = getattr(thread_mod, 'get_native_id', None)
             name = ''
             t = sys.modules.get('threading')
@@ -125,27 +197,68 @@ def _lptrace_install(session, fifo, fifo_id):
                     name = t._active[ident].name
                 except Exception:
                     pass
-            meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name)))
+            meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name[:200])))
         return i
 
-    def code_id(code):
+    def code_id(code, frame):
+        # The verdict of the filters and the record are made once per
+        # function; the program's later calls cost one dict lookup.
         c = codes.get(id(code))
         if c is None:
             if code.co_filename == '<lptrace>':
-                return -1  # our own code
-            c = codes[id(code)] = (next(code_ids), code)
+                codes[id(code)] = c = (-1, code)  # our own code
+                return -1
             name = getattr(code, 'co_qualname', code.co_name)
-            meta.append(record(b'C', '%d\t%s\t%s\t%d' % (c[0], name, code.co_filename, code.co_firstlineno)))
+            module = ''
+            try:
+                module = frame.f_globals.get('__name__') or ''
+                if not isinstance(module, str):
+                    module = ''
+            except Exception:
+                pass
+            if not wanted(code.co_name, name, module, code.co_filename):
+                codes[id(code)] = c = (-1, code)
+                return -1
+            c = codes[id(code)] = (next(counters['code']), code)
+            meta.append(record(b'C', '%d\t%s\t%s\t%d\t%s' % (c[0], name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500])))
         return c[0]
 
-    def event(code):
+    def value(text):
+        i = next(counters['value'])
+        meta.append(record(b'V', '%d\t%s' % (i, text)))
+        return i + 1
+
+    def args_text(code, frame):
+        n = code.co_argcount + getattr(code, 'co_kwonlyargcount', 0)
+        flags = code.co_flags
+        n += bool(flags & 4) + bool(flags & 8)  # *args, **kwargs
+        loc = frame.f_locals
+        parts = []
+        for name in code.co_varnames[:n]:
+            if name in loc:
+                parts.append('%s=%s' % (name, srepr(loc[name]).replace('\t', '\\t')))
+        return '\t'.join(parts)
+
+    def emit(kind, c, val):
+        # kind 0: call, 1: return, 2: exception; val: a value id or 0.
+        w = kind << 56 | thread_index() << 32 | c
+        if stride == 1:
+            events.append(w)
+        elif not want_values:
+            events.extend((w, clock()))
+        elif not want_times:
+            events.extend((w, val))
+        else:
+            events.extend((w, clock(), val))
+        if len(events) >= 512 * stride:
+            flush()
+
+    def on_call(code, frame):
         try:
-            c = code_id(code)
+            c = code_id(code, frame)
             if c < 0:
                 return False
-            events.append(thread_index() << 32 | c)
-            if len(events) >= 512:
-                flush()
+            emit(0, c, value(args_text(code, frame)) if want_args else 0)
         except KeyboardInterrupt:
             # The program's Ctrl-C, raised by its signal handler while our
             # code ran. Raising it from here would remove the hook (and hit
@@ -156,34 +269,69 @@ def _lptrace_install(session, fifo, fifo_id):
             pass  # ours: never the program's business
         return True
 
+    def on_return(code, kind, val):
+        try:
+            c = codes.get(id(code))
+            if c is None or c[0] < 0:
+                return c is None  # unseen (called before we came): keep
+            v = 0
+            if want_ret_values:
+                v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
+            emit(kind, c[0], v)
+        except KeyboardInterrupt:
+            st['kbd'] = True
+        except Exception:
+            pass
+        return True
+
     def in_child():
         # A forked child (multiprocessing, os.fork) inherits the hook: it
-        # must neither duplicate events nor keep our pipe open.
-        if st['on'] and os.getpid() != st['pid']:
-            st['on'] = False
-            fd, st['fd'] = st['fd'], -1
+        # must not duplicate events, and keeps our pipe only when lptrace
+        # follows children (-f); then it starts its own tables and timer.
+        if not st['on'] or os.getpid() == st['pid']:
+            return
+        if follow:
+            st['pid'] = os.getpid()
+            st['lock'] = thread_mod.allocate_lock()  # may have been held at fork
+            st['dropped'] = 0
+            del events[:]
+            del meta[:]
+            for k in counters:
+                counters[k] = itertools.count()
+            codes.clear()
+            threads.clear()
+            meta.append(started())
             try:
-                os.close(fd)
-            except OSError:
+                thread_mod.start_new_thread(ticker, ())
+            except Exception:
                 pass
-            try:
-                if tool[0] is not None:
-                    monitoring.set_events(tool[0], 0)
-                    monitoring.register_callback(tool[0], monitoring.events.PY_START, None)
-                    monitoring.free_tool_id(tool[0])
-                sys.setprofile(None)
-                t = sys.modules.get('threading')
-                if t is not None:
-                    t.setprofile(None)
-                registry.pop(session, None)
-            except BaseException:
-                pass
+            return
+        st['on'] = False
+        fd, st['fd'] = st['fd'], -1
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        try:
+            if tool[0] is not None:
+                monitoring.set_events(tool[0], 0)
+                for e in watched:
+                    monitoring.register_callback(tool[0], e, None)
+                monitoring.free_tool_id(tool[0])
+            sys.setprofile(None)
+            t = sys.modules.get('threading')
+            if t is not None:
+                t.setprofile(None)
+            registry.pop(session, None)
+        except BaseException:
+            pass
 
     if hasattr(os, 'register_at_fork'):
         os.register_at_fork(after_in_child=in_child)
 
     monitoring = getattr(sys, 'monitoring', None)
     tool = [None]
+    watched = []
     ticker_ident = [None]
 
     def uninstall():
@@ -194,7 +342,8 @@ def _lptrace_install(session, fifo, fifo_id):
             if tool[0] is not None:
                 m = monitoring
                 m.set_events(tool[0], 0)
-                m.register_callback(tool[0], m.events.PY_START, None)
+                for e in watched:
+                    m.register_callback(tool[0], e, None)
                 m.free_tool_id(tool[0])
                 tool[0] = None
             else:
@@ -222,20 +371,41 @@ def _lptrace_install(session, fifo, fifo_id):
                 pass
 
     # Python < 3.12: a profile function per thread. It removes itself from
-    # its thread once tracing stopped.
+    # its thread once tracing stopped. The profiler cannot see an exception
+    # leaving a function (the return event then carries None); the
+    # instruction the frame stopped at tells: a return or a yield, or else
+    # an exception.
+    normal_exit = _lptrace_exit_opcodes()
+
     def profiler(frame, what, arg):
         try:
             if what == 'call':
                 if st['on']:
-                    event(frame.f_code)
+                    on_call(frame.f_code, frame)
                 else:
                     sys.setprofile(None)
+            elif what == 'return' and want_returns and st['on']:
+                code = frame.f_code
+                kind = 1
+                try:
+                    op = code.co_code[frame.f_lasti]
+                    if not isinstance(op, int):
+                        op = ord(op)
+                    if op not in normal_exit:
+                        kind = 2
+                        arg = None
+                except Exception:
+                    pass
+                on_return(code, kind, arg)
         except KeyboardInterrupt:
-            st['kbd'] = True  # see event(); escaping would remove the hook
+            st['kbd'] = True  # see on_call(); escaping would remove the hook
 
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0] and sys.getprofile() is not profiler:
             sys.setprofile(profiler)
+
+    def started():
+        return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
 
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
@@ -246,17 +416,46 @@ def _lptrace_install(session, fifo, fifo_id):
         if tool[0] is None:
             os.close(fd)
             return
+        E = monitoring.events
         DISABLE = monitoring.DISABLE
+        getframe = sys._getframe
 
         def on_start(code, offset):
             try:
-                if st['on'] and event(code):
+                if st['on'] and on_call(code, getframe(1)):
                     return None
                 return DISABLE
             except KeyboardInterrupt:
                 st['kbd'] = True
-        monitoring.register_callback(tool[0], monitoring.events.PY_START, on_start)
-        monitoring.set_events(tool[0], monitoring.events.PY_START)
+
+        def on_py_return(code, offset, retval):
+            try:
+                if st['on'] and on_return(code, 1, retval):
+                    return None
+                return DISABLE
+            except KeyboardInterrupt:
+                st['kbd'] = True
+
+        def on_unwind(code, offset, exc):
+            # PY_UNWIND cannot be disabled: never return DISABLE here.
+            try:
+                if st['on']:
+                    on_return(code, 2, exc)
+            except KeyboardInterrupt:
+                st['kbd'] = True
+
+        callbacks = [(E.PY_START, on_start)]
+        if want_returns:
+            # A generator's yield leaves the function, its resumption
+            # enters it again: the same as the profiler of older versions.
+            callbacks += [(E.PY_RESUME, on_start), (E.PY_RETURN, on_py_return),
+                          (E.PY_YIELD, on_py_return), (E.PY_UNWIND, on_unwind)]
+        mask = 0
+        for e, f in callbacks:
+            monitoring.register_callback(tool[0], e, f)
+            watched.append(e)
+            mask |= e
+        monitoring.set_events(tool[0], mask)
     else:
         t = sys.modules.get('threading')
         if t is not None:
@@ -264,14 +463,15 @@ def _lptrace_install(session, fifo, fifo_id):
         install_thread()
 
     registry[session] = install_thread
-    meta.insert(0, record(b'S', '%d\t%s' % (os.getpid(), sys.version.split('\n')[0])))
+    meta.insert(0, started())
     flush()
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
     def ticker():
         ticker_ident[0] = get_ident()
-        while st['on']:
+        pid = os.getpid()
+        while st['on'] and st['pid'] == pid:
             time.sleep(0.05)
             try:
                 if st.pop('kbd', False):
@@ -286,9 +486,148 @@ def _lptrace_install(session, fifo, fifo_id):
     thread_mod.start_new_thread(ticker, ())
 
 
+def _lptrace_exit_opcodes():
+    # Instructions a frame stops at when it leaves normally (Python < 3.12).
+    try:
+        import opcode
+        return frozenset(opcode.opmap[n] for n in ('RETURN_VALUE', 'YIELD_VALUE', 'YIELD_FROM', 'RETURN_GENERATOR', 'SEND')
+                         if n in opcode.opmap)
+    except Exception:
+        return frozenset()
+
+
+def _lptrace_filter(filters, nostdlib):
+    """Returns wanted(name, qualname, module, file): the verdict of lptrace's
+    -e patterns (globs; a '!' pattern excludes; with any positive pattern, a
+    function must match one) and of --no-stdlib."""
+    from fnmatch import fnmatchcase
+    import os
+    import sys
+    prefixes = []
+    if nostdlib:
+        try:
+            import sysconfig
+            paths = sysconfig.get_paths()
+            prefixes = [paths[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib') if k in paths]
+        except Exception:
+            pass
+        prefixes.append(os.path.dirname(os.__file__))
+        prefixes += [p for p in sys.path if p and ('site-packages' in p or 'dist-packages' in p)]
+        prefixes = tuple(set(os.path.join(os.path.realpath(p), '') for p in prefixes) |
+                         set(os.path.join(p, '') for p in prefixes))
+    rules = []
+    for neg, pat in filters:
+        rules.append((neg, pat, '/' in pat))
+    has_positive = any(not neg for neg, _, _ in rules)
+
+    def wanted(name, qualname, module, filename):
+        if nostdlib and (filename.startswith(prefixes) or filename.startswith('<frozen')):
+            return False
+        if not rules:
+            return True
+        full = module + '.' + qualname if module else qualname
+        hit_positive = False
+        for neg, pat, is_path in rules:
+            try:
+                if is_path:
+                    hit = fnmatchcase(filename, pat)
+                else:
+                    hit = (fnmatchcase(full, pat) or fnmatchcase(qualname, pat) or
+                           fnmatchcase(name, pat) or (module != '' and fnmatchcase(module, pat)))
+            except Exception:
+                hit = False
+            if hit:
+                if neg:
+                    return False
+                hit_positive = True
+        return hit_positive or not has_positive
+    return wanted
+
+
+def _lptrace_repr(limit, verbose):
+    """Returns repr(v) for lptrace's values: it never raises, never blocks,
+    and runs no code of the program unless verbose: objects other than
+    builtins and containers of them show as <Class at 0x...>. At most limit
+    characters, then '...'."""
+    import sys
+    try:
+        text_types = (str, unicode, bytes)
+        int_types = (int, long, bool, float, complex, type(None))
+    except NameError:
+        text_types = (str, bytes, bytearray)
+        int_types = (int, bool, float, complex, type(None))
+    containers = (list, tuple, set, frozenset, dict)
+    budget = max(limit, 1)
+
+    def one(v, depth):
+        t = type(v)
+        if t in text_types:
+            r = repr(v[:budget])
+            return r if len(v) <= budget else r + '...'
+        if t in int_types:
+            if t in int_types[:2] and abs(v) >> 512:
+                return '<int of %d bits>' % v.bit_length()
+            return repr(v)
+        if t in containers:
+            if depth > 2:
+                return '[...]' if t is list else '(...)'
+            items = v.items() if t is dict else v
+            parts, size = [], 0
+            for i, x in enumerate(items):
+                if size > budget or i >= 16:
+                    parts.append('...')
+                    break
+                if t is dict:
+                    s = one(x[0], depth + 1) + ': ' + one(x[1], depth + 1)
+                else:
+                    s = one(x, depth + 1)
+                parts.append(s)
+                size += len(s) + 2
+            body = ', '.join(parts)
+            if t is list:
+                return '[' + body + ']'
+            if t is tuple:
+                return '(' + body + (',)' if len(parts) == 1 else ')')
+            if t is dict:
+                return '{' + body + '}'
+            if not parts:
+                return t.__name__ + '()'
+            return (t.__name__ + '({' + body + '})') if t is frozenset else '{' + body + '}'
+        if verbose:
+            return repr(v)
+        try:
+            name = t.__name__
+        except Exception:
+            name = '?'
+        return '<%s at 0x%x>' % (name, id(v))
+
+    most = max(4 * budget, 128)
+
+    def safe(v):
+        # Text is cut at limit characters (strace's -s); other values, made
+        # of many parts, at a few times that.
+        try:
+            r = one(v, 0)
+            return r if len(r) <= most else r[:most] + '...'
+        except BaseException:
+            return '<?>'
+    return safe
+
+
+def _lptrace_exc_text(exc, srepr):
+    # ValueError('bad') without calling the exception's own __repr__.
+    if exc is None:
+        return '<exception>'  # Python < 3.12: a profiler cannot see which
+    try:
+        args = BaseException.args.__get__(exc)
+        return '%s(%s)' % (type(exc).__name__, ', '.join(srepr(a) for a in args))
+    except BaseException:
+        return '?'
+
 
 if MODE == 'install':
-    _lptrace_install(SESSION, FIFO, FIFO_ID)
+    import json as _json
+    _lptrace_install(SESSION, FIFO, FIFO_ID, _json.loads(CONFIG))
 else:
     import sys as _sys
     _f = getattr(_sys, '__lptrace__', {}).get(SESSION)

@@ -9,15 +9,17 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lptrace/lptrace/transport"
 )
 
 // Code is a function the target reported.
 type Code struct {
-	Name string
-	File string
-	Line int
+	Name   string // qualified name (3.11+: co_qualname; before: co_name)
+	File   string
+	Line   int
+	Module string // the module's __name__, when known
 }
 
 // Thread is a thread the target reported.
@@ -26,80 +28,141 @@ type Thread struct {
 	Name string
 }
 
-// Event is one Python function call.
-type Event struct {
-	Thread *Thread
-	Code   *Code
-}
+// Process is one traced process: the attached one, and with -f the
+// children it forks.
+type Process struct {
+	PID, PPID int
+	Version   string
+	Dropped   uint64 // events the hook could not send (pipe full)
 
-// Decoder keeps the tables of code objects and threads.
-type Decoder struct {
+	clock0  int64 // the hook's clock (ns) at wall0
+	wall0   time.Time
 	codes   map[uint64]*Code // ids may arrive out of order (threads race)
 	threads map[uint64]*Thread
-	// Started holds the "S" record: pid and version.
-	PID     int
-	Version string
-	// Dropped counts events the hook could not send (pipe full).
+	values  map[uint64]string
+}
+
+// Kind is what happened.
+type Kind uint8
+
+const (
+	Call Kind = iota
+	Return
+	Exception // the function ended by an exception
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Call:
+		return "call"
+	case Return:
+		return "return"
+	default:
+		return "exception"
+	}
+}
+
+// Event is one call, return or exception of a Python function.
+type Event struct {
+	Proc   *Process
+	Thread *Thread
+	Code   *Code
+	Kind   Kind
+	Clock  int64     // ns on the target's monotonic clock (0: times not asked)
+	Time   time.Time // wall time of Clock
+	// Value is the arguments of a call ("a=1\tb='x'"), or the value a
+	// function returned, or the exception it raised, when asked for.
+	Value    string
+	HasValue bool
+}
+
+// Decoder keeps the tables of each process's functions and threads.
+type Decoder struct {
+	// Times and Values say what follows each event's first word, as the
+	// hook was configured: a clock reading, a value id.
+	Times, Values bool
+	// NewProcess, if set, is called when a process starts sending.
+	NewProcess func(*Process)
+	// Dropped counts events lost in every process.
 	Dropped uint64
+
+	procs map[int]*Process
+	cur   *Process
 }
 
 // Limits on what the target may define.
 const (
 	maxCodes   = 1 << 22
 	maxThreads = 1 << 16
+	maxValues  = 1 << 16 // values of dropped events are never used: forget them
+	maxProcs   = 1 << 12
 )
+
+// Processes returns the processes seen so far.
+func (d *Decoder) Processes() int { return len(d.procs) }
 
 // Decode handles one record and returns the events it carries.
 func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
-	switch r.Kind {
-	case 'S':
-		f := strings.SplitN(string(r.Data), "\t", 2)
-		d.PID, _ = strconv.Atoi(f[0])
-		if len(f) > 1 {
-			d.Version = f[1]
+	if r.Kind == 'P' {
+		pid, err := strconv.Atoi(string(r.Data))
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("bad process record")
 		}
+		d.cur = d.procs[pid]
+		if d.cur == nil {
+			d.cur = d.process(pid)
+		}
+		return nil
+	}
+	if r.Kind == 'S' {
+		return d.started(r.Data)
+	}
+	p := d.cur
+	if p == nil {
+		return fmt.Errorf("record %q before the start record", r.Kind)
+	}
+	switch r.Kind {
 	case 'C':
-		f := strings.SplitN(string(r.Data), "\t", 4)
-		if len(f) != 4 {
+		f := strings.SplitN(string(r.Data), "\t", 5)
+		if len(f) < 4 {
 			return fmt.Errorf("bad code record")
 		}
 		id, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil || len(d.codes) >= maxCodes {
+		if err != nil || len(p.codes) >= maxCodes {
 			return fmt.Errorf("bad code id %q", f[0])
 		}
 		line, _ := strconv.Atoi(f[3])
-		if d.codes == nil {
-			d.codes = map[uint64]*Code{}
+		c := &Code{Name: f[1], File: f[2], Line: line}
+		if len(f) == 5 {
+			c.Module = f[4]
 		}
-		d.codes[id] = &Code{Name: f[1], File: f[2], Line: line}
+		p.codes[id] = c
 	case 'T':
 		f := strings.SplitN(string(r.Data), "\t", 3)
 		if len(f) != 3 {
 			return fmt.Errorf("bad thread record")
 		}
 		idx, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil || len(d.threads) >= maxThreads {
+		if err != nil || len(p.threads) >= maxThreads {
 			return fmt.Errorf("bad thread index %q", f[0])
 		}
 		tid, _ := strconv.Atoi(f[1])
-		if d.threads == nil {
-			d.threads = map[uint64]*Thread{}
+		p.threads[idx] = &Thread{TID: tid, Name: f[2]}
+	case 'V':
+		id, text, ok := strings.Cut(string(r.Data), "\t")
+		n, err := strconv.ParseUint(id, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("bad value record")
 		}
-		d.threads[idx] = &Thread{TID: tid, Name: f[2]}
+		if len(p.values) >= maxValues {
+			clear(p.values)
+		}
+		p.values[n] = text
 	case 'B':
-		if len(r.Data)%8 != 0 {
-			return fmt.Errorf("bad batch length %d", len(r.Data))
-		}
-		for i := 0; i < len(r.Data); i += 8 {
-			v := binary.LittleEndian.Uint64(r.Data[i:])
-			th, code := d.threads[v>>32], d.codes[v&0xffffffff]
-			if th == nil || code == nil {
-				return fmt.Errorf("event refers to an unknown thread or function")
-			}
-			emit(Event{Thread: th, Code: code})
-		}
+		return d.batch(p, r.Data, emit)
 	case 'D':
 		n, _ := strconv.ParseUint(string(r.Data), 10, 64)
+		p.Dropped += n
 		d.Dropped += n
 	default:
 		return fmt.Errorf("unknown record kind %q", r.Kind)
@@ -107,5 +170,71 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 	return nil
 }
 
-// Threads returns the number of threads seen.
-func (d *Decoder) Threads() int { return len(d.threads) }
+func (d *Decoder) process(pid int) *Process {
+	if d.procs == nil {
+		d.procs = map[int]*Process{}
+	}
+	p := &Process{PID: pid, codes: map[uint64]*Code{}, threads: map[uint64]*Thread{}, values: map[uint64]string{}}
+	if len(d.procs) < maxProcs {
+		d.procs[pid] = p
+	}
+	return p
+}
+
+// started handles "pid ppid clock wall version": a process (re)starts its
+// tables (a forked child inherits its parent's hook but not its ids).
+func (d *Decoder) started(data []byte) error {
+	f := strings.SplitN(string(data), "\t", 5)
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 || len(f) != 5 {
+		return fmt.Errorf("bad start record")
+	}
+	p := d.process(pid)
+	p.PPID, _ = strconv.Atoi(f[1])
+	p.clock0, _ = strconv.ParseInt(f[2], 10, 64)
+	wall, _ := strconv.ParseInt(f[3], 10, 64)
+	p.wall0 = time.Unix(0, wall)
+	p.Version = f[4]
+	d.cur = p
+	if d.NewProcess != nil {
+		d.NewProcess(p)
+	}
+	return nil
+}
+
+func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
+	stride := 1
+	if d.Times {
+		stride++
+	}
+	if d.Values {
+		stride++
+	}
+	if len(data)%(8*stride) != 0 {
+		return fmt.Errorf("bad batch length %d", len(data))
+	}
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64(data[8*i:]) }
+	for i := 0; i < len(data)/8; i += stride {
+		w := word(i)
+		th, code := p.threads[w>>32&0xffffff], p.codes[w&0xffffffff]
+		kind := Kind(w >> 56)
+		if th == nil || code == nil || kind > Exception {
+			return fmt.Errorf("event refers to an unknown thread or function")
+		}
+		e := Event{Proc: p, Thread: th, Code: code, Kind: kind}
+		n := 1
+		if d.Times {
+			e.Clock = int64(word(i + n))
+			e.Time = p.wall0.Add(time.Duration(e.Clock - p.clock0))
+			n++
+		}
+		if d.Values {
+			if v := word(i + n); v != 0 {
+				e.Value, e.HasValue = p.values[v-1]
+				delete(p.values, v-1)
+			}
+		}
+		emit(e)
+	}
+	return nil
+}

@@ -3,47 +3,64 @@ package trace
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/lptrace/lptrace/transport"
 )
 
-func batch(pairs ...uint64) []byte {
-	b := make([]byte, 8*len(pairs))
-	for i, v := range pairs {
+func batch(words ...uint64) []byte {
+	b := make([]byte, 8*len(words))
+	for i, v := range words {
 		binary.LittleEndian.PutUint64(b[8*i:], v)
 	}
 	return b
 }
 
+func rec(kind byte, data string) transport.Record {
+	return transport.Record{Kind: kind, Data: []byte(data)}
+}
+
 func TestDecode(t *testing.T) {
 	var d Decoder
 	var got []string
-	emit := func(e Event) { got = append(got, e.Code.Name+"@"+e.Thread.Name) }
+	var procs []*Process
+	d.NewProcess = func(p *Process) { procs = append(procs, p) }
+	emit := func(e Event) { got = append(got, e.Code.Name+"@"+e.Thread.Name+"/"+e.Kind.String()) }
 	recs := []transport.Record{
-		{Kind: 'S', Data: []byte("42\t3.12.1 (main)")},
-		{Kind: 'C', Data: []byte("1\tB.m\t/b.py\t7")}, // out of order: threads race
-		{Kind: 'C', Data: []byte("0\tf\t/a.py\t3")},
-		{Kind: 'T', Data: []byte("0\t1234\tMainThread")},
-		{Kind: 'B', Data: batch(0<<32|0, 0<<32|1)},
-		{Kind: 'D', Data: []byte("5")},
+		rec('S', "42\t1\t1000\t5000000000\t3.12.1 (main)"),
+		rec('C', "1\tB.m\t/b.py\t7\tpkg.b"), // out of order: threads race
+		rec('C', "0\tf\t/a.py\t3"),          // no module (older hooks)
+		rec('T', "0\t1234\tMainThread"),
+		{Kind: 'B', Data: batch(0<<32|0, 0<<32|1, 1<<56|1, 2<<56|0)},
+		rec('D', "5"),
 	}
 	for _, r := range recs {
 		if err := d.Decode(r, emit); err != nil {
 			t.Fatalf("%c: %v", r.Kind, err)
 		}
 	}
-	if d.PID != 42 || d.Version != "3.12.1 (main)" || d.Dropped != 5 {
-		t.Errorf("pid %d version %q dropped %d", d.PID, d.Version, d.Dropped)
+	if len(procs) != 1 || procs[0].PID != 42 || procs[0].PPID != 1 || procs[0].Version != "3.12.1 (main)" || d.Dropped != 5 || procs[0].Dropped != 5 {
+		t.Errorf("procs %+v dropped %d", procs, d.Dropped)
 	}
-	if len(got) != 2 || got[0] != "f@MainThread" || got[1] != "B.m@MainThread" {
-		t.Errorf("events %v", got)
+	want := []string{"f@MainThread/call", "B.m@MainThread/call", "B.m@MainThread/return", "f@MainThread/exception"}
+	if len(got) != len(want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d: %s, want %s", i, got[i], want[i])
+		}
 	}
 	bad := []transport.Record{
-		{Kind: 'B', Data: batch(7 << 32)},       // unknown thread
-		{Kind: 'B', Data: []byte{1, 2, 3}},      // not a multiple of 8
-		{Kind: 'C', Data: []byte("x\ty\tz\t1")}, // bad id
-		{Kind: 'T', Data: []byte("1\t2")},       // short
-		{Kind: '?', Data: nil},                  // unknown kind
+		{Kind: 'B', Data: batch(7 << 32)},  // unknown thread
+		{Kind: 'B', Data: batch(3 << 56)},  // unknown kind
+		{Kind: 'B', Data: []byte{1, 2, 3}}, // not a multiple of 8
+		rec('C', "x\ty\tz\t1"),             // bad id
+		rec('T', "1\t2"),                   // short
+		rec('V', "novalue"),                // no tab
+		rec('P', "-3"),                     // bad pid
+		rec('S', "1\t2"),                   // short
+		{Kind: '?'},                        // unknown kind
 	}
 	for _, r := range bad {
 		if err := d.Decode(r, emit); err == nil {
@@ -52,18 +69,80 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// Times and values: each event is 3 words; a value is used once.
+func TestDecodeTimesValues(t *testing.T) {
+	d := Decoder{Times: true, Values: true}
+	var got []Event
+	emit := func(e Event) { got = append(got, e) }
+	for _, r := range []transport.Record{
+		rec('S', "42\t1\t1000\t5000000000\t3.12.1"),
+		rec('C', "0\tf\t/a.py\t3\tm"),
+		rec('T', "0\t1234\tMainThread"),
+		rec('V', "0\ta=1\tb='x'"),
+		rec('V', "1\t2"),
+		{Kind: 'B', Data: batch(0, 1500, 1, 1<<56, 4000, 2, 0, 5000, 0)},
+	} {
+		if err := d.Decode(r, emit); err != nil {
+			t.Fatalf("%c: %v", r.Kind, err)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d events", len(got))
+	}
+	if !got[0].HasValue || got[0].Value != "a=1\tb='x'" || got[0].Clock != 1500 || !got[0].Time.Equal(time.Unix(5, 500)) {
+		t.Errorf("call: %+v", got[0])
+	}
+	if got[1].Kind != Return || got[1].Value != "2" {
+		t.Errorf("return: %+v", got[1])
+	}
+	if got[2].HasValue {
+		t.Errorf("event without value: %+v", got[2])
+	}
+	if err := d.Decode(transport.Record{Kind: 'B', Data: batch(0, 1)}, emit); err == nil {
+		t.Error("batch of a partial event accepted")
+	}
+}
+
+// Following forks: records of several processes, each with its own tables.
+func TestDecodeProcesses(t *testing.T) {
+	var d Decoder
+	var got []int
+	emit := func(e Event) { got = append(got, e.Proc.PID) }
+	for _, r := range []transport.Record{
+		rec('P', "10"), rec('S', "10\t1\t0\t0\tv"), rec('C', "0\tf\ta\t1"), rec('T', "0\t10\tx"),
+		rec('P', "11"), rec('S', "11\t10\t0\t0\tv"), rec('C', "0\tg\ta\t1"), rec('T', "0\t11\tx"),
+		rec('P', "10"), {Kind: 'B', Data: batch(0)},
+		rec('P', "11"), {Kind: 'B', Data: batch(0)},
+	} {
+		if err := d.Decode(r, emit); err != nil {
+			t.Fatalf("%c %q: %v", r.Kind, r.Data, err)
+		}
+	}
+	if d.Processes() != 2 || len(got) != 2 || got[0] != 10 || got[1] != 11 {
+		t.Errorf("processes %d, events from %v", d.Processes(), got)
+	}
+	var fresh Decoder
+	if err := fresh.Decode(rec('C', "0\tf\ta\t1"), emit); err == nil {
+		t.Error("definition before any start record accepted")
+	}
+}
+
 // The target is untrusted: no input may make the decoder panic.
 func FuzzDecode(f *testing.F) {
-	f.Add(byte('C'), []byte("0\tf\t/a.py\t3"))
-	f.Add(byte('T'), []byte("0\t1\tx"))
-	f.Add(byte('B'), batch(0))
-	f.Fuzz(func(t *testing.T, kind byte, data []byte) {
-		var d Decoder
-		d.Decode(transport.Record{Kind: 'C', Data: []byte("0\tf\ta\t1")}, func(Event) {})
-		d.Decode(transport.Record{Kind: 'T', Data: []byte("0\t1\tx")}, func(Event) {})
+	f.Add(byte('C'), []byte("0\tf\t/a.py\t3\tm"), false, false)
+	f.Add(byte('T'), []byte("0\t1\tx"), false, false)
+	f.Add(byte('B'), batch(0), false, false)
+	f.Add(byte('B'), batch(0, 1, 1), true, true)
+	f.Add(byte('V'), []byte("0\tx"), false, true)
+	f.Add(byte('P'), []byte("7"), false, false)
+	f.Fuzz(func(t *testing.T, kind byte, data []byte, times, values bool) {
+		d := Decoder{Times: times, Values: values}
+		d.Decode(rec('S', "1\t0\t0\t0\tv"), func(Event) {})
+		d.Decode(rec('C', "0\tf\ta\t1"), func(Event) {})
+		d.Decode(rec('T', "0\t1\tx"), func(Event) {})
 		d.Decode(transport.Record{Kind: kind, Data: data}, func(e Event) {
-			if e.Code == nil || e.Thread == nil {
-				t.Fatal("event without code or thread")
+			if e.Code == nil || e.Thread == nil || e.Proc == nil {
+				t.Fatal("event without code, thread or process")
 			}
 		})
 	})

@@ -10,20 +10,24 @@ import (
 var version = "dev"
 
 func newApp(stdout, stderr io.Writer) *cli.App {
+	// -v is strace's verbose; the version is -V, as in strace.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 	app := &cli.App{
 		Name:      "lptrace",
 		Usage:     "strace for Python: see what a running Python program does",
 		Version:   version,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		UsageText: "lptrace attach PID           show every Python call of process PID, live (Ctrl-C detaches)\n" +
-			"lptrace -p PID               ... the same\n" +
+		UsageText: "lptrace attach PID...        show every Python call of process PID, live (Ctrl-C detaches)\n" +
+			"lptrace [options] -p PID     ... the same\n" +
+			"lptrace [options] -- python3 app.py ARGS...\n" +
+			"                             start a program and trace it from its first Python call\n" +
 			"lptrace exec PID CODE        run Python code inside process PID\n" +
 			"lptrace exec PID -           ... code read from stdin\n" +
 			"lptrace exec --file F PID    ... code read from file F",
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "p", Usage: "trace process `PID` (same as: lptrace attach PID)"},
+			&cli.StringSliceFlag{Name: "p", Usage: "trace process `PID` (same as: lptrace attach PID; repeatable, or \"1 2 3\")"},
 		}, traceFlags()...),
 		Commands: []*cli.Command{
 			attachCommand(stdout, stderr),
@@ -37,11 +41,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 	app.Action = func(c *cli.Context) error {
 		if c.IsSet("p") {
-			pid, err := parsePID(c.String("p"))
+			if c.NArg() > 0 {
+				return usagef("give either -p PID or a command to launch, not both")
+			}
+			pids, err := parsePIDs(c.StringSlice("p"))
 			if err != nil {
 				return err
 			}
-			return runAttach(c, pid, stderr)
+			return runTrace(c, pids, nil, stderr)
+		}
+		if c.NArg() > 0 && launchMode(c) {
+			return runTrace(c, nil, c.Args().Slice(), stderr)
 		}
 		if c.NArg() > 0 {
 			return usagef("unknown command %q", c.Args().First())

@@ -28,6 +28,12 @@ func reorderArgs(app *cli.App, args []string) []string {
 		i++
 	}
 	if i >= len(args) || args[i] == "--" {
+		if i < len(args) && i+1 < len(args) {
+			if app.Metadata == nil {
+				app.Metadata = map[string]any{}
+			}
+			app.Metadata["launch"] = true // lptrace [options] -- program args
+		}
 		return append(out, args[i:]...)
 	}
 	cmd := app.Command(args[i])

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,51 +19,71 @@ import (
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
-	"github.com/lptrace/lptrace/termsafe"
+	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/trace"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
 )
 
-func traceFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the trace to `FILE` instead of stderr"},
-		&cli.DurationFlag{Name: "duration", Usage: "detach after `DURATION` (default: until Ctrl-C)"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
-	}
-}
-
 func attachCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "attach",
-		Usage:     "show every Python function call of a running process, live (also: lptrace -p PID)",
-		ArgsUsage: "PID",
+		Usage:     "show every Python function call of running processes, live (also: lptrace -p PID)",
+		ArgsUsage: "PID...",
 		Flags:     traceFlags(),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usagef("attach: %v", err)
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("attach: give one PID")
+			if c.NArg() == 0 {
+				return usagef("attach: give a PID")
 			}
-			pid, err := parsePID(c.Args().First())
+			pids, err := parsePIDs(c.Args().Slice())
 			if err != nil {
 				return err
 			}
-			return runAttach(c, pid, stderr)
+			return runTrace(c, pids, nil, stderr)
 		},
 	}
 }
 
-func runAttach(c *cli.Context, pid int, stderr io.Writer) error {
-	out := stderr
+// parsePIDs reads PIDs given as separate arguments, or several in one
+// ("1 2 3", "1,2,3"), as strace's -p takes them.
+func parsePIDs(args []string) ([]int, error) {
+	var pids []int
+	for _, a := range args {
+		for _, f := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			pid, err := parsePID(f)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) == 0 {
+		return nil, usagef("give a PID")
+	}
+	return pids, nil
+}
+
+// runTrace traces pids (attached), or the program launch starts, until
+// Ctrl-C, --duration, or the end of every target; then prints the summary
+// if asked.
+func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) error {
+	out, outFile := stderr, os.Stderr
 	if name := c.String("output"); name != "" {
 		f, err := os.Create(name)
 		if err != nil {
 			return fmt.Errorf("cannot write the trace: %v", err)
 		}
 		defer f.Close()
-		out = f
+		out, outFile = f, f
+	}
+	cfg, opts, err := traceOptions(c, outFile)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -71,14 +92,41 @@ func runAttach(c *cli.Context, pid int, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	a := &attachRun{pid: pid, timeout: c.Duration("timeout"), out: out, stderr: stderr}
-	return a.run(ctx)
+	printer := report.NewPrinter(out, opts)
+	if len(pids) > 1 {
+		printer.ShowPID()
+	}
+	newRun := func(pid int) *attachRun {
+		return &attachRun{pid: pid, timeout: c.Duration("timeout"), cfg: cfg, printer: printer, stderr: stderr}
+	}
+	var status error
+	if launch != nil {
+		status = runLaunch(ctx, launch, newRun, stderr)
+	} else {
+		errs := make([]error, len(pids))
+		var wg sync.WaitGroup
+		for i, pid := range pids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = newRun(pid).run(ctx, nil)
+			}()
+		}
+		wg.Wait()
+		status = errors.Join(errs...)
+	}
+	printer.Flush()
+	if opts.Summary {
+		printer.WriteSummary(out, printer.Dropped())
+	}
+	return status
 }
 
 type attachRun struct {
 	pid     int
 	timeout time.Duration
-	out     io.Writer
+	cfg     hook.TraceConfig
+	printer *report.Printer
 	stderr  io.Writer
 }
 
@@ -86,7 +134,10 @@ func (a *attachRun) say(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "lptrace: "+format+"\n", args...)
 }
 
-func (a *attachRun) run(ctx context.Context) error {
+// run installs the hook in a.pid and prints its events until ctx ends or
+// the target goes away. launched, if not nil, is closed once the hook is in
+// place (launch mode lets the program go on then).
+func (a *attachRun) run(ctx context.Context, launched chan<- struct{}) error {
 	st, err := checkTarget(a.pid)
 	if err != nil {
 		return err
@@ -109,7 +160,7 @@ func (a *attachRun) run(ctx context.Context) error {
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
 	inj := inject.New(ptrace.NewTracer(), tgt)
-	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session), inject.Options{Timeout: a.timeout, Started: started})
+	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.cfg), inject.Options{Timeout: a.timeout, Started: started})
 	if err != nil {
 		return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 	}
@@ -120,8 +171,13 @@ func (a *attachRun) run(ctx context.Context) error {
 	case <-time.After(a.timeout):
 		return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
 	}
-	showTID := len(tids) > 1
-	a.say("process %d attached (Python %s, %d threads)", a.pid, tgt.Version, len(tids))
+	if len(tids) > 1 {
+		a.printer.ShowTID()
+	}
+	a.say("process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
+	if launched != nil {
+		close(launched)
+	}
 
 	// Before 3.12 each thread that already exists hooks itself: the engine
 	// runs the per-thread installer in each one at a safe point, and keeps
@@ -144,34 +200,22 @@ func (a *attachRun) run(ctx context.Context) error {
 		hooking.Wait()
 	}()
 
-	w := bufio.NewWriterSize(a.out, 64<<10)
-	var dec trace.Decoder
-	var events uint64
-	var outErr error
-	// Lines are formatted once per function and per thread, not per event:
-	// a busy target sends millions of events a second.
-	labels := map[*trace.Code]string{}
-	prefixes := map[*trace.Thread]string{}
+	dec := trace.Decoder{Times: a.cfg.Times, Values: a.cfg.Values()}
+	dec.NewProcess = func(p *trace.Process) {
+		if p.PID != a.pid {
+			a.printer.ShowPID()
+			a.say("process %d (forked by %d) attached", p.PID, p.PPID)
+		}
+	}
+	var lastThread *trace.Thread
 	emit := func(e trace.Event) {
-		events++
-		if outErr != nil {
-			return
-		}
-		if showTID || dec.Threads() > 1 {
-			showTID = true
-			p, ok := prefixes[e.Thread]
-			if !ok {
-				p = fmt.Sprintf("[tid %d] ", e.Thread.TID)
-				prefixes[e.Thread] = p
+		if e.Thread != lastThread {
+			if lastThread != nil {
+				a.printer.ShowTID()
 			}
-			w.WriteString(p)
+			lastThread = e.Thread
 		}
-		l, ok := labels[e.Code]
-		if !ok {
-			l = fmt.Sprintf("%s (%s:%d)\n", termsafe.Escape([]byte(e.Code.Name), false), termsafe.Escape([]byte(e.Code.File), false), e.Code.Line)
-			labels[e.Code] = l
-		}
-		w.WriteString(l)
+		a.printer.Event(e)
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -195,30 +239,30 @@ loop:
 				reason = fmt.Sprintf("bad data from the target (%v)", err)
 				break loop
 			}
-			if len(recs) == 0 {
-				outErr = w.Flush()
-			}
-			if outErr != nil {
+			if len(recs) == 0 && a.printer.Flush() != nil {
 				break loop // the reader of our output went away (| head)
 			}
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			if !proc.Alive(a.pid) {
+			// Followed children keep the pipe open after the parent exits:
+			// the end of the stream tells when the last one is gone.
+			if !a.cfg.Follow && !proc.Alive(a.pid) {
 				reason = "exited"
 				break loop
 			}
 		}
 	}
-	w.Flush()
+	a.printer.Flush()
 	// Detach: closing the pipe is the signal. The hook sees the broken pipe
 	// at its next write (50 ms at most) and removes itself from every
 	// thread, exactly as when lptrace dies.
 	stopHooking()
 	hooking.Wait()
 	ch.Close()
+	a.printer.AddDropped(dec.Dropped)
 	if dec.Dropped > 0 {
-		a.say("%d events were dropped (the pipe was full)", dec.Dropped)
+		a.say("process %d: %d events were dropped (the pipe was full)", a.pid, dec.Dropped)
 	}
 	if reason == "exited" {
 		a.say("process %d exited", a.pid)
@@ -263,4 +307,11 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

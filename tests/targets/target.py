@@ -17,6 +17,9 @@
 #     rate     a call loop printing "rate <calls per second>" every 0.2 s
 #     gilheld  the main thread sleeps in C with the GIL held (ctypes.PyDLL),
 #              so no thread can run Python for a while
+#     calls    every 50 ms a known call tree: app_outer -> app_inner (returns),
+#              app_fail (raises ValueError, caught), app_gen (a generator);
+#              on SIGUSR2 it forks a child that runs app_child_work
 import os
 import signal
 import socket
@@ -69,6 +72,39 @@ def late_worker():
 
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+class Thing(object):
+    def __repr__(self):
+        STATE['repr_called'] = True  # lptrace must not call this unless -v
+        return 'Thing!'
+
+
+def app_inner(x, label='s', *rest, **kw):
+    time.sleep(0.002)
+    return x * 2
+
+
+def app_fail(why):
+    raise ValueError(why)
+
+
+def app_gen(n):
+    for i in range(n):
+        yield i
+
+
+def app_outer(n):
+    total = app_inner(n, label='lbl', thing=Thing())
+    try:
+        app_fail('bad')
+    except ValueError:
+        pass
+    return total + sum(app_gen(2))
+
+
+def app_child_work():
+    time.sleep(0.01)
 
 
 def on_usr1(signum, frame):
@@ -183,6 +219,21 @@ def main():
                     end = time.time() + 1.0
                     while time.time() < end:
                         child_work()
+                    os._exit(0)
+    elif MODE == 'calls':
+        signal.signal(signal.SIGUSR2, lambda s, f: STATE.update(fork=True))
+        out('READY 0')
+        n = 0
+        while True:
+            n += 1
+            app_outer(n)
+            heartbeat_step()
+            time.sleep(0.05)
+            if STATE.pop('fork', False):
+                if os.fork() == 0:
+                    end = time.time() + 1.0
+                    while time.time() < end:
+                        app_child_work()
                     os._exit(0)
     elif MODE == 'lock':
         lock = threading.Lock()

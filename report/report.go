@@ -1,0 +1,391 @@
+// Package report turns decoded trace events into what the user reads: strace-
+// like lines (timestamps, indentation by call depth, arguments, return
+// values, durations), JSON Lines, and the -c summary table. Text from the
+// target is untrusted and escaped before it reaches a terminal.
+package report
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lptrace/lptrace/termsafe"
+	"github.com/lptrace/lptrace/trace"
+)
+
+// TimeFormat is how each line starts (-t, -tt, -ttt, -r).
+type TimeFormat int
+
+const (
+	NoTime    TimeFormat = iota
+	Clock                // -t: 15:04:05
+	ClockUsec            // -tt: 15:04:05.000123
+	Epoch                // -ttt: 1700000000.000123
+	Relative             // -r: seconds since the previous line
+)
+
+// Options says what to print.
+type Options struct {
+	Time       TimeFormat
+	Durations  bool // -T: <seconds> at each return
+	Args       bool // -a: arguments at each call
+	Returns    bool // --ret: = value at each return
+	OnlyErrors bool // -Z: only calls that ended in an exception
+	Indent     bool // --indent: nested calls indented by depth
+	JSON       bool // --json: JSON Lines
+	Trace      bool // print events at all (false with -c alone)
+	Summary    bool // -c/-C: the table at the end
+	SortBy     string
+	Color      bool
+	StrSize    int // -s: cut names at this length too
+}
+
+// NeedReturns tells whether the hook must send return events.
+func (o Options) NeedReturns() bool {
+	return o.Durations || o.Returns || o.OnlyErrors || o.Indent || o.Summary || o.JSON
+}
+
+// NeedTimes tells whether the hook must read its clock at each event.
+func (o Options) NeedTimes() bool {
+	return o.Time != NoTime || o.Durations || o.Summary || o.JSON
+}
+
+// Printer writes events as they come, from any number of processes and
+// goroutines, and keeps the per-thread call stacks and the summary.
+type Printer struct {
+	opts Options
+	mu   sync.Mutex
+	w    *bufio.Writer
+	err  error
+
+	showPID, showTID bool
+	stacks           map[*trace.Thread][]frame
+	labels           map[*trace.Code]string
+	stats            map[string]*stat
+	last             time.Time // previous line's time (-r)
+	dropped          uint64
+}
+
+// AddDropped counts events a target could not send, for the summary.
+func (p *Printer) AddDropped(n uint64) { p.mu.Lock(); p.dropped += n; p.mu.Unlock() }
+
+// Dropped returns the events lost in every target.
+func (p *Printer) Dropped() uint64 { p.mu.Lock(); defer p.mu.Unlock(); return p.dropped }
+
+type frame struct {
+	code  *trace.Code
+	start int64 // the hook's clock
+	child int64 // time spent in traced callees
+	args  string
+}
+
+type stat struct {
+	name          string
+	calls, errors uint64
+	total, own    int64
+}
+
+// NewPrinter returns a printer writing to w.
+func NewPrinter(w io.Writer, opts Options) *Printer {
+	return &Printer{
+		opts:   opts,
+		w:      bufio.NewWriterSize(w, 64<<10),
+		stacks: map[*trace.Thread][]frame{},
+		labels: map[*trace.Code]string{},
+		stats:  map[string]*stat{},
+	}
+}
+
+// ShowPID prefixes lines with [pid N] (several processes traced).
+func (p *Printer) ShowPID() { p.mu.Lock(); p.showPID = true; p.mu.Unlock() }
+
+// ShowTID prefixes lines with [tid N] (several threads).
+func (p *Printer) ShowTID() { p.mu.Lock(); p.showTID = true; p.mu.Unlock() }
+
+// Flush writes out what is buffered; it returns the first write error (the
+// reader of our output went away).
+func (p *Printer) Flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	return p.err
+}
+
+// Event handles one event.
+func (p *Printer) Event(e trace.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stacks[e.Thread]
+	depth := len(st)
+	var f frame
+	matched := false
+	switch e.Kind {
+	case trace.Call:
+		st = append(st, frame{code: e.Code, start: e.Clock, args: e.Value})
+		p.stacks[e.Thread] = st
+		if p.opts.Summary {
+			p.stat(e.Code).calls++
+		}
+	default:
+		// Pop to the frame of this function: frames above it whose return
+		// we missed (events dropped) go too. A return with no call is of a
+		// call made before we attached.
+		for i := len(st) - 1; i >= 0; i-- {
+			if st[i].code == e.Code {
+				f, matched = st[i], true
+				depth = i
+				p.stacks[e.Thread] = st[:i]
+				if i > 0 && e.Clock != 0 {
+					st[i-1].child += e.Clock - f.start
+				}
+				break
+			}
+		}
+		if !matched {
+			depth = 0
+		}
+		if p.opts.Summary && matched {
+			s := p.stat(e.Code)
+			d := e.Clock - f.start
+			s.total += d
+			s.own += d - f.child
+			if e.Kind == trace.Exception {
+				s.errors++
+			}
+		}
+	}
+	if !p.opts.Trace || p.err != nil {
+		return
+	}
+	if e.Kind == trace.Call && p.opts.OnlyErrors {
+		return
+	}
+	if e.Kind != trace.Call && !(p.opts.Durations || p.opts.Returns || p.opts.OnlyErrors) {
+		return
+	}
+	if e.Kind == trace.Return && p.opts.OnlyErrors {
+		return
+	}
+	var dur time.Duration = -1
+	if matched && e.Clock != 0 {
+		dur = time.Duration(e.Clock - f.start)
+	}
+	if p.opts.JSON {
+		p.json(e, depth, dur)
+	} else {
+		p.line(e, depth, dur, f.args, matched)
+	}
+	if p.err == nil && p.w.Buffered() > 32<<10 {
+		p.err = p.w.Flush()
+	}
+}
+
+func (p *Printer) stat(c *trace.Code) *stat {
+	key := c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
+	s := p.stats[key]
+	if s == nil {
+		s = &stat{name: p.label(c)}
+		p.stats[key] = s
+	}
+	return s
+}
+
+// label is "qualname (file:line)", escaped, made once per function.
+func (p *Printer) label(c *trace.Code) string {
+	l, ok := p.labels[c]
+	if !ok {
+		l = p.esc(c.Name) + " (" + p.esc(c.File) + ":" + strconv.Itoa(c.Line) + ")"
+		p.labels[c] = l
+	}
+	return l
+}
+
+func (p *Printer) esc(s string) string { return termsafe.Escape([]byte(s), false) }
+
+const (
+	colorName  = "\x1b[1m"
+	colorFaint = "\x1b[2m"
+	colorError = "\x1b[31m"
+	colorReset = "\x1b[0m"
+)
+
+func (p *Printer) paint(color, s string) string {
+	if !p.opts.Color {
+		return s
+	}
+	return color + s + colorReset
+}
+
+func (p *Printer) prefix(e trace.Event) {
+	w := p.w
+	if p.showPID {
+		fmt.Fprintf(w, "[pid %d] ", e.Proc.PID)
+	}
+	if p.showTID {
+		fmt.Fprintf(w, "[tid %d] ", e.Thread.TID)
+	}
+	if p.opts.Time != NoTime && !e.Time.IsZero() {
+		t := e.Time
+		switch p.opts.Time {
+		case Clock:
+			w.WriteString(t.Format("15:04:05 "))
+		case ClockUsec:
+			w.WriteString(t.Format("15:04:05.000000 "))
+		case Epoch:
+			fmt.Fprintf(w, "%d.%06d ", t.Unix(), t.Nanosecond()/1000)
+		case Relative:
+			d := time.Duration(0)
+			if !p.last.IsZero() {
+				d = t.Sub(p.last)
+			}
+			p.last = t
+			fmt.Fprintf(w, "%12.6f ", d.Seconds())
+		}
+	}
+}
+
+func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs string, matched bool) {
+	w := p.w
+	p.prefix(e)
+	if p.opts.Indent {
+		w.WriteString(strings.Repeat("  ", min(depth, 200)))
+	}
+	switch {
+	case e.Kind == trace.Call && !p.opts.Args && !p.opts.Color:
+		w.WriteString(p.label(e.Code)) // the common case: made once per function
+	case e.Kind == trace.Call:
+		w.WriteString(p.paint(colorName, p.esc(e.Code.Name)))
+		if p.opts.Args {
+			w.WriteString("(" + p.args(e.Value) + ")")
+		}
+		w.WriteString(" " + p.where(e.Code))
+	case p.opts.OnlyErrors:
+		// -Z: one line per failed call, made at its end.
+		args := ""
+		if matched {
+			args = p.args(callArgs)
+		}
+		w.WriteString(p.paint(colorName, p.esc(e.Code.Name)) + "(" + args + ")")
+		p.result(e)
+		if dur >= 0 && p.opts.Durations {
+			fmt.Fprintf(w, " <%.6f>", dur.Seconds())
+		}
+		w.WriteString(" " + p.where(e.Code) + "\n")
+		return
+	default:
+		w.WriteString("<- " + p.paint(colorName, p.esc(e.Code.Name)))
+		p.result(e)
+	}
+	if e.Kind != trace.Call && p.opts.Durations && dur >= 0 {
+		fmt.Fprintf(w, " <%.6f>", dur.Seconds())
+	}
+	w.WriteByte('\n')
+}
+
+// where is "(file:line)".
+func (p *Printer) where(c *trace.Code) string {
+	return p.paint(colorFaint, "("+p.esc(c.File)+":"+strconv.Itoa(c.Line)+")")
+}
+
+// result writes " = value" or " = ! Exception(...)".
+func (p *Printer) result(e trace.Event) {
+	switch {
+	case e.Kind == trace.Exception:
+		v := "exception"
+		if e.HasValue {
+			v = p.esc(e.Value)
+		}
+		p.w.WriteString(" = " + p.paint(colorError, "! "+v))
+	case p.opts.Returns && e.HasValue:
+		p.w.WriteString(" = " + p.esc(e.Value))
+	}
+}
+
+// args turns the hook's "a=1\tb='x'" into "a=1, b='x'".
+func (p *Printer) args(v string) string {
+	if v == "" {
+		return ""
+	}
+	return p.esc(strings.ReplaceAll(v, "\t", ", "))
+}
+
+// jsonEvent is one line of --json.
+type jsonEvent struct {
+	PID      int             `json:"pid"`
+	TID      int             `json:"tid"`
+	Thread   string          `json:"thread"`
+	Time     float64         `json:"ts,omitempty"`
+	Event    string          `json:"event"`
+	Function string          `json:"function"`
+	QualName string          `json:"qualname"`
+	Module   string          `json:"module"`
+	File     string          `json:"file"`
+	Line     int             `json:"line"`
+	Depth    int             `json:"depth"`
+	Duration *float64        `json:"duration,omitempty"`
+	Args     json.RawMessage `json:"args,omitempty"`
+	Return   *string         `json:"return,omitempty"`
+	Error    *string         `json:"exception,omitempty"`
+}
+
+func (p *Printer) json(e trace.Event, depth int, dur time.Duration) {
+	j := jsonEvent{
+		PID: e.Proc.PID, TID: e.Thread.TID, Thread: e.Thread.Name, Event: e.Kind.String(),
+		Function: shortName(e.Code.Name), QualName: e.Code.Name, Module: e.Code.Module,
+		File: e.Code.File, Line: e.Code.Line, Depth: depth,
+	}
+	if !e.Time.IsZero() {
+		j.Time = float64(e.Time.UnixMicro()) / 1e6
+	}
+	if dur >= 0 && e.Kind != trace.Call && p.opts.Durations {
+		s := dur.Seconds()
+		j.Duration = &s
+	}
+	if e.HasValue {
+		v := e.Value
+		switch {
+		case e.Kind == trace.Call:
+			j.Args = jsonArgs(v)
+		case e.Kind == trace.Exception:
+			j.Error = &v
+		default:
+			j.Return = &v
+		}
+	}
+	enc := json.NewEncoder(p.w) // writes the newline
+	enc.SetEscapeHTML(false)
+	enc.Encode(j)
+}
+
+// jsonArgs keeps the arguments' order: {"a": "1", "b": "'x'"}.
+func jsonArgs(v string) json.RawMessage {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, kv := range strings.Split(v, "\t") {
+		name, val, _ := strings.Cut(kv, "=")
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		x, _ := json.Marshal(val)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(x)
+	}
+	b.WriteByte('}')
+	return json.RawMessage(b.String())
+}
+
+func shortName(q string) string {
+	if i := strings.LastIndexByte(q, '.'); i >= 0 {
+		return q[i+1:]
+	}
+	return q
+}

@@ -1,0 +1,78 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Sort keys of the -c table (-S).
+var SortKeys = []string{"time", "total", "calls", "errors", "name"}
+
+// WriteSummary writes the -c table, like strace -c: per function the
+// calls, own time (without the traced functions it called), total time,
+// time per call and exceptions. Calls still running at the end count as
+// calls, without time. dropped > 0 says the counts are incomplete.
+func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rows := make([]*stat, 0, len(p.stats))
+	var own, total int64
+	var calls, errors uint64
+	for _, s := range p.stats {
+		rows = append(rows, s)
+		own += s.own
+		calls += s.calls
+		errors += s.errors
+	}
+	less := map[string]func(a, b *stat) bool{
+		"time":   func(a, b *stat) bool { return a.own > b.own },
+		"total":  func(a, b *stat) bool { return a.total > b.total },
+		"calls":  func(a, b *stat) bool { return a.calls > b.calls },
+		"errors": func(a, b *stat) bool { return a.errors > b.errors },
+		"name":   func(a, b *stat) bool { return a.name < b.name },
+	}[p.opts.SortBy]
+	if less == nil {
+		less = func(a, b *stat) bool { return a.own > b.own }
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if less(rows[i], rows[j]) != less(rows[j], rows[i]) {
+			return less(rows[i], rows[j])
+		}
+		return rows[i].name < rows[j].name
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%6s %11s %11s %11s %9s %9s %s\n", "% time", "seconds", "total", "usecs/call", "calls", "errors", "function")
+	dash := "------ ----------- ----------- ----------- --------- --------- ----------------\n"
+	b.WriteString(dash)
+	for _, s := range rows {
+		total += s.total
+		pct := 0.0
+		if own > 0 {
+			pct = 100 * float64(s.own) / float64(own)
+		}
+		per := int64(0)
+		if s.calls > 0 {
+			per = s.total / int64(s.calls) / 1000
+		}
+		fmt.Fprintf(&b, "%6.2f %11.6f %11.6f %11d %9d %9s %s\n", pct, secs(s.own), secs(s.total), per, s.calls, count(s.errors), s.name)
+	}
+	b.WriteString(dash)
+	fmt.Fprintf(&b, "%6.2f %11.6f %11s %11s %9d %9s total\n", 100.0, secs(own), "", "", calls, count(errors))
+	if dropped > 0 {
+		fmt.Fprintf(&b, "lptrace: %d events were dropped (the pipe was full): the counts above are incomplete\n", dropped)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func secs(ns int64) float64 { return time.Duration(ns).Seconds() }
+
+func count(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprint(n)
+}
