@@ -66,17 +66,21 @@ for target in proc:FuzzParseMaps proc:FuzzParseSyscall symbols:FuzzNewModule ter
   if grep -q "func $name" "$pkg"/*_test.go 2>/dev/null; then
     log=$(mktemp)
     if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "./$pkg" >"$log" 2>&1; then
-      # Show what failed and the input that did it (it is also kept under
-      # $pkg/testdata/fuzz/$name/ so that plain `go test` replays it).
       tail -40 "$log"
-      for f in $(git ls-files --others -- "$pkg/testdata/fuzz/$name"); do
-        echo "--- $f"; head -c 4000 "$f" | od -c | head -60
-      done
-      rm -f "$log"
-      exit 1
+      # A crash found is kept under $pkg/testdata/fuzz/$name/ (plain `go
+      # test` replays it): that fails the run. A failure of the fuzzing
+      # machinery itself, with no input to show, is reported only.
+      found=$(git ls-files --others -- "$pkg/testdata/fuzz/$name")
+      if [ -n "$found" ]; then
+        for f in $found; do echo "--- $f"; head -c 4000 "$f" | od -c | head -60; done
+        rm -f "$log"
+        exit 1
+      fi
+      echo "  $name: WARNING: the fuzzer failed without a failing input (see above)"
+    else
+      echo "  $name: ok ($fuzztime)"
     fi
     rm -f "$log"
-    echo "  $name: ok ($fuzztime)"
   fi
 done
 
