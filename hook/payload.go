@@ -10,7 +10,6 @@ package hook
 import (
 	_ "embed"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -97,15 +96,34 @@ var traceSource string
 // TraceConfig says what the tracing hook records. The zero value records
 // calls only, the cheapest mode.
 type TraceConfig struct {
-	Filters   []Filter `json:"filters,omitempty"`
-	NoStdlib  bool     `json:"nostdlib,omitempty"`
-	Returns   bool     `json:"returns,omitempty"` // return and exception events
-	Times     bool     `json:"times,omitempty"`   // a clock reading per event
-	Args      bool     `json:"args,omitempty"`    // arguments at each call
-	RetValues bool     `json:"retvals,omitempty"` // return values and exceptions
-	StrSize   int      `json:"strsize,omitempty"` // values cut at this many characters
-	Verbose   bool     `json:"verbose,omitempty"` // repr() of any object (runs the program's code)
-	Follow    bool     `json:"follow,omitempty"`  // forked children keep tracing
+	Filters   []Filter
+	NoStdlib  bool
+	Returns   bool // return and exception events
+	Times     bool // a clock reading per event
+	Args      bool // arguments at each call
+	RetValues bool // return values and exceptions
+	StrSize   int  // values cut at this many characters
+	Verbose   bool // repr() of any object (runs the program's code)
+	Follow    bool // forked children keep tracing
+}
+
+// literal is the config as a Python dict literal (the hook imports
+// nothing to read it: no json module loaded into the program).
+func (c TraceConfig) literal() string {
+	var f []string
+	for _, x := range c.Filters {
+		f = append(f, fmt.Sprintf("(%s, %s)", pyBool(x.Exclude), PyLiteral(x.Pattern)))
+	}
+	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s}",
+		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.RetValues),
+		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow))
+}
+
+func pyBool(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
 }
 
 // Filter is one -e pattern: a glob on the function's name, qualified name,
@@ -113,11 +131,6 @@ type TraceConfig struct {
 type Filter struct {
 	Exclude bool
 	Pattern string
-}
-
-// MarshalJSON writes a filter as the hook reads it: [exclude, pattern].
-func (f Filter) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{f.Exclude, f.Pattern})
 }
 
 // Values tells whether each event carries a value id (arguments, return
@@ -129,15 +142,12 @@ func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
 // mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
 // only the calling thread and threads started later.
 func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		panic(err) // plain data: cannot fail
-	}
-	return wrap(commonSource+traceSource, map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id(), "CONFIG": string(js)})
+	return wrap("CONFIG = "+cfg.literal()+"\n"+commonSource+traceSource,
+		map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
 }
 
 // TraceThread returns the source that hooks the calling thread into an
 // installed session (Python < 3.12, threads that existed at attach).
 func TraceThread(session string) []byte {
-	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": "", "CONFIG": ""})
+	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": ""})
 }

@@ -1,5 +1,5 @@
 # lptrace's tracing hook. It runs inside the target, installed once with
-# SESSION, FIFO, FIFO_ID and CONFIG (JSON) in its globals; per-thread
+# SESSION, FIFO, FIFO_ID and CONFIG (a dict) in its globals; per-thread
 # installation (Python < 3.12) calls INSTALL_THREAD again in each thread that
 # existed before. Python 2.7 and 3.6+. It must never raise into the program,
 # never block it, and remove itself when lptrace goes away (the pipe breaks).
@@ -27,6 +27,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     import struct
     import time
     import itertools
+    import atexit
+    import select
     from array import array
     try:
         import _thread as thread_mod
@@ -99,7 +101,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
 
     def reader_gone():
         try:
-            import select
             p = select.poll()
             p.register(st['fd'], select.POLLOUT)
             for _, ev in p.poll(0):
@@ -407,6 +408,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     def started():
         return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
 
+    try:
+        # The last events of a program that exits (the timer thread dies
+        # with it, unflushed). Registered before the hook is on: our own
+        # calls must not show.
+        atexit.register(flush)
+    except Exception:
+        pass
+
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
             if monitoring.get_tool(i) is None:
@@ -500,9 +509,10 @@ def _lptrace_filter(filters, nostdlib):
     """Returns wanted(name, qualname, module, file): the verdict of lptrace's
     -e patterns (globs; a '!' pattern excludes; with any positive pattern, a
     function must match one) and of --no-stdlib."""
-    from fnmatch import fnmatchcase
     import os
     import sys
+    if filters:
+        from fnmatch import fnmatchcase
     prefixes = []
     if nostdlib:
         try:
@@ -626,8 +636,7 @@ def _lptrace_exc_text(exc, srepr):
 
 
 if MODE == 'install':
-    import json as _json
-    _lptrace_install(SESSION, FIFO, FIFO_ID, _json.loads(CONFIG))
+    _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG)
 else:
     import sys as _sys
     _f = getattr(_sys, '__lptrace__', {}).get(SESSION)

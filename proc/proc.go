@@ -6,6 +6,7 @@ package proc
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -345,4 +346,28 @@ func Alive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(data, ')')
 	return i > 0 && i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+}
+
+// EntryPoint returns the address of the program's entry point (AT_ENTRY
+// of /proc/PID/auxv): once a new program reaches it, the dynamic loader
+// has mapped every library it needs.
+func EntryPoint(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/auxv", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseAuxv(b, 9) // AT_ENTRY
+}
+
+func parseAuxv(b []byte, key uint64) (uint64, error) {
+	for i := 0; i+16 <= len(b); i += 16 {
+		k, v := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		if k == key {
+			return v, nil
+		}
+		if k == 0 {
+			break
+		}
+	}
+	return 0, fmt.Errorf("no entry %d in the auxiliary vector", key)
 }

@@ -12,6 +12,9 @@ type Regs unix.PtraceRegs
 // PC is the instruction pointer.
 func (r *Regs) PC() uint64 { return r.Rip }
 
+// SetPC sets the instruction pointer.
+func (r *Regs) SetPC(pc uint64) { r.Rip = pc }
+
 // SP is the stack pointer.
 func (r *Regs) SP() uint64 { return r.Rsp }
 

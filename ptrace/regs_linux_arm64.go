@@ -12,6 +12,9 @@ type Regs unix.PtraceRegsArm64
 // PC is the program counter.
 func (r *Regs) PC() uint64 { return r.Pc }
 
+// SetPC sets the program counter.
+func (r *Regs) SetPC(pc uint64) { r.Pc = pc }
+
 // SP is the stack pointer.
 func (r *Regs) SP() uint64 { return r.Sp }
 

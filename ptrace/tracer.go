@@ -76,6 +76,30 @@ func (t *Tracer) Seize(tid int) error {
 	return wrapErr(err)
 }
 
+// SeizeExec seizes a process lptrace started itself (launch mode), with
+// PTRACE_O_TRACEEXEC: its execve stops with EventExec, so that lptrace can
+// see the new program before it runs.
+func (t *Tracer) SeizeExec(tid int) error {
+	var err error
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, unix.PTRACE_O_TRACEEXEC, 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	return wrapErr(err)
+}
+
+// EventExec is the event of the stop after a successful execve (SeizeExec).
+const EventExec = unix.PTRACE_EVENT_EXEC
+
+// SingleStep resumes a stopped thread for one instruction.
+func (t *Tracer) SingleStep(tid int) error {
+	var err error
+	t.do(func() { err = unix.PtraceSingleStep(tid) })
+	return wrapErr(err)
+}
+
 // Interrupt asks a seized thread to stop (PTRACE_INTERRUPT). A thread blocked
 // in a system call leaves it with -ERESTART* in its return register.
 func (t *Tracer) Interrupt(tid int) error {

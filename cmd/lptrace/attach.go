@@ -109,7 +109,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = newRun(pid).run(ctx, nil)
+				errs[i] = newRun(pid).run(ctx)
 			}()
 		}
 		wg.Wait()
@@ -135,9 +135,8 @@ func (a *attachRun) say(format string, args ...any) {
 }
 
 // run installs the hook in a.pid and prints its events until ctx ends or
-// the target goes away. launched, if not nil, is closed once the hook is in
-// place (launch mode lets the program go on then).
-func (a *attachRun) run(ctx context.Context, launched chan<- struct{}) error {
+// the target goes away.
+func (a *attachRun) run(ctx context.Context) error {
 	st, err := checkTarget(a.pid)
 	if err != nil {
 		return err
@@ -152,9 +151,7 @@ func (a *attachRun) run(ctx context.Context, launched chan<- struct{}) error {
 		return fmt.Errorf("process %d: %v", a.pid, err)
 	}
 	defer ch.Close()
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	session := hex.EncodeToString(rnd[:])
+	session := newSession()
 
 	recs, started := ch.Stream()
 
@@ -175,9 +172,6 @@ func (a *attachRun) run(ctx context.Context, launched chan<- struct{}) error {
 		a.printer.ShowTID()
 	}
 	a.say("process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
-	if launched != nil {
-		close(launched)
-	}
 
 	// Before 3.12 each thread that already exists hooks itself: the engine
 	// runs the per-thread installer in each one at a safe point, and keeps
@@ -199,7 +193,18 @@ func (a *attachRun) run(ctx context.Context, launched chan<- struct{}) error {
 		stopHooking()
 		hooking.Wait()
 	}()
+	return a.stream(ctx, ch, recs, func() {
+		stopHooking()
+		hooking.Wait()
+	})
+}
 
+// stream prints the events of the hook until ctx ends, the target goes
+// away, or the reader of our output does; then detaches: closing the pipe is
+// the signal. The hook sees the broken pipe at its next write (50 ms at
+// most) and removes itself from every thread, exactly as when lptrace dies.
+// beforeClose stops what else works on the target.
+func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-chan transport.Item, beforeClose func()) error {
 	dec := trace.Decoder{Times: a.cfg.Times, Values: a.cfg.Values()}
 	dec.NewProcess = func(p *trace.Process) {
 		if p.PID != a.pid {
@@ -254,11 +259,7 @@ loop:
 		}
 	}
 	a.printer.Flush()
-	// Detach: closing the pipe is the signal. The hook sees the broken pipe
-	// at its next write (50 ms at most) and removes itself from every
-	// thread, exactly as when lptrace dies.
-	stopHooking()
-	hooking.Wait()
+	beforeClose()
 	ch.Close()
 	a.printer.AddDropped(dec.Dropped)
 	if dec.Dropped > 0 {
@@ -314,4 +315,12 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// newSession names one installation of the hook (several lptraces may trace
+// one process).
+func newSession() string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return hex.EncodeToString(rnd[:])
 }

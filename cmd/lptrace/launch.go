@@ -2,8 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"github.com/lptrace/lptrace/hook"
+	"github.com/lptrace/lptrace/launch"
+	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -14,6 +24,96 @@ func launchMode(c *cli.Context) bool {
 	return v
 }
 
-func runLaunch(ctx context.Context, argv []string, newRun func(pid int) *attachRun, stderr io.Writer) error {
-	return usagef("launch mode is not implemented yet")
+// diedBySignal is the end of a launched program killed by a signal: lptrace
+// dies by the same signal, as strace does.
+type diedBySignal syscall.Signal
+
+func (d diedBySignal) Error() string { return fmt.Sprintf("killed by %v", syscall.Signal(d)) }
+
+// runLaunch starts argv, traces it from its first Python call until it
+// exits (or --duration ends the tracing), and returns its exit status.
+//
+// Ctrl-C on the terminal reaches the program, which is in lptrace's process
+// group: lptrace ignores it and goes on tracing until the program has
+// handled it. SIGTERM and SIGHUP sent to lptrace are passed on.
+func runLaunch(traceCtx context.Context, argv []string, newRun func(pid int) *attachRun, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find lptrace's own executable: %v", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if d, ok := traceCtx.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, d) // --duration
+		defer cancel()
+	}
+	say := func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) }
+	child, err := launch.Start(context.Background(), self, argv)
+	var ended launch.ErrEnded
+	if errors.As(err, &ended) {
+		if ended.Status != 127 {
+			say(err.Error())
+		}
+		if ended.Signal != 0 {
+			return diedBySignal(ended.Signal)
+		}
+		return exitCode(ended.Status)
+	}
+	if err != nil {
+		return err
+	}
+	go func() {
+		for s := range sigs {
+			if s != syscall.SIGINT {
+				child.Signal(s)
+			}
+		}
+	}()
+	a := newRun(child.PID)
+	if err := a.launched(ctx, child); err != nil {
+		say(err.Error())
+	}
+	status, sig, err := child.Wait()
+	if err != nil {
+		return fmt.Errorf("cannot get the exit status of %s: %v", argv[0], err)
+	}
+	if sig != 0 {
+		return diedBySignal(sig)
+	}
+	if status != 0 {
+		return exitCode(status)
+	}
+	return nil
+}
+
+// launched installs the hook in a program launch.Start stopped before its
+// first Python call, lets it go, and prints the events until it exits.
+func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
+	st, err := proc.ReadStatus(child.PID)
+	if err != nil {
+		child.Detach()
+		return err
+	}
+	ch, err := transport.Create(child.PID, st.UID[1], st.GID[1], 1<<20)
+	if err != nil {
+		child.Detach()
+		return fmt.Errorf("process %d: %v; it runs untraced", child.PID, err)
+	}
+	defer ch.Close()
+	recs, started := ch.Stream()
+	session := newSession()
+	if err := child.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.cfg)); err != nil {
+		child.Detach()
+		return fmt.Errorf("process %d: the hook could not be installed (%v); it runs untraced", child.PID, err)
+	}
+	select {
+	case <-started:
+	case <-time.After(a.timeout):
+		return fmt.Errorf("process %d: the hook did not start; it runs untraced", child.PID)
+	}
+	a.say("process %d started (Python %s)", child.PID, child.Target.Version)
+	return a.stream(ctx, ch, recs, func() {})
 }

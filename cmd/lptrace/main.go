@@ -8,12 +8,23 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
+	"github.com/lptrace/lptrace/launch"
 	"github.com/lptrace/lptrace/termsafe"
 )
 
+// The launch helper must stop and exec from the main thread (tid = pid),
+// the one lptrace traces: init-time locking keeps main() there.
+func init() { runtime.LockOSThread() }
+
 func main() {
+	if os.Getenv(launch.HelperEnv) != "" && len(os.Args) > 1 {
+		os.Exit(launch.RunHelper(os.Args[1:]))
+	}
+	runtime.UnlockOSThread()
 	// A closed stdout (lptrace ... | head) must be an error to handle, not a
 	// signal that kills lptrace before it cleans up.
 	signal.Ignore(syscall.SIGPIPE)
@@ -36,6 +47,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var code exitCode
 	if errors.As(err, &code) {
 		return int(code)
+	}
+	var sig diedBySignal
+	if errors.As(err, &sig) {
+		// Die the launched program's death. Core dumps stay the program's.
+		signal.Reset(syscall.Signal(sig))
+		var rl syscall.Rlimit
+		syscall.Setrlimit(syscall.RLIMIT_CORE, &rl)
+		syscall.Kill(os.Getpid(), syscall.Signal(sig))
+		time.Sleep(100 * time.Millisecond)
+		return 128 + int(sig)
 	}
 	var usage usageError
 	if errors.As(err, &usage) {

@@ -1,0 +1,326 @@
+// Package launch starts a program under lptrace and runs Python code in it
+// before its first Python call (lptrace [options] -- python3 app.py).
+//
+// lptrace is the program's parent, so this works for an unprivileged user
+// whatever kernel.yama.ptrace_scope says. The sequence:
+//
+//  1. lptrace re-executes itself as a helper that stops itself (SIGSTOP) and
+//     then execs the program: lptrace seizes the stopped helper with
+//     PTRACE_O_TRACEEXEC and lets it go, so nothing of the program runs
+//     before lptrace sees it.
+//  2. At the exec stop, a breakpoint at the program's entry point: there
+//     every library is mapped, and the Python runtime can be found. A
+//     program that is not Python (a wrapper like env) is followed to its
+//     next exec.
+//  3. A breakpoint at PyEval_EvalCode, which runs every module's code: at
+//     each hit the main thread holds the GIL at a function entry, a safe
+//     point. The code runs at the first hit that runs code in the globals
+//     of __main__ (the script, -c, -m's module, the interactive prompt),
+//     so the interpreter's own start-up (site, its imports) is skipped.
+//  4. Breakpoints removed, registers restored, detach: the program runs
+//     untraced by ptrace; lptrace waits for its exit as its parent.
+//
+// Only the thread that execs is traced; a thread started before the
+// program's first Python call (rare: a C library's) would die on a
+// breakpoint. The breakpoints exist for the start-up only.
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/symbols"
+)
+
+// HelperEnv marks lptrace's own re-execution as the launch helper.
+const HelperEnv = "LPTRACE_LAUNCH_HELPER"
+
+// RunHelper is the helper's whole life (called from main when HelperEnv is
+// set): stop, and once lptrace has seized us and continued us, exec the
+// program. It returns only on failure, with the exit status to use.
+func RunHelper(argv []string) int {
+	os.Unsetenv(HelperEnv)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lptrace: cannot run %s: %v\n", argv[0], err)
+		return 127
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	err = syscall.Exec(path, argv, os.Environ())
+	fmt.Fprintf(os.Stderr, "lptrace: cannot run %s: %v\n", argv[0], err)
+	return 126
+}
+
+// Child is a program started by lptrace.
+type Child struct {
+	PID    int
+	Target *symbols.Target // its Python runtime, once found
+	tr     *ptrace.Tracer
+	proc   *os.Process
+	exit   *ptrace.Stop // set if it ended while lptrace held it
+}
+
+// Start starts argv through the helper (self: lptrace's own executable) and
+// returns the child stopped at the entry point of a Python program.
+func Start(ctx context.Context, self string, argv []string) (*Child, error) {
+	if !inject.Supported {
+		return nil, inject.ErrUnsupportedArch
+	}
+	p, err := os.StartProcess(self, append([]string{"lptrace"}, argv...), &os.ProcAttr{
+		Env:   append(os.Environ(), HelperEnv+"=1"),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot start %s: %v", argv[0], err)
+	}
+	c := &Child{PID: p.Pid, tr: ptrace.NewTracer(), proc: p}
+	if err := c.seize(); err != nil {
+		p.Kill()
+		if ps, werr := p.Wait(); werr == nil && ps.Exited() {
+			// The helper said why (the program was not found: 127).
+			return nil, ErrEnded{Status: ps.ExitCode()}
+		}
+		return nil, err
+	}
+	if err := c.toPython(ctx); err != nil {
+		if c.exit != nil {
+			if c.exit.ExitCode < 0 {
+				return nil, ErrEnded{Signal: syscall.Signal(-c.exit.ExitCode)}
+			}
+			return nil, ErrEnded{Status: c.exit.ExitCode}
+		}
+		p.Kill()
+		return nil, err
+	}
+	return c, nil
+}
+
+// ErrEnded is the end of a program before its first Python call (it was
+// not found, or is not Python and never exec'd one).
+type ErrEnded struct {
+	Status int
+	Signal syscall.Signal
+}
+
+func (e ErrEnded) Error() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("the program was killed by %v before any Python code ran", e.Signal)
+	}
+	return fmt.Sprintf("the program exited with status %d before any Python code ran", e.Status)
+}
+
+// seize waits for the helper's SIGSTOP, seizes it and lets it go on to its
+// exec.
+func (c *Child) seize() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := proc.ReadStatus(c.PID)
+		if err != nil {
+			return fmt.Errorf("the launch helper went away: %v", err)
+		}
+		if st.State == 'T' {
+			break
+		}
+		if st.State == 'Z' || time.Now().After(deadline) {
+			return errors.New("the launch helper did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.tr.SeizeExec(c.PID); err != nil {
+		return fmt.Errorf("cannot trace the program: %v", err)
+	}
+	return syscall.Kill(c.PID, syscall.SIGCONT)
+}
+
+// wait returns the child's next stop; signals that are not lptrace's own
+// business are passed on, so the program gets them as if untraced.
+func (c *Child) wait(ctx context.Context) (ptrace.Stop, error) {
+	for {
+		st, err := c.tr.Wait(c.PID, 100*time.Millisecond)
+		if err == ptrace.ErrTimeout {
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return st, err
+		}
+		if st.Exited {
+			c.exit = &st
+			return st, fmt.Errorf("the program %s before its first Python call", st)
+		}
+		switch {
+		case st.Event == ptrace.EventExec || (st.Event == 0 && st.Signal == int(syscall.SIGTRAP)):
+			return st, nil
+		case st.Event != 0:
+			err = c.tr.Cont(c.PID, 0) // group stops and the like
+		case st.Signal == int(syscall.SIGCONT) || st.Signal == int(syscall.SIGSTOP):
+			err = c.tr.Cont(c.PID, 0) // the helper's own stop and our SIGCONT
+		default:
+			err = c.tr.Cont(c.PID, st.Signal)
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+}
+
+// toPython follows the child through its execs to the entry point of a
+// program with a Python runtime (wrappers like env and pyenv's shims exec
+// it in the end).
+func (c *Child) toPython(ctx context.Context) error {
+	for {
+		st, err := c.wait(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Event != ptrace.EventExec {
+			// A SIGTRAP of the program's own before any exec: pass it on.
+			if err := c.tr.Cont(c.PID, st.Signal); err != nil {
+				return err
+			}
+			continue
+		}
+		entry, err := proc.EntryPoint(c.PID)
+		if err != nil {
+			return err
+		}
+		if err := c.runTo(ctx, entry); err != nil {
+			return err
+		}
+		tgt, err := symbols.Find(c.PID)
+		if err == nil {
+			c.Target = tgt
+			return nil
+		}
+		if err := c.tr.Cont(c.PID, 0); err != nil {
+			return err
+		}
+	}
+}
+
+// runTo lets the child run until it reaches addr, with a breakpoint there,
+// and leaves it stopped at addr with the code as it was.
+func (c *Child) runTo(ctx context.Context, addr uint64) error {
+	orig, err := c.insert(addr)
+	if err != nil {
+		return err
+	}
+	if err := c.tr.Cont(c.PID, 0); err != nil {
+		return err
+	}
+	for {
+		st, err := c.wait(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Event == ptrace.EventExec {
+			return errors.New("the program exec'd again before its entry point")
+		}
+		regs, err := c.tr.GetRegs(c.PID)
+		if err != nil {
+			return err
+		}
+		if regs.PC() == addr+breakpointAdvance {
+			if err := c.tr.PokeText(c.PID, addr, orig); err != nil {
+				return err
+			}
+			regs.SetPC(addr)
+			return c.tr.SetRegs(c.PID, regs)
+		}
+		if err := c.tr.Cont(c.PID, st.Signal); err != nil { // the program's own SIGTRAP
+			return err
+		}
+	}
+}
+
+// insert writes a breakpoint at addr and returns the bytes it replaced.
+func (c *Child) insert(addr uint64) ([]byte, error) {
+	orig := make([]byte, 8)
+	if err := c.tr.ReadMem(c.PID, addr, orig); err != nil {
+		return nil, fmt.Errorf("read the code at %#x: %w", addr, err)
+	}
+	bp := append([]byte(nil), orig...)
+	copy(bp, breakpointInsn)
+	if err := c.tr.PokeText(c.PID, addr, bp); err != nil {
+		return nil, fmt.Errorf("write a breakpoint at %#x: %w", addr, err)
+	}
+	return orig, nil
+}
+
+// RunPython runs src in the child before its first Python call, then lets
+// the child go: it runs on untraced.
+func (c *Child) RunPython(ctx context.Context, src []byte) error {
+	s, err := c.Target.Python.Lookup("PyEval_EvalCode")
+	if err != nil {
+		return err
+	}
+	inj := inject.New(c.tr, c.Target)
+	for {
+		if err := c.runTo(ctx, s.Addr); err != nil {
+			return err
+		}
+		regs, err := c.tr.GetRegs(c.PID)
+		if err != nil {
+			return err
+		}
+		th, err := inj.Adopt(c.PID)
+		if err != nil {
+			return err
+		}
+		// PyEval_EvalCode(code, globals, locals): the program's code runs
+		// in the globals of __main__.
+		ran, err := inj.RunPythonAtEntry(ctx, th, src, secondArg(&regs))
+		if err != nil {
+			inj.Finish(th)
+			return err
+		}
+		if ran {
+			inj.Finish(th)
+			return nil
+		}
+		// Start-up imports: step over the entry's first instruction (the
+		// breakpoint goes back before the next run).
+		if err := c.tr.SingleStep(c.PID); err != nil {
+			return err
+		}
+		if _, err := c.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Detach lets the child run untraced (when RunPython was not called or
+// failed). The child must be stopped.
+func (c *Child) Detach() { c.tr.Detach(c.PID, 0) }
+
+// Kill ends the child (lptrace could not trace it as asked).
+func (c *Child) Kill() { c.proc.Kill() }
+
+// Signal sends sig to the child.
+func (c *Child) Signal(sig os.Signal) { c.proc.Signal(sig) }
+
+// Wait waits for the child's end: its exit status, or the signal that
+// killed it.
+func (c *Child) Wait() (status int, signal syscall.Signal, err error) {
+	if c.exit == nil {
+		st, err := c.tr.Wait(c.PID, 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		c.exit = &st
+	}
+	if c.exit.ExitCode < 0 {
+		return 0, syscall.Signal(-c.exit.ExitCode), nil
+	}
+	return c.exit.ExitCode, 0, nil
+}
