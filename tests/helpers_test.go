@@ -354,3 +354,14 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// AtLeast tells whether the interpreter is version major.minor or newer.
+func (p Python) AtLeast(major, minor int) bool {
+	v := strings.SplitN(strings.SplitN(p.Name, "-", 2)[0], ".", 2)
+	ma, _ := strconv.Atoi(v[0])
+	mi := 0
+	if len(v) > 1 {
+		mi, _ = strconv.Atoi(v[1])
+	}
+	return ma > major || ma == major && mi >= minor
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/symbols"
 	"github.com/lptrace/lptrace/trace"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
@@ -172,6 +173,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		a.printer.ShowTID()
 	}
 	a.say("process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
+	a.warnFollow(tgt.Version)
 
 	// Before 3.12 each thread that already exists hooks itself: the engine
 	// runs the per-thread installer in each one at a safe point, and keeps
@@ -307,6 +309,14 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// warnFollow says when -f cannot work: the hook follows a fork from
+// os.register_at_fork, new in 3.7.
+func (a *attachRun) warnFollow(v symbols.Version) {
+	if a.cfg.Follow && !v.AtLeast(3, 7) {
+		a.say("-f needs Python 3.7 or newer (os.register_at_fork): the children of process %d will not be traced", a.pid)
 	}
 }
 

@@ -1,0 +1,301 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The calls target runs app_outer -> app_inner (sleeps 2 ms, returns x*2),
+// app_fail (raises ValueError('bad'), caught), app_gen (a generator) every
+// 50 ms. One attach with most options at once, on every Python.
+func TestTraceOptions(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "calls")
+			out := filepath.Join(t.TempDir(), "trace")
+			r := lptrace(t, "", "attach", "--duration", "1.5s", "-o", out, "-T", "--ret", "-a", "--indent", "-tt",
+				"-e", "app_*", "-e", "!app_gen", strconv.Itoa(tg.PID))
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			data, _ := os.ReadFile(out)
+			trace := string(data)
+			ts := `\d\d:\d\d:\d\d\.\d{6} `
+			exc := `ValueError\('bad'\)`
+			if !py.AtLeast(3, 12) {
+				exc = `<exception>` // a profiler cannot see which
+			}
+			for _, pat := range []string{
+				`(?m)^` + ts + `app_outer\(n=\d+\) \(.*target\.py:\d+\)$`,
+				`(?m)^` + ts + `  app_inner\(x=\d+, label='lbl', rest=\(\), kw=\{'thing': <Thing at 0x[0-9a-f]+>\}\) \(.*target\.py:\d+\)$`,
+				`(?m)^` + ts + `  <- app_inner = \d+ <0\.00[2-9]\d{3}>$`, // it sleeps 2 ms
+				`(?m)^` + ts + `  <- app_fail = ! ` + exc + ` <\d\.\d{6}>$`,
+				`(?m)^` + ts + `<- app_outer = \d+ <0\.\d{6}>$`,
+			} {
+				if !regexp.MustCompile(pat).MatchString(trace) {
+					t.Errorf("no line matches %s", pat)
+				}
+			}
+			for _, absent := range []string{"app_gen", "heartbeat_step", "lptrace"} {
+				if strings.Contains(trace, absent) {
+					t.Errorf("%s in the trace (filtered out)", absent)
+				}
+			}
+			// Values are shown without running the program's code.
+			e := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import __main__; __main__.STATE.get('repr_called', False)")
+			if e.Stdout != "False\n" {
+				t.Errorf("the program's __repr__ ran: %q %q", e.Stdout, e.Stderr)
+			}
+			if t.Failed() {
+				t.Logf("trace:\n%s", head(trace, 40))
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
+
+// -c counts exactly: each app_outer makes one app_inner and one app_fail
+// call (which raises); the target keeps its pace. --json events are valid
+// JSON with the fields users filter on.
+func TestTraceSummaryAndJSON(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "calls")
+			r := lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1.5s", "-c", "-S", "calls", "-e", "app_*")
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			rows := summaryRows(r.Stderr)
+			outer, inner, fail := rows["app_outer"], rows["app_inner"], rows["app_fail"]
+			if outer[0] < 5 {
+				t.Fatalf("app_outer called %d times in 1.5 s; table:\n%s", outer[0], r.Stderr)
+			}
+			// One call may be in flight at either end of the session.
+			if d := inner[0] - outer[0]; d < -1 || d > 1 {
+				t.Errorf("app_inner %d calls, app_outer %d", inner[0], outer[0])
+			}
+			if d := fail[0] - fail[1]; d < 0 || d > 1 {
+				t.Errorf("app_fail %d calls, %d exceptions", fail[0], fail[1])
+			}
+			if strings.Contains(r.Stderr, "app_inner (") && !regexp.MustCompile(`(?m)^-+ -+`).MatchString(r.Stderr) {
+				t.Errorf("no table:\n%s", r.Stderr)
+			}
+
+			out := filepath.Join(t.TempDir(), "json")
+			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner", "-e", "app_outer")
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			data, _ := os.ReadFile(out)
+			var calls, returns int
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(line), &ev); err != nil {
+					t.Fatalf("not JSON: %q: %v", line, err)
+				}
+				if ev["pid"] != float64(tg.PID) || ev["module"] != "__main__" || ev["thread"] != "MainThread" || ev["ts"] == nil {
+					t.Errorf("event %s", line)
+				}
+				switch {
+				case ev["event"] == "call" && ev["function"] == "app_inner":
+					calls++
+					args, _ := ev["args"].(map[string]any)
+					if args["label"] != "'lbl'" || ev["depth"] != float64(1) {
+						t.Errorf("call %s", line)
+					}
+				case ev["event"] == "return" && ev["function"] == "app_inner":
+					returns++
+					if d, _ := ev["duration"].(float64); d < 0.002 || ev["return"] == nil {
+						t.Errorf("return %s", line)
+					}
+				}
+			}
+			if calls < 5 || returns < 5 {
+				t.Errorf("%d calls and %d returns of app_inner:\n%s", calls, returns, head(string(data), 20))
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
+
+// summaryRows reads the -c table: function name -> [calls, errors].
+func summaryRows(table string) map[string][2]int {
+	rows := map[string][2]int{}
+	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d*)\s*(\S+) \(`)
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		calls, _ := strconv.Atoi(m[1])
+		errs, _ := strconv.Atoi(m[2])
+		rows[m[3]] = [2]int{calls, errs}
+	}
+	return rows
+}
+
+// -f: a child forked while traced is traced too, its lines tagged with its
+// pid (3.7+: the hook follows through os.register_at_fork).
+func TestTraceFollowForks(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 7) {
+			continue
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "calls")
+			tr := startAttach(t, tg.PID, "-f", "-e", "app_*")
+			time.Sleep(300 * time.Millisecond)
+			syscall.Kill(tg.PID, syscall.SIGUSR2)
+			time.Sleep(1500 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+			trace := tr.Trace()
+			child := regexp.MustCompile(`(?m)^\[pid (\d+)\] (?:\[tid \d+\] )?app_child_work `).FindStringSubmatch(trace)
+			if child == nil {
+				t.Fatalf("no app_child_work from a child:\n%s\n%s", head(trace, 20), tr.Stderr())
+			}
+			if child[1] == strconv.Itoa(tg.PID) {
+				t.Errorf("the child's calls carry the parent's pid")
+			}
+			if !regexp.MustCompile(`(?m)^\[pid ` + strconv.Itoa(tg.PID) + `\] (?:\[tid \d+\] )?app_outer `).MatchString(trace) {
+				t.Error("the parent's calls are missing")
+			}
+			if !strings.Contains(tr.Stderr(), "(forked by "+strconv.Itoa(tg.PID)+") attached") {
+				t.Errorf("no message about the child: %s", tr.Stderr())
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
+
+// -p with several processes: each line says which.
+func TestTraceSeveralProcesses(t *testing.T) {
+	ps := pythons(t)
+	py := ps[len(ps)-1]
+	a, b := startTarget(t, py, "calls"), startTarget(t, py, "calls")
+	r := lptrace(t, "", "-p", strconv.Itoa(a.PID)+" "+strconv.Itoa(b.PID), "--duration", "1s", "-e", "app_outer")
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	for _, pid := range []int{a.PID, b.PID} {
+		if !regexp.MustCompile(`(?m)^\[pid ` + strconv.Itoa(pid) + `\] app_outer \(`).MatchString(r.Stderr) {
+			t.Errorf("no line of process %d:\n%s", pid, head(r.Stderr, 20))
+		}
+		if !strings.Contains(r.Stderr, "process "+strconv.Itoa(pid)+" detached") {
+			t.Errorf("process %d not detached: %s", pid, r.Stderr)
+		}
+	}
+}
+
+const launchScript = `import sys
+def greet(name):
+    return 'hello ' + name
+def main():
+    print(greet('world'))
+    sys.exit(3)
+main()
+`
+
+// lptrace -- python script: traced from the script's first call (nothing of
+// the interpreter's start-up), the program's output and exit status kept.
+func TestLaunch(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	script := filepath.Join(dir, "app.py")
+	if err := os.WriteFile(script, []byte(launchScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			r := lptrace(t, "", "-T", "--ret", "--", py.Path, script)
+			if r.Code != 3 || r.Stdout != "hello world\n" {
+				t.Fatalf("exit %d, stdout %q (want 3, the program's); stderr:\n%s", r.Code, r.Stdout, r.Stderr)
+			}
+			want := []string{"<module> (" + script + ":1)", "main (" + script + ":4)", "greet (" + script + ":2)", "<- greet = 'hello world' <"}
+			at := 0
+			for _, w := range want {
+				i := strings.Index(r.Stderr[at:], w)
+				if i < 0 {
+					t.Fatalf("%q missing or out of order:\n%s", w, head(r.Stderr, 30))
+				}
+				at += i
+			}
+			first := strings.SplitN(r.Stderr, "\n", 3)
+			if len(first) < 2 || !strings.HasPrefix(first[1], "<module> ("+script) {
+				t.Errorf("the trace does not start at the script:\n%s", head(r.Stderr, 10))
+			}
+			if strings.Contains(r.Stderr, "site.py") {
+				t.Errorf("the interpreter's start-up is in the trace")
+			}
+		})
+	}
+	py := pythons(t)[0]
+	t.Run("signal", func(t *testing.T) {
+		cmd := exec.Command(lptraceBin, "--", py.Path, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+		err := cmd.Run()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("lptrace ended with %v, want killed by SIGTERM like the program", cmd.ProcessState)
+		}
+	})
+	t.Run("not found", func(t *testing.T) {
+		r := lptrace(t, "", "--", "no-such-program-lptrace")
+		if r.Code != 127 || !strings.Contains(r.Stderr, "cannot run no-such-program-lptrace") {
+			t.Errorf("exit %d: %s", r.Code, r.Stderr)
+		}
+	})
+	t.Run("not python", func(t *testing.T) {
+		r := lptrace(t, "", "--", "/bin/sh", "-c", "exit 5")
+		if r.Code != 5 || !strings.Contains(r.Stderr, "before any Python code ran") {
+			t.Errorf("exit %d: %s", r.Code, r.Stderr)
+		}
+	})
+	t.Run("unprivileged", func(t *testing.T) {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil || os.Geteuid() != 0 {
+			t.Skip("needs setpriv and root to switch users")
+		}
+		var other Python
+		for _, p := range pythons(t) {
+			if !strings.HasPrefix(p.Path, "/root/") {
+				other = p
+			}
+		}
+		if other.Path == "" || !searchable(lptraceBin) || !searchable(script) {
+			t.Skip("no interpreter, script or lptrace that user nobody can run")
+		}
+		r := lptraceAs(t, []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, "", "--", other.Path, script)
+		if r.Code != 3 || !strings.Contains(r.Stderr, "greet (") {
+			t.Errorf("as nobody: exit %d: %s", r.Code, r.Stderr)
+		}
+	})
+	if l := leftovers(); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
+
+// searchable tells whether every directory above path lets others in.
+func searchable(path string) bool {
+	for d := filepath.Dir(path); d != "/"; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func head(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
