@@ -6,6 +6,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,7 +43,6 @@ type Options struct {
 	Summary    bool // -c/-C: the table at the end
 	SortBy     string
 	Color      bool
-	StrSize    int // -s: cut names at this length too
 }
 
 // NeedReturns tells whether the hook must send return events.
@@ -178,7 +178,7 @@ func (p *Printer) Event(e trace.Event) {
 		dur = time.Duration(e.Clock - f.start)
 	}
 	if p.opts.JSON {
-		p.json(e, depth, dur)
+		p.json(e, depth, dur, f.args)
 	} else {
 		p.line(e, depth, dur, f.args, matched)
 	}
@@ -335,7 +335,7 @@ type jsonEvent struct {
 	Error    *string         `json:"exception,omitempty"`
 }
 
-func (p *Printer) json(e trace.Event, depth int, dur time.Duration) {
+func (p *Printer) json(e trace.Event, depth int, dur time.Duration, callArgs string) {
 	j := jsonEvent{
 		PID: e.Proc.PID, TID: e.Thread.TID, Thread: e.Thread.Name, Event: e.Kind.String(),
 		Function: shortName(e.Code.Name), QualName: e.Code.Name, Module: e.Code.Module,
@@ -348,6 +348,9 @@ func (p *Printer) json(e trace.Event, depth int, dur time.Duration) {
 		s := dur.Seconds()
 		j.Duration = &s
 	}
+	if p.opts.OnlyErrors && p.opts.Args && e.Kind != trace.Call {
+		j.Args = jsonArgs(callArgs) // -Z: one line per failed call, with its arguments
+	}
 	if e.HasValue {
 		v := e.Value
 		switch {
@@ -359,28 +362,62 @@ func (p *Printer) json(e trace.Event, depth int, dur time.Duration) {
 			j.Return = &v
 		}
 	}
-	enc := json.NewEncoder(p.w) // writes the newline
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b) // writes the newline
 	enc.SetEscapeHTML(false)
-	enc.Encode(j)
+	if enc.Encode(j) == nil {
+		p.w.Write(jsonSafe(b.Bytes()))
+	}
 }
 
 // jsonArgs keeps the arguments' order: {"a": "1", "b": "'x'"}.
 func jsonArgs(v string) json.RawMessage {
 	var b strings.Builder
 	b.WriteByte('{')
-	for i, kv := range strings.Split(v, "\t") {
-		name, val, _ := strings.Cut(kv, "=")
-		if i > 0 {
-			b.WriteByte(',')
+	if v != "" {
+		for i, kv := range strings.Split(v, "\t") {
+			name, val, _ := strings.Cut(kv, "=")
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(jsonString(name))
+			b.WriteByte(':')
+			b.Write(jsonString(val))
 		}
-		k, _ := json.Marshal(name)
-		x, _ := json.Marshal(val)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(x)
 	}
 	b.WriteByte('}')
 	return json.RawMessage(b.String())
+}
+
+// jsonString quotes s without HTML escaping (reprs are full of <...>).
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// jsonSafe escapes what encoding/json leaves raw but a terminal would
+// obey: C1 controls and bidirectional overrides (the target's text is
+// untrusted, and JSON Lines often end up on a terminal).
+func jsonSafe(b []byte) []byte {
+	if !bytes.ContainsFunc(b, unsafeRune) {
+		return b
+	}
+	var out bytes.Buffer
+	for _, r := range string(b) {
+		if unsafeRune(r) {
+			fmt.Fprintf(&out, "\\u%04x", r)
+		} else {
+			out.WriteRune(r)
+		}
+	}
+	return out.Bytes()
+}
+
+func unsafeRune(r rune) bool {
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f
 }
 
 func shortName(q string) string {

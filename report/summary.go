@@ -19,7 +19,7 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rows := make([]*stat, 0, len(p.stats))
-	var own, total int64
+	var own int64
 	var calls, errors uint64
 	for _, s := range p.stats {
 		rows = append(rows, s)
@@ -48,7 +48,6 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 	dash := "------ ----------- ----------- ----------- --------- --------- ----------------\n"
 	b.WriteString(dash)
 	for _, s := range rows {
-		total += s.total
 		pct := 0.0
 		if own > 0 {
 			pct = 100 * float64(s.own) / float64(own)

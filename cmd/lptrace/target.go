@@ -52,17 +52,17 @@ func checkTarget(pid int) (*proc.Status, error) {
 	case 'T':
 		return nil, fmt.Errorf("cannot attach to %d: the process is stopped (job control); resume it with 'kill -CONT %d' and retry", pid, pid)
 	}
-	if tids, err := proc.Threads(pid); err == nil {
-		for _, tid := range tids {
-			if ts, err := proc.ReadTaskStatus(pid, tid); err == nil && ts.TracerPid != 0 {
-				// TracerPid is the tracer's thread; name its process.
-				tracer, name := ts.TracerPid, "gone"
-				if tst, err := proc.ReadStatus(tracer); err == nil {
-					tracer, name = tst.Tgid, tst.Name
-				}
-				return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, tracer, name)
-			}
+	// Another lptrace holds a thread only for the moment of a call (attach
+	// on Python < 3.12 hooks threads one by one): wait for it a little.
+	for try_ := 0; ; try_++ {
+		tracer, name := tracedBy(pid)
+		if tracer == 0 {
+			break
 		}
+		if name != "lptrace" || try_ == 40 {
+			return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, tracer, name)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if euid := os.Geteuid(); euid != 0 && euid != st.UID[1] {
 		return nil, fmt.Errorf("cannot attach to %d: it runs as uid %d and lptrace as uid %d; run lptrace as root or as that user", pid, st.UID[1], euid)
@@ -71,6 +71,22 @@ func checkTarget(pid int) (*proc.Status, error) {
 		return nil, fmt.Errorf("cannot attach to %d: it runs with a shadow stack (CET), which lptrace's injection does not support yet", pid)
 	}
 	return st, nil
+}
+
+// tracedBy names the process tracing a thread of pid (0 if none).
+func tracedBy(pid int) (int, string) {
+	tids, _ := proc.Threads(pid)
+	for _, tid := range tids {
+		if ts, err := proc.ReadTaskStatus(pid, tid); err == nil && ts.TracerPid != 0 {
+			// TracerPid is the tracer's thread; name its process.
+			tracer, name := ts.TracerPid, "gone"
+			if tst, err := proc.ReadStatus(tracer); err == nil {
+				tracer, name = tst.Tgid, tst.Name
+			}
+			return tracer, name
+		}
+	}
+	return 0, ""
 }
 
 // findPython resolves the Python runtime of pid, with messages for the

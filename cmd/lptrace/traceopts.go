@@ -84,7 +84,6 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	if n <= 0 {
 		return cfg, opts, usagef("-s %d: give a positive number of characters", n)
 	}
-	opts.StrSize = n
 	switch c.String("color") {
 	case "always":
 		opts.Color = true
