@@ -269,6 +269,21 @@ func (c *Channel) Close() error {
 	return nil
 }
 
+// mtimeAt is the modification time of directory name in dir (fstat of
+// the opened directory: no path lookup from our working directory).
+func mtimeAt(dir *os.File, name string) (time.Time, error) {
+	d, err := openDir(dir, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
 // removeStale deletes directories left by lptrace processes that were
 // killed (SIGKILL) before their target opened the FIFO: those whose lptrace
 // is gone and that are more than 10 seconds old. Only our own kind of entry
@@ -292,8 +307,10 @@ func removeStale(parent *os.File) {
 		if n, _ := fmt.Sscanf(e.Name(), "lptrace-%d-%s", &pid, &rest); n != 2 || len(rest) != 24 {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < 10*time.Second {
+		// Not e.Info(): it would look the name up from our working
+		// directory, not from the directory descriptor.
+		mtime, err := mtimeAt(parent, e.Name())
+		if err != nil || time.Since(mtime) < 10*time.Second {
 			continue
 		}
 		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.HasPrefix(strings.TrimSpace(string(comm)), "lptrace") {

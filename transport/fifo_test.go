@@ -3,10 +3,12 @@ package transport
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -78,5 +80,40 @@ func TestCloseRemoves(t *testing.T) {
 	c.Close()
 	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind: %v", dir, err)
+	}
+}
+
+// A directory left by a killed lptrace (its PID gone, older than 10 s) is
+// removed by the next run; a fresh one, or another name, is not.
+func TestRemoveStale(t *testing.T) {
+	root := t.TempDir()
+	dead := 1 << 22 // above pid_max: no such process
+	old := filepath.Join(root, fmt.Sprintf("lptrace-%d-%s", dead, strings.Repeat("a", 24)))
+	fresh := filepath.Join(root, fmt.Sprintf("lptrace-%d-%s", dead, strings.Repeat("b", 24)))
+	other := filepath.Join(root, "lptrace-notours")
+	for _, d := range []string{old, fresh, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(filepath.Join(d, "pipe"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-time.Minute)
+	os.Chtimes(old, past, past)
+	os.Chtimes(other, past, past)
+	parent, err := openDir(nil, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	removeStale(parent) // the working directory is elsewhere
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("stale directory kept: %v", err)
+	}
+	for _, d := range []string{fresh, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s removed: %v", d, err)
+		}
 	}
 }
