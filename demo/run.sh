@@ -23,6 +23,9 @@ run() { printf '\n$ %s\n' "$*"; "$@"; }
 echo "demo/app.py runs as process $pid ($("$py" --version 2>&1))"
 printf '\n$ bin/lptrace attach --duration 0.5s %s 2>&1 | head -12\n' "$pid"
 bin/lptrace attach --duration 0.5s "$pid" 2>&1 | head -12 || true
+printf '\n$ bin/lptrace -p %s --duration 0.5s -T --ret --indent -e handle -e parse -e checksum 2>&1 | head -8\n' "$pid"
+bin/lptrace -p "$pid" --duration 0.5s -T --ret --indent -e handle -e parse -e checksum 2>&1 | head -8 || true
+run bin/lptrace -p "$pid" --duration 1s -c -e handle -e parse -e checksum
 run bin/lptrace exec "$pid" 'import sys; sys.version'
 run bin/lptrace exec "$pid" 'done["count"], jobs.qsize()'
 run bin/lptrace exec "$pid" '
