@@ -91,6 +91,15 @@ func TestTraceSummaryAndJSON(t *testing.T) {
 				t.Errorf("no table:\n%s", r.Stderr)
 			}
 
+			// --no-stdlib: posixpath.join is gone, the program's functions stay.
+			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "--no-stdlib")
+			if !strings.Contains(r.Stderr, "app_outer (") || strings.Contains(r.Stderr, "join (") {
+				t.Errorf("--no-stdlib:\n%s", head(r.Stderr, 20))
+			}
+			if r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s"); !strings.Contains(r.Stderr, "join (") {
+				t.Errorf("posixpath.join not traced without --no-stdlib:\n%s", head(r.Stderr, 20))
+			}
+
 			out := filepath.Join(t.TempDir(), "json")
 			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner", "-e", "app_outer")
 			if r.Code != 0 {

@@ -95,6 +95,7 @@ def app_gen(n):
 
 
 def app_outer(n):
+    os.path.join('a', 'b')  # a function of the standard library
     total = app_inner(n, label='lbl', thing=Thing())
     try:
         app_fail('bad')
