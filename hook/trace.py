@@ -254,12 +254,30 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         if len(events) >= 512 * stride:
             flush()
 
+    fast = stride == 1  # calls only: one word per event
+    getframe = sys._getframe
+
     def on_call(code, frame):
+        # The hot path: a dict lookup for the function, one for the thread,
+        # one append. frame is None from sys.monitoring: the function's
+        # frame is then two levels up, fetched only when needed.
         try:
-            c = code_id(code, frame)
+            c = codes.get(id(code))
+            if c is None:
+                c = code_id(code, frame or getframe(2))
+            else:
+                c = c[0]
             if c < 0:
                 return False
-            emit(0, c, value(args_text(code, frame)) if want_args else 0)
+            if fast:
+                t = threads.get(get_ident())
+                if t is None:
+                    t = thread_index()
+                events.append(t << 32 | c)
+                if len(events) >= 512:
+                    flush()
+            else:
+                emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
         except KeyboardInterrupt:
             # The program's Ctrl-C, raised by its signal handler while our
             # code ran. Raising it from here would remove the hook (and hit
@@ -427,11 +445,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             return
         E = monitoring.events
         DISABLE = monitoring.DISABLE
-        getframe = sys._getframe
-
         def on_start(code, offset):
             try:
-                if st['on'] and on_call(code, getframe(1)):
+                if st['on'] and on_call(code, None):
                     return None
                 return DISABLE
             except KeyboardInterrupt:

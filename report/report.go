@@ -66,6 +66,7 @@ type Printer struct {
 	showPID, showTID bool
 	stacks           map[*trace.Thread][]frame
 	labels           map[*trace.Code]string
+	prefixes         map[threadKey]string
 	stats            map[string]*stat
 	last             time.Time // previous line's time (-r)
 	dropped          uint64
@@ -76,6 +77,11 @@ func (p *Printer) AddDropped(n uint64) { p.mu.Lock(); p.dropped += n; p.mu.Unloc
 
 // Dropped returns the events lost in every target.
 func (p *Printer) Dropped() uint64 { p.mu.Lock(); defer p.mu.Unlock(); return p.dropped }
+
+type threadKey struct {
+	th               *trace.Thread
+	showPID, showTID bool
+}
 
 type frame struct {
 	code  *trace.Code
@@ -93,11 +99,12 @@ type stat struct {
 // NewPrinter returns a printer writing to w.
 func NewPrinter(w io.Writer, opts Options) *Printer {
 	return &Printer{
-		opts:   opts,
-		w:      bufio.NewWriterSize(w, 64<<10),
-		stacks: map[*trace.Thread][]frame{},
-		labels: map[*trace.Code]string{},
-		stats:  map[string]*stat{},
+		opts:     opts,
+		w:        bufio.NewWriterSize(w, 64<<10),
+		stacks:   map[*trace.Thread][]frame{},
+		labels:   map[*trace.Code]string{},
+		prefixes: map[threadKey]string{},
+		stats:    map[string]*stat{},
 	}
 }
 
@@ -122,6 +129,16 @@ func (p *Printer) Flush() error {
 func (p *Printer) Event(e trace.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.opts.NeedReturns() {
+		// Calls only, the common and busiest case: no stacks to keep.
+		if p.opts.Trace && p.err == nil && e.Kind == trace.Call {
+			p.line(e, 0, -1, "", false)
+			if p.w.Buffered() > 32<<10 {
+				p.err = p.w.Flush()
+			}
+		}
+		return
+	}
 	st := p.stacks[e.Thread]
 	depth := len(st)
 	var f frame
@@ -225,11 +242,20 @@ func (p *Printer) paint(color, s string) string {
 
 func (p *Printer) prefix(e trace.Event) {
 	w := p.w
-	if p.showPID {
-		fmt.Fprintf(w, "[pid %d] ", e.Proc.PID)
-	}
-	if p.showTID {
-		fmt.Fprintf(w, "[tid %d] ", e.Thread.TID)
+	if p.showPID || p.showTID {
+		// Made once per thread: a busy target sends millions of events.
+		k := threadKey{e.Thread, p.showPID, p.showTID}
+		s, ok := p.prefixes[k]
+		if !ok {
+			if p.showPID {
+				s = fmt.Sprintf("[pid %d] ", e.Proc.PID)
+			}
+			if p.showTID {
+				s += fmt.Sprintf("[tid %d] ", e.Thread.TID)
+			}
+			p.prefixes[k] = s
+		}
+		w.WriteString(s)
 	}
 	if p.opts.Time != NoTime && !e.Time.IsZero() {
 		t := e.Time
