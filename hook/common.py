@@ -1,13 +1,15 @@
 # Shared by lptrace's payloads (prepended to exec.py and trace.py).
 
-def _lptrace_open_fifo(fifo, fifo_id):
-    """Opens lptrace's FIFO for writing, never blocking, and only if it is
-    the very FIFO lptrace made (device, inode, owner, change time): a FIFO planted at the
-    same path after lptrace removed its own gets nothing. Removes the path
-    at once. Returns the descriptor, or -1 (then run nothing)."""
+def _lptrace_open_fifo(fifo, fifo_id, reading=False):
+    """Opens lptrace's FIFO for writing, never blocking (or for reading,
+    blocking, when reading), and only if it is the very FIFO lptrace made
+    (device, inode, owner, change time): a FIFO planted at the same path
+    after lptrace removed its own gets nothing. Removes the path at once.
+    Returns the descriptor, or -1 (then run nothing)."""
     import os
     import stat
-    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    mode = os.O_RDONLY if reading else os.O_WRONLY
+    flags = mode | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
     try:
         fd = os.open(fifo, flags)
     except OSError:
@@ -20,6 +22,12 @@ def _lptrace_open_fifo(fifo, fifo_id):
                   st.st_uid == int(uid) and _lptrace_same_time(st, int(ctime)))
         except OSError:
             ok = False
+        if ok and reading:
+            try:
+                import fcntl
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            except Exception:
+                ok = False
         if not ok:
             os.close(fd)
             return -1

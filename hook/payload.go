@@ -151,3 +151,13 @@ func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
 func TraceThread(session string) []byte {
 	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": ""})
 }
+
+//go:embed pdb.py
+var pdbSource string
+
+// Pdb returns the source that starts a pdb session in the thread that runs
+// it: pdb reads its commands from in and writes to out, two FIFOs of
+// lptrace's.
+func Pdb(out, in Pipe) []byte {
+	return wrap(commonSource+pdbSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(), "IN": in.Path, "IN_ID": in.id()})
+}

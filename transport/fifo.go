@@ -48,6 +48,7 @@ type Channel struct {
 	name        string
 	r           *os.File
 	keep        *os.File // a write end held until the target opens its own
+	in          *os.File // lptrace -> target, when AddInput made one
 	br          *bufio.Reader
 }
 
@@ -187,6 +188,7 @@ func (c *Channel) Unlink() {
 	}
 	if c.dir != nil {
 		unlinkAt(c.dir, "pipe", 0)
+		unlinkAt(c.dir, "in", 0)
 	}
 	if c.parent != nil {
 		unlinkAt(c.parent, c.name, atRemoveDir)
@@ -218,6 +220,35 @@ func (c *Channel) TargetOpened() {
 		c.keep.Close()
 		c.keep = nil
 	}
+}
+
+// AddInput makes a second FIFO in the channel's directory, for lptrace to
+// write to the target (a pdb session's commands), with the same
+// protections. lptrace's end is opened read-write: it never blocks, and
+// the payload's read end sees end-of-file only when lptrace is gone.
+func (c *Channel) AddInput(uid, gid int) (io.Writer, hook.Pipe, error) {
+	dfd := int(c.dir.Fd())
+	if err := syscall.Mknodat(dfd, "in", syscall.S_IFIFO|0o600, 0); err != nil {
+		return nil, hook.Pipe{}, err
+	}
+	if os.Geteuid() == 0 && uid != 0 {
+		if err := syscall.Fchownat(dfd, "in", uid, gid, atSymlinkNoFollow); err != nil {
+			return nil, hook.Pipe{}, err
+		}
+	}
+	f, err := openAt(c.dir, "in", os.O_RDWR)
+	if err != nil {
+		return nil, hook.Pipe{}, err
+	}
+	var fst syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &fst); err != nil || fst.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		f.Close()
+		return nil, hook.Pipe{}, errors.New("not our FIFO")
+	}
+	c.in = f
+	p := hook.Pipe{Path: c.TargetPath[:len(c.TargetPath)-len("pipe")] + "in", Dev: uint64(fst.Dev), Ino: uint64(fst.Ino),
+		UID: int(fst.Uid), Ctime: fst.Ctim.Sec*1e9 + fst.Ctim.Nsec}
+	return f, p, nil
 }
 
 // Record is one message from the payload.
@@ -257,6 +288,9 @@ func (c *Channel) Close() error {
 	c.Unlink()
 	if c.keep != nil {
 		c.keep.Close()
+	}
+	if c.in != nil {
+		c.in.Close()
 	}
 	if c.r != nil {
 		c.r.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"os"
 
 	"github.com/urfave/cli/v2"
 )
@@ -24,14 +25,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"                             start a program and trace it from its first Python call\n" +
 			"lptrace exec PID CODE        run Python code inside process PID\n" +
 			"lptrace exec PID -           ... code read from stdin\n" +
-			"lptrace exec --file F PID    ... code read from file F",
+			"lptrace exec --file F PID    ... code read from file F\n" +
+			"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)",
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "d", Usage: "a pdb prompt inside process `PID` (same as: lptrace pdb PID)"},
 			&cli.StringSliceFlag{Name: "p", Usage: "trace process `PID` (same as: lptrace attach PID; repeatable, or \"1 2 3\")"},
 		}, traceFlags()...),
 		Commands: []*cli.Command{
 			attachCommand(stdout, stderr),
 			execCommand(stdout, stderr),
+			pdbCommand(os.Stdin, stdout, stderr),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
@@ -40,6 +44,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 	}
 	app.Action = func(c *cli.Context) error {
+		if c.IsSet("d") {
+			pid, err := parsePID(c.String("d"))
+			if err != nil {
+				return err
+			}
+			return runPdb(c, pid, os.Stdin, stdout, stderr)
+		}
 		if c.IsSet("p") {
 			if c.NArg() > 0 {
 				return usagef("give either -p PID or a command to launch, not both")
