@@ -161,3 +161,15 @@ var pdbSource string
 func Pdb(out, in Pipe) []byte {
 	return wrap(commonSource+pdbSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(), "IN": in.Path, "IN_ID": in.id()})
 }
+
+//go:embed stack.py
+var stackSource string
+
+// Stack returns the source that sends the Python stack of every thread,
+// with each frame's local variables (shown by the safe repr, cut at strsize
+// characters; verbose: any object's own repr) when locals is set.
+func Stack(out Pipe, locals bool, strsize int, verbose bool) []byte {
+	b := map[bool]string{false: "0", true: "1"}
+	return wrap(commonSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(),
+		"LOCALS": b[locals], "STRSIZE": fmt.Sprint(strsize), "VERBOSE": b[verbose]})
+}

@@ -518,6 +518,40 @@ func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
 	return parked, running, nil
 }
 
+// ThreadState says what a thread is doing, for messages.
+type ThreadState struct {
+	TID   int
+	Name  string
+	Doing string // "runs", "waits for the GIL", "is blocked in nanosleep", ...
+}
+
+// Describe reads what every thread is doing, without stopping any. When no
+// safe point comes, the thread that is neither waiting for the GIL nor
+// parked is the one holding it.
+func (inj *Injector) Describe() []ThreadState {
+	tids, _ := proc.Threads(inj.pid)
+	var out []ThreadState
+	for _, tid := range tids {
+		t := ThreadState{TID: tid}
+		if st, err := proc.ReadTaskStatus(inj.pid, tid); err == nil {
+			t.Name = st.Name
+		}
+		sc, err := proc.ReadSyscall(inj.pid, tid)
+		switch {
+		case err != nil:
+			t.Doing = "cannot be read"
+		case sc.Running:
+			t.Doing = "runs (in C code, or Python code holding the GIL)"
+		case sc.Nr == sysFutex && inj.tgt.Python.InStaticData(sc.Args[0]):
+			t.Doing = "waits for the GIL"
+		default:
+			t.Doing = "is blocked in " + SyscallName(sc.Nr)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
 // safeSyscall: blocking calls that CPython makes with the GIL released.
 // A futex wait is safe as a wait of the program (a Python lock, a queue, a
 // condition variable of a C library), never as a wait on the GIL:

@@ -392,7 +392,7 @@ func (p *Printer) json(e trace.Event, depth int, dur time.Duration, callArgs str
 	enc := json.NewEncoder(&b) // writes the newline
 	enc.SetEscapeHTML(false)
 	if enc.Encode(j) == nil {
-		p.w.Write(jsonSafe(b.Bytes()))
+		p.w.Write(JSONSafe(b.Bytes()))
 	}
 }
 
@@ -424,10 +424,10 @@ func jsonString(s string) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
-// jsonSafe escapes what encoding/json leaves raw but a terminal would
+// JSONSafe escapes what encoding/json leaves raw but a terminal would
 // obey: C1 controls and bidirectional overrides (the target's text is
 // untrusted, and JSON Lines often end up on a terminal).
-func jsonSafe(b []byte) []byte {
+func JSONSafe(b []byte) []byte {
 	if !bytes.ContainsFunc(b, unsafeRune) {
 		return b
 	}

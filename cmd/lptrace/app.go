@@ -26,7 +26,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"lptrace exec PID CODE        run Python code inside process PID\n" +
 			"lptrace exec PID -           ... code read from stdin\n" +
 			"lptrace exec --file F PID    ... code read from file F\n" +
-			"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)",
+			"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
+			"lptrace stack PID            the Python stack of every thread (--locals, --json)",
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "d", Usage: "a pdb prompt inside process `PID` (same as: lptrace pdb PID)"},
@@ -36,6 +37,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			attachCommand(stdout, stderr),
 			execCommand(stdout, stderr),
 			pdbCommand(os.Stdin, stdout, stderr),
+			stackCommand(stdout, stderr),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lptrace/lptrace/hook"
+	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/termsafe"
+	"github.com/lptrace/lptrace/transport"
+	"github.com/urfave/cli/v2"
+)
+
+func stackCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "stack",
+		Aliases:   []string{"dump"},
+		Usage:     "print the Python stack of every thread of a running process",
+		ArgsUsage: "PID",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "locals", Aliases: []string{"l"}, Usage: "show each frame's local variables"},
+			&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code)"},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object per thread"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usagef("stack: %v", err)
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("stack: give one PID")
+			}
+			pid, err := parsePID(c.Args().First())
+			if err != nil {
+				return err
+			}
+			if c.Int("s") <= 0 {
+				return usagef("-s %d: give a positive number of characters", c.Int("s"))
+			}
+			return runStack(c, pid, stdout, stderr)
+		},
+	}
+}
+
+// stackThread is one thread of the dump.
+type stackThread struct {
+	PID    int          `json:"pid"`
+	TID    int          `json:"tid"`
+	Ident  uint64       `json:"ident"`
+	Name   string       `json:"name"`
+	Daemon bool         `json:"daemon"`
+	Main   bool         `json:"main"`
+	Frames []stackFrame `json:"frames"`
+}
+
+type stackFrame struct {
+	File     string      `json:"file"`
+	Line     int         `json:"line"`
+	Function string      `json:"function"`
+	Locals   [][2]string `json:"locals,omitempty"` // in order: [name, repr]
+}
+
+func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
+	st, err := checkTarget(pid)
+	if err != nil {
+		return err
+	}
+	tgt, err := findPython(pid, st, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
+	if err != nil {
+		return err
+	}
+	defer tgt.Close()
+	ch, err := transport.Create(pid, st.UID[1], st.GID[1], 1<<20)
+	if err != nil {
+		return fmt.Errorf("process %d: %v", pid, err)
+	}
+	defer ch.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	recs, started := ch.Stream()
+	timeout := c.Duration("timeout")
+	inj := inject.New(ptrace.NewTracer(), tgt)
+	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
+	if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started}); err != nil {
+		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {
+			return fmt.Errorf("process %d: no thread could run Python code within %v (%v); %s", pid, timeout, err, describeThreads(inj))
+		}
+		return explainRun(ctx, pid, timeout, "the dump", err)
+	}
+	threads, err := readStack(ctx, pid, recs, timeout)
+	if err != nil {
+		return err
+	}
+	// The main thread first, then by thread ID.
+	sort.SliceStable(threads, func(i, j int) bool {
+		if threads[i].Main != threads[j].Main {
+			return threads[i].Main
+		}
+		return threads[i].TID < threads[j].TID || threads[i].TID == threads[j].TID && threads[i].Ident < threads[j].Ident
+	})
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	if c.Bool("json") {
+		for _, t := range threads {
+			var b strings.Builder
+			e := json.NewEncoder(&b)
+			e.SetEscapeHTML(false)
+			e.Encode(t)
+			w.Write(report.JSONSafe([]byte(b.String())))
+		}
+		return nil
+	}
+	for i, t := range threads {
+		if i > 0 {
+			w.WriteString("\n")
+		}
+		kind := ""
+		if t.Daemon {
+			kind = ", daemon"
+		}
+		if t.TID != 0 {
+			fmt.Fprintf(w, "Thread %d (%s%s)\n", t.TID, termsafe.Escape([]byte(t.Name), false), kind)
+		} else { // before 3.8 only the thread's pthread handle is known
+			fmt.Fprintf(w, "Thread ident %#x (%s%s)\n", t.Ident, termsafe.Escape([]byte(t.Name), false), kind)
+		}
+		for _, f := range t.Frames {
+			fmt.Fprintf(w, "  File \"%s\", line %d, in %s\n", termsafe.Escape([]byte(f.File), false), f.Line, termsafe.Escape([]byte(f.Function), false))
+			for _, l := range f.Locals {
+				fmt.Fprintf(w, "      %s = %s\n", termsafe.Escape([]byte(l[0]), false), termsafe.Escape([]byte(l[1]), false))
+			}
+		}
+	}
+	return nil
+}
+
+// readStack collects the dump's records until its end.
+func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout time.Duration) ([]*stackThread, error) {
+	var threads []*stackThread
+	deadline := time.After(timeout + 5*time.Second)
+	for {
+		var it transport.Item
+		select {
+		case it = <-recs:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("interrupted; process %d left as it was", pid)
+		case <-deadline:
+			return nil, fmt.Errorf("process %d: the dump did not finish", pid)
+		}
+		if it.Err != nil {
+			return nil, fmt.Errorf("process %d: the dump ended early (%v)", pid, it.Err)
+		}
+		f := strings.Split(string(it.Rec.Data), "\t")
+		switch it.Rec.Kind {
+		case 'T':
+			if len(f) < 5 {
+				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+			}
+			t := &stackThread{PID: pid, Name: f[2], Daemon: f[3] == "1", Main: f[4] == "1"}
+			t.Ident, _ = strconv.ParseUint(f[0], 10, 64)
+			t.TID, _ = strconv.Atoi(f[1])
+			threads = append(threads, t)
+		case 'F':
+			if len(threads) == 0 || len(f) < 3 {
+				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+			}
+			t := threads[len(threads)-1]
+			line, _ := strconv.Atoi(f[1])
+			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
+		case 'L':
+			if len(threads) == 0 || len(threads[len(threads)-1].Frames) == 0 || len(f) < 2 {
+				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+			}
+			t := threads[len(threads)-1]
+			fr := &t.Frames[len(t.Frames)-1]
+			fr.Locals = append(fr.Locals, [2]string{f[0], strings.Join(f[1:], "\t")})
+		case 'X':
+			return threads, nil
+		}
+	}
+}
+
+// describeThreads says what each thread of the process is doing, for the
+// message of a dump that found no safe point: the thread that keeps the
+// GIL is the one not waiting for it.
+func describeThreads(inj *inject.Injector) string {
+	var parts []string
+	for _, t := range inj.Describe() {
+		parts = append(parts, fmt.Sprintf("thread %d (%s) %s", t.TID, termsafe.Escape([]byte(t.Name), false), t.Doing))
+	}
+	if len(parts) == 0 {
+		return "its threads could not be read"
+	}
+	return "threads: " + strings.Join(parts, "; ")
+}

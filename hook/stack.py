@@ -1,0 +1,99 @@
+# lptrace's stack dump: the Python stack of every thread, from inside the
+# target, with FIFO/FIFO_ID, LOCALS (bool), STRSIZE and VERBOSE in its
+# globals. Our own frames (this payload, the PyRun_SimpleString module
+# above it, a tracing hook's timer thread) are left out.
+#
+# Records (kind byte, 4-byte little-endian length, data):
+#   S  started: pid
+#   T  a thread: "ident<TAB>native id (0: unknown before 3.8)<TAB>name<TAB>daemon (0/1)<TAB>main (0/1)"
+#   F  a frame of the last thread, outermost first: "file<TAB>line<TAB>function"
+#   L  a local of the last frame: "name<TAB>repr"
+#   X  done
+
+
+def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
+    import os
+    import sys
+    import struct
+    fd = _lptrace_open_fifo(fifo, fifo_id)
+    if fd < 0:
+        return
+    sigpipe = _lptrace_sigpipe_guard()
+    srepr = _lptrace_repr(strsize, verbose)
+    out = []
+
+    def rec(kind, text):
+        if not isinstance(text, bytes):
+            text = text.encode('utf-8', 'replace')
+        out.append(kind + struct.pack('<I', len(text)) + text)
+
+    rec(b'S', str(os.getpid()))
+    frame = f = stack = None
+    try:
+        import _thread as thread_mod
+    except ImportError:
+        import thread as thread_mod
+    me = thread_mod.get_ident()
+    threading = sys.modules.get('threading')
+    active = getattr(threading, '_active', {}) if threading else {}
+    main = None
+    for t in list(active.values()):
+        if type(t).__name__ == '_MainThread':
+            main = t.ident
+    for ident, frame in sorted(sys._current_frames().items()):
+        stack = []
+        f = frame
+        while f is not None:
+            stack.append(f)
+            f = f.f_back
+        stack.reverse()  # outermost first
+        if ident == me:
+            # Ours on top: everything from the injected module frame up.
+            for i, f in enumerate(stack):
+                if f.f_code.co_filename == '<string>' and f.f_code.co_name == '<module>' and \
+                        i + 1 < len(stack) and stack[i + 1].f_code.co_filename == '<lptrace>':
+                    stack = stack[:i]
+                    break
+        if any(f.f_code.co_filename == '<lptrace>' for f in stack):
+            continue  # a thread of lptrace's hook
+        t = active.get(ident)
+        name, daemon, native = '', 0, 0
+        if t is not None:
+            try:
+                name = t.name
+                daemon = int(bool(t.daemon))
+                native = getattr(t, 'native_id', None) or 0  # 3.8+
+            except Exception:
+                pass
+        if ident == me and not native and hasattr(thread_mod, 'get_native_id'):
+            native = thread_mod.get_native_id()
+        if ident == main and not native:
+            native = os.getpid()
+        rec(b'T', '%d\t%d\t%s\t%d\t%d' % (ident, native, name, daemon, int(ident == main)))
+        for f in stack:
+            code = f.f_code
+            rec(b'F', '%s\t%d\t%s' % (code.co_filename, f.f_lineno, getattr(code, 'co_qualname', code.co_name)))
+            if with_locals:
+                try:
+                    items = sorted(f.f_locals.items())
+                except Exception:
+                    items = []
+                for k, v in items:
+                    rec(b'L', '%s\t%s' % (k, srepr(v)))
+    del frame, f, stack
+    rec(b'X', '')
+    data = b''.join(out)
+    try:
+        import select
+        while data:
+            try:
+                n = sigpipe(os.write, fd, data)
+                data = data[n:]
+            except OSError:
+                if not select.select([], [fd], [], 5)[1]:
+                    break
+    finally:
+        os.close(fd)
+
+
+_lptrace_stack(FIFO, FIFO_ID, LOCALS == '1', int(STRSIZE), VERBOSE == '1')

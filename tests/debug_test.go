@@ -1,0 +1,232 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// pdb through lptrace's own stdin/stdout on every Python: the main thread
+// stops at its next line, where/p/n work, c ends the session, and the
+// program runs on with no trace function left.
+func TestPdbCommands(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "sleep")
+			r := lptrace(t, "where\np STATE['mode']\nn\nc\n", "-d", strconv.Itoa(tg.PID))
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			for _, want := range []string{"(Pdb) ", "target.py(", ")main()", "'sleep'", "-> "} {
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("no %q in the session:\n%s", want, r.Stdout)
+				}
+			}
+			if !strings.Contains(r.Stderr, "session ended") {
+				t.Errorf("stderr: %s", r.Stderr)
+			}
+			tg.waitTicks(t, tg.tickCount()+3, 5*time.Second) // it runs on
+			e := lptrace(t, "", "exec", "--tid", strconv.Itoa(tg.PID), strconv.Itoa(tg.PID), "import sys; sys.gettrace() is None")
+			if e.Stdout != "True\n" {
+				t.Errorf("a trace function is left in the main thread: %q %q", e.Stdout, e.Stderr)
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
+
+// lptrace killed in the middle of a session: the program goes on as if
+// `c` had been typed.
+func TestPdbTracerKilled(t *testing.T) {
+	ps := pythons(t)
+	for _, py := range []Python{ps[0], ps[len(ps)-1]} {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startTarget(t, py, "sleep")
+			cmd := exec.Command(lptraceBin, "-d", strconv.Itoa(tg.PID))
+			stdin, _ := cmd.StdinPipe()
+			defer stdin.Close()
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(out.String(), "(Pdb) ") {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("no prompt: %s", out.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			n := tg.tickCount()
+			time.Sleep(300 * time.Millisecond)
+			if tg.tickCount() > n+1 {
+				t.Errorf("the main thread did not stop at the prompt")
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			ranPIDs.Store(cmd.Process.Pid, true)
+			tg.waitTicks(t, n+3, 5*time.Second)
+			e := lptrace(t, "", "exec", "--tid", strconv.Itoa(tg.PID), strconv.Itoa(tg.PID), "import sys; sys.gettrace() is None")
+			if e.Stdout != "True\n" {
+				t.Errorf("a trace function is left: %q %q", e.Stdout, e.Stderr)
+			}
+		})
+	}
+}
+
+// The prompt on a real terminal: lptrace's line editing (x/term) on a
+// pseudo-terminal; Ctrl-D ends the session.
+func TestPdbTerminal(t *testing.T) {
+	ps := pythons(t)
+	py := ps[len(ps)-1]
+	tg := startTarget(t, py, "sleep")
+	master, slave, err := openPTY()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer master.Close()
+	cmd := exec.Command(lptraceBin, "-d", strconv.Itoa(tg.PID))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	defer func() { cmd.Process.Kill(); cmd.Wait(); ranPIDs.Store(cmd.Process.Pid, true) }()
+	out := &syncBuffer{}
+	go io.Copy(out, master)
+	waitFor := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on the terminal:\n%s", s, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("(Pdb) ")
+	master.Write([]byte("p 6*7\r"))
+	waitFor("42")
+	master.Write([]byte{4}) // Ctrl-D
+	waitFor("session ended")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("lptrace: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("lptrace did not exit after Ctrl-D")
+	}
+	tg.waitTicks(t, tg.tickCount()+3, 5*time.Second)
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		master.Close()
+		return nil, nil, e
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		master.Close()
+		return nil, nil, e
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lptrace stack: every thread with its name, main thread first, the
+// program's functions in the frames; --locals and --json.
+func TestStack(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "threads")
+			r := lptrace(t, "", "stack", strconv.Itoa(tg.PID))
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			if !strings.HasPrefix(r.Stdout, "Thread "+strconv.Itoa(tg.PID)+" (MainThread)\n") {
+				t.Errorf("the main thread is not first:\n%s", head(r.Stdout, 5))
+			}
+			for _, want := range []string{"in sleeper_tick", "in waiter_tick", "in main", ", daemon)"} {
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("no %q:\n%s", want, r.Stdout)
+				}
+			}
+			if strings.Contains(r.Stdout, "<lptrace>") || strings.Count(r.Stdout, "Thread ") != 9 {
+				t.Errorf("want the program's 9 threads and none of our frames:\n%s", r.Stdout)
+			}
+			r = lptrace(t, "", "stack", "--locals", "--json", strconv.Itoa(tg.PID))
+			sc := bufio.NewScanner(strings.NewReader(r.Stdout))
+			sc.Buffer(nil, 1<<20)
+			var threads int
+			sawLocal := false
+			for sc.Scan() {
+				var th struct {
+					Name   string
+					Frames []struct {
+						Function string
+						Locals   [][2]string
+					}
+				}
+				if err := json.Unmarshal(sc.Bytes(), &th); err != nil {
+					t.Fatalf("not JSON: %q", sc.Text())
+				}
+				threads++
+				for _, f := range th.Frames {
+					for _, l := range f.Locals {
+						if f.Function == "waiter_tick" && l[0] == "q" && strings.HasPrefix(l[1], "<Queue at 0x") {
+							sawLocal = true
+						}
+					}
+				}
+			}
+			if threads != 9 || !sawLocal {
+				t.Errorf("%d threads, waiter_tick's q shown: %v\n%s", threads, sawLocal, head(r.Stdout, 5))
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
