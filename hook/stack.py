@@ -73,7 +73,7 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
         for f in stack:
             code = f.f_code
             rec(b'F', '%s\t%d\t%s' % (code.co_filename, f.f_lineno, getattr(code, 'co_qualname', code.co_name)))
-            if with_locals:
+            if with_locals and code.co_name != '<module>':  # a module's "locals" are its globals
                 try:
                     items = sorted(f.f_locals.items())
                 except Exception:
