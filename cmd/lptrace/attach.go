@@ -18,7 +18,6 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
-	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/symbols"
 	"github.com/lptrace/lptrace/trace"
@@ -28,13 +27,11 @@ import (
 
 func attachCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:      "attach",
-		Usage:     "show every Python function call of running processes, live (also: lptrace -p PID)",
-		ArgsUsage: "PID...",
-		Flags:     traceFlags(),
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usagef("attach: %v", err)
-		},
+		Name:         "attach",
+		Usage:        "show every Python function call of running processes, live (also: lptrace -p PID)",
+		ArgsUsage:    "PID...",
+		Flags:        traceFlags(),
+		OnUsageError: usageErrors("attach"),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("attach: give a PID")
@@ -138,26 +135,17 @@ func (a *attachRun) say(format string, args ...any) {
 // run installs the hook in a.pid and prints its events until ctx ends or
 // the target goes away.
 func (a *attachRun) run(ctx context.Context) error {
-	st, err := checkTarget(a.pid)
+	o, err := openTarget(a.pid, 1<<20, func(m string) { a.say("%s", m) })
 	if err != nil {
 		return err
 	}
-	tgt, err := findPython(a.pid, st, func(m string) { a.say("%s", m) })
-	if err != nil {
-		return err
-	}
-	defer tgt.Close()
-	ch, err := transport.Create(a.pid, st.UID[1], st.GID[1], 1<<20)
-	if err != nil {
-		return fmt.Errorf("process %d: %v", a.pid, err)
-	}
-	defer ch.Close()
+	defer o.Close()
+	tgt, ch, inj := o.tgt, o.ch, o.inj
 	session := newSession()
 
 	recs, started := ch.Stream()
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
-	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.cfg), inject.Options{Timeout: a.timeout, Started: started})
 	if err != nil {
 		return explainRun(ctx, a.pid, a.timeout, "the hook", err)

@@ -13,7 +13,6 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
-	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
@@ -36,9 +35,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "raw", Usage: "print the output as is, without escaping control characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how the code reached the interpreter"},
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usagef("exec: %v", err)
-		},
+		OnUsageError: usageErrors("exec"),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
 			if len(args) == 0 {
@@ -88,26 +85,17 @@ type execRun struct {
 func (e *execRun) warn(msg string) { fmt.Fprintf(e.stderr, "lptrace: %s\n", msg) }
 
 func (e *execRun) run(ctx context.Context) error {
-	st, err := checkTarget(e.pid)
+	o, err := openTarget(e.pid, 0, e.warn)
 	if err != nil {
 		return err
 	}
-	tgt, err := findPython(e.pid, st, e.warn)
-	if err != nil {
-		return err
-	}
-	defer tgt.Close()
-	ch, err := transport.Create(e.pid, st.UID[1], st.GID[1], 0)
-	if err != nil {
-		return fmt.Errorf("process %d: %v", e.pid, err)
-	}
-	defer ch.Close()
+	defer o.Close()
+	ch, tgt, inj := o.ch, o.tgt, o.inj
 
 	// One channel for records and the final error, so that no record is
 	// overtaken by the end of the stream.
 	recs, started := ch.Stream()
 
-	inj := inject.New(ptrace.NewTracer(), tgt)
 	route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
 	if err != nil {
 		return explainRun(ctx, e.pid, e.timeout, "the code", err)

@@ -15,7 +15,6 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
-	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
@@ -31,23 +30,14 @@ func pdbFlags() []cli.Flag {
 
 func pdbCommand(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:      "pdb",
-		Usage:     "a pdb prompt inside a running process, here (also: lptrace -d PID)",
-		ArgsUsage: "PID",
-		Flags:     pdbFlags(),
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usagef("pdb: %v", err)
-		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("pdb: give one PID")
-			}
-			pid, err := parsePID(c.Args().First())
-			if err != nil {
-				return err
-			}
+		Name:         "pdb",
+		Usage:        "a pdb prompt inside a running process, here (also: lptrace -d PID)",
+		ArgsUsage:    "PID",
+		Flags:        pdbFlags(),
+		OnUsageError: usageErrors("pdb"),
+		Action: onePID("pdb", func(c *cli.Context, pid int) error {
 			return runPdb(c, pid, stdin, stdout, stderr)
-		},
+		}),
 	}
 }
 
@@ -55,24 +45,16 @@ func pdbCommand(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
 // this terminal (with line editing and history when it is one) and its
 // output comes back here; the target's own stdin/stdout are not used.
 func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) error {
-	st, err := checkTarget(pid)
+	o, err := openTarget(pid, 0, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
 	if err != nil {
 		return err
 	}
-	tgt, err := findPython(pid, st, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
-	if err != nil {
-		return err
-	}
-	defer tgt.Close()
+	defer o.Close()
+	st, ch := o.st, o.ch
 	tid := c.Int("tid")
 	if tid == 0 {
 		tid = pid
 	}
-	ch, err := transport.Create(pid, st.UID[1], st.GID[1], 0)
-	if err != nil {
-		return fmt.Errorf("process %d: %v", pid, err)
-	}
-	defer ch.Close()
 	in, inPipe, err := ch.AddInput(st.UID[1], st.GID[1])
 	if err != nil {
 		return fmt.Errorf("process %d: %v", pid, err)
@@ -83,8 +65,7 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 	defer stop()
 	recs, started := ch.Stream()
 	timeout := c.Duration("timeout")
-	inj := inject.New(ptrace.NewTracer(), tgt)
-	if _, err := inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
+	if _, err := o.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
 		return explainRun(ctx, pid, timeout, "pdb", err)
 	}
 	select {

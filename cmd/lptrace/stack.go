@@ -16,7 +16,6 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
-	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
@@ -36,22 +35,13 @@ func stackCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per thread"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usagef("stack: %v", err)
-		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("stack: give one PID")
-			}
-			pid, err := parsePID(c.Args().First())
-			if err != nil {
-				return err
-			}
+		OnUsageError: usageErrors("stack"),
+		Action: onePID("stack", func(c *cli.Context, pid int) error {
 			if c.Int("s") <= 0 {
 				return usagef("-s %d: give a positive number of characters", c.Int("s"))
 			}
 			return runStack(c, pid, stdout, stderr)
-		},
+		}),
 	}
 }
 
@@ -74,25 +64,16 @@ type stackFrame struct {
 }
 
 func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
-	st, err := checkTarget(pid)
+	o, err := openTarget(pid, 1<<20, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
 	if err != nil {
 		return err
 	}
-	tgt, err := findPython(pid, st, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
-	if err != nil {
-		return err
-	}
-	defer tgt.Close()
-	ch, err := transport.Create(pid, st.UID[1], st.GID[1], 1<<20)
-	if err != nil {
-		return fmt.Errorf("process %d: %v", pid, err)
-	}
-	defer ch.Close()
+	defer o.Close()
+	ch, inj := o.ch, o.inj
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	recs, started := ch.Stream()
 	timeout := c.Duration("timeout")
-	inj := inject.New(ptrace.NewTracer(), tgt)
 	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
 	if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started}); err != nil {
 		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {

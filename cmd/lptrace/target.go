@@ -13,6 +13,8 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
+	"github.com/lptrace/lptrace/transport"
+	"github.com/urfave/cli/v2"
 )
 
 // newestTested is the newest CPython minor version lptrace was tested with;
@@ -25,6 +27,60 @@ func parsePID(s string) (int, error) {
 		return 0, usagef("%q is not a process ID", s)
 	}
 	return pid, nil
+}
+
+// opened is a process ready for a payload: checked, its Python runtime
+// found, a private FIFO made in its file system, an injector ready.
+type opened struct {
+	st  *proc.Status
+	tgt *symbols.Target
+	ch  *transport.Channel
+	inj *inject.Injector
+}
+
+// openTarget does what every command does first; pipeSize 0 keeps the
+// kernel's default.
+func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
+	st, err := checkTarget(pid)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := findPython(pid, st, warn)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := transport.Create(pid, st.UID[1], st.GID[1], pipeSize)
+	if err != nil {
+		tgt.Close()
+		return nil, fmt.Errorf("process %d: %v", pid, err)
+	}
+	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(ptrace.NewTracer(), tgt)}, nil
+}
+
+func (o *opened) Close() {
+	o.ch.Close()
+	o.tgt.Close()
+}
+
+// onePID is the action of a command taking one PID.
+func onePID(name string, run func(c *cli.Context, pid int) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return usagef("%s: give one PID", name)
+		}
+		pid, err := parsePID(c.Args().First())
+		if err != nil {
+			return err
+		}
+		return run(c, pid)
+	}
+}
+
+// usageErrors prefixes a command's option errors with its name.
+func usageErrors(name string) cli.OnUsageErrorFunc {
+	return func(c *cli.Context, err error, _ bool) error {
+		return usagef("%s: %v", name, err)
+	}
 }
 
 // checkTarget refuses, with a reason and a remedy, the processes lptrace must
