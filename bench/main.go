@@ -1,0 +1,477 @@
+// Command bench measures lptrace side by side in one run, as ratios (the
+// machine is shared and noisy): attach and detach latency (and the gdb way
+// of injecting, when gdb is installed), the target's slowdown while traced
+// per Python, throughput, and lptrace's own CPU and memory. It prints a
+// table and writes JSON.
+//
+//	bench/run.sh                      builds lptrace, runs everything
+//	go run ./bench -quick             fewer runs and interpreters
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	lptraceBin = flag.String("lptrace", "bin/lptrace", "the lptrace binary")
+	pythonList = flag.String("pythons", os.Getenv("LPTRACE_PYTHONS"), "colon-separated interpreters (default: every one found)")
+	runs       = flag.Int("runs", 20, "attach/detach runs per case")
+	jsonOut    = flag.String("json", "bench/results.json", "where to write the results")
+	quick      = flag.Bool("quick", false, "5 runs, and the overhead of the newest and oldest interpreters only")
+)
+
+// Results is what the JSON file holds.
+type Results struct {
+	When       time.Time    `json:"when"`
+	Latency    []Latency    `json:"latency"`
+	Overhead   []Overhead   `json:"overhead"`
+	Throughput []Throughput `json:"throughput"`
+}
+
+// Latency of attach (lptrace start to hook installed, and to first event)
+// and detach (signal to exit), in milliseconds.
+type Latency struct {
+	Python, Target                  string
+	AttachMedian, AttachP95         float64
+	FirstEventMedian, FirstEventP95 float64 `json:",omitempty"`
+	DetachMedian, DetachP95         float64
+	GdbMedian                       float64 `json:",omitempty"` // the same injection driven by gdb
+	Runs                            int
+}
+
+// Overhead is the target's speed in units/s, untraced and in each mode.
+type Overhead struct {
+	Python, Workload                        string
+	Untraced, Traced, FilteredOut, Detached float64
+}
+
+// Throughput of one streaming session.
+type Throughput struct {
+	Python                 string
+	EventsPerSec           float64
+	Dropped                int64
+	LptraceCPUStreamingPct float64
+	LptraceCPUIdlePct      float64
+	LptraceRSSMiB          float64
+	TargetExtraRSSMiB      float64
+}
+
+func main() {
+	flag.Parse()
+	if *quick {
+		*runs = 5
+	}
+	pys := interpreters()
+	if len(pys) == 0 {
+		fatal("no Python interpreter found (set -pythons)")
+	}
+	if _, err := os.Stat(*lptraceBin); err != nil {
+		fatal("no lptrace binary at %s: build it (bench/run.sh does)", *lptraceBin)
+	}
+	res := Results{When: time.Now().UTC()}
+	newest, oldest := pys[len(pys)-1], pys[0]
+	for _, py := range uniq(newest, pick(pys, "3.11")) {
+		for _, target := range []string{"loop", "idle"} {
+			l := latency(py, target)
+			res.Latency = append(res.Latency, l)
+			fmt.Printf("latency  %-8s %-5s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  gdb %6.1f ms\n",
+				name(py), target, l.AttachMedian, l.AttachP95, l.FirstEventMedian, l.DetachMedian, l.DetachP95, l.GdbMedian)
+		}
+	}
+	over := pys
+	if *quick {
+		over = uniq(oldest, newest)
+	}
+	for _, py := range over {
+		for _, w := range []string{"loop", "fib", "mix"} {
+			o := overhead(py, w)
+			res.Overhead = append(res.Overhead, o)
+			fmt.Printf("overhead %-8s %-4s untraced %11.0f/s  traced %5.2fx slower  filtered out %5.2fx  after detach %5.2fx\n",
+				name(py), w, o.Untraced, ratio(o.Untraced, o.Traced), ratio(o.Untraced, o.FilteredOut), ratio(o.Untraced, o.Detached))
+		}
+	}
+	for _, py := range uniq(newest, pick(pys, "3.11")) {
+		t := throughput(py)
+		res.Throughput = append(res.Throughput, t)
+		fmt.Printf("stream   %-8s %8.0f events/s delivered, %d dropped; lptrace CPU %.1f%% streaming, %.2f%% idle; lptrace RSS %.1f MiB; target +%.1f MiB\n",
+			name(py), t.EventsPerSec, t.Dropped, t.LptraceCPUStreamingPct, t.LptraceCPUIdlePct, t.LptraceRSSMiB, t.TargetExtraRSSMiB)
+	}
+	data, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+		fatal("%v", err)
+	}
+	fmt.Printf("results written to %s\n", *jsonOut)
+}
+
+func fatal(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+	os.Exit(1)
+}
+
+var pyName = regexp.MustCompile(`python(\d\.\d+)$`)
+
+func name(py string) string {
+	n := pyName.FindStringSubmatch(py)
+	if n == nil {
+		return filepath.Base(py)
+	}
+	if strings.HasPrefix(py, "/usr/bin/") {
+		return n[1] + "-deb"
+	}
+	return n[1]
+}
+
+// interpreters lists the pythons, oldest first.
+func interpreters() []string {
+	var list []string
+	if *pythonList != "" {
+		list = strings.Split(*pythonList, ":")
+	} else {
+		root, _ := exec.Command("pyenv", "root").Output()
+		r := strings.TrimSpace(string(root))
+		if r == "" {
+			r = os.Getenv("HOME") + "/.pyenv"
+		}
+		m, _ := filepath.Glob(r + "/versions/*/bin/python[23].*")
+		list = append(list, m...)
+		if out, err := exec.Command("bash", "../shared/newest-pythons.sh").Output(); err == nil {
+			list = append(list, strings.Fields(string(out))...)
+		}
+	}
+	var out []string
+	for _, p := range list {
+		if pyName.MatchString(p) && exec.Command(p, "-c", "pass").Run() == nil {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return version(out[i]) < version(out[j]) })
+	return out
+}
+
+func version(py string) int {
+	n := pyName.FindStringSubmatch(py)
+	if n == nil {
+		return 0
+	}
+	ma, mi, _ := strings.Cut(n[1], ".")
+	a, _ := strconv.Atoi(ma)
+	b, _ := strconv.Atoi(mi)
+	return a*100 + b
+}
+
+func pick(pys []string, v string) string {
+	for _, p := range pys {
+		if name(p) == v {
+			return p
+		}
+	}
+	return ""
+}
+
+func uniq(ps ...string) []string {
+	var out []string
+	for _, p := range ps {
+		if p != "" && (len(out) == 0 || out[len(out)-1] != p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// workload runs bench/workload.py MODE; rates receives its "rate" lines.
+type workload struct {
+	cmd   *exec.Cmd
+	rates chan float64
+}
+
+func startWorkload(py, mode string) *workload {
+	cmd := exec.Command(py, "bench/workload.py", mode)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		fatal("%s: %v", py, err)
+	}
+	w := &workload{cmd: cmd, rates: make(chan float64, 1000)}
+	ready := make(chan bool)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "READY" {
+				close(ready)
+			}
+			if v, ok := strings.CutPrefix(sc.Text(), "rate "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				select {
+				case w.rates <- f:
+				default:
+				}
+			}
+		}
+	}()
+	<-ready
+	time.Sleep(300 * time.Millisecond)
+	return w
+}
+
+func (w *workload) stop() { w.cmd.Process.Kill(); w.cmd.Wait() }
+
+// rate is the median of the next n rate samples, after dropping those
+// already queued.
+func (w *workload) rate(n int) float64 {
+	for len(w.rates) > 0 {
+		<-w.rates
+	}
+	<-w.rates // a sample that may straddle a change
+	var s []float64
+	for i := 0; i < n; i++ {
+		s = append(s, <-w.rates)
+	}
+	return median(s)
+}
+
+// session is a running `lptrace attach`.
+type session struct {
+	cmd      *exec.Cmd
+	out      string
+	attached chan time.Time
+	stderr   strings.Builder
+	done     chan struct{}
+}
+
+func attach(pid int, out string, extra ...string) *session {
+	s := &session{out: out, attached: make(chan time.Time, 1), done: make(chan struct{})}
+	args := append([]string{"attach", "-o", out}, extra...)
+	s.cmd = exec.Command(*lptraceBin, append(args, strconv.Itoa(pid))...)
+	pipe, _ := s.cmd.StderrPipe()
+	if err := s.cmd.Start(); err != nil {
+		fatal("lptrace: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			s.stderr.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), " attached ") {
+				s.attached <- time.Now()
+			}
+		}
+		s.cmd.Wait()
+		close(s.done)
+	}()
+	return s
+}
+
+func (s *session) waitAttached() time.Time {
+	select {
+	case t := <-s.attached:
+		return t
+	case <-s.done:
+		fatal("lptrace exited: %s", s.stderr.String())
+	case <-time.After(20 * time.Second):
+		fatal("lptrace did not attach in 20 s")
+	}
+	return time.Time{}
+}
+
+// stop sends SIGINT and returns how long lptrace took to detach and exit.
+func (s *session) stop() time.Duration {
+	t := time.Now()
+	s.cmd.Process.Signal(syscall.SIGINT)
+	<-s.done
+	return time.Since(t)
+}
+
+func latency(py, target string) Latency {
+	w := startWorkload(py, target)
+	defer w.stop()
+	dir, _ := os.MkdirTemp("", "lptrace-bench")
+	defer os.RemoveAll(dir)
+	var att, first, det []float64
+	for i := 0; i < *runs; i++ {
+		out := filepath.Join(dir, "trace")
+		start := time.Now()
+		s := attach(w.cmd.Process.Pid, out)
+		att = append(att, ms(s.waitAttached().Sub(start)))
+		if target == "loop" {
+			for {
+				if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+					first = append(first, ms(time.Since(start)))
+					break
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+		det = append(det, ms(s.stop()))
+		time.Sleep(100 * time.Millisecond) // the hook's timer thread leaves
+	}
+	l := Latency{Python: name(py), Target: target, Runs: *runs,
+		AttachMedian: median(att), AttachP95: p95(att), DetachMedian: median(det), DetachP95: p95(det)}
+	if len(first) > 0 {
+		l.FirstEventMedian, l.FirstEventP95 = median(first), p95(first)
+	}
+	l.GdbMedian = gdbLatency(w.cmd.Process.Pid)
+	return l
+}
+
+// gdbLatency runs the same kind of injection through gdb (the way older
+// tools do), a few times: 0 when gdb is not installed.
+func gdbLatency(pid int) float64 {
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		return 0
+	}
+	var t []float64
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		err := exec.Command(gdb, "-p", strconv.Itoa(pid), "-batch", "-nx",
+			"-ex", "call (int)PyGILState_Ensure()",
+			"-ex", `call (int)PyRun_SimpleString("x = 1")`,
+			"-ex", "call (void)PyGILState_Release($1)").Run()
+		if err != nil {
+			return 0
+		}
+		t = append(t, ms(time.Since(start)))
+	}
+	return median(t)
+}
+
+func overhead(py, mode string) Overhead {
+	w := startWorkload(py, mode)
+	defer w.stop()
+	o := Overhead{Python: name(py), Workload: mode, Untraced: w.rate(3)}
+	for i, extra := range [][]string{nil, {"-e", "no_such_function_lptrace"}} {
+		s := attach(w.cmd.Process.Pid, os.DevNull, extra...)
+		s.waitAttached()
+		time.Sleep(300 * time.Millisecond) // threads hooked, caches warm
+		r := w.rate(3)
+		s.stop()
+		if i == 0 {
+			o.Traced = r
+		} else {
+			o.FilteredOut = r
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	o.Detached = w.rate(3)
+	return o
+}
+
+func throughput(py string) Throughput {
+	t := Throughput{Python: name(py)}
+	// Idle: lptrace's CPU over 3 s while the target sleeps.
+	idle := startWorkload(py, "idle")
+	s := attach(idle.cmd.Process.Pid, os.DevNull)
+	s.waitAttached()
+	c0, wall0 := cpu(s.cmd.Process.Pid), time.Now()
+	time.Sleep(3 * time.Second)
+	t.LptraceCPUIdlePct = 100 * (cpu(s.cmd.Process.Pid) - c0) / time.Since(wall0).Seconds()
+	s.stop()
+	idle.stop()
+
+	// Streaming: a call loop traced for 2 s into a file.
+	w := startWorkload(py, "loop")
+	defer w.stop()
+	rss0 := rss(w.cmd.Process.Pid, "VmRSS")
+	dir, _ := os.MkdirTemp("", "lptrace-bench")
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "trace")
+	s = attach(w.cmd.Process.Pid, out)
+	s.waitAttached()
+	time.Sleep(200 * time.Millisecond)
+	c0, wall0 = cpu(s.cmd.Process.Pid), time.Now()
+	n0 := lines(out)
+	time.Sleep(2 * time.Second)
+	n1, c1, el := lines(out), cpu(s.cmd.Process.Pid), time.Since(wall0).Seconds()
+	t.TargetExtraRSSMiB = (rss(w.cmd.Process.Pid, "VmRSS") - rss0) / 1024
+	t.LptraceRSSMiB = rss(s.cmd.Process.Pid, "VmHWM") / 1024
+	s.stop()
+	t.EventsPerSec = float64(n1-n0) / el
+	t.LptraceCPUStreamingPct = 100 * (c1 - c0) / el
+	if m := regexp.MustCompile(`(\d+) events were dropped`).FindStringSubmatch(s.stderr.String()); m != nil {
+		t.Dropped, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	return t
+}
+
+// cpu is a process's user+system CPU time in seconds.
+func cpu(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100 // USER_HZ
+}
+
+// rss reads a field of /proc/PID/status, in KiB.
+func rss(pid int, field string) float64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func lines(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := f.Read(buf)
+		for _, c := range buf[:k] {
+			if c == '\n' {
+				n++
+			}
+		}
+		if err != nil {
+			return n
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func p95(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[min(len(s)-1, len(s)*95/100)]
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds lptrace and runs the benchmark suite (bench/main.go): attach and
+# detach latency against the gdb way, tracing overhead per Python,
+# throughput, lptrace's CPU and memory. Prints a table, writes
+# bench/results.json.
+#   usage: bench/run.sh [-quick] [-runs N] [-pythons A:B]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
+exec go run ./bench "$@"
