@@ -373,6 +373,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                     sys.setprofile(None)
         except BaseException:
             pass
+        try:
+            if hasattr(atexit, 'unregister'):
+                atexit.unregister(flush)
+            else:  # 2.7
+                atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush]
+        except Exception:
+            pass
         # The at-fork callback cannot be unregistered: let it hold nothing.
         codes.clear()
         threads.clear()
