@@ -93,6 +93,20 @@ func PyLiteral(s string) string {
 //go:embed trace.py
 var traceSource string
 
+//go:embed values.py
+var valuesSource string
+
+//go:embed filter.py
+var filterSource string
+
+// threadSource calls the per-thread installer an installed session left
+// in sys: a few lines to compile, not the whole hook.
+const threadSource = `import sys
+f = getattr(sys, '__lptrace__', {}).get(SESSION)
+if f is not None:
+    f()
+`
+
 // TraceConfig says what the tracing hook records. The zero value records
 // calls only, the cheapest mode.
 type TraceConfig struct {
@@ -142,14 +156,22 @@ func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
 // mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
 // only the calling thread and threads started later.
 func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
-	return wrap("CONFIG = "+cfg.literal()+"\n"+commonSource+traceSource,
-		map[string]string{"MODE": "install", "SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
+	// Only the parts the options need: the target compiles all of it while
+	// holding the GIL (about 6 ms for the whole hook on 3.12).
+	src := "CONFIG = " + cfg.literal() + "\n" + commonSource
+	if cfg.Values() {
+		src += valuesSource
+	}
+	if len(cfg.Filters) > 0 || cfg.NoStdlib {
+		src += filterSource
+	}
+	return wrap(src+traceSource, map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
 }
 
 // TraceThread returns the source that hooks the calling thread into an
 // installed session (Python < 3.12, threads that existed at attach).
 func TraceThread(session string) []byte {
-	return wrap(commonSource+traceSource, map[string]string{"MODE": "thread", "SESSION": session, "FIFO": "", "FIFO_ID": ""})
+	return wrap(threadSource, map[string]string{"SESSION": session})
 }
 
 //go:embed pdb.py
@@ -170,6 +192,6 @@ var stackSource string
 // characters; verbose: any object's own repr) when locals is set.
 func Stack(out Pipe, locals bool, strsize int, verbose bool) []byte {
 	b := map[bool]string{false: "0", true: "1"}
-	return wrap(commonSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(),
+	return wrap(commonSource+valuesSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(),
 		"LOCALS": b[locals], "STRSIZE": fmt.Sprint(strsize), "VERBOSE": b[verbose]})
 }

@@ -1,7 +1,8 @@
 # lptrace's tracing hook. It runs inside the target, installed once with
 # SESSION, FIFO, FIFO_ID and CONFIG (a dict) in its globals; per-thread
-# installation (Python < 3.12) calls INSTALL_THREAD again in each thread that
-# existed before. Python 2.7 and 3.6+. It must never raise into the program,
+# installation (Python < 3.12) calls the installer it leaves in
+# sys.__lptrace__[SESSION] in each thread that existed before (see
+# hook.TraceThread). Python 2.7 and 3.6+. It must never raise into the program,
 # never block it, and remove itself when lptrace goes away (the pipe breaks).
 #
 # Records (kind byte, 4-byte little-endian length, data):
@@ -52,12 +53,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     follow = bool(cfg.get('follow'))
     strsize = int(cfg.get('strsize') or 32)
     verbose = bool(cfg.get('verbose'))
-    wanted = _lptrace_filter(cfg.get('filters') or [], bool(cfg.get('nostdlib')))
+    wanted = None
+    if cfg.get('filters') or cfg.get('nostdlib'):
+        wanted = _lptrace_filter(cfg.get('filters') or [], bool(cfg.get('nostdlib')))
     clock = getattr(time, 'perf_counter_ns', None)
     if clock is None:
         _pc = getattr(time, 'perf_counter', time.time)
         clock = lambda: int(_pc() * 1e9)
-    srepr = _lptrace_repr(strsize, verbose)
+    srepr = _lptrace_repr(strsize, verbose) if want_values else None
     PIPE_BUF = 4096
 
     st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'',
@@ -217,7 +220,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                     module = ''
             except Exception:
                 pass
-            if not wanted(code.co_name, name, module, code.co_filename):
+            if wanted is not None and not wanted(code.co_name, name, module, code.co_filename):
                 codes[id(code)] = c = (-1, code)
                 return -1
             c = codes[id(code)] = (next(counters['code']), code)
@@ -528,70 +531,4 @@ def _lptrace_exit_opcodes():
         return frozenset()
 
 
-def _lptrace_filter(filters, nostdlib):
-    """Returns wanted(name, qualname, module, file): the verdict of lptrace's
-    -e patterns (globs; a '!' pattern excludes; with any positive pattern, a
-    function must match one) and of --no-stdlib."""
-    import os
-    import sys
-    if filters:
-        from fnmatch import fnmatchcase
-    prefixes = []
-    if nostdlib:
-        try:
-            import sysconfig
-            paths = sysconfig.get_paths()
-            prefixes = [paths[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib') if k in paths]
-        except Exception:
-            pass
-        prefixes.append(os.path.dirname(os.__file__))
-        prefixes += [p for p in sys.path if p and ('site-packages' in p or 'dist-packages' in p)]
-        prefixes = tuple(set(os.path.join(os.path.realpath(p), '') for p in prefixes) |
-                         set(os.path.join(p, '') for p in prefixes))
-    rules = []
-    for neg, pat in filters:
-        rules.append((neg, pat, '/' in pat))
-    has_positive = any(not neg for neg, _, _ in rules)
-
-    def wanted(name, qualname, module, filename):
-        if nostdlib and (filename.startswith(prefixes) or filename.startswith('<frozen')):
-            return False
-        if not rules:
-            return True
-        full = module + '.' + qualname if module else qualname
-        hit_positive = False
-        for neg, pat, is_path in rules:
-            try:
-                if is_path:
-                    hit = fnmatchcase(filename, pat)
-                else:
-                    hit = (fnmatchcase(full, pat) or fnmatchcase(qualname, pat) or
-                           fnmatchcase(name, pat) or (module != '' and fnmatchcase(module, pat)))
-            except Exception:
-                hit = False
-            if hit:
-                if neg:
-                    return False
-                hit_positive = True
-        return hit_positive or not has_positive
-    return wanted
-
-
-def _lptrace_exc_text(exc, srepr):
-    # ValueError('bad') without calling the exception's own __repr__.
-    if exc is None:
-        return '<exception>'  # Python < 3.12: a profiler cannot see which
-    try:
-        args = BaseException.args.__get__(exc)
-        return '%s(%s)' % (type(exc).__name__, ', '.join(srepr(a) for a in args))
-    except BaseException:
-        return '?'
-
-
-if MODE == 'install':
-    _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG)
-else:
-    import sys as _sys
-    _f = getattr(_sys, '__lptrace__', {}).get(SESSION)
-    if _f is not None:
-        _f()
+_lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG)
