@@ -51,7 +51,10 @@ def _lptrace_sigpipe_guard():
     """Returns call(f, *args): f run with SIGPIPE blocked in this thread when
     the program has set SIGPIPE to SIG_DFL (a write to a pipe whose reader
     died would kill it); a SIGPIPE raised meanwhile is consumed."""
-    import signal
+    try:
+        import _signal as signal  # 3.x: the C module, without the enum import of signal
+    except ImportError:
+        import signal
     try:
         if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
             return lambda f, *a: f(*a)
