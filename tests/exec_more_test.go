@@ -127,7 +127,7 @@ func TestExecTwoRuntimes(t *testing.T) {
 // A target in its own mount and PID namespaces with a private /tmp, as in a
 // container: lptrace attaches by its host PID, and nothing is left in either
 // /tmp.
-func TestExecContainer(t *testing.T) {
+func TestExecContainer(t *testing.T) { // and attach, stack, pdb
 	unshare, err := exec.LookPath("unshare")
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("needs unshare and root")
@@ -140,6 +140,17 @@ func TestExecContainer(t *testing.T) {
 	r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import os; os.getpid(), sorted(os.listdir('/tmp'))")
 	if r.Code != 0 || r.Stdout != "(1, ['inside'])\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// The other commands work there too: attach (events flow), stack, pdb.
+	pid := strconv.Itoa(tg.PID)
+	if r = lptrace(t, "", "-p", pid, "--duration", "700ms"); !strings.Contains(r.Stderr, "heartbeat_step (") {
+		t.Errorf("attach in a container: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if r = lptrace(t, "", "stack", pid); r.Code != 0 || !strings.Contains(r.Stdout, "in main") {
+		t.Errorf("stack in a container: exit %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r = lptrace(t, "", "-d", pid); r.Code != 0 || !strings.Contains(r.Stderr, "session ended") {
+		t.Errorf("pdb in a container (Ctrl-D at once): exit %d %q %q", r.Code, r.Stdout, r.Stderr)
 	}
 	r = lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import os; sorted(os.listdir('/tmp'))")
 	if r.Stdout != "['inside']\n" {
