@@ -125,9 +125,9 @@ func TestExecTwoRuntimes(t *testing.T) {
 }
 
 // A target in its own mount and PID namespaces with a private /tmp, as in a
-// container: lptrace attaches by its host PID, and nothing is left in either
-// /tmp.
-func TestExecContainer(t *testing.T) { // and attach, stack, pdb
+// container: exec, attach, stack and pdb work by its host PID, and nothing
+// is left in either /tmp.
+func TestExecContainer(t *testing.T) {
 	unshare, err := exec.LookPath("unshare")
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("needs unshare and root")
