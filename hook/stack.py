@@ -84,14 +84,20 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
     rec(b'X', '')
     data = b''.join(out)
     try:
+        import errno
         import select
-        while data:
+        import time
+        deadline = time.time() + 10
+        while data and time.time() < deadline:
             try:
                 n = sigpipe(os.write, fd, data)
                 data = data[n:]
-            except OSError:
-                if not select.select([], [fd], [], 5)[1]:
+            except OSError as e:
+                # Only a full pipe is worth waiting for (lptrace reads
+                # slowly); anything else means lptrace is gone.
+                if e.errno != errno.EAGAIN:
                     break
+                select.select([], [fd], [], 1)
     finally:
         os.close(fd)
 

@@ -288,8 +288,19 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             # with interrupt_main() once this callback has returned.
             st['kbd'] = True
         except Exception:
-            pass  # ours: never the program's business
+            if raised_by_program():
+                raise
+            # ours: never the program's business
         return True
+
+    def raised_by_program():
+        # A signal handler of the program may run inside our callback and
+        # raise (a SIGALRM timeout): that exception is the program's and
+        # must reach it. Ours come from our own frames.
+        tb = sys.exc_info()[2]
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>'
 
     def on_return(code, kind, val):
         try:
@@ -303,7 +314,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         except KeyboardInterrupt:
             st['kbd'] = True
         except Exception:
-            pass
+            if raised_by_program():
+                raise
         return True
 
     def in_child():
@@ -416,15 +428,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             elif what == 'return' and want_returns and st['on']:
                 code = frame.f_code
                 kind = 1
-                try:
-                    op = code.co_code[frame.f_lasti]
-                    if not isinstance(op, int):
-                        op = ord(op)
-                    if op not in normal_exit:
-                        kind = 2
-                        arg = None
-                except Exception:
-                    pass
+                if arg is None:  # a value returned is never an exception
+                    try:
+                        op = code.co_code[frame.f_lasti]
+                        if not isinstance(op, int):
+                            op = ord(op)
+                        if op not in normal_exit:
+                            kind = 2
+                    except Exception:
+                        pass
                 on_return(code, kind, arg)
         except KeyboardInterrupt:
             st['kbd'] = True  # see on_call(); escaping would remove the hook

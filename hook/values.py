@@ -7,25 +7,35 @@ def _lptrace_repr(limit, verbose):
     builtins and containers of them show as <Class at 0x...>. At most limit
     characters, then '...'."""
     import sys
+    # Kinds by the identity of the exact type: comparing types with == or
+    # `in` would run a metaclass's __eq__ (program code).
     try:
-        text_types = (str, unicode, bytes)
-        int_types = (int, long, bool, float, complex, type(None))
-    except NameError:
-        text_types = (str, bytes, bytearray)
-        int_types = (int, bool, float, complex, type(None))
-    containers = (list, tuple, set, frozenset, dict)
+        import builtins
+    except ImportError:
+        import __builtin__ as builtins
+    kinds = {}
+    for kind, types in (('text', ('str', 'unicode', 'bytes', 'bytearray')),
+                        ('int', ('int', 'long', 'bool')),
+                        ('number', ('float', 'complex', 'NoneType')),
+                        ('container', ('list', 'tuple', 'set', 'frozenset', 'dict'))):
+        for name in types:
+            t = type(None) if name == 'NoneType' else getattr(builtins, name, None)
+            if t is not None:
+                kinds[id(t)] = kind
+    type_name = type.__dict__['__name__'].__get__  # not the metaclass's __getattribute__
     budget = max(limit, 1)
 
     def one(v, depth):
         t = type(v)
-        if t in text_types:
+        kind = kinds.get(id(t))
+        if kind == 'text':
             r = repr(v[:budget])
             return r if len(v) <= budget else r + '...'
-        if t in int_types:
-            if t in int_types[:2] and abs(v) >> 512:
-                return '<int of %d bits>' % v.bit_length()
+        if kind == 'int' and abs(v) >> 512:
+            return '<int of %d bits>' % v.bit_length()
+        if kind == 'int' or kind == 'number':
             return repr(v)
-        if t in containers:
+        if kind == 'container':
             if depth > 2:
                 return '[...]' if t is list else '(...)'
             items = v.items() if t is dict else v
@@ -48,12 +58,12 @@ def _lptrace_repr(limit, verbose):
             if t is dict:
                 return '{' + body + '}'
             if not parts:
-                return t.__name__ + '()'
-            return (t.__name__ + '({' + body + '})') if t is frozenset else '{' + body + '}'
+                return type_name(t) + '()'
+            return (type_name(t) + '({' + body + '})') if t is frozenset else '{' + body + '}'
         if verbose:
             return repr(v)
         try:
-            name = t.__name__
+            name = type_name(t)
             if name == 'instance':  # 2.7's old-style classes (no code runs)
                 name = v.__class__.__name__
         except Exception:
@@ -68,7 +78,15 @@ def _lptrace_repr(limit, verbose):
         try:
             r = one(v, 0)
             return r if len(r) <= most else r[:most] + '...'
-        except BaseException:
+        except Exception:
+            # Without -v no code of the program runs here, except a signal
+            # handler of its own: what that raises is the program's.
+            if not verbose:
+                tb = sys.exc_info()[2]
+                while tb.tb_next is not None:
+                    tb = tb.tb_next
+                if tb.tb_frame.f_code.co_filename != '<lptrace>':
+                    raise
             return '<?>'
     return safe
 

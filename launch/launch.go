@@ -221,6 +221,9 @@ func (c *Child) runTo(ctx context.Context, addr uint64) error {
 	for {
 		st, err := c.wait(ctx)
 		if err != nil {
+			if c.exit == nil {
+				c.disarm(addr, orig)
+			}
 			return err
 		}
 		if st.Event == ptrace.EventExec {
@@ -240,6 +243,32 @@ func (c *Child) runTo(ctx context.Context, addr uint64) error {
 		if err := c.tr.Cont(c.PID, st.Signal); err != nil { // the program's own SIGTRAP
 			return err
 		}
+	}
+}
+
+// disarm takes the breakpoint at addr away when lptrace gives up waiting
+// for it (interrupted, --duration): the child is stopped, the code put
+// back, and a thread already trapped on it is moved back to addr.
+func (c *Child) disarm(addr uint64, orig []byte) {
+	c.tr.Interrupt(c.PID)
+	for i := 0; i < 50; i++ {
+		st, err := c.tr.Wait(c.PID, 100*time.Millisecond)
+		if err == ptrace.ErrTimeout {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if st.Exited {
+			c.exit = &st
+			return
+		}
+		break
+	}
+	c.tr.PokeText(c.PID, addr, orig)
+	if regs, err := c.tr.GetRegs(c.PID); err == nil && regs.PC() == addr+breakpointAdvance {
+		regs.SetPC(addr)
+		c.tr.SetRegs(c.PID, regs)
 	}
 }
 
@@ -312,12 +341,21 @@ func (c *Child) Signal(sig os.Signal) { c.proc.Signal(sig) }
 // Wait waits for the child's end: its exit status, or the signal that
 // killed it.
 func (c *Child) Wait() (status int, signal syscall.Signal, err error) {
-	if c.exit == nil {
+	for c.exit == nil {
 		st, err := c.tr.Wait(c.PID, 0)
 		if err != nil {
 			return 0, 0, err
 		}
-		c.exit = &st
+		if st.Exited {
+			c.exit = &st
+			break
+		}
+		// Still traced (a detach that failed): let it go, its signal with it.
+		sig := 0
+		if st.Event == 0 {
+			sig = st.Signal
+		}
+		c.tr.Detach(c.PID, sig)
 	}
 	if c.exit.ExitCode < 0 {
 		return 0, syscall.Signal(-c.exit.ExitCode), nil
