@@ -102,19 +102,37 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
     except ImportError:
         from thread import get_ident as threading_ident
 
+    # What the program had: its own trace function in this thread and on
+    # its frames (coverage, another debugger) comes back when we leave.
+    prev_trace = sys.gettrace()
+    prev_frames = []
+    f = frame
+    while f is not None:
+        prev_frames.append((f, f.f_trace))
+        f = f.f_back
+
     class Session(pdb.Pdb):
         def leave(self):
-            # As `continue` with no breakpoint: no trace function left in
-            # this thread or its frames, nothing of ours left behind.
+            # As `continue` with no breakpoint: no trace function of ours
+            # left in this thread or its frames, the program's put back.
+            if st.get('left'):
+                return
+            st['left'] = True
             self.clear_all_breaks()
             self.set_continue()
-            sys.settrace(None)
-            f = frame
-            while f is not None:
-                f.f_trace = None
-                f = f.f_back
+            sys.settrace(prev_trace)
+            for f, t in prev_frames:
+                f.f_trace = t
             send(b'X', '')
             close()
+
+        def trace_dispatch(self, frame, event, arg):
+            # lptrace went away while the program ran on with breakpoints
+            # set: leave at the thread's next event, in the thread itself.
+            if st.get('gone'):
+                self.leave()
+                return prev_trace
+            return pdb.Pdb.trace_dispatch(self, frame, event, arg)
 
         def do_quit(self, arg):
             self.leave()
@@ -132,10 +150,26 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
             """detach: end the session (the program runs on)."""
             return self.do_quit(arg)
 
-    try:
-        s = Session(stdin=Input(), stdout=Output(), backend='settrace')
-    except TypeError:
-        s = Session(stdin=Input(), stdout=Output())
+    def watch():
+        # The end of lptrace (all writers of the command FIFO gone) shows as
+        # POLLHUP, without reading what pdb will read.
+        try:
+            p = select.poll()
+            p.register(inp, select.POLLHUP)
+            while st['open'] and not st.get('left'):
+                if p.poll(500):
+                    st['gone'] = True
+                    return
+        except Exception:
+            st['gone'] = True
+    # nosigint: pdb must not take over the program's SIGINT handler.
+    s = None
+    for extra in ({'nosigint': True, 'backend': 'settrace'}, {'nosigint': True}, {}):
+        try:
+            s = Session(stdin=Input(), stdout=Output(), **extra)
+            break
+        except TypeError:
+            pass  # an older pdb
     s.use_rawinput = False
     s.prompt = ''  # lptrace shows its own
     try:
@@ -143,6 +177,11 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
     except Exception:
         name = ''
     send(b'S', '%d\t%s\t%s:%d' % (os.getpid(), name, frame.f_code.co_filename, frame.f_lineno))
+    try:
+        import _thread as thread_mod
+    except ImportError:
+        import thread as thread_mod
+    thread_mod.start_new_thread(watch, ())
     # The last statement of the payload: from here on the thread stops at
     # the next line of the program's own frames.
     s.set_trace(frame)
