@@ -352,10 +352,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 for e in watched:
                     monitoring.register_callback(tool[0], e, None)
                 monitoring.free_tool_id(tool[0])
-            sys.setprofile(None)
+            elif sys.getprofile() is profiler:
+                sys.setprofile(prev_profiles.get(get_ident()))
             t = sys.modules.get('threading')
-            if t is not None:
-                t.setprofile(None)
+            if t is not None and getattr(t, '_profile_hook', None) is profiler:
+                t.setprofile(prev_thread_hook[0])
             registry.pop(session, None)
         except BaseException:
             pass
@@ -365,6 +366,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
 
     monitoring = getattr(sys, 'monitoring', None)
     tool = [None]
+    prev_thread_hook = [None]  # the program's threading.setprofile() function
     watched = []
     ticker_ident = [None]
 
@@ -382,10 +384,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 tool[0] = None
             else:
                 t = sys.modules.get('threading')
-                if t is not None:
-                    t.setprofile(None)
+                if t is not None and getattr(t, '_profile_hook', None) is profiler:
+                    t.setprofile(prev_thread_hook[0])
                 if sys.getprofile() is profiler:
-                    sys.setprofile(None)
+                    sys.setprofile(prev_profiles.pop(get_ident(), None))
         except BaseException:
             pass
         try:
@@ -418,14 +420,22 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     # an exception.
     normal_exit = _lptrace_exit_opcodes()
 
+    # The program's own profile functions (a profiler it runs): called on
+    # from ours, and put back when we leave. Per thread.
+    prev_profiles = {}
+
     def profiler(frame, what, arg):
+        if prev_profiles:
+            prev = prev_profiles.get(get_ident())
+            if prev is not None:
+                prev(frame, what, arg)
         try:
-            if what == 'call':
-                if st['on']:
-                    on_call(frame.f_code, frame)
-                else:
-                    sys.setprofile(None)
-            elif what == 'return' and want_returns and st['on']:
+            if not st['on']:
+                # Gone: leave this thread at its first event of any kind.
+                sys.setprofile(prev_profiles.pop(get_ident(), None))
+            elif what == 'call':
+                on_call(frame.f_code, frame)
+            elif what == 'return' and want_returns:
                 code = frame.f_code
                 kind = 1
                 if arg is None:  # a value returned is never an exception
@@ -442,8 +452,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             st['kbd'] = True  # see on_call(); escaping would remove the hook
 
     def install_thread():
-        if tool[0] is None and st['on'] and get_ident() != ticker_ident[0] and sys.getprofile() is not profiler:
-            sys.setprofile(profiler)
+        if tool[0] is None and st['on'] and get_ident() != ticker_ident[0]:
+            prev = sys.getprofile()
+            if prev is not profiler:
+                if prev is not None:
+                    prev_profiles[get_ident()] = prev
+                sys.setprofile(profiler)
 
     def started():
         return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
@@ -506,6 +520,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     else:
         t = sys.modules.get('threading')
         if t is not None:
+            prev_thread_hook[0] = getattr(t, '_profile_hook', None)
             t.setprofile(profiler)
         install_thread()
 
