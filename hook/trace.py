@@ -431,8 +431,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 prev(frame, what, arg)
         try:
             if not st['on']:
-                # Gone: leave this thread at its first event of any kind.
-                sys.setprofile(prev_profiles.pop(get_ident(), None))
+                # Gone: leave this thread at its first event of any kind
+                # (unless a newer session chains us: it has its own place).
+                if sys.getprofile() is profiler:
+                    sys.setprofile(prev_profiles.pop(get_ident(), None))
             elif what == 'call':
                 on_call(frame.f_code, frame)
             elif what == 'return' and want_returns:
@@ -451,11 +453,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         except KeyboardInterrupt:
             st['kbd'] = True  # see on_call(); escaping would remove the hook
 
+    profiler.lptrace_alive = lambda: st['on']
+
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0]:
             prev = sys.getprofile()
             if prev is not profiler:
-                if prev is not None:
+                # Not the profiler of an lptrace session that has ended.
+                if prev is not None and getattr(prev, 'lptrace_alive', lambda: True)():
                     prev_profiles[get_ident()] = prev
                 sys.setprofile(profiler)
 
