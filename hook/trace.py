@@ -79,16 +79,21 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     def write(data):
         # Non-blocking: a full pipe drops (the caller counts), a partial
         # write keeps the tail so records stay aligned, anything else means
-        # lptrace is gone.
-        buf = st['tail'] + data
+        # lptrace is gone. New data goes only once an earlier tail is out:
+        # a slow reader costs dropped events, never memory.
         try:
-            n = sigpipe(os.write, st['fd'], buf)
+            if st['tail']:
+                n = sigpipe(os.write, st['fd'], st['tail'])
+                st['tail'] = st['tail'][n:]
+                if st['tail']:
+                    return False
+            n = sigpipe(os.write, st['fd'], data)
         except OSError as e:
             if e.errno == errno.EAGAIN:
                 return False
             uninstall()
             return False
-        st['tail'] = buf[n:]
+        st['tail'] = data[n:]
         return True
 
     def write_atomic(data):
@@ -151,7 +156,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             if write(out):
                 st['dropped'] = 0
             else:
-                meta[0:0] = m  # definitions must not be lost
+                # Definitions must not be lost; the values were for the
+                # events now dropped.
+                meta[0:0] = [r for r in m if r[:1] != b'V']
                 st['dropped'] += len(ev) // stride
         finally:
             lock.release()
@@ -172,7 +179,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 out += r[:1] + pack('<I', room - 5) + r[5:room]
                 n += 1
             if not write_atomic(out):
-                meta[0:0] = m[sent:]  # definitions must not be lost
+                meta[0:0] = [r for r in m[sent:] if r[:1] != b'V']  # definitions must not be lost
                 st['dropped'] += len(raw) // size
                 return
             sent = n
