@@ -22,6 +22,10 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
     srepr = _lptrace_repr(strsize, verbose)
     out = []
 
+    def field(x):
+        # Tabs separate the fields: a name with one must not shift them.
+        return x.replace('\t', '\\t') if isinstance(x, str) else x
+
     def rec(kind, text):
         if not isinstance(text, bytes):
             text = text.encode('utf-8', 'replace')
@@ -69,17 +73,17 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
             native = thread_mod.get_native_id()
         if ident == main and not native:
             native = os.getpid()
-        rec(b'T', '%d\t%d\t%s\t%d\t%d' % (ident, native, name, daemon, int(ident == main)))
+        rec(b'T', '%d\t%d\t%s\t%d\t%d' % (ident, native, field(name), daemon, int(ident == main)))
         for f in stack:
             code = f.f_code
-            rec(b'F', '%s\t%d\t%s' % (code.co_filename, f.f_lineno, getattr(code, 'co_qualname', code.co_name)))
+            rec(b'F', '%s\t%d\t%s' % (field(code.co_filename), f.f_lineno, field(getattr(code, 'co_qualname', code.co_name))))
             if with_locals and code.co_name != '<module>':  # a module's "locals" are its globals
                 try:
                     items = sorted(f.f_locals.items())
                 except Exception:
                     items = []
                 for k, v in items:
-                    rec(b'L', '%s\t%s' % (k, srepr(v)))
+                    rec(b'L', '%s\t%s' % (field(k), srepr(v)))
     del frame, f, stack
     rec(b'X', '')
     data = b''.join(out)
