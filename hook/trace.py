@@ -368,8 +368,18 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         except BaseException:
             pass
 
+    # The at-fork callback cannot be unregistered: it reaches in_child
+    # through a holder emptied when the hook leaves, so that it keeps
+    # nothing of the session alive (each attach would leak its code).
+    fork_ref = [in_child]
+
+    def at_fork_child():
+        f = fork_ref[0]
+        if f is not None:
+            f()
     if hasattr(os, 'register_at_fork'):
-        os.register_at_fork(after_in_child=in_child)
+        os.register_at_fork(after_in_child=at_fork_child)
+    payload_globals = globals()
 
     monitoring = getattr(sys, 'monitoring', None)
     tool = [None]
@@ -404,9 +414,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush]
         except Exception:
             pass
-        # The at-fork callback cannot be unregistered: let it hold nothing.
+        fork_ref[0] = None
         codes.clear()
         threads.clear()
+        del events[:]
+        del meta[:]
         registry.pop(session, None)
         if not registry:
             try:
@@ -419,6 +431,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 os.close(fd)
             except OSError:
                 pass
+        # The payload's globals hold every function of the hook; what still
+        # runs (the timer's last turn) needs none of them.
+        payload_globals.clear()
 
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped. The profiler cannot see an exception

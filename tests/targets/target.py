@@ -17,6 +17,9 @@
 #     rate     a call loop printing "rate <calls per second>" every 0.2 s
 #     gilheld  the main thread sleeps in C with the GIL held (ctypes.PyDLL),
 #              so no thread can run Python for a while
+#     load     worker threads doing CPU work, file and socket I/O, sleeps,
+#              lock waits and subprocess spawns, each checking its own
+#              results (STATE['errors'] counts what went wrong)
 #     calls    every 50 ms a known call tree: app_outer -> app_inner (returns),
 #              app_fail (raises ValueError, caught), app_gen (a generator);
 #              on SIGUSR2 it forks a child that runs app_child_work
@@ -236,6 +239,66 @@ def main():
                     while time.time() < end:
                         app_child_work()
                     os._exit(0)
+    elif MODE == 'load':
+        import subprocess
+        import tempfile
+        lock = threading.Lock()
+        shared = {'n': 0}
+
+        def check(ok):
+            if not ok:
+                STATE['errors'] += 1
+
+        def cpu_worker():
+            while True:
+                check(fib(16) == 987)
+
+        def file_worker():
+            d = tempfile.mkdtemp(prefix='load-')
+            path = os.path.join(d, 'f')
+            i = 0
+            while True:
+                i += 1
+                data = ('%d\n' % i) * 100
+                with open(path, 'w') as f:
+                    f.write(data)
+                with open(path) as f:
+                    check(f.read() == data)
+                time.sleep(0.005)
+
+        def socket_worker():
+            a, b = socket.socketpair()
+            i = 0
+            while True:
+                i += 1
+                msg = ('ping %d' % i).encode()
+                a.sendall(msg)
+                check(b.recv(100) == msg)
+                time.sleep(0.002)
+
+        def lock_worker():
+            while True:
+                with lock:
+                    v = shared['n']
+                    time.sleep(0.001)
+                    shared['n'] = v + 1
+
+        def spawn_worker():
+            while True:
+                check(subprocess.call(['true']) == 0)
+                time.sleep(0.3)
+
+        workers = [cpu_worker, file_worker, socket_worker, lock_worker, lock_worker, spawn_worker]
+        for f in workers:
+            t = threading.Thread(target=f, name=f.__name__)
+            t.daemon = True
+            t.start()
+        out('READY 0')
+        while True:
+            heartbeat_step()
+            time.sleep(0.02)
+            with lock:
+                check(shared['n'] >= 0)
     elif MODE == 'lock':
         lock = threading.Lock()
         lock.acquire()
