@@ -332,9 +332,6 @@ func (c *Child) RunPython(ctx context.Context, src []byte) error {
 // failed). The child must be stopped.
 func (c *Child) Detach() { c.tr.Detach(c.PID, 0) }
 
-// Kill ends the child (lptrace could not trace it as asked).
-func (c *Child) Kill() { c.proc.Kill() }
-
 // Signal sends sig to the child.
 func (c *Child) Signal(sig os.Signal) { c.proc.Signal(sig) }
 

@@ -76,7 +76,6 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 		return fmt.Errorf("process %d: pdb did not start within %v", pid, timeout)
 	}
 	reader := newLineReader(stdin, stdout)
-	defer reader.Close()
 	for {
 		var it transport.Item
 		select {
@@ -186,5 +185,3 @@ func (r *lineReader) ReadLine(prompt string) (string, error) {
 	}
 	return line, err
 }
-
-func (r *lineReader) Close() {}
