@@ -78,3 +78,15 @@ def _lptrace_sigpipe_guard():
                 libc.sigtimedwait(block, None, zero)
             libc.pthread_sigmask(2, old, None)
     return guarded
+
+
+def _lptrace_raised_by_program():
+    """Inside an except clause: whether the exception being handled comes
+    from the program's code (a signal handler of its own that ran inside
+    our code, like a SIGALRM timeout) rather than from ours: its innermost
+    frame is not one of ours."""
+    import sys
+    tb = sys.exc_info()[2]
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>'

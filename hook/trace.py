@@ -266,6 +266,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
 
     fast = stride == 1  # calls only: one word per event
     getframe = sys._getframe
+    # Bound here: the payload's globals are cleared when the hook leaves,
+    # and a callback may still be running then.
+    raised_by_program = _lptrace_raised_by_program
 
     def on_call(code, frame):
         # The hot path: a dict lookup for the function, one for the thread,
@@ -299,15 +302,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 raise
             # ours: never the program's business
         return True
-
-    def raised_by_program():
-        # A signal handler of the program may run inside our callback and
-        # raise (a SIGALRM timeout): that exception is the program's and
-        # must reach it. Ours come from our own frames.
-        tb = sys.exc_info()[2]
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        return tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>'
 
     def on_return(code, kind, val):
         try:

@@ -6,7 +6,6 @@ def _lptrace_repr(limit, verbose):
     and runs no code of the program unless verbose: objects other than
     builtins and containers of them show as <Class at 0x...>. At most limit
     characters, then '...'."""
-    import sys
     # Kinds by the identity of the exact type: comparing types with == or
     # `in` would run a metaclass's __eq__ (program code).
     try:
@@ -22,7 +21,8 @@ def _lptrace_repr(limit, verbose):
             t = type(None) if name == 'NoneType' else getattr(builtins, name, None)
             if t is not None:
                 kinds[id(t)] = kind
-    type_name = type.__dict__['__name__'].__get__  # not the metaclass's __getattribute__
+    type_name = type.__dict__['__name__'].__get__
+    raised_by_program = _lptrace_raised_by_program  # bound: globals may be cleared  # not the metaclass's __getattribute__
     budget = max(limit, 1)
 
     def one(v, depth):
@@ -81,12 +81,8 @@ def _lptrace_repr(limit, verbose):
         except Exception:
             # Without -v no code of the program runs here, except a signal
             # handler of its own: what that raises is the program's.
-            if not verbose:
-                tb = sys.exc_info()[2]
-                while tb.tb_next is not None:
-                    tb = tb.tb_next
-                if tb.tb_frame.f_code.co_filename != '<lptrace>':
-                    raise
+            if not verbose and raised_by_program():
+                raise
             return '<?>'
     return safe
 

@@ -179,10 +179,6 @@ func (a *attachRun) run(ctx context.Context) error {
 			a.hookThreads(hookCtx, inj, session, hooked, tgt.Version.Major == 2)
 		}()
 	}
-	defer func() {
-		stopHooking()
-		hooking.Wait()
-	}()
 	return a.stream(ctx, ch, recs, func() {
 		stopHooking()
 		hooking.Wait()

@@ -111,6 +111,15 @@ def app_child_work():
     time.sleep(0.01)
 
 
+def fork_child(work):
+    # A child that calls work() for 1 s, then exits.
+    if os.fork() == 0:
+        end = time.time() + 1.0
+        while time.time() < end:
+            work()
+        os._exit(0)
+
+
 def on_usr1(signum, frame):
     STATE['usr1'] = STATE.get('usr1', 0) + 1
 
@@ -219,11 +228,7 @@ def main():
             heartbeat_step()
             time.sleep(0.02)
             if STATE.pop('fork', False):
-                if os.fork() == 0:
-                    end = time.time() + 1.0
-                    while time.time() < end:
-                        child_work()
-                    os._exit(0)
+                fork_child(child_work)
     elif MODE == 'calls':
         signal.signal(signal.SIGUSR2, lambda s, f: STATE.update(fork=True))
         out('READY 0')
@@ -234,11 +239,7 @@ def main():
             heartbeat_step()
             time.sleep(0.05)
             if STATE.pop('fork', False):
-                if os.fork() == 0:
-                    end = time.time() + 1.0
-                    while time.time() < end:
-                        app_child_work()
-                    os._exit(0)
+                fork_child(app_child_work)
     elif MODE == 'load':
         import subprocess
         import tempfile
