@@ -9,7 +9,9 @@ def _lptrace_open_fifo(fifo, fifo_id, reading=False):
     import os
     import stat
     mode = os.O_RDONLY if reading else os.O_WRONLY
-    flags = mode | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    # 2.7's os has no O_CLOEXEC: its Linux value (amd64 and arm64), so that
+    # a program that execs does not carry our pipe into the new program.
+    flags = mode | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0o2000000)
     try:
         fd = os.open(fifo, flags)
     except OSError:

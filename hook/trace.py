@@ -38,12 +38,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     get_ident = thread_mod.get_ident
     interrupt_main = thread_mod.interrupt_main
 
-    registry = sys.__dict__.setdefault('__lptrace__', {})
-    if session in registry:
+    if session in sys.__dict__.get('__lptrace__', ()):
         return
     fd = _lptrace_open_fifo(fifo, fifo_id)
     if fd < 0:
-        return
+        return  # lptrace is gone: leave no trace, not even the registry
+    registry = sys.__dict__.setdefault('__lptrace__', {})
 
     want_returns = bool(cfg.get('returns'))
     want_times = bool(cfg.get('times'))

@@ -78,6 +78,9 @@ var (
 	ErrTargetStopped = errors.New("the process is stopped")
 	// ErrExited means the process exited during the operation.
 	ErrExited = errors.New("the process exited")
+	// ErrExec means the process replaced its program (execve): the
+	// interpreter lptrace worked on is gone, and so is all it wrote.
+	ErrExec = errors.New("the process exec'd another program")
 	// ErrUnusableThread means a thread cannot take a call (try another).
 	ErrUnusableThread = errors.New("thread not usable")
 	// ErrUnsupportedArch means injection is not implemented for this CPU.
@@ -99,11 +102,16 @@ type Injector struct {
 	// call: that thread will run the trampoline on its own, so its bytes
 	// must stay.
 	inFlight bool
+	// program identifies the program at New (proc.ProgramID); execd is set
+	// once it was replaced: every address lptrace knows is then wrong, so
+	// the injector touches nothing any more.
+	program string
+	execd   bool
 }
 
 // New prepares an injector for the process described by tgt.
 func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
-	return &Injector{tr: tr, tgt: tgt, pid: tgt.PID}
+	return &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program}
 }
 
 // Thread is a seized, stopped thread of the target.
@@ -119,13 +127,15 @@ type Thread struct {
 
 // Attach seizes a thread and stops it. The caller must Release it.
 func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
+	if inj.execd {
+		return nil, ErrExec
+	}
 	if err := inj.tr.Seize(tid); err != nil {
 		return nil, fmt.Errorf("attach to thread %d: %w", tid, err)
 	}
 	th := &Thread{TID: tid, inj: inj}
 	if err := inj.tr.Interrupt(tid); err != nil {
-		inj.tr.Detach(tid, 0)
-		return nil, fmt.Errorf("stop thread %d: %w", tid, err)
+		return nil, inj.abandon(tid, fmt.Errorf("stop thread %d: %w", tid, err))
 	}
 	for {
 		st, err := inj.tr.Wait(tid, 2*time.Second)
@@ -136,43 +146,69 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 				// once it stops.
 				return nil, inj.abandon(tid, fmt.Errorf("thread %d did not stop within 2s", tid))
 			}
-			return nil, err
+			return nil, inj.abandon(tid, err)
 		}
 		switch {
 		case st.Exited:
 			return nil, ErrExited
+		case st.Event == ptrace.EventExec:
+			return nil, inj.lostProgram(tid)
 		case st.InterruptStop():
+			// Stopped: it runs the program of New, unless the process
+			// exec'd before this thread was seized.
+			if id := proc.ProgramID(inj.pid); id != "" && inj.program != "" && id != inj.program {
+				return nil, inj.lostProgram(tid)
+			}
 			regs, err := inj.tr.GetRegs(tid)
 			if err != nil {
-				inj.tr.Detach(tid, 0)
+				inj.detach(tid)
 				return nil, err
 			}
 			th.orig = regs
 			th.Syscall, th.InCall = syscallState(&regs)
 			if inj.xsave == 0 {
 				if inj.xsave, err = checkArch(inj.tr, tid); err != nil {
-					inj.tr.Detach(tid, 0)
+					inj.detach(tid)
 					return nil, err
 				}
 			}
 			return th, nil
 		case st.GroupStop():
-			inj.tr.Detach(tid, 0)
+			inj.detach(tid)
 			return nil, ErrTargetStopped
 		case st.Event == 0:
 			// A signal arrived first: deliver it, the interrupt stays pending.
 			if err := inj.tr.Cont(tid, st.Signal); err != nil {
-				return nil, err
+				return nil, inj.abandon(tid, err)
 			}
 		default:
 			if err := inj.tr.Cont(tid, 0); err != nil {
-				return nil, err
+				return nil, inj.abandon(tid, err)
 			}
 		}
 	}
 }
 
-// abandon detaches from a thread that may not have stopped yet.
+// lostProgram lets go of a thread of a process that exec'd: the new
+// program runs on, untouched.
+func (inj *Injector) lostProgram(tid int) error {
+	inj.execd = true
+	inj.detach(tid)
+	return ErrExec
+}
+
+// detach lets go of a stopped thread. A thread killed meanwhile (SIGKILL
+// ends even a ptrace stop: an exec in another thread, the process's exit)
+// cannot be detached but must be reaped: until its tracer collects it, a
+// dead thread holds up the exec or the exit of its whole process.
+func (inj *Injector) detach(tid int) {
+	if inj.tr.Detach(tid, 0) == ptrace.ErrGone {
+		inj.abandon(tid, nil)
+	}
+}
+
+// abandon detaches from a thread that may not have stopped yet, or reaps
+// it if it died.
 func (inj *Injector) abandon(tid int, cause error) error {
 	inj.tr.Interrupt(tid)
 	for i := 0; i < 50; i++ {
@@ -200,12 +236,19 @@ func (th *Thread) Release() error {
 		return nil
 	}
 	th.detached = true
-	if err := th.inj.tr.SetRegs(th.TID, th.orig); err != nil && err != ptrace.ErrGone {
-		return err
+	var regsErr error
+	if !th.inj.execd {
+		if err := th.inj.tr.SetRegs(th.TID, th.orig); err != nil && err != ptrace.ErrGone {
+			regsErr = err
+		}
 	}
 	err := th.inj.tr.Detach(th.TID, 0)
 	if err == ptrace.ErrGone {
-		return nil
+		th.inj.abandon(th.TID, nil) // killed meanwhile: reap it (see detach)
+		return regsErr
+	}
+	if regsErr != nil {
+		return regsErr
 	}
 	return err
 }
@@ -232,7 +275,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
 	block := buildBlock(l, calls, th.orig, inj.signal(th.TID))
-	if err := inj.tr.WriteMem(inj.pid, l.base, block); err != nil {
+	if err := inj.tr.WriteMem(th.TID, l.base, block); err != nil {
 		return nil, -1, fmt.Errorf("write the call block on thread %d's stack: %w", th.TID, err)
 	}
 	if err := inj.tr.SetRegs(th.TID, redirect(th.orig, inj.tramp, l.base)); err != nil {
@@ -257,7 +300,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			// The signal may be blocked in that thread: the done flag says
 			// the trampoline has finished and restored the thread by itself.
 			var done [8]byte
-			if inj.tr.ReadMem(inj.pid, l.base+offDone, done[:]) == nil && done[0] == 1 && !interrupted {
+			if inj.tr.ReadMem(th.TID, l.base+offDone, done[:]) == nil && done[0] == 1 && !interrupted {
 				inj.tr.Interrupt(th.TID)
 				interrupted = true
 			}
@@ -269,6 +312,13 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 		if st.Exited {
 			return nil, -1, ErrExited
 		}
+		if st.Event == ptrace.EventExec {
+			// The code run by the call exec'd (a signal handler of the
+			// program may run inside it): the trampoline and the call are
+			// gone with the old program.
+			th.detached = true
+			return nil, -1, inj.lostProgram(th.TID)
+		}
 		if st.Event == 0 && st.Signal == inj.signal(th.TID) {
 			regs, err := inj.tr.GetRegs(th.TID)
 			if err != nil {
@@ -276,7 +326,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			}
 			if regs.PC() == stopAt {
 				buf := make([]byte, l.size)
-				if err := inj.tr.ReadMem(inj.pid, l.base, buf); err != nil {
+				if err := inj.tr.ReadMem(th.TID, l.base, buf); err != nil {
 					return nil, -1, err
 				}
 				_, aborted, results := blockResults(buf, len(calls))
@@ -317,7 +367,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 // letGo detaches from a thread in the middle of a call: the trampoline
 // completes the call and restores the thread by itself.
 func (inj *Injector) letGo(th *Thread) {
-	inj.tr.Detach(th.TID, 0)
+	inj.detach(th.TID)
 	th.detached = true
 	inj.inFlight = true
 }
@@ -338,6 +388,10 @@ func (inj *Injector) consumeInterrupt(tid int) {
 			return
 		}
 		if st.Exited {
+			return
+		}
+		if st.Event == ptrace.EventExec {
+			inj.lostProgram(tid)
 			return
 		}
 		if st.Event != 0 {
@@ -397,7 +451,7 @@ func (inj *Injector) installTrampoline(tid int) error {
 		// Still there? Another lptrace may have put back the bytes of a
 		// trampoline it found before this one did.
 		cur := make([]byte, size)
-		if err := inj.tr.ReadMem(inj.pid, inj.tramp, cur); err != nil {
+		if err := inj.tr.ReadMem(tid, inj.tramp, cur); err != nil {
 			return err
 		}
 		if string(cur) == string(code) {
@@ -415,7 +469,7 @@ func (inj *Injector) installTrampoline(tid int) error {
 			continue
 		}
 		pad := make([]byte, m.PadEnd-m.PadStart)
-		if err := inj.tr.ReadMem(inj.pid, m.PadStart, pad); err != nil {
+		if err := inj.tr.ReadMem(tid, m.PadStart, pad); err != nil {
 			return err
 		}
 		// Keep 64 bytes clear of the end of the real code.
@@ -454,7 +508,7 @@ func isZero(b []byte) bool {
 // is stopped by lptrace. It leaves them when another tracer holds a thread
 // of the process, since that may be another lptrace in the middle of a call.
 func (inj *Injector) Restore(th *Thread) error {
-	if !inj.wrote || inj.inFlight || th.detached {
+	if !inj.wrote || inj.inFlight || th.detached || inj.execd {
 		return nil
 	}
 	tids, err := proc.Threads(inj.pid)

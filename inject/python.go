@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
 	"time"
 )
 
@@ -62,6 +63,25 @@ type Options struct {
 // target at a safe point, trying until the timeout. For a pending call it
 // returns once the code is queued; the code itself reports when it runs.
 func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Route, error) {
+	route, err := inj.runPython(ctx, src, opt)
+	if errors.Is(err, ErrExited) && inj.Execd() {
+		// The thread lptrace held was killed by an exec in another one.
+		err = ErrExec
+	}
+	return route, err
+}
+
+// Execd reports whether the process replaced its program since New.
+func (inj *Injector) Execd() bool {
+	if !inj.execd && inj.program != "" {
+		if id := proc.ProgramID(inj.pid); id != "" && id != inj.program {
+			inj.execd = true
+		}
+	}
+	return inj.execd
+}
+
+func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Route, error) {
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
 	var lastWhy string
@@ -71,6 +91,9 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Ro
 		}
 		if !proc.Alive(inj.pid) {
 			return Route{}, ErrExited
+		}
+		if inj.Execd() {
+			return Route{}, ErrExec
 		}
 		parked, running, err := inj.Classify()
 		if err != nil {
@@ -112,7 +135,7 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Ro
 				return route, nil
 			}
 			if err != nil {
-				if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil {
+				if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) || ptrace.IsPermission(err) || ctx.Err() != nil {
 					return Route{}, err
 				}
 				lastWhy = err.Error()
@@ -148,7 +171,7 @@ func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Ro
 					return route, nil
 				case err == nil:
 					lastWhy = why
-				case errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || ctx.Err() != nil:
+				case errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) || ptrace.IsPermission(err) || ctx.Err() != nil:
 					return Route{}, err
 				default:
 					lastWhy = err.Error()
@@ -216,7 +239,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	if err != nil {
 		return Route{}, "", err
 	}
-	if err := inj.tr.WriteMem(inj.pid, buf, code); err != nil {
+	if err := inj.tr.WriteMem(th.TID, buf, code); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
 	}
@@ -311,7 +334,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 		return Route{}, "", err
 	}
 	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), code...)
-	if err := inj.tr.WriteMem(inj.pid, buf, img); err != nil {
+	if err := inj.tr.WriteMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
 	}

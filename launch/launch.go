@@ -134,7 +134,7 @@ func (c *Child) seize() error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := c.tr.SeizeExec(c.PID); err != nil {
+	if err := c.tr.Seize(c.PID); err != nil {
 		return fmt.Errorf("cannot trace the program: %v", err)
 	}
 	return syscall.Kill(c.PID, syscall.SIGCONT)

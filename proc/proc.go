@@ -371,3 +371,34 @@ func parseAuxv(b []byte, key uint64) (uint64, error) {
 	}
 	return 0, fmt.Errorf("no entry %d in the auxiliary vector", key)
 }
+
+// ProgramID identifies the program a process runs now: it changes when the
+// process execs, even into the same executable. It is the auxiliary vector
+// (the addresses of the stack, vDSO and loader, randomised per exec) and
+// the 16 random bytes the kernel gives each new program (AT_RANDOM), which
+// tell two execs apart even with address randomisation off. Empty when the
+// process is gone.
+func ProgramID(pid int) string {
+	auxv, err := os.ReadFile(fmt.Sprintf("/proc/%d/auxv", pid))
+	if err != nil || len(auxv) == 0 {
+		return ""
+	}
+	id := string(auxv)
+	if addr, err := parseAuxv(auxv, 25); err == nil { // AT_RANDOM
+		if f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid)); err == nil {
+			var rnd [16]byte
+			if n, _ := f.ReadAt(rnd[:], int64(addr)); n == len(rnd) {
+				id += string(rnd[:])
+			}
+			f.Close()
+		}
+	}
+	return id
+}
+
+// Executable is the path of the program the process runs, as the kernel
+// names it (empty when unknown).
+func Executable(pid int) string {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return exe
+}

@@ -67,19 +67,12 @@ func (t *Tracer) do(f func()) {
 	<-done
 }
 
-// Seize attaches to a thread without stopping it (PTRACE_SEIZE). No option is
-// set: in particular never PTRACE_O_EXITKILL, which would kill the target if
-// lptrace died.
+// Seize attaches to a thread without stopping it (PTRACE_SEIZE), with one
+// option, PTRACE_O_TRACEEXEC: an execve stops with EventExec, so that
+// lptrace knows the program it works on is gone (and, in launch mode, sees
+// the new one before it runs). Never PTRACE_O_EXITKILL, which would kill
+// the target if lptrace died.
 func (t *Tracer) Seize(tid int) error {
-	var err error
-	t.do(func() { err = unix.PtraceSeize(tid) })
-	return wrapErr(err)
-}
-
-// SeizeExec seizes a process lptrace started itself (launch mode), with
-// PTRACE_O_TRACEEXEC: its execve stops with EventExec, so that lptrace can
-// see the new program before it runs.
-func (t *Tracer) SeizeExec(tid int) error {
 	var err error
 	t.do(func() {
 		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, unix.PTRACE_O_TRACEEXEC, 0, 0)
@@ -90,7 +83,7 @@ func (t *Tracer) SeizeExec(tid int) error {
 	return wrapErr(err)
 }
 
-// EventExec is the event of the stop after a successful execve (SeizeExec).
+// EventExec is the event of the stop after a successful execve.
 const EventExec = unix.PTRACE_EVENT_EXEC
 
 // SingleStep resumes a stopped thread for one instruction.
@@ -225,7 +218,10 @@ func decodeStatus(ws unix.WaitStatus) Stop {
 	return Stop{Exited: true}
 }
 
-// ReadMem reads len(buf) bytes of the target's memory at addr.
+// ReadMem reads len(buf) bytes of the target's memory at addr. pid may be
+// a thread's ID: given one that lptrace holds stopped, only that thread's
+// address space can be reached, never the one of a program the process
+// exec'd meanwhile.
 func (t *Tracer) ReadMem(pid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
@@ -243,7 +239,8 @@ func (t *Tracer) ReadMem(pid int, addr uint64, buf []byte) error {
 	return nil
 }
 
-// WriteMem writes buf into writable memory of the target at addr.
+// WriteMem writes buf into writable memory of the target at addr (pid: as
+// for ReadMem).
 func (t *Tracer) WriteMem(pid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil

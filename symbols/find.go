@@ -27,6 +27,9 @@ type Target struct {
 	Version Version
 	Libc    *Module // may be nil for a static executable
 	Loader  *Module // the dynamic loader (ld.so); may be nil
+	// Program is proc.ProgramID from before the maps were read: if the
+	// process exec'd since, every address here belongs to a program gone.
+	Program string
 }
 
 // Close releases the files.
@@ -49,16 +52,26 @@ var (
 
 // Find locates the Python runtime and the C library of process pid.
 func Find(pid int) (*Target, error) {
+	program := proc.ProgramID(pid)
 	maps, err := proc.ReadMaps(pid)
 	if err != nil {
 		return nil, err
 	}
-	return FindInMaps(pid, maps)
+	t, err := FindInMaps(pid, maps)
+	if t != nil {
+		t.Program = program
+	}
+	if err != nil && program != "" {
+		if now := proc.ProgramID(pid); now != "" && now != program {
+			return nil, fmt.Errorf("process %d exec'd %s while lptrace was reading it", pid, proc.Executable(pid))
+		}
+	}
+	return t, err
 }
 
 // FindInMaps is Find with the mappings already read.
 func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
-	t := &Target{PID: pid, Maps: maps}
+	t := &Target{PID: pid, Maps: maps, Program: proc.ProgramID(pid)}
 	files := mappedFiles(maps)
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	exe = strings.TrimSuffix(exe, " (deleted)")

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -47,8 +48,9 @@ type Channel struct {
 	parent, dir *os.File
 	name        string
 	r           *os.File
-	keep        *os.File // a write end held until the target opens its own
-	in          *os.File // lptrace -> target, when AddInput made one
+	mu          sync.Mutex // guards keep and the names: Stream's goroutine drops them
+	keep        *os.File   // a write end held until the target opens its own
+	in          *os.File   // lptrace -> target, when AddInput made one
 	br          *bufio.Reader
 }
 
@@ -183,6 +185,12 @@ func (c *Channel) setPipeSize(n int) {
 // Unlink removes the FIFO and its directory from the file system; the open
 // ends keep working. Call it once the target has opened the FIFO.
 func (c *Channel) Unlink() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unlink()
+}
+
+func (c *Channel) unlink() {
 	if c.hostDir == "" {
 		return
 	}
@@ -215,7 +223,9 @@ func unlinkAt(dir *os.File, name string, flags int) error {
 // the file system, and our own write end can go so that the end of the
 // target's writes reads as end-of-file.
 func (c *Channel) TargetOpened() {
-	c.Unlink()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unlink()
 	if c.keep != nil {
 		c.keep.Close()
 		c.keep = nil
@@ -285,10 +295,13 @@ func (c *Channel) Read() (Record, error) {
 
 // Close closes both ends and removes anything left in the file system.
 func (c *Channel) Close() error {
-	c.Unlink()
+	c.mu.Lock()
+	c.unlink()
 	if c.keep != nil {
 		c.keep.Close()
+		c.keep = nil
 	}
+	c.mu.Unlock()
 	if c.in != nil {
 		c.in.Close()
 	}
@@ -373,7 +386,9 @@ type Item struct {
 // Stream reads records in a goroutine until an error, which comes last:
 // records and the end travel on one channel so that no record is overtaken
 // by the end of the stream. started is closed at the first "S" record,
-// which may arrive while the injected call that sends it is still running.
+// which may arrive while the injected call that sends it is still running;
+// the target has then opened the FIFO, so our own write end goes (the end
+// of the target's writes, at its exit or exec, then reads as end-of-file).
 func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 	ch := make(chan Item, 256)
 	st := make(chan struct{})
@@ -382,6 +397,7 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 		for {
 			r, err := c.Read()
 			if first && err == nil && r.Kind == 'S' {
+				c.TargetOpened()
 				close(st)
 				first = false
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/symbols"
+	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/trace"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
@@ -126,6 +127,7 @@ type attachRun struct {
 	cfg     hook.TraceConfig
 	printer *report.Printer
 	stderr  io.Writer
+	program string // proc.ProgramID at the start: tells an exec
 }
 
 func (a *attachRun) say(format string, args ...any) {
@@ -142,6 +144,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	defer o.Close()
 	tgt, ch, inj := o.tgt, o.ch, o.inj
 	session := newSession()
+	a.program = tgt.Program
 
 	recs, started := ch.Stream()
 
@@ -218,8 +221,8 @@ loop:
 			if it.Err != nil {
 				if errors.Is(it.Err, io.EOF) {
 					reason = "the hook went away"
-					if !proc.Alive(a.pid) {
-						reason = "exited"
+					if r := a.ended(); r != "" {
+						reason = r
 					}
 				} else {
 					reason = fmt.Sprintf("bad data from the target (%v)", it.Err)
@@ -238,8 +241,8 @@ loop:
 		case <-tick.C:
 			// Followed children keep the pipe open after the parent exits:
 			// the end of the stream tells when the last one is gone.
-			if !a.cfg.Follow && !proc.Alive(a.pid) {
-				reason = "exited"
+			if r := a.ended(); r != "" && !a.cfg.Follow {
+				reason = r
 				break loop
 			}
 		}
@@ -251,8 +254,13 @@ loop:
 	if dec.Dropped > 0 {
 		a.say("process %d: %d events were dropped (the pipe was full)", a.pid, dec.Dropped)
 	}
-	if reason == "exited" {
+	switch reason {
+	case "exited":
 		a.say("process %d exited", a.pid)
+		return nil
+	case "execd":
+		exe := proc.Executable(a.pid)
+		a.say("process %d exec'd %s: the hook went with the old program", a.pid, termsafe.Escape([]byte(exe), false))
 		return nil
 	}
 	if reason != "" {
@@ -260,6 +268,18 @@ loop:
 	}
 	a.say("process %d detached", a.pid)
 	return nil
+}
+
+// ended says whether the target exited ("exited") or replaced its program
+// by an exec ("execd"), which takes the hook with it.
+func (a *attachRun) ended() string {
+	if !proc.Alive(a.pid) {
+		return "exited"
+	}
+	if id := proc.ProgramID(a.pid); a.program != "" && id != "" && id != a.program {
+		return "execd"
+	}
+	return ""
 }
 
 // hookThreads installs the per-thread hook in every thread not hooked yet,

@@ -96,57 +96,109 @@ func (e *execRun) run(ctx context.Context) error {
 	// overtaken by the end of the stream.
 	recs, started := ch.Stream()
 
-	route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
-	if err != nil {
-		return explainRun(ctx, e.pid, e.timeout, "the code", err)
+	// The output is printed while the injection is still going on: a
+	// direct call returns only once the code has finished, and an output
+	// larger than the pipe would otherwise stall the code.
+	type injected struct {
+		route inject.Route
+		err   error
 	}
-	if e.verbose {
-		e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
-	}
-
-	// A direct call has already run the code: everything is in the pipe.
-	// A pending call runs when the main thread next executes bytecode.
-	startBy := time.Now().Add(2 * time.Second)
-	if route.Pending {
-		startBy = time.Now().Add(e.timeout)
+	done := make(chan injected, 1)
+	go func() {
+		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
+		done <- injected{route, err}
+	}()
+	var route inject.Route
+	injecting := true
+	var startBy time.Time
+	var result error // the code's exit, once its X record came
+	finished := false
+	// end returns err once the injection is over: the thread is restored
+	// and released before lptrace exits.
+	end := func(err error) error {
+		if injecting {
+			<-done
+		}
+		return err
 	}
 	running := false
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	interrupted := ctx.Done()
 	for {
 		select {
+		case r := <-done:
+			injecting = false
+			if r.err != nil {
+				select {
+				case <-started:
+					if ctx.Err() != nil {
+						return fmt.Errorf("interrupted; the code had started and goes on running in process %d, its output is discarded", e.pid)
+					}
+				default:
+				}
+				return explainRun(ctx, e.pid, e.timeout, "the code", r.err)
+			}
+			route = r.route
+			interrupted = ctx.Done()
+			if e.verbose {
+				e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
+			}
+			if finished {
+				return result
+			}
+			// A direct call has run the code by now: the rest is in the
+			// pipe. A pending call runs when the main thread next executes
+			// bytecode.
+			startBy = time.Now().Add(2 * time.Second)
+			if route.Pending {
+				startBy = time.Now().Add(e.timeout)
+			}
 		case it := <-recs:
 			if err := it.Err; err != nil {
-				if errors.Is(err, io.EOF) {
-					return fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid)
+				if finished {
+					return end(result)
 				}
-				return fmt.Errorf("process %d: reading the code's output: %v", e.pid, err)
+				if errors.Is(err, io.EOF) {
+					return end(fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid))
+				}
+				return end(fmt.Errorf("process %d: reading the code's output: %v", e.pid, err))
 			}
 			r := it.Rec
 			switch r.Kind {
 			case 'S':
 				running = true
-				ch.TargetOpened()
 			case 'O':
 				if err := e.print(e.stdout, r.Data); err != nil {
-					return exitCode(1)
+					return end(exitCode(1))
 				}
 			case 'E':
 				e.print(e.stderr, r.Data)
 			case 'X':
-				if string(r.Data) == "0" {
-					return nil
+				finished = true
+				if string(r.Data) != "0" {
+					result = exitCode(1)
 				}
-				return exitCode(1)
+				if !injecting {
+					return result
+				}
 			default:
-				return fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed)
+				return end(fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed))
 			}
-		case <-ctx.Done():
+		case <-interrupted:
+			if injecting {
+				// RunPython stops at once, then done tells what happened.
+				interrupted = nil
+				continue
+			}
 			if running {
 				return fmt.Errorf("interrupted; the code goes on running in process %d, its output is discarded", e.pid)
 			}
 			return fmt.Errorf("interrupted; the queued code will not run (process %d)", e.pid)
 		case <-tick.C:
+			if injecting {
+				continue
+			}
 			if !proc.Alive(e.pid) {
 				return fmt.Errorf("process %d exited", e.pid)
 			}

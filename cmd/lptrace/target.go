@@ -52,6 +52,9 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 	ch, err := transport.Create(pid, st.UID[1], st.GID[1], pipeSize)
 	if err != nil {
 		tgt.Close()
+		if !proc.Alive(pid) {
+			return nil, fmt.Errorf("process %d exited", pid)
+		}
 		return nil, fmt.Errorf("process %d: %v", pid, err)
 	}
 	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(ptrace.NewTracer(), tgt)}, nil
@@ -156,7 +159,7 @@ func findPython(pid int, st *proc.Status, warn func(string)) (*symbols.Target, e
 		case errors.Is(err, proc.ErrNoProcess):
 			return nil, fmt.Errorf("cannot attach to %d: the process exited", pid)
 		case os.IsPermission(err) || errors.Is(err, os.ErrPermission):
-			return nil, fmt.Errorf("cannot attach to %d: cannot read its memory map or files (%v); run lptrace as root or as the process's user", pid, err)
+			return nil, fmt.Errorf("cannot attach to %d: cannot read its memory map or files (%v); %s", pid, err, permissionHint(pid))
 		}
 		return nil, fmt.Errorf("cannot attach to %d: %v", pid, err)
 	}
@@ -184,6 +187,8 @@ func explainAttach(pid int, err error) error {
 			return fmt.Errorf("process %d exited", pid)
 		}
 		return fmt.Errorf("process %d: a thread exited during the operation; retry", pid)
+	case errors.Is(err, inject.ErrExec):
+		return fmt.Errorf("process %d exec'd %s during the operation: the new program runs on, with nothing of lptrace in it", pid, proc.Executable(pid))
 	case errors.Is(err, inject.ErrTargetStopped):
 		return fmt.Errorf("process %d was stopped (job control) during the operation and is left stopped; resume it with 'kill -CONT %d'", pid, pid)
 	case ptrace.IsPermission(err):

@@ -20,6 +20,9 @@
 #     load     worker threads doing CPU work, file and socket I/O, sleeps,
 #              lock waits and subprocess spawns, each checking its own
 #              results (STATE['errors'] counts what went wrong)
+#     ender    like threads (fewer workers); SIGUSR1 makes it exit (os._exit),
+#              SIGUSR2 exec /bin/sleep 30; core dumps are off, so a SIGSEGV
+#              sent to it is a plain crash
 #     calls    every 50 ms a known call tree: app_outer -> app_inner (returns),
 #              app_fail (raises ValueError, caught), app_gen (a generator);
 #              on SIGUSR2 it forks a child that runs app_child_work
@@ -181,6 +184,24 @@ def main():
         out('READY 0')
         while True:
             threads[0].join(3600)
+    elif MODE == 'ender':
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(signal.SIGUSR1, lambda s, f: os._exit(3))
+        signal.signal(signal.SIGUSR2, lambda s, f: os.execv('/bin/sleep', ['sleep', '30']))
+
+        def worker():
+            while True:
+                fib(12)
+                time.sleep(0.002)
+        threads = [threading.Thread(target=heartbeat_thread)]
+        threads += [threading.Thread(target=worker) for _ in range(3)]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        out('READY 0')
+        while True:
+            time.sleep(0.01)
     elif MODE == 'http':
         try:
             from http.server import HTTPServer, SimpleHTTPRequestHandler

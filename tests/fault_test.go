@@ -1,0 +1,197 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lptrace attach killed with SIGKILL at random instants of each phase: while
+// it attaches and installs the per-thread hooks, while it streams, and while
+// it detaches. The target never dies or stalls, its hook is gone within a
+// second, its threads are the same, and the directory a killed lptrace may
+// leave (when killed before the target opened the FIFO) is removed by the
+// next lptrace.
+func TestAttachKilledAtRandom(t *testing.T) {
+	rounds := 5 // 5 on each of the ~12 interpreters: 60 kills
+	if os.Getenv("LPTRACE_TORTURE") != "" {
+		rounds = 50
+	}
+	phases := []string{"attach", "stream", "detach"}
+	var killed []int
+	var lastKill time.Time
+	var survivor *Target
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startTarget(t, py, "threads")
+			nthreads := threadCount(tg.PID)
+			rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+			t0 := time.Now()
+			for i := 0; i < rounds; i++ {
+				phase := phases[i%len(phases)]
+				cmd := exec.Command(lptraceBin, "attach", "-o", os.DevNull, strconv.Itoa(tg.PID))
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				switch phase {
+				case "attach":
+					// The attach takes ~20 ms, the per-thread hooks of < 3.12
+					// up to a few hundred: kill anywhere in there.
+					time.Sleep(time.Duration(rng.Intn(60000)) * time.Microsecond)
+				case "stream":
+					time.Sleep(time.Duration(100+rng.Intn(400)) * time.Millisecond)
+				case "detach":
+					time.Sleep(300 * time.Millisecond)
+					cmd.Process.Signal(syscall.SIGINT)
+					time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
+				}
+				cmd.Process.Kill()
+				cmd.Wait()
+				killed = append(killed, cmd.Process.Pid)
+				lastKill = time.Now()
+				if strings.Contains(stderr.String(), "goroutine ") {
+					t.Fatalf("lptrace crashed: %s", stderr.String())
+				}
+				if !tg.Alive() {
+					t.Fatalf("target died after lptrace was killed in the %s phase (round %d)", phase, i)
+				}
+				t.Logf("round %d: killed in the %s phase; it said %q", i, phase, stderr.String())
+				hookGone(t, tg.PID, time.Second)
+			}
+			// The hook's timer thread ends within a second of the hook.
+			for deadline := time.Now().Add(2 * time.Second); threadCount(tg.PID) != nthreads && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := threadCount(tg.PID); n != nthreads {
+				t.Errorf("%d threads after, %d before", n, nthreads)
+			}
+			tg.waitTicks(t, 3, 5*time.Second)
+			if gap := tg.maxGap(t0); gap > time.Second {
+				t.Errorf("heartbeat paused for %v", gap)
+			}
+			if other := tg.Other(); len(other) > 0 {
+				t.Errorf("the target's own stdout got %q", other)
+			}
+			survivor = tg
+		})
+	}
+	if survivor == nil || !survivor.Alive() {
+		return
+	}
+	// The next lptrace removes what killed ones left, once 10 s old.
+	time.Sleep(time.Until(lastKill.Add(10500 * time.Millisecond)))
+	if r := lptrace(t, "", "exec", strconv.Itoa(survivor.PID), "pass"); r.Code != 0 {
+		t.Fatalf("exec after the kills: %d %s", r.Code, r.Stderr)
+	}
+	for _, pid := range killed {
+		for _, d := range []string{"/tmp", "/dev/shm", "/var/tmp"} {
+			if m, _ := filepath.Glob(filepath.Join(d, fmt.Sprintf("lptrace-%d-*", pid))); len(m) > 0 {
+				t.Errorf("left behind by a killed lptrace: %v", m)
+			}
+		}
+	}
+}
+
+// The target exits, crashes or execs another program at a random instant
+// while lptrace attaches or traces: lptrace says so in one line and exits by
+// itself, without a hang or a Go trace; a program exec'd is neither stopped
+// nor traced, and keeps nothing of lptrace.
+func TestAttachTargetEnds(t *testing.T) {
+	rounds := 2
+	if os.Getenv("LPTRACE_TORTURE") != "" {
+		rounds = 12
+	}
+	ends := []struct {
+		name string
+		sig  syscall.Signal
+	}{
+		{"exit", syscall.SIGUSR1}, // os._exit from a signal handler
+		{"exec", syscall.SIGUSR2}, // os.execv from a signal handler
+		{"crash", syscall.SIGSEGV},
+	}
+	said := regexp.MustCompile(`lptrace: (process \d+ (exited|exec'd .*)|cannot attach to \d+: (no such process|it is a zombie.*|.* is not a Python process.*))$`)
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+			for i := 0; i < rounds; i++ {
+				for _, end := range ends {
+					tg := startTarget(t, py, "ender")
+					cmd := exec.Command(lptraceBin, "attach", "-o", os.DevNull, strconv.Itoa(tg.PID))
+					var stderr bytes.Buffer
+					cmd.Stderr = &stderr
+					if err := cmd.Start(); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(time.Duration(rng.Intn(60000)) * time.Microsecond)
+					syscall.Kill(tg.PID, end.sig)
+					done := make(chan error, 1)
+					go func() { done <- cmd.Wait() }()
+					var err error
+					select {
+					case err = <-done:
+					case <-time.After(10 * time.Second):
+						cmd.Process.Kill()
+						<-done
+						t.Fatalf("%s: lptrace still running 10 s after the target's %s: %s", end.name, end.name, stderr.String())
+					}
+					ranPIDs.Store(cmd.Process.Pid, true)
+					out := strings.TrimSpace(stderr.String())
+					lines := strings.Split(out, "\n")
+					if strings.Contains(out, "goroutine ") || !said.MatchString(lines[len(lines)-1]) {
+						t.Fatalf("%s: lptrace said (%v):\n%s", end.name, err, out)
+					}
+					if code := cmd.ProcessState.ExitCode(); code != 0 && code != 1 {
+						t.Errorf("%s: exit code %d", end.name, code)
+					}
+					if end.name == "exec" {
+						checkExecd(t, tg.PID)
+					}
+					if l := leftovers(); len(l) > 0 {
+						t.Errorf("left behind: %v", l)
+					}
+				}
+			}
+		})
+	}
+}
+
+// checkExecd checks that the program a target exec'd runs untraced and holds
+// no descriptor of lptrace's.
+func checkExecd(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if filepath.Base(exe) == "sleep" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the target did not exec sleep (exe %q)", exe)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	state := regexp.MustCompile(`(?m)^State:\s+(.*)$`).FindSubmatch(status)
+	tracer := regexp.MustCompile(`(?m)^TracerPid:\s+(\d+)$`).FindSubmatch(status)
+	if state == nil || tracer == nil || strings.ContainsAny(string(state[1][:1]), "TtDZX") || string(tracer[1]) != "0" {
+		t.Errorf("the exec'd program is not running free: state %q, tracer %q", state, tracer)
+	}
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fd); strings.Contains(l, "lptrace") {
+			t.Errorf("the exec'd program holds %s", l)
+		}
+	}
+}
