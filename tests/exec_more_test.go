@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,12 +39,13 @@ func TestExecSignalsReachTarget(t *testing.T) {
 	}
 }
 
-// Ctrl-C while the code runs: lptrace lets go at once, says so, and the
-// program is fine.
+// Ctrl-C while the code runs: lptrace lets go at once, says that the code
+// had started and goes on, and the program is fine.
 func TestExecInterrupted(t *testing.T) {
 	py := newest(t)
 	tg := startTarget(t, py, "sleep")
-	cmd := exec.Command(lptraceBin, "exec", strconv.Itoa(tg.PID), "import time; time.sleep(2)")
+	marker := filepath.Join(t.TempDir(), "ran")
+	cmd := exec.Command(lptraceBin, "exec", strconv.Itoa(tg.PID), fmt.Sprintf("import time; time.sleep(2); open(%q, 'w').close()", marker))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	cmd.Start()
@@ -54,10 +56,13 @@ func TestExecInterrupted(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("lptrace took %v to stop after SIGINT", took)
 	}
-	if err == nil || !strings.Contains(stderr.String(), "interrupted") {
+	if err == nil || !strings.Contains(stderr.String(), "interrupted; the code had started and goes on running") {
 		t.Errorf("exit %v, stderr %q", err, stderr.String())
 	}
 	time.Sleep(2 * time.Second) // the code finishes on its own
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the code did not finish after the interrupt: %v", err)
+	}
 	tg.waitTicks(t, 3, 5*time.Second)
 	r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "print('ok')")
 	if r.Code != 0 || r.Stdout != "ok\n" {
@@ -65,6 +70,28 @@ func TestExecInterrupted(t *testing.T) {
 	}
 	if other := tg.Other(); len(other) > 0 {
 		t.Errorf("the target's own stdout got %q", other)
+	}
+}
+
+// An output far larger than the pipe arrives whole, in order, from a
+// target idle in a blocking call (the direct route: lptrace reads while
+// the call runs) and from a busy one (a pending call).
+func TestExecLargeOutput(t *testing.T) {
+	for _, py := range []Python{oldest(t), newest(t)} {
+		for _, mode := range []string{"sleep", "cpu"} {
+			t.Run(py.Name+"/"+mode, func(t *testing.T) {
+				tg := startTarget(t, py, mode)
+				r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "for i in range(100000): print('line %d' % i)")
+				lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
+				if r.Code != 0 || len(lines) != 100000 || lines[0] != "line 0" || lines[99999] != "line 99999" {
+					t.Fatalf("exit %d, %d lines, stderr %q", r.Code, len(lines), r.Stderr)
+				}
+				if r.Elapsed > 8*time.Second {
+					t.Errorf("took %v: the output stalled", r.Elapsed)
+				}
+				tg.waitTicks(t, 3, 5*time.Second)
+			})
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +72,18 @@ func newest(t *testing.T) Python {
 	best := ps[0]
 	for _, p := range ps {
 		if versionKey(p.Name) > versionKey(best.Name) {
+			best = p
+		}
+	}
+	return best
+}
+
+// oldest returns the oldest interpreter found.
+func oldest(t *testing.T) Python {
+	ps := pythons(t)
+	best := ps[0]
+	for _, p := range ps {
+		if versionKey(p.Name) < versionKey(best.Name) {
 			best = p
 		}
 	}
@@ -187,6 +201,28 @@ func TestExecRefuses(t *testing.T) {
 			t.Errorf("got %v: %s", err, out)
 		}
 	})
+	// Refused by the kernel: the reason named at once, not after a timeout.
+	target := startTarget(t, py, "sleep")
+	t.Run("seccomp", func(t *testing.T) {
+		if runtime.GOARCH != "amd64" {
+			t.Skip("noptrace.py's filter is for x86-64")
+		}
+		r := lptraceAs(t, []string{py.Path, filepath.Join(filepath.Dir(targetScript), "noptrace.py")}, "", "exec", strconv.Itoa(target.PID), "1")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "seccomp filter on lptrace forbids ptrace") || r.Elapsed > 3*time.Second {
+			t.Errorf("exit %d after %v, stderr %q", r.Code, r.Elapsed, r.Stderr)
+		}
+	})
+	t.Run("no CAP_SYS_PTRACE", func(t *testing.T) {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil || os.Geteuid() != 0 {
+			t.Skip("needs setpriv and root")
+		}
+		r := lptraceAs(t, []string{setpriv, "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"}, "", "exec", strconv.Itoa(target.PID), "1")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "lacks CAP_SYS_PTRACE") {
+			t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+	})
+	target.checkUntouched(t)
 	t.Run("already traced", func(t *testing.T) {
 		strace, err := exec.LookPath("strace")
 		if err != nil {
