@@ -117,3 +117,59 @@ func TestRemoveStale(t *testing.T) {
 		}
 	}
 }
+
+// Whatever another user planted in a target's temporary directories is
+// never followed: a /tmp that is a symbolic link is not used (the next
+// place is), a stale-looking directory holding a link to elsewhere loses
+// only the link, and nothing is created outside the chosen directory.
+func TestCreateNeverFollowsLinks(t *testing.T) {
+	root, elsewhere := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(root, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	os.WriteFile(filepath.Join(root, "dev", "shm"), nil, 0o644) // a file, not a directory
+	os.MkdirAll(filepath.Join(root, "var", "tmp"), 0o1777)
+	// A planted directory with the name of a killed lptrace's, old enough
+	// to be removed, whose "pipe" is a link to a file that must survive.
+	victim := filepath.Join(elsewhere, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	planted := filepath.Join(root, "var", "tmp", fmt.Sprintf("lptrace-%d-%s", 1<<22, strings.Repeat("c", 24)))
+	os.Mkdir(planted, 0o755)
+	os.Symlink(victim, filepath.Join(planted, "pipe"))
+	past := time.Now().Add(-time.Minute)
+	os.Chtimes(planted, past, past)
+
+	var c *Channel
+	var errs []string
+	for _, d := range tempDirs {
+		ch, err := create(root, d, os.Getuid(), os.Getgid())
+		if err == nil {
+			c = ch
+			break
+		}
+		errs = append(errs, d+": "+err.Error())
+	}
+	if c == nil {
+		t.Fatalf("no place found: %v", errs)
+	}
+	defer c.Close()
+	if !strings.HasPrefix(c.TargetPath, "/var/tmp/lptrace-") {
+		t.Errorf("FIFO at %s, want it in /var/tmp (the others are a link and a file)", c.TargetPath)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 1 {
+		t.Errorf("something was created through the link: %v", ents)
+	}
+	if data, err := os.ReadFile(victim); err != nil || string(data) != "keep" {
+		t.Errorf("the link's target was touched: %q %v", data, err)
+	}
+	if _, err := os.Lstat(filepath.Join(planted, "pipe")); !os.IsNotExist(err) {
+		t.Errorf("the planted link is still there: %v", err)
+	}
+	st, err := os.Stat(filepath.Join(root, c.TargetPath[1:len(c.TargetPath)-len("/pipe")]))
+	if err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o700 {
+		t.Errorf("private directory has mode %v", st.Mode())
+	}
+}
