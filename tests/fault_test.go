@@ -195,3 +195,70 @@ func checkExecd(t *testing.T, pid int) {
 		}
 	}
 }
+
+// A hostile target: function and file names full of terminal escapes, then
+// garbage written straight into lptrace's pipe. lptrace prints the names
+// escaped, ends on the bad data with one line, never crashes, and the hook
+// goes away.
+func TestAttachHostileTarget(t *testing.T) {
+	for _, py := range []Python{oldest(t), newest(t)} {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startTarget(t, py, "sleep")
+			tr := startAttach(t, tg.PID)
+			pid := strconv.Itoa(tg.PID)
+			// Names with escapes (the file name everywhere; the function's
+			// own name where code objects can be renamed, 3.8+).
+			evil := `
+import threading, time
+ns = {}
+exec(compile("def f():\n    pass\n", "\x1b]0;owned\x07\x1b[2J\u009b31m.py", "exec"), ns)
+f = ns['f']
+if hasattr(f.__code__, 'replace'):
+    f.__code__ = f.__code__.replace(co_name='\x1b[31mred\x07')
+def calls():
+    for _ in range(20):
+        f()
+        time.sleep(0.02)
+threading.Thread(target=calls).start()
+`
+			if r := lptrace(t, "", "exec", pid, evil); r.Code != 0 {
+				t.Fatalf("exec: %d %s", r.Code, r.Stderr)
+			}
+			time.Sleep(800 * time.Millisecond)
+			// Garbage into the attach's pipe: a record claiming 4 GiB.
+			garbage := fmt.Sprintf(`
+import os
+for fd in os.listdir('/proc/self/fd'):
+    try:
+        link = os.readlink('/proc/self/fd/' + fd)
+    except OSError:
+        continue
+    if '/lptrace-%d-' in link:
+        os.write(int(fd), b'B\xff\xff\xff\xff\x1b[2J')
+`, tr.cmd.Process.Pid)
+			if r := lptrace(t, "", "exec", pid, garbage); r.Code != 0 {
+				t.Fatalf("exec: %d %s", r.Code, r.Stderr)
+			}
+			select {
+			case <-tr.done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("lptrace still running after the garbage: %s", tr.Stderr())
+			}
+			ranPIDs.Store(tr.cmd.Process.Pid, true)
+			stderr, trace := tr.Stderr(), tr.Trace()
+			if !strings.Contains(stderr, "bad data from the target") || strings.Contains(stderr, "goroutine ") {
+				t.Errorf("lptrace said: %q", stderr)
+			}
+			if !strings.Contains(trace, `\x1b]0;owned\x07`) {
+				t.Errorf("the escaped file name is not in the trace:\n%s", trace)
+			}
+			for _, out := range []string{stderr, trace} {
+				if strings.ContainsAny(out, "\x1b\x07\u009b") {
+					t.Errorf("a raw control character reached the output: %q", out)
+				}
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+			tg.waitTicks(t, 3, 5*time.Second)
+		})
+	}
+}
