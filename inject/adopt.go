@@ -46,7 +46,7 @@ func (inj *Injector) RunPythonAtEntry(ctx context.Context, th *Thread, src []byt
 	}
 	defer th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 	name := buf + uint64(len(code))
-	if err := inj.tr.WriteMem(th.TID, buf, append(code, mainName...)); err != nil {
+	if err := inj.writeMem(th.TID, buf, append(code, mainName...)); err != nil {
 		return false, err
 	}
 	sym := inj.pySym

@@ -107,11 +107,60 @@ type Injector struct {
 	// the injector touches nothing any more.
 	program string
 	execd   bool
+	// mem is /proc/PID/mem opened at New: it refers to that address space
+	// for good, so nothing written through it can land in a program the
+	// process exec'd since (the kernel drops writes to a replaced one).
+	mem *os.File
 }
 
 // New prepares an injector for the process described by tgt.
 func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
-	return &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program}
+	inj := &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program}
+	if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tgt.PID), os.O_RDWR, 0); err == nil {
+		inj.mem = f
+		if inj.Execd() { // exec'd before the file was opened
+			f.Close()
+			inj.mem = nil
+		}
+	}
+	return inj
+}
+
+// Close releases what New opened.
+func (inj *Injector) Close() {
+	if inj.mem != nil {
+		inj.mem.Close()
+		inj.mem = nil
+	}
+}
+
+// writeMem writes into the target's memory; tid is a thread lptrace holds
+// stopped (used when /proc/PID/mem could not be opened).
+func (inj *Injector) writeMem(tid int, addr uint64, b []byte) error {
+	if inj.mem == nil {
+		return inj.tr.WriteMem(tid, addr, b)
+	}
+	if n, err := inj.mem.WriteAt(b, int64(addr)); err != nil || n != len(b) {
+		if inj.Execd() {
+			return ErrExec
+		}
+		return fmt.Errorf("write %d bytes at %#x: wrote %d: %v", len(b), addr, n, err)
+	}
+	return nil
+}
+
+// readMem reads the target's memory, like writeMem.
+func (inj *Injector) readMem(tid int, addr uint64, b []byte) error {
+	if inj.mem == nil {
+		return inj.readMem(tid, addr, b)
+	}
+	if n, err := inj.mem.ReadAt(b, int64(addr)); err != nil || n != len(b) {
+		if inj.Execd() {
+			return ErrExec
+		}
+		return fmt.Errorf("read %d bytes at %#x: got %d: %v", len(b), addr, n, err)
+	}
+	return nil
 }
 
 // Thread is a seized, stopped thread of the target.
@@ -275,7 +324,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
 	block := buildBlock(l, calls, th.orig, inj.signal(th.TID))
-	if err := inj.tr.WriteMem(th.TID, l.base, block); err != nil {
+	if err := inj.writeMem(th.TID, l.base, block); err != nil {
 		return nil, -1, fmt.Errorf("write the call block on thread %d's stack: %w", th.TID, err)
 	}
 	if err := inj.tr.SetRegs(th.TID, redirect(th.orig, inj.tramp, l.base)); err != nil {
@@ -300,7 +349,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			// The signal may be blocked in that thread: the done flag says
 			// the trampoline has finished and restored the thread by itself.
 			var done [8]byte
-			if inj.tr.ReadMem(th.TID, l.base+offDone, done[:]) == nil && done[0] == 1 && !interrupted {
+			if inj.readMem(th.TID, l.base+offDone, done[:]) == nil && done[0] == 1 && !interrupted {
 				inj.tr.Interrupt(th.TID)
 				interrupted = true
 			}
@@ -326,7 +375,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			}
 			if regs.PC() == stopAt {
 				buf := make([]byte, l.size)
-				if err := inj.tr.ReadMem(th.TID, l.base, buf); err != nil {
+				if err := inj.readMem(th.TID, l.base, buf); err != nil {
 					return nil, -1, err
 				}
 				_, aborted, results := blockResults(buf, len(calls))
@@ -451,7 +500,7 @@ func (inj *Injector) installTrampoline(tid int) error {
 		// Still there? Another lptrace may have put back the bytes of a
 		// trampoline it found before this one did.
 		cur := make([]byte, size)
-		if err := inj.tr.ReadMem(tid, inj.tramp, cur); err != nil {
+		if err := inj.readMem(tid, inj.tramp, cur); err != nil {
 			return err
 		}
 		if string(cur) == string(code) {
@@ -469,7 +518,7 @@ func (inj *Injector) installTrampoline(tid int) error {
 			continue
 		}
 		pad := make([]byte, m.PadEnd-m.PadStart)
-		if err := inj.tr.ReadMem(tid, m.PadStart, pad); err != nil {
+		if err := inj.readMem(tid, m.PadStart, pad); err != nil {
 			return err
 		}
 		// Keep 64 bytes clear of the end of the real code.

@@ -239,7 +239,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	if err != nil {
 		return Route{}, "", err
 	}
-	if err := inj.tr.WriteMem(th.TID, buf, code); err != nil {
+	if err := inj.writeMem(th.TID, buf, code); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
 	}
@@ -334,7 +334,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 		return Route{}, "", err
 	}
 	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), code...)
-	if err := inj.tr.WriteMem(th.TID, buf, img); err != nil {
+	if err := inj.writeMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
 	}

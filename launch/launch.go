@@ -294,6 +294,7 @@ func (c *Child) RunPython(ctx context.Context, src []byte) error {
 		return err
 	}
 	inj := inject.New(c.tr, c.Target)
+	defer inj.Close()
 	for {
 		if err := c.runTo(ctx, s.Addr); err != nil {
 			return err

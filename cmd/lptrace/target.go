@@ -61,6 +61,7 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 }
 
 func (o *opened) Close() {
+	o.inj.Close()
 	o.ch.Close()
 	o.tgt.Close()
 }
