@@ -95,7 +95,7 @@ func main() {
 		over = uniq(oldest, newest)
 	}
 	for _, py := range over {
-		for _, w := range []string{"loop", "fib", "mix"} {
+		for _, w := range []string{"loop", "fib", "mix", "http"} {
 			o := overhead(py, w)
 			res.Overhead = append(res.Overhead, o)
 			fmt.Printf("overhead %-8s %-4s untraced %11.0f/s  traced %5.2fx slower  filtered out %5.2fx  after detach %5.2fx\n",

@@ -5,6 +5,10 @@
 #   workload.py loop   a tiny function called in a loop (1 call per unit)
 #   workload.py fib    recursive fib(15) (1973 calls per unit, counted as calls)
 #   workload.py mix    json, re, dict and class work (~30 calls per unit)
+#   workload.py http   an http.server (SimpleHTTPServer on 2.7) answering a
+#                      small page; the requests come from a second, untraced
+#                      process (workload.py http-client PORT), which prints
+#                      the rate of answered requests and exits with the server
 #   workload.py idle   sleeps (for lptrace's idle CPU)
 import json
 import re
@@ -38,9 +42,61 @@ def mix_unit(i):
     return len(WORD.findall(text)) + len(back)
 
 
+def http_server():
+    try:
+        from http.server import HTTPServer, BaseHTTPRequestHandler
+    except ImportError:
+        from BaseHTTPServer import HTTPServer, BaseHTTPRequestHandler
+    import subprocess
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({'path': self.path, 'ok': True}).encode()
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(('127.0.0.1', 0), Handler)
+    subprocess.Popen([sys.executable, __file__, 'http-client', str(server.server_address[1])])
+    sys.stdout.write('READY\n')
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+def http_client(port):
+    try:
+        from http.client import HTTPConnection
+    except ImportError:
+        from httplib import HTTPConnection
+    n, start = 0, time.time()
+    while True:
+        try:
+            c = HTTPConnection('127.0.0.1', port, timeout=10)
+            c.request('GET', '/item/%d' % n)
+            c.getresponse().read()
+            c.close()
+            n += 1
+            now = time.time()
+            if now - start >= 0.3:
+                sys.stdout.write('rate %d\n' % (n / (now - start)))
+                sys.stdout.flush()
+                n, start = 0, now
+        except Exception:
+            return  # the server or the reader is gone
+
+
 def main():
     mode = sys.argv[1]
     out = sys.stdout
+    if mode == 'http':
+        return http_server()
+    if mode == 'http-client':
+        return http_client(int(sys.argv[2]))
     out.write('READY\n')
     out.flush()
     if mode == 'idle':

@@ -127,13 +127,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         # One writer at a time (os.write releases the GIL: two writers would
         # interleave records); a thread that finds it busy leaves its events
         # queued for the next flush.
+        if os.getpid() != st['pid']:
+            # A forked child, before the lock: the timer thread may have
+            # held it at the fork, and no thread of the child will release it.
+            in_child()
+            return
         lock = st['lock']
         if not st['on'] or not lock.acquire(False):
             return
         try:
-            if os.getpid() != st['pid']:
-                in_child()
-                return
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
             # Events first: the definitions an event needs were queued
@@ -216,8 +218,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         # function; the program's later calls cost one dict lookup.
         c = codes.get(id(code))
         if c is None:
-            if code.co_filename == '<lptrace>':
-                codes[id(code)] = c = (-1, code)  # our own code
+            if code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts):
+                codes[id(code)] = c = (-1, code)  # our own code, or the wrapper that runs it
                 return -1
             name = getattr(code, 'co_qualname', code.co_name)
             module = ''
@@ -269,6 +271,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
     raised_by_program = _lptrace_raised_by_program
+    # 3.6-3.8: a RecursionError raised in our callback must reach the
+    # program. Swallowed, it leaves the interpreter's "overflowed" state on,
+    # which lets the program's recursion run 50 frames past the limit, then
+    # aborts the process ("Cannot recover from stack overflow"). The program
+    # gets the error its next call would have raised; the interpreter then
+    # removes the hook from that thread (lptrace puts it back in the main
+    # thread).
+    if (3, 0) <= sys.version_info < (3, 9):
+        def raised_by_program(check=raised_by_program, too_deep=RecursionError):
+            return check() or isinstance(sys.exc_info()[1], too_deep)
 
     def on_call(code, frame):
         # The hot path: a dict lookup for the function, one for the thread,

@@ -402,3 +402,9 @@ func Executable(pid int) string {
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	return exe
 }
+
+// ThreadName is a thread's name (its comm), empty when unknown.
+func ThreadName(pid, tid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
+	return strings.TrimSpace(string(data))
+}

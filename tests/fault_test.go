@@ -262,3 +262,95 @@ for fd in os.listdir('/proc/self/fd'):
 		})
 	}
 }
+
+// A program that hits the recursion limit and catches the error, traced:
+// it lives on (3.6-3.8 used to abort with "Cannot recover from stack
+// overflow" when the hook swallowed the error).
+func TestAttachRecursionLimit(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "recursion")
+			tr := startAttach(t, tg.PID)
+			time.Sleep(1500 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+			if !tg.Alive() {
+				t.Fatalf("the target died: %s", tr.Stderr())
+			}
+			tg.waitTicks(t, 3, 5*time.Second)
+			hookGone(t, tg.PID, 2*time.Second)
+		})
+	}
+}
+
+// The reader of lptrace's output stops reading: Ctrl-C still detaches at
+// once. With -o naming a FIFO whose reader goes away, lptrace ends by
+// itself. Either way the hook goes.
+func TestAttachOutputBlocked(t *testing.T) {
+	py := newest(t)
+	tg := startTarget(t, py, "calls")
+	t.Run("reader stops", func(t *testing.T) {
+		cmd := exec.Command(lptraceBin, "attach", strconv.Itoa(tg.PID))
+		r, w, _ := os.Pipe()
+		defer r.Close() // never read
+		cmd.Stderr = w
+		cmd.Start()
+		w.Close()
+		time.Sleep(1500 * time.Millisecond)
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("lptrace ignored Ctrl-C while its output was blocked")
+		}
+		ranPIDs.Store(cmd.Process.Pid, true)
+		t.Logf("exited %v after Ctrl-C", time.Since(start))
+		hookGone(t, tg.PID, 2*time.Second)
+	})
+	t.Run("FIFO reader goes away", func(t *testing.T) {
+		fifo := filepath.Join(t.TempDir(), "out")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			f, err := os.Open(fifo)
+			if err == nil {
+				buf := make([]byte, 1000)
+				f.Read(buf)
+				f.Close()
+			}
+		}()
+		r := lptrace(t, "", "attach", "-o", fifo, "--duration", "20s", strconv.Itoa(tg.PID))
+		if r.Elapsed > 10*time.Second {
+			t.Errorf("lptrace ran %v after its reader left: %s", r.Elapsed, r.Stderr)
+		}
+		hookGone(t, tg.PID, 2*time.Second)
+	})
+	tg.checkUntouched(t)
+}
+
+// Before 3.12 a thread that never blocks cannot be hooked: lptrace names it
+// instead of leaving its calls missing without a word.
+func TestAttachUnhookableThread(t *testing.T) {
+	for _, py := range []Python{oldest(t), newest(t)} {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startTarget(t, py, "spinner")
+			tr := startAttach(t, tg.PID)
+			time.Sleep(3 * time.Second)
+			tr.Stop(t, syscall.SIGINT)
+			named := strings.Contains(tr.Stderr(), "(spinner) is not traced") || strings.Contains(tr.Stderr(), ") is not traced: it never waits")
+			traced := len(calls(tr.Trace())["fib"]) > 0 // only the spinner calls fib
+			switch {
+			case py.AtLeast(3, 12) && (named || !traced):
+				t.Errorf("3.12+ traces every thread: fib traced %v; stderr %q", traced, tr.Stderr())
+			case !py.AtLeast(3, 12) && !named && !traced:
+				t.Errorf("the spinning thread is neither traced nor named: %q", tr.Stderr())
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+		})
+	}
+}

@@ -73,7 +73,10 @@ func parsePIDs(args []string) ([]int, error) {
 func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) error {
 	out, outFile := stderr, os.Stderr
 	if name := c.String("output"); name != "" {
-		f, err := os.Create(name)
+		// Write-only: opened read-write (os.Create), a FIFO would have
+		// lptrace as a reader of its own output, so it would never see
+		// its reader go away.
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 		if err != nil {
 			return fmt.Errorf("cannot write the trace: %v", err)
 		}
@@ -113,6 +116,13 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		}
 		wg.Wait()
 		status = errors.Join(errs...)
+	}
+	if errors.Is(status, errOutputStalled) {
+		// Every target is detached; a write now could block for good, and
+		// stderr may be that same pipe: say it without waiting for it.
+		go fmt.Fprintf(os.Stderr, "lptrace: %v\n", errOutputStalled)
+		time.Sleep(100 * time.Millisecond)
+		os.Exit(1)
 	}
 	printer.Flush()
 	if opts.Summary {
@@ -179,7 +189,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		hooking.Add(1)
 		go func() {
 			defer hooking.Done()
-			a.hookThreads(hookCtx, inj, session, hooked, tgt.Version.Major == 2)
+			a.hookThreads(hookCtx, inj, session, hooked)
 		}()
 	}
 	return a.stream(ctx, ch, recs, func() {
@@ -213,38 +223,21 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	reason := ""
-loop:
-	for {
+	// The loop runs apart so that Ctrl-C is obeyed even while a write of
+	// the output blocks (a reader that stopped reading: | less, | sleep).
+	loopDone := make(chan string, 1)
+	go func() { loopDone <- a.loop(ctx, recs, &dec, emit, tick.C) }()
+	var reason string
+	select {
+	case reason = <-loopDone:
+	case <-ctx.Done():
 		select {
-		case it := <-recs:
-			if it.Err != nil {
-				if errors.Is(it.Err, io.EOF) {
-					reason = "the hook went away"
-					if r := a.ended(); r != "" {
-						reason = r
-					}
-				} else {
-					reason = fmt.Sprintf("bad data from the target (%v)", it.Err)
-				}
-				break loop
-			}
-			if err := dec.Decode(it.Rec, emit); err != nil {
-				reason = fmt.Sprintf("bad data from the target (%v)", err)
-				break loop
-			}
-			if len(recs) == 0 && a.printer.Flush() != nil {
-				break loop // the reader of our output went away (| head)
-			}
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			// Followed children keep the pipe open after the parent exits:
-			// the end of the stream tells when the last one is gone.
-			if r := a.ended(); r != "" && !a.cfg.Follow {
-				reason = r
-				break loop
-			}
+		case reason = <-loopDone:
+		case <-time.After(500 * time.Millisecond):
+			// Stuck writing: detach without touching the output again.
+			beforeClose()
+			ch.Close()
+			return errOutputStalled
 		}
 	}
 	a.printer.Flush()
@@ -270,6 +263,44 @@ loop:
 	return nil
 }
 
+// errOutputStalled: lptrace detached on a signal while its output was
+// blocked; nothing more can be written there.
+var errOutputStalled = errors.New("the output is blocked (its reader does not read); detached")
+
+// loop decodes and prints records until ctx ends, the target goes away or
+// the reader of the output does; it returns why it stopped ("" for ctx or
+// the reader).
+func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *trace.Decoder, emit func(trace.Event), tick <-chan time.Time) string {
+	for {
+		select {
+		case it := <-recs:
+			if it.Err != nil {
+				if !errors.Is(it.Err, io.EOF) {
+					return fmt.Sprintf("bad data from the target (%v)", it.Err)
+				}
+				if r := a.ended(); r != "" {
+					return r
+				}
+				return "the hook went away"
+			}
+			if err := dec.Decode(it.Rec, emit); err != nil {
+				return fmt.Sprintf("bad data from the target (%v)", err)
+			}
+			if len(recs) == 0 && a.printer.Flush() != nil {
+				return "" // the reader of our output went away (| head)
+			}
+		case <-ctx.Done():
+			return ""
+		case <-tick:
+			// Followed children keep the pipe open after the parent exits:
+			// the end of the stream tells when the last one is gone.
+			if r := a.ended(); r != "" && !a.cfg.Follow {
+				return r
+			}
+		}
+	}
+}
+
 // ended says whether the target exited ("exited") or replaced its program
 // by an exec ("execd"), which takes the hook with it.
 func (a *attachRun) ended() string {
@@ -285,15 +316,21 @@ func (a *attachRun) ended() string {
 // hookThreads installs the per-thread hook in every thread not hooked yet,
 // retrying busy threads until ctx ends.
 //
-// rehookMain: on 2.7 a KeyboardInterrupt delivered at the first instruction
-// of the profile function escapes it, and the interpreter then removes the
-// main thread's hook; the installer runs there again every round (it does
-// nothing when the hook is in place).
-func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool, rehookMain bool) {
+// The main thread is hooked again every third round (the installer does
+// nothing when the hook is in place): the interpreter removes a profile
+// function that raises, and a KeyboardInterrupt (only the main thread gets
+// them) can be raised at the very first instruction of ours, before any
+// handler of ours runs.
+//
+// A thread that cannot be hooked for a while is named once, so that the
+// missing calls do not go unexplained.
+func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool) {
 	src := hook.TraceThread(session)
 	never := make(chan struct{})
+	firstTry := map[int]time.Time{}
+	warned := map[int]bool{}
 	for round := 0; ; round++ {
-		if rehookMain && round%3 == 2 {
+		if round%3 == 2 {
 			delete(hooked, a.pid)
 		}
 		tids, err := proc.Threads(a.pid)
@@ -306,6 +343,17 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 			}
 			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid}); err == nil {
 				hooked[tid] = true
+				if warned[tid] {
+					a.say("process %d: thread %d is traced now", a.pid, tid)
+					delete(warned, tid)
+				}
+				continue
+			}
+			if _, ok := firstTry[tid]; !ok {
+				firstTry[tid] = time.Now()
+			} else if !warned[tid] && time.Since(firstTry[tid]) > 2*time.Second && ctx.Err() == nil {
+				warned[tid] = true
+				a.say("process %d: thread %d (%s) is not traced: it never waits in a blocking call, where lptrace could hook it; still trying", a.pid, tid, termsafe.Escape([]byte(proc.ThreadName(a.pid, tid)), false))
 			}
 		}
 		select {

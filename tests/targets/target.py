@@ -23,6 +23,8 @@
 #     ender    like threads (fewer workers); SIGUSR1 makes it exit (os._exit),
 #              SIGUSR2 exec /bin/sleep 30; core dumps are off, so a SIGSEGV
 #              sent to it is a plain crash
+#     recursion  hits the recursion limit every 50 ms and catches the error
+#     spinner  a thread computing without ever blocking; the main thread sleeps
 #     calls    every 50 ms a known call tree: app_outer -> app_inner (returns),
 #              app_fail (raises ValueError, caught), app_gen (a generator);
 #              on SIGUSR2 it forks a child that runs app_child_work
@@ -184,6 +186,29 @@ def main():
         out('READY 0')
         while True:
             threads[0].join(3600)
+    elif MODE == 'recursion':
+        def deeper(n):
+            return deeper(n + 1)
+        too_deep = getattr(__builtins__, 'RecursionError', RuntimeError)
+        out('READY 0')
+        while True:
+            try:
+                deeper(0)
+            except too_deep:
+                pass
+            heartbeat_step()
+            time.sleep(0.05)
+    elif MODE == 'spinner':
+        def spin():
+            while True:
+                fib(10)
+        t = threading.Thread(target=spin, name='spinner')
+        t.daemon = True
+        t.start()
+        out('READY 0')
+        while True:
+            heartbeat_step()
+            time.sleep(0.02)
     elif MODE == 'ender':
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
