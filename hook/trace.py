@@ -202,7 +202,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         i = threads.get(ident)
         if i is None:
             i = threads[ident] = next(counters['thread'])  # next() is atomic
-            native = getattr(thread_mod, 'get_native_id', None)
+            native = getattr(thread_mod, 'get_native_id', None) or gettid()
             name = ''
             t = sys.modules.get('threading')
             if t is not None:
@@ -212,6 +212,23 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                     pass
             meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name[:200])))
         return i
+
+    def gettid(cache=[]):
+        # Before 3.8 Python has no native thread ID: ask the kernel through
+        # ctypes (gettid: 186 on x86-64, 178 on arm64), else show the
+        # pthread handle.
+        if not cache:
+            f = None
+            try:
+                nr = {'x86_64': 186, 'aarch64': 178}.get(os.uname()[4])
+                if nr:
+                    import ctypes
+                    call = ctypes.CDLL(None).syscall
+                    f = lambda: call(nr)
+            except Exception:
+                pass
+            cache.append(f)
+        return cache[0]
 
     def code_id(code, frame):
         # The verdict of the filters and the record are made once per
