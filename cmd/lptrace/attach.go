@@ -163,6 +163,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	if err != nil {
 		return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 	}
+	phase("injected (" + route.String() + ")")
 	select {
 	case <-started:
 	case <-ctx.Done():
@@ -173,6 +174,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	if len(tids) > 1 {
 		a.printer.ShowTID()
 	}
+	phase("hook started")
 	a.say("process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
 	a.warnFollow(tgt.Version)
 

@@ -41,14 +41,17 @@ type opened struct {
 // openTarget does what every command does first; pipeSize 0 keeps the
 // kernel's default.
 func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
+	phase("started")
 	st, err := checkTarget(pid)
 	if err != nil {
 		return nil, err
 	}
+	phase("target checked")
 	tgt, err := findPython(pid, st, warn)
 	if err != nil {
 		return nil, err
 	}
+	phase("symbols read")
 	ch, err := transport.Create(pid, st.UID[1], st.GID[1], pipeSize)
 	if err != nil {
 		tgt.Close()
@@ -57,6 +60,7 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		}
 		return nil, fmt.Errorf("process %d: %v", pid, err)
 	}
+	phase("pipe made")
 	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(ptrace.NewTracer(), tgt)}, nil
 }
 
