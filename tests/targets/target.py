@@ -58,6 +58,20 @@ def heartbeat_thread():
         time.sleep(0.02)
 
 
+def daemon(f, name=None):
+    """Starts f in a daemon thread."""
+    t = threading.Thread(target=f, name=name)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def heartbeat_forever():
+    while True:
+        heartbeat_step()
+        time.sleep(0.02)
+
+
 def sleeper_tick():
     time.sleep(0.05)
 
@@ -145,9 +159,7 @@ def main():
         srv.bind(('127.0.0.1', 0))
         srv.listen(16)
         port = srv.getsockname()[1]
-        t = threading.Thread(target=heartbeat_thread)
-        t.daemon = True
-        t.start()
+        daemon(heartbeat_thread)
         out('READY %d' % port)
         while True:
             conn, _ = srv.accept()
@@ -202,13 +214,9 @@ def main():
         def spin():
             while True:
                 fib(10)
-        t = threading.Thread(target=spin, name='spinner')
-        t.daemon = True
-        t.start()
+        daemon(spin, 'spinner')
         out('READY 0')
-        while True:
-            heartbeat_step()
-            time.sleep(0.02)
+        heartbeat_forever()
     elif MODE == 'ender':
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -219,11 +227,8 @@ def main():
             while True:
                 fib(12)
                 time.sleep(0.002)
-        threads = [threading.Thread(target=heartbeat_thread)]
-        threads += [threading.Thread(target=worker) for _ in range(3)]
-        for t in threads:
-            t.daemon = True
-            t.start()
+        for f in (heartbeat_thread, worker, worker, worker):
+            daemon(f)
         out('READY 0')
         while True:
             time.sleep(0.01)
@@ -238,9 +243,7 @@ def main():
             def log_message(self, *args):
                 pass
         srv = HTTPServer(('127.0.0.1', 0), Quiet)
-        t = threading.Thread(target=heartbeat_thread)
-        t.daemon = True
-        t.start()
+        daemon(heartbeat_thread)
         out('READY %d' % srv.server_address[1])
         srv.serve_forever()
     elif MODE == 'rate':
@@ -337,9 +340,7 @@ def main():
 
         workers = [cpu_worker, file_worker, socket_worker, lock_worker, lock_worker, spawn_worker]
         for f in workers:
-            t = threading.Thread(target=f, name=f.__name__)
-            t.daemon = True
-            t.start()
+            daemon(f, f.__name__)
         out('READY 0')
         while True:
             heartbeat_step()
@@ -352,19 +353,13 @@ def main():
 
         def blocked():
             lock.acquire()
-        t = threading.Thread(target=blocked)
-        t.daemon = True
-        t.start()
+        daemon(blocked)
         out('READY 0')
-        while True:
-            heartbeat_step()
-            time.sleep(0.02)
+        heartbeat_forever()
     elif MODE == 'gilheld':
         import ctypes
         libc = ctypes.PyDLL(None)
-        t = threading.Thread(target=heartbeat_thread)
-        t.daemon = True
-        t.start()
+        daemon(heartbeat_thread)
         out('READY 0')
         while True:
             libc.usleep(3000000)  # 3 s in C, GIL held
