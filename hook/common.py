@@ -88,6 +88,13 @@ def _lptrace_raised_by_program():
     our code, like a SIGALRM timeout) rather than from ours: its innermost
     frame is not one of ours."""
     import sys
+    # 3.6-3.8: a RecursionError raised in our code must reach the program.
+    # Swallowed, it leaves the interpreter's "overflowed" state on, which
+    # lets the program's recursion run 50 frames past the limit, then
+    # aborts the process ("Cannot recover from stack overflow"). The
+    # program gets the error its next calls would have raised.
+    if (3, 0) <= sys.version_info < (3, 9) and isinstance(sys.exc_info()[1], RecursionError):
+        return True
     tb = sys.exc_info()[2]
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next

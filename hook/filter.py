@@ -42,6 +42,8 @@ def _lptrace_filter(filters, nostdlib):
                     hit = (fnmatchcase(full, pat) or fnmatchcase(qualname, pat) or
                            fnmatchcase(name, pat) or (module != '' and fnmatchcase(module, pat)))
             except Exception:
+                if _lptrace_raised_by_program():
+                    raise
                 hit = False
             if hit:
                 if neg:

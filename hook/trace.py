@@ -202,33 +202,32 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         i = threads.get(ident)
         if i is None:
             i = threads[ident] = next(counters['thread'])  # next() is atomic
-            native = getattr(thread_mod, 'get_native_id', None) or gettid()
+            native = native_id[0]
             name = ''
             t = sys.modules.get('threading')
             if t is not None:
                 try:
                     name = t._active[ident].name
                 except Exception:
-                    pass
+                    if raised_by_program():
+                        raise
             meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name[:200])))
         return i
 
-    def gettid(cache=[]):
-        # Before 3.8 Python has no native thread ID: ask the kernel through
-        # ctypes (gettid: 186 on x86-64, 178 on arm64), else show the
-        # pthread handle.
-        if not cache:
-            f = None
-            try:
-                nr = {'x86_64': 186, 'aarch64': 178}.get(os.uname()[4])
-                if nr:
-                    import ctypes
-                    call = ctypes.CDLL(None).syscall
-                    f = lambda: call(nr)
-            except Exception:
-                pass
-            cache.append(f)
-        return cache[0]
+    # Before 3.8 Python has no native thread ID: ask the kernel through
+    # ctypes (gettid: 186 on x86-64, 178 on arm64), else show the pthread
+    # handle. Imported now, not in a callback: an import there could
+    # deadlock on 2.7's global import lock.
+    native_id = [getattr(thread_mod, 'get_native_id', None)]
+    if native_id[0] is None:
+        try:
+            nr = {'x86_64': 186, 'aarch64': 178}.get(os.uname()[4])
+            if nr:
+                import ctypes
+                syscall = ctypes.CDLL(None).syscall
+                native_id[0] = lambda: syscall(nr)
+        except Exception:
+            pass
 
     def code_id(code, frame):
         # The verdict of the filters and the record are made once per
@@ -245,7 +244,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 if not isinstance(module, str):
                     module = ''
             except Exception:
-                pass
+                if raised_by_program():
+                    raise
             if wanted is not None and not wanted(code.co_name, name, module, code.co_filename):
                 codes[id(code)] = c = (-1, code)
                 return -1
@@ -287,17 +287,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     getframe = sys._getframe
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
+    # (Re-raising a RecursionError, see _lptrace_raised_by_program, makes
+    # the interpreter remove the hook from that thread; lptrace puts it
+    # back in the main thread.)
     raised_by_program = _lptrace_raised_by_program
-    # 3.6-3.8: a RecursionError raised in our callback must reach the
-    # program. Swallowed, it leaves the interpreter's "overflowed" state on,
-    # which lets the program's recursion run 50 frames past the limit, then
-    # aborts the process ("Cannot recover from stack overflow"). The program
-    # gets the error its next call would have raised; the interpreter then
-    # removes the hook from that thread (lptrace puts it back in the main
-    # thread).
-    if (3, 0) <= sys.version_info < (3, 9):
-        def raised_by_program(check=raised_by_program, too_deep=RecursionError):
-            return check() or isinstance(sys.exc_info()[1], too_deep)
 
     def on_call(code, frame):
         # The hot path: a dict lookup for the function, one for the thread,
@@ -493,7 +486,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                         if op not in normal_exit:
                             kind = 2
                     except Exception:
-                        pass
+                        if raised_by_program():
+                            raise
                 on_return(code, kind, arg)
         except KeyboardInterrupt:
             st['kbd'] = True  # see on_call(); escaping would remove the hook

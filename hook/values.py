@@ -67,6 +67,8 @@ def _lptrace_repr(limit, verbose):
             if name == 'instance':  # 2.7's old-style classes (no code runs)
                 name = v.__class__.__name__
         except Exception:
+            if raised_by_program():
+                raise
             name = '?'
         return '<%s at 0x%x>' % (name, id(v))
 
@@ -95,4 +97,6 @@ def _lptrace_exc_text(exc, srepr):
         args = BaseException.args.__get__(exc)
         return '%s(%s)' % (type(exc).__name__, ', '.join(srepr(a) for a in args))
     except BaseException:
+        if _lptrace_raised_by_program():
+            raise
         return '?'

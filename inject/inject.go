@@ -152,7 +152,7 @@ func (inj *Injector) writeMem(tid int, addr uint64, b []byte) error {
 // readMem reads the target's memory, like writeMem.
 func (inj *Injector) readMem(tid int, addr uint64, b []byte) error {
 	if inj.mem == nil {
-		return inj.readMem(tid, addr, b)
+		return inj.tr.ReadMem(tid, addr, b)
 	}
 	if n, err := inj.mem.ReadAt(b, int64(addr)); err != nil || n != len(b) {
 		if inj.Execd() {
@@ -189,6 +189,9 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 	for {
 		st, err := inj.tr.Wait(tid, 2*time.Second)
 		if err != nil {
+			if err == ptrace.ErrTimeout && inj.lostThread(tid) {
+				return nil, inj.collectExec()
+			}
 			if err == ptrace.ErrTimeout {
 				// A thread in uninterruptible sleep (D state) cannot stop
 				// yet. Withdraw; the pending interrupt is cancelled by detach
@@ -256,12 +259,38 @@ func (inj *Injector) detach(tid int) {
 	}
 }
 
+// lostThread tells, after a wait on tid timed out, whether the process
+// exec'd: the thread that execs takes the process ID, and its exec stop
+// is reported under that ID, so a wait on its old ID (or on the old
+// leader's) never ends.
+func (inj *Injector) lostThread(tid int) bool {
+	if inj.Execd() {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", inj.pid, tid))
+	return os.IsNotExist(err) && proc.Alive(inj.pid)
+}
+
+// collectExec lets the program a thread of ours exec'd run: it waits in
+// its exec stop under the process ID. Returns ErrExec.
+func (inj *Injector) collectExec() error {
+	inj.execd = true
+	if st, err := inj.tr.Wait(inj.pid, 200*time.Millisecond); err == nil && !st.Exited {
+		inj.tr.Detach(inj.pid, 0)
+	}
+	return ErrExec
+}
+
 // abandon detaches from a thread that may not have stopped yet, or reaps
 // it if it died.
 func (inj *Injector) abandon(tid int, cause error) error {
 	inj.tr.Interrupt(tid)
 	for i := 0; i < 50; i++ {
 		st, err := inj.tr.Wait(tid, 100*time.Millisecond)
+		if err == ptrace.ErrTimeout && inj.lostThread(tid) {
+			inj.collectExec()
+			return cause
+		}
 		if err == ptrace.ErrTimeout {
 			continue
 		}
@@ -338,6 +367,10 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	interrupted := false
 	for {
 		st, err := inj.tr.Wait(th.TID, poll)
+		if err == ptrace.ErrTimeout && inj.lostThread(th.TID) {
+			th.detached = true
+			return nil, -1, inj.collectExec()
+		}
 		if err == ptrace.ErrTimeout {
 			if ctx.Err() != nil && !interrupted {
 				// Stop waiting: interrupt the thread; it finishes the calls on
@@ -430,6 +463,10 @@ func (inj *Injector) consumeInterrupt(tid int) {
 	}
 	for i := 0; i < 100; i++ {
 		st, err := inj.tr.Wait(tid, 100*time.Millisecond)
+		if err == ptrace.ErrTimeout && inj.lostThread(tid) {
+			inj.collectExec()
+			return
+		}
 		if err != nil {
 			if err == ptrace.ErrTimeout {
 				continue

@@ -64,9 +64,20 @@ type Options struct {
 // returns once the code is queued; the code itself reports when it runs.
 func (inj *Injector) RunPython(ctx context.Context, src []byte, opt Options) (Route, error) {
 	route, err := inj.runPython(ctx, src, opt)
-	if errors.Is(err, ErrExited) && inj.Execd() {
-		// The thread lptrace held was killed by an exec in another one.
-		err = ErrExec
+	if errors.Is(err, ErrExited) || ptrace.IsPermission(err) {
+		// The thread lptrace held was killed, or ptrace was refused: both
+		// happen while the process execs or exits (a process in the middle
+		// of either cannot be traced), and its end or its new program may
+		// take a moment to show.
+		for i := 0; i < 20 && !inj.Execd() && proc.Alive(inj.pid); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		switch {
+		case !proc.Alive(inj.pid):
+			err = ErrExited
+		case inj.Execd():
+			err = ErrExec
+		}
 	}
 	return route, err
 }

@@ -120,7 +120,7 @@ func TestAttachTargetEnds(t *testing.T) {
 		{"exec", syscall.SIGUSR2}, // os.execv from a signal handler
 		{"crash", syscall.SIGSEGV},
 	}
-	said := regexp.MustCompile(`lptrace: (process \d+ (exited|exec'd .*)|cannot attach to \d+: (no such process|it is a zombie.*|.* is not a Python process.*))$`)
+	said := regexp.MustCompile(`lptrace: (process \d+ (exited|exec'd .*)|cannot attach to \d+: (no such process|it is a zombie.*|.* is not a Python process.*|process \d+ exec'd .*))$`)
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
@@ -271,7 +271,8 @@ func TestAttachRecursionLimit(t *testing.T) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "recursion")
-			tr := startAttach(t, tg.PID)
+			tr := startAttach(t, tg.PID, "-a", "--ret") // values too: their code can hit the limit
+
 			time.Sleep(1500 * time.Millisecond)
 			tr.Stop(t, syscall.SIGINT)
 			if !tg.Alive() {
@@ -352,5 +353,35 @@ func TestAttachUnhookableThread(t *testing.T) {
 			}
 			hookGone(t, tg.PID, 2*time.Second)
 		})
+	}
+}
+
+// The code lptrace runs execs another program, from the thread lptrace
+// runs it in or from a thread of its own: lptrace says so and ends, and the
+// new program runs free (it used to stay stopped, with lptrace waiting on
+// a thread ID that the exec had changed).
+func TestExecCodeExecs(t *testing.T) {
+	for _, py := range []Python{oldest(t), newest(t)} {
+		for _, how := range []string{"same thread", "other thread"} {
+			t.Run(py.Name+"/"+how, func(t *testing.T) {
+				tg := startTarget(t, py, "threads")
+				tid := strconv.Itoa(tg.PID)
+				code := "import threading, os, time\nthreading.Thread(target=lambda: os.execv('/bin/sleep', ['sleep', '30'])).start()\ntime.sleep(2)"
+				if how == "same thread" {
+					tids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", tg.PID))
+					for _, p := range tids {
+						if filepath.Base(p) != tid {
+							tid = filepath.Base(p)
+						}
+					}
+					code = "import os; os.execv('/bin/sleep', ['sleep', '30'])"
+				}
+				r := lptrace(t, "", "exec", "--tid", tid, strconv.Itoa(tg.PID), code)
+				if r.Code == 0 || !strings.Contains(r.Stderr, "exec'd") || r.Elapsed > 10*time.Second {
+					t.Errorf("exit %d after %v: %q", r.Code, r.Elapsed, r.Stderr)
+				}
+				checkExecd(t, tg.PID)
+			})
+		}
 	}
 }

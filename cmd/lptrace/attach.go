@@ -191,7 +191,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		hooking.Add(1)
 		go func() {
 			defer hooking.Done()
-			a.hookThreads(hookCtx, inj, session, hooked)
+			a.hookThreads(hookCtx, inj, session, hooked, tids)
 		}()
 	}
 	return a.stream(ctx, ch, recs, func() {
@@ -280,8 +280,13 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 				if !errors.Is(it.Err, io.EOF) {
 					return fmt.Sprintf("bad data from the target (%v)", it.Err)
 				}
-				if r := a.ended(); r != "" {
-					return r
+				// A dying process closes its pipe before it is gone, and a
+				// new program shows a moment after the old one closed it.
+				for i := 0; i < 20; i++ {
+					if r := a.ended(); r != "" {
+						return r
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
 				return "the hook went away"
 			}
@@ -326,11 +331,17 @@ func (a *attachRun) ended() string {
 //
 // A thread that cannot be hooked for a while is named once, so that the
 // missing calls do not go unexplained.
-func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool) {
+func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, session string, hooked map[int]bool, atAttach []int) {
 	src := hook.TraceThread(session)
 	never := make(chan struct{})
+	// Only threads that existed at attach can lack the hook (later ones get
+	// it from threading.setprofile); the main thread had it at attach.
 	firstTry := map[int]time.Time{}
 	warned := map[int]bool{}
+	existed := map[int]bool{}
+	for _, tid := range atAttach {
+		existed[tid] = tid != a.pid
+	}
 	for round := 0; ; round++ {
 		if round%3 == 2 {
 			delete(hooked, a.pid)
@@ -349,6 +360,9 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 					a.say("process %d: thread %d is traced now", a.pid, tid)
 					delete(warned, tid)
 				}
+				continue
+			}
+			if !existed[tid] {
 				continue
 			}
 			if _, ok := firstTry[tid]; !ok {

@@ -129,6 +129,9 @@ func (e *execRun) run(ctx context.Context) error {
 		select {
 		case r := <-done:
 			injecting = false
+			if r.err != nil && finished {
+				return result // the code ended; letting go of the thread was what failed
+			}
 			if r.err != nil {
 				select {
 				case <-started:
@@ -158,6 +161,9 @@ func (e *execRun) run(ctx context.Context) error {
 			if err := it.Err; err != nil {
 				if finished {
 					return end(result)
+				}
+				if errors.Is(err, io.EOF) && inj.Execd() {
+					return end(fmt.Errorf("process %d exec'd %s while the code ran", e.pid, proc.Executable(e.pid)))
 				}
 				if errors.Is(err, io.EOF) {
 					return end(fmt.Errorf("process %d: the code's output ended before it finished (did the process exit?)", e.pid))

@@ -73,7 +73,11 @@ func runLaunch(traceCtx context.Context, argv []string, newRun func(pid int) *at
 		}
 	}()
 	a := newRun(child.PID)
-	if err := a.launched(ctx, child); err != nil {
+	if err := a.launched(ctx, child); errors.Is(err, errOutputStalled) {
+		// stderr may be that same blocked pipe: nothing more is written.
+		// The program runs on, detached, to its own end.
+		os.Exit(1)
+	} else if err != nil {
 		say(err.Error())
 	}
 	status, sig, err := child.Wait()
@@ -114,6 +118,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	case <-time.After(a.timeout):
 		return fmt.Errorf("process %d: the hook did not start; it runs untraced", child.PID)
 	}
+	a.program = child.Target.Program
 	a.say("process %d started (Python %s)", child.PID, child.Target.Version)
 	a.warnFollow(child.Target.Version)
 	return a.stream(ctx, ch, recs, func() {})

@@ -199,8 +199,8 @@ def main():
         while True:
             threads[0].join(3600)
     elif MODE == 'recursion':
-        def deeper(n):
-            return deeper(n + 1)
+        def deeper(n, path=[['a', 1], ('b', 2.0)]):
+            return deeper(n + 1, path)
         too_deep = getattr(__builtins__, 'RecursionError', RuntimeError)
         out('READY 0')
         while True:
