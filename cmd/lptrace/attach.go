@@ -343,7 +343,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 		existed[tid] = tid != a.pid
 	}
 	for round := 0; ; round++ {
-		if round%3 == 2 {
+		if round%3 == 2 && !inEpollWait(a.pid) {
 			delete(hooked, a.pid)
 		}
 		tids, err := proc.Threads(a.pid)
@@ -378,6 +378,18 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// inEpollWait tells whether the main thread waits in epoll: a call made
+// there makes epoll_wait return EINTR to the program (the kernel never
+// restarts it), so the periodic re-hook skips that round; Python retries
+// on EINTR, but a C extension might not.
+func inEpollWait(pid int) bool {
+	sc, err := proc.ReadSyscall(pid, pid)
+	if err != nil || sc.Running {
+		return false
+	}
+	return strings.HasPrefix(inject.SyscallName(sc.Nr), "epoll_")
 }
 
 // warnFollow says when -f cannot work: the hook follows a fork from
