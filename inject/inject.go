@@ -140,13 +140,7 @@ func (inj *Injector) writeMem(tid int, addr uint64, b []byte) error {
 	if inj.mem == nil {
 		return inj.tr.WriteMem(tid, addr, b)
 	}
-	if n, err := inj.mem.WriteAt(b, int64(addr)); err != nil || n != len(b) {
-		if inj.Execd() {
-			return ErrExec
-		}
-		return fmt.Errorf("write %d bytes at %#x: wrote %d: %v", len(b), addr, n, err)
-	}
-	return nil
+	return inj.memDone("write", addr, b, inj.mem.WriteAt)
 }
 
 // readMem reads the target's memory, like writeMem.
@@ -154,11 +148,17 @@ func (inj *Injector) readMem(tid int, addr uint64, b []byte) error {
 	if inj.mem == nil {
 		return inj.tr.ReadMem(tid, addr, b)
 	}
-	if n, err := inj.mem.ReadAt(b, int64(addr)); err != nil || n != len(b) {
+	return inj.memDone("read", addr, b, inj.mem.ReadAt)
+}
+
+// memDone does one transfer through /proc/PID/mem; a short one means the
+// address space is gone (an exec) or the address is not mapped.
+func (inj *Injector) memDone(what string, addr uint64, b []byte, at func([]byte, int64) (int, error)) error {
+	if n, err := at(b, int64(addr)); err != nil || n != len(b) {
 		if inj.Execd() {
 			return ErrExec
 		}
-		return fmt.Errorf("read %d bytes at %#x: got %d: %v", len(b), addr, n, err)
+		return fmt.Errorf("%s %d bytes at %#x: %d done: %v", what, len(b), addr, n, err)
 	}
 	return nil
 }
