@@ -182,14 +182,8 @@ func (c *Channel) setPipeSize(n int) {
 	}
 }
 
-// Unlink removes the FIFO and its directory from the file system; the open
-// ends keep working. Call it once the target has opened the FIFO.
-func (c *Channel) Unlink() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.unlink()
-}
-
+// unlink removes the FIFO and its directory from the file system; the open
+// ends keep working. c.mu must be held.
 func (c *Channel) unlink() {
 	if c.hostDir == "" {
 		return
