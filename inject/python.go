@@ -146,7 +146,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				return route, nil
 			}
 			if err != nil {
-				if errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) || ptrace.IsPermission(err) || ctx.Err() != nil {
+				if final(ctx, err) {
 					return Route{}, err
 				}
 				lastWhy = err.Error()
@@ -182,7 +182,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 					return route, nil
 				case err == nil:
 					lastWhy = why
-				case errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) || ptrace.IsPermission(err) || ctx.Err() != nil:
+				case final(ctx, err):
 					return Route{}, err
 				default:
 					lastWhy = err.Error()
@@ -200,6 +200,14 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 		case <-time.After(sleep):
 		}
 	}
+}
+
+// final tells whether an attempt's error ends RunPython, rather than send
+// it on to another thread: the process is stopped, gone or replaced, the
+// kernel refuses ptrace, or the caller gave up.
+func final(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) ||
+		ptrace.IsPermission(err) || ctx.Err() != nil
 }
 
 // quickCall bounds calls that never wait for anything (system calls,

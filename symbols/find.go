@@ -71,7 +71,7 @@ func Find(pid int) (*Target, error) {
 
 // FindInMaps is Find with the mappings already read.
 func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
-	t := &Target{PID: pid, Maps: maps, Program: proc.ProgramID(pid)}
+	t := &Target{PID: pid, Maps: maps}
 	files := mappedFiles(maps)
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	exe = strings.TrimSuffix(exe, " (deleted)")
