@@ -99,3 +99,47 @@ def _lptrace_raised_by_program():
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>'
+
+
+def _lptrace_main_ident():
+    """The main thread's ident, the only thread where the program's signal
+    handlers run, or None. Only if the program imported threading: importing
+    it here would change the program (and, on 2.7, break its shutdown when
+    done from a thread)."""
+    import sys
+    t = sys.modules.get('threading')
+    try:
+        if hasattr(t, 'main_thread'):
+            return t.main_thread().ident
+        return t._shutdown.__self__.ident
+    except Exception:
+        return None
+
+
+def _lptrace_sigint_sender(main_ident):
+    """Returns send(): gives the program back a Ctrl-C that lptrace's code
+    caught. A real SIGINT to the main thread when the program's handler is
+    a Python function: an lptrace injecting into that thread right then
+    holds it until the thread is back in the program's code. Otherwise
+    interrupt_main(), whose KeyboardInterrupt is raised at the main
+    thread's next instruction, wherever that is."""
+    try:
+        import _signal as signal
+        from _thread import interrupt_main
+    except ImportError:
+        import signal
+        from thread import interrupt_main
+    pthread_kill = getattr(signal, 'pthread_kill', None)
+    # Bound now: it may run after the payload's globals (and with them the
+    # builtins of older Pythons) are cleared.
+    is_callable, error = callable, Exception
+
+    def send():
+        try:
+            if pthread_kill is not None and main_ident is not None and is_callable(signal.getsignal(signal.SIGINT)):
+                pthread_kill(main_ident, signal.SIGINT)
+                return
+        except error:
+            pass
+        interrupt_main()
+    return send

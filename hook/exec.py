@@ -140,19 +140,5 @@ class _main_ident(object):
     value = None
 
 
-
-def _find_main_ident():
-    # Only if the program imported threading: importing it here would change
-    # the program (and, on 2.7, break its shutdown when done from a thread).
-    import sys
-    t = sys.modules.get('threading')
-    try:
-        if hasattr(t, 'main_thread'):
-            return t.main_thread().ident
-        return t._shutdown.__self__.ident
-    except Exception:
-        return None
-
-
-_main_ident.value = _find_main_ident()
+_main_ident.value = _lptrace_main_ident()
 _lptrace_exec(FIFO, FIFO_ID, CODE)

@@ -21,7 +21,7 @@
 #      bytes, so that processes sharing the pipe never interleave.
 
 
-def _lptrace_install(session, fifo, fifo_id, cfg):
+def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     import os
     import sys
     import errno
@@ -36,13 +36,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     except ImportError:
         import thread as thread_mod
     get_ident = thread_mod.get_ident
-    interrupt_main = thread_mod.interrupt_main
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
     fd = _lptrace_open_fifo(fifo, fifo_id)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
+    undo['fd'] = fd
     registry = sys.__dict__.setdefault('__lptrace__', {})
 
     want_returns = bool(cfg.get('returns'))
@@ -135,6 +135,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         lock = st['lock']
         if not st['on'] or not lock.acquire(False):
             return
+        ev = m = None
         try:
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
@@ -147,6 +148,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             raw = ev.tobytes() if hasattr(ev, 'tobytes') else ev.tostring()
             if follow:
                 flush_framed(m, raw)
+                m = None
                 return
             out = b''.join(m)
             if st['dropped']:
@@ -162,8 +164,39 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 # events now dropped.
                 meta[0:0] = [r for r in m if r[:1] != b'V']
                 st['dropped'] += len(ev) // stride
+            m = None
+        except BaseException:
+            # A signal handler of the program raised in here (the main
+            # thread flushes only at install and at exit): the definitions
+            # taken go back, a later event may need them. Sent already,
+            # they arrive twice, which the reader allows.
+            if m is not None:
+                meta[0:0] = [r for r in m if r[:1] != b'V']
+                st['dropped'] += len(ev) // stride
+            raise
         finally:
             lock.release()
+
+    # A batch full in the main thread is written by the timer thread: the
+    # program's signal handlers run in the main thread only, and one that
+    # raises (its Ctrl-C, its alarm) in the middle of a write would lose
+    # what was taken, or misalign the stream. Other threads write it
+    # themselves. Python 2.7 has no lock timeout: its timer just ticks.
+    main_ident = _lptrace_main_ident()
+    hand_back_sigint = _lptrace_sigint_sender(main_ident)
+    wake = thread_mod.allocate_lock()
+    wake.acquire()  # locked: no wake-up pending
+    timed_wait = sys.version_info[0] >= 3
+
+    def wake_ticker():
+        if timed_wait and wake.locked():
+            wake.release()  # only this thread releases it: no race
+
+    def full():
+        if get_ident() == main_ident:
+            wake_ticker()
+        else:
+            flush()
 
     def flush_framed(m, raw):
         head = record(b'P', str(st['pid']))
@@ -201,7 +234,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         ident = get_ident()
         i = threads.get(ident)
         if i is None:
-            i = threads[ident] = next(counters['thread'])  # next() is atomic
+            i = next(counters['thread'])  # next() is atomic
             native = native_id[0]
             name = ''
             t = sys.modules.get('threading')
@@ -211,7 +244,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                 except Exception:
                     if raised_by_program():
                         raise
+            # The definition is queued before the index is published: a
+            # signal handler of the program that raises in between (its
+            # Ctrl-C) costs a second definition, never an event that
+            # refers to none.
             meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name[:200])))
+            threads[ident] = i
         return i
 
     # Before 3.8 Python has no native thread ID: ask the kernel through
@@ -249,8 +287,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             if wanted is not None and not wanted(code.co_name, name, module, code.co_filename):
                 codes[id(code)] = c = (-1, code)
                 return -1
-            c = codes[id(code)] = (next(counters['code']), code)
-            meta.append(record(b'C', '%d\t%s\t%s\t%d\t%s' % (c[0], name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500])))
+            i = next(counters['code'])
+            meta.append(record(b'C', '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500])))
+            codes[id(code)] = (i, code)  # after its definition: see thread_index()
+            return i
         return c[0]
 
     def value(text):
@@ -281,7 +321,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         else:
             events.extend((w, clock(), val))
         if len(events) >= 512 * stride:
-            flush()
+            full()
 
     fast = stride == 1  # calls only: one word per event
     getframe = sys._getframe
@@ -310,15 +350,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
                     t = thread_index()
                 events.append(t << 32 | c)
                 if len(events) >= 512:
-                    flush()
+                    full()
             else:
                 emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
         except KeyboardInterrupt:
             # The program's Ctrl-C, raised by its signal handler while our
             # code ran. Raising it from here would remove the hook (and hit
             # the program at a random place); the timer thread hands it back
-            # with interrupt_main() once this callback has returned.
+            # (hand_back_sigint) once this callback has returned.
             st['kbd'] = True
+            wake_ticker()
         except Exception:
             if raised_by_program():
                 raise
@@ -384,17 +425,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         except BaseException:
             pass
 
-    # The at-fork callback cannot be unregistered: it reaches in_child
-    # through a holder emptied when the hook leaves, so that it keeps
-    # nothing of the session alive (each attach would leak its code).
-    fork_ref = [in_child]
-
-    def at_fork_child():
-        f = fork_ref[0]
-        if f is not None:
-            f()
-    if hasattr(os, 'register_at_fork'):
-        os.register_at_fork(after_in_child=at_fork_child)
     payload_globals = globals()
 
     monitoring = getattr(sys, 'monitoring', None)
@@ -402,6 +432,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
     prev_thread_hook = [None]  # the program's threading.setprofile() function
     watched = []
     ticker_ident = [None]
+    fork_ref = [in_child]
 
     def uninstall():
         if not st['on'] and st['fd'] < 0:
@@ -442,6 +473,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
             except Exception:
                 pass
         fd, st['fd'] = st['fd'], -1
+        undo.pop('fd', None)
         if fd >= 0:
             try:
                 os.close(fd)
@@ -450,6 +482,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
         # The payload's globals hold every function of the hook; what still
         # runs (the timer's last turn) needs none of them.
         payload_globals.clear()
+    undo['uninstall'] = uninstall
+
+    # The at-fork callback cannot be unregistered: it reaches in_child
+    # through fork_ref, a holder emptied when the hook leaves, so that it
+    # keeps nothing of the session alive (each attach would leak its code).
+    def at_fork_child():
+        f = fork_ref[0]
+        if f is not None:
+            f()
+    if hasattr(os, 'register_at_fork'):
+        os.register_at_fork(after_in_child=at_fork_child)
 
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped. The profiler cannot see an exception
@@ -570,26 +613,47 @@ def _lptrace_install(session, fifo, fifo_id, cfg):
 
     registry[session] = install_thread
     meta.insert(0, started())
-    flush()
+
+    # The program's signals never go to our thread: delivered there, their
+    # handler's effect would reach the main thread at its next instruction,
+    # maybe inside a payload of lptrace that holds the main thread stopped
+    # (and holds the signals sent to it). Python 3.3+.
+    try:
+        import _signal
+        block_set = [getattr(_signal, n) for n in ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
+                                                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')]
+        sigmask = _signal.pthread_sigmask
+        block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
+    except Exception:
+        block_program_signals = lambda: None
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
     def ticker():
         ticker_ident[0] = get_ident()
+        try:
+            block_program_signals()
+        except Exception:
+            pass
         pid = os.getpid()
         while st['on'] and st['pid'] == pid:
-            time.sleep(0.05)
+            if timed_wait:
+                wake.acquire(True, 0.05)
+            else:
+                time.sleep(0.05)
             try:
                 if st.pop('kbd', False):
-                    interrupt_main()
+                    hand_back_sigint()
                 flush()
                 if st['on'] and reader_gone():
                     uninstall()
             except BaseException:
                 pass
         if st.pop('kbd', False):
-            interrupt_main()
+            hand_back_sigint()
     thread_mod.start_new_thread(ticker, ())
+    undo['done'] = True
+    flush()  # the S record: lptrace now knows the hook is in place
 
 
 def _lptrace_exit_opcodes():
@@ -602,4 +666,35 @@ def _lptrace_exit_opcodes():
         return frozenset()
 
 
-_lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG)
+def _lptrace_run_install():
+    # A signal handler of the program may raise anywhere in the install
+    # when it runs in the main thread (the program's Ctrl-C): what was done
+    # is then undone, and a Ctrl-C goes back to the program. Once the hook
+    # is complete, it stays.
+    import os
+    import sys
+    hand_back_sigint = _lptrace_sigint_sender(_lptrace_main_ident())
+    undo = {}
+    try:
+        _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG, undo)
+    except BaseException as e:
+        if not undo.get('done'):
+            # Signals may go on arriving: each step is retried.
+            for _ in range(5):
+                try:
+                    if 'fd' in undo:
+                        os.write(undo['fd'], b'F\0\0\0\0')  # lptrace may try again
+                    if 'uninstall' in undo:
+                        undo['uninstall']()
+                    elif 'fd' in undo:
+                        os.close(undo.pop('fd'))
+                    if not sys.__dict__.get('__lptrace__', True):
+                        del sys.__lptrace__
+                    break
+                except BaseException:
+                    pass
+        if isinstance(e, KeyboardInterrupt):
+            hand_back_sigint()
+
+
+_lptrace_run_install()

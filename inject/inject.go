@@ -111,6 +111,9 @@ type Injector struct {
 	// for good, so nothing written through it can land in a program the
 	// process exec'd since (the kernel drops writes to a replaced one).
 	mem *os.File
+	// holdFor, when set, makes the threads attached from now on hold the
+	// program's signals (see Thread.hold).
+	holdFor time.Duration
 }
 
 // New prepares an injector for the process described by tgt.
@@ -172,6 +175,42 @@ type Thread struct {
 	Syscall  int
 	InCall   bool
 	detached bool
+	// The program's signals that arrived while lptrace held the thread,
+	// one bit each, and until when new ones are held.
+	held      uint64
+	holdUntil time.Time
+}
+
+// hold keeps an asynchronous signal of the program that arrives while
+// lptrace holds the thread: delivered now, its Python handler would run
+// inside lptrace's payload at its first instruction (the program's Ctrl-C
+// would then interrupt the payload and be lost to the program). It is sent
+// again once the thread is back in its own code, or when the hold expires.
+// Signals that report a fault, or carry data, or stop the process, are
+// never held.
+func (th *Thread) hold(sig int) bool {
+	switch syscall.Signal(sig) {
+	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGVTALRM, syscall.SIGPROF:
+	default:
+		return false
+	}
+	if !time.Now().Before(th.holdUntil) {
+		return false
+	}
+	th.held |= 1 << sig
+	return true
+}
+
+// resend sends the held signals to the thread again, and ends the hold.
+func (th *Thread) resend() {
+	th.holdUntil = time.Time{}
+	for sig := 1; th.held != 0 && sig < 64; sig++ {
+		if th.held&(1<<sig) != 0 {
+			th.held &^= 1 << sig
+			ptrace.Tgkill(th.inj.pid, th.TID, sig)
+		}
+	}
 }
 
 // Attach seizes a thread and stops it. The caller must Release it.
@@ -183,6 +222,15 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 		return nil, fmt.Errorf("attach to thread %d: %w", tid, err)
 	}
 	th := &Thread{TID: tid, inj: inj}
+	if inj.holdFor > 0 {
+		th.holdUntil = time.Now().Add(inj.holdFor)
+	}
+	attached := false
+	defer func() {
+		if !attached {
+			th.resend() // held while it stopped: the program's after all
+		}
+	}()
 	if err := inj.tr.Interrupt(tid); err != nil {
 		return nil, inj.abandon(tid, fmt.Errorf("stop thread %d: %w", tid, err))
 	}
@@ -224,13 +272,19 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 					return nil, err
 				}
 			}
+			attached = true
 			return th, nil
 		case st.GroupStop():
 			inj.detach(tid)
 			return nil, ErrTargetStopped
 		case st.Event == 0:
-			// A signal arrived first: deliver it, the interrupt stays pending.
-			if err := inj.tr.Cont(tid, st.Signal); err != nil {
+			// A signal arrived first: deliver it (or hold it), the
+			// interrupt stays pending.
+			sig := st.Signal
+			if th.hold(sig) {
+				sig = 0
+			}
+			if err := inj.tr.Cont(tid, sig); err != nil {
 				return nil, inj.abandon(tid, err)
 			}
 		default:
@@ -320,6 +374,7 @@ func (th *Thread) Release() error {
 			regsErr = err
 		}
 	}
+	th.resend() // pending now, delivered in the thread's own code once detached
 	err := th.inj.tr.Detach(th.TID, 0)
 	if err == ptrace.ErrGone {
 		th.inj.abandon(th.TID, nil) // killed meanwhile: reap it (see detach)
@@ -372,6 +427,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			return nil, -1, inj.collectExec()
 		}
 		if err == ptrace.ErrTimeout {
+			if th.held != 0 && !time.Now().Before(th.holdUntil) {
+				th.resend() // a long call: the program waited long enough
+			}
 			if ctx.Err() != nil && !interrupted {
 				// Stop waiting: interrupt the thread; it finishes the calls on
 				// its own after detach.
@@ -399,6 +457,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			// program may run inside it): the trampoline and the call are
 			// gone with the old program.
 			th.detached = true
+			th.resend() // pending signals outlive an exec
 			return nil, -1, inj.lostProgram(th.TID)
 		}
 		if st.Event == 0 && st.Signal == inj.signal(th.TID) {
@@ -439,6 +498,8 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			return nil, -1, fmt.Errorf("thread %d finished without stopping (signal %d blocked?)", th.TID, inj.signal(th.TID))
 		case st.Event != 0:
 			inj.tr.Cont(th.TID, 0)
+		case th.hold(st.Signal):
+			inj.tr.Cont(th.TID, 0)
 		default:
 			// Any other signal belongs to the target: deliver it.
 			inj.tr.Cont(th.TID, st.Signal)
@@ -449,6 +510,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 // letGo detaches from a thread in the middle of a call: the trampoline
 // completes the call and restores the thread by itself.
 func (inj *Injector) letGo(th *Thread) {
+	th.resend()
 	inj.detach(th.TID)
 	th.detached = true
 	inj.inFlight = true

@@ -15,6 +15,10 @@ type Route struct {
 	Pending bool // queued with Py_AddPendingCall, run by the main thread
 	TID     int  // the thread that ran (direct) or queued (pending) it
 	Syscall int  // where that thread was parked, -1 if running
+	// Raised: on the direct route, an exception escaped the code (it was
+	// printed on the program's stderr): only a signal handler of the
+	// program can raise before the code's own try. Nothing of it ran.
+	Raised bool
 }
 
 func (r Route) String() string {
@@ -57,6 +61,11 @@ type Options struct {
 	// TID, when set, is the only thread allowed to run the code (for the
 	// main thread, a pending call counts).
 	TID int
+	// HoldSignals, for short payloads, keeps the program's signals that
+	// arrive while lptrace holds a thread until it is back in its own code
+	// (at most 250 ms): their Python handlers must not run inside the
+	// payload. Not for code that may run long (exec, pdb).
+	HoldSignals bool
 }
 
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
@@ -93,6 +102,10 @@ func (inj *Injector) Execd() bool {
 }
 
 func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Route, error) {
+	if opt.HoldSignals {
+		inj.holdFor = 250 * time.Millisecond
+		defer func() { inj.holdFor = 0 }()
+	}
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
 	var lastWhy string
@@ -298,7 +311,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 			}
 		}
 	}()
-	_, aborted, err := th.Run(callCtx, calls)
+	res, aborted, err := th.Run(callCtx, calls)
 	if err != nil {
 		if callCtx.Err() != nil && ctx.Err() == nil {
 			return Route{}, "", fmt.Errorf("%w: thread %d (parked in %s) waited for it in vain", ErrGILBusy, p.TID, SyscallName(th.Syscall))
@@ -307,7 +320,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	}
 	switch aborted {
 	case -1:
-		return Route{TID: p.TID, Syscall: th.Syscall}, "", nil
+		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[3]) != 0}, "", nil
 	case 0:
 		return Route{}, "not initialized", nil
 	default:

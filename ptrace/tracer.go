@@ -299,3 +299,8 @@ func wrapErr(err error) error {
 func IsPermission(err error) bool {
 	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 }
+
+// Tgkill sends sig to thread tid of process pid.
+func Tgkill(pid, tid, sig int) error {
+	return wrapErr(unix.Tgkill(pid, tid, unix.Signal(sig)))
+}

@@ -85,6 +85,11 @@ type Decoder struct {
 	NewProcess func(*Process)
 	// Dropped counts events lost in every process.
 	Dropped uint64
+	// Undefined counts events skipped because their thread or function
+	// was never defined: a definition the hook lost (a signal handler of
+	// the program raised while it was being queued). Never expected, but
+	// no reason to end the session.
+	Undefined uint64
 
 	procs map[int]*Process
 	cur   *Process
@@ -218,8 +223,15 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 		w := word(i)
 		th, code := p.threads[w>>32&0xffffff], p.codes[w&0xffffffff]
 		kind := Kind(w >> 56)
-		if th == nil || code == nil || kind > Exception {
-			return fmt.Errorf("event refers to an unknown thread or function")
+		if kind > Exception {
+			return fmt.Errorf("bad event kind %d", kind)
+		}
+		if th == nil || code == nil {
+			d.Undefined++
+			if d.Values {
+				delete(p.values, word(i+stride-1)-1)
+			}
+			continue
 		}
 		e := Event{Proc: p, Thread: th, Code: code, Kind: kind}
 		n := 1

@@ -33,14 +33,17 @@ func TestDecode(t *testing.T) {
 		rec('T', "0\t1234\tMainThread"),
 		{Kind: 'B', Data: batch(0<<32|0, 0<<32|1, 1<<56|1, 2<<56|0)},
 		rec('D', "5"),
+		// A lost definition skips its events, not the session.
+		{Kind: 'B', Data: batch(7<<32|0, 0<<32|9)},
+		rec('C', "1\tB.m\t/b.py\t7\tpkg.b"), // defined twice: allowed
 	}
 	for _, r := range recs {
 		if err := d.Decode(r, emit); err != nil {
 			t.Fatalf("%c: %v", r.Kind, err)
 		}
 	}
-	if len(procs) != 1 || procs[0].PID != 42 || procs[0].PPID != 1 || procs[0].Version != "3.12.1 (main)" || d.Dropped != 5 || procs[0].Dropped != 5 {
-		t.Errorf("procs %+v dropped %d", procs, d.Dropped)
+	if len(procs) != 1 || procs[0].PID != 42 || procs[0].PPID != 1 || procs[0].Version != "3.12.1 (main)" || d.Dropped != 5 || procs[0].Dropped != 5 || d.Undefined != 2 {
+		t.Errorf("procs %+v dropped %d undefined %d", procs, d.Dropped, d.Undefined)
 	}
 	want := []string{"f@MainThread/call", "B.m@MainThread/call", "B.m@MainThread/return", "f@MainThread/exception"}
 	if len(got) != len(want) {
@@ -52,7 +55,6 @@ func TestDecode(t *testing.T) {
 		}
 	}
 	bad := []transport.Record{
-		{Kind: 'B', Data: batch(7 << 32)},  // unknown thread
 		{Kind: 'B', Data: batch(3 << 56)},  // unknown kind
 		{Kind: 'B', Data: []byte{1, 2, 3}}, // not a multiple of 8
 		rec('C', "x\ty\tz\t1"),             // bad id

@@ -131,6 +131,17 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	return status
 }
 
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 type attachRun struct {
 	pid     int
 	timeout time.Duration
@@ -159,17 +170,35 @@ func (a *attachRun) run(ctx context.Context) error {
 	recs, started := ch.Stream()
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
-	route, err := inj.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.cfg), inject.Options{Timeout: a.timeout, Started: started})
-	if err != nil {
-		return explainRun(ctx, a.pid, a.timeout, "the hook", err)
-	}
-	phase("injected (" + route.String() + ")")
-	select {
-	case <-started:
-	case <-ctx.Done():
-		return fmt.Errorf("interrupted before the hook started; process %d left as it was", a.pid)
-	case <-time.After(a.timeout):
-		return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
+	install := hook.TraceInstall(ch.Pipe(), session, a.cfg)
+	deadline := time.After(a.timeout)
+	var route inject.Route
+	for try := 1; ; try++ {
+		var err error
+		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: a.timeout, Started: started, HoldSignals: true})
+		if err != nil {
+			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
+		}
+		phase("injected (" + route.String() + ")")
+		failed := ch.Failed()
+		if route.Raised && !isClosed(started) {
+			failed = closedChan // it did not even start
+		}
+		select {
+		case <-started:
+		case <-failed:
+			// A signal handler of the program raised inside the install
+			// (its Ctrl-C, handed back to it); the hook undid itself.
+			if try < 3 {
+				continue
+			}
+			return fmt.Errorf("process %d: the program's signal handlers interrupted the hook's install %d times (each time it undid itself); try again", a.pid, try)
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted before the hook started; process %d left as it was", a.pid)
+		case <-deadline:
+			return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
+		}
+		break
 	}
 	if len(tids) > 1 {
 		a.printer.ShowTID()
@@ -248,6 +277,9 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	a.printer.AddDropped(dec.Dropped)
 	if dec.Dropped > 0 {
 		a.say("process %d: %d events were dropped (the pipe was full)", a.pid, dec.Dropped)
+	}
+	if dec.Undefined > 0 {
+		a.say("process %d: %d events not shown: the hook lost the definition of their function or thread", a.pid, dec.Undefined)
 	}
 	switch reason {
 	case "exited":
@@ -354,7 +386,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 			if hooked[tid] || ctx.Err() != nil {
 				continue
 			}
-			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid}); err == nil {
+			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid, HoldSignals: true}); err == nil {
 				hooked[tid] = true
 				if warned[tid] {
 					a.say("process %d: thread %d is traced now", a.pid, tid)
