@@ -1,11 +1,12 @@
 # Shared by lptrace's payloads (prepended to exec.py and trace.py).
 
-def _lptrace_open_fifo(fifo, fifo_id, reading=False):
+def _lptrace_open_fifo(fifo, fifo_id, reading=False, keep=False):
     """Opens lptrace's FIFO for writing, never blocking (or for reading,
     blocking, when reading), and only if it is the very FIFO lptrace made
     (device, inode, owner, change time): a FIFO planted at the same path
-    after lptrace removed its own gets nothing. Removes the path at once.
-    Returns the descriptor, or -1 (then run nothing)."""
+    after lptrace removed its own gets nothing. Removes the path at once,
+    unless keep (see _lptrace_remove_fifo). Returns the descriptor, or -1
+    (then run nothing)."""
     import os
     import stat
     mode = os.O_RDONLY if reading else os.O_WRONLY
@@ -33,12 +34,19 @@ def _lptrace_open_fifo(fifo, fifo_id, reading=False):
         if not ok:
             os.close(fd)
             return -1
-    for remove, p in ((os.unlink, fifo), (os.rmdir, os.path.dirname(fifo))):
+    if not keep:
+        _lptrace_remove_fifo(fifo)
+    return fd
+
+
+def _lptrace_remove_fifo(fifo):
+    # No os.path: a hook already in place would trace its Python code.
+    import os
+    for remove, p in ((os.unlink, fifo), (os.rmdir, fifo[:fifo.rindex('/')])):
         try:
             remove(p)
         except OSError:
             pass
-    return fd
 
 
 def _lptrace_same_time(st, ns):

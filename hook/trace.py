@@ -39,7 +39,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
-    fd = _lptrace_open_fifo(fifo, fifo_id)
+    # The path stays until the hook is in place: an install interrupted by
+    # the program's signal handler leaves the FIFO unwritten (its change
+    # time, which the identity check compares, unchanged), and lptrace sends
+    # the install again.
+    fd = _lptrace_open_fifo(fifo, fifo_id, keep=True)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
     undo['fd'] = fd
@@ -653,6 +657,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             hand_back_sigint()
     thread_mod.start_new_thread(ticker, ())
     undo['done'] = True
+    _lptrace_remove_fifo(fifo)
     flush()  # the S record: lptrace now knows the hook is in place
 
 
@@ -679,11 +684,10 @@ def _lptrace_run_install():
         _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG, undo)
     except BaseException as e:
         if not undo.get('done'):
-            # Signals may go on arriving: each step is retried.
+            # Signals may go on arriving: retried. Nothing was written to
+            # the pipe; lptrace sees no S record and sends the install again.
             for _ in range(5):
                 try:
-                    if 'fd' in undo:
-                        os.write(undo['fd'], b'F\0\0\0\0')  # lptrace may try again
                     if 'uninstall' in undo:
                         undo['uninstall']()
                     elif 'fd' in undo:

@@ -385,3 +385,60 @@ func TestExecCodeExecs(t *testing.T) {
 		}
 	}
 }
+
+// A Ctrl-C every 5 ms while lptrace attaches and detaches, again and again
+// without a pause (the previous hook may still be leaving): every attach
+// succeeds, the program keeps catching its Ctrl-C, none of them surfaces
+// in lptrace's code (it would print a traceback on the program's stderr
+// and be lost to the program), and no hook is left.
+func TestAttachSignalStorm(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "sigint")
+			stop := make(chan struct{})
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+						syscall.Kill(tg.PID, syscall.SIGINT)
+					}
+				}
+			}()
+			for i := 0; i < 4; i++ {
+				tr := startAttach(t, tg.PID)
+				time.Sleep(150 * time.Millisecond)
+				tr.Stop(t, syscall.SIGINT)
+			}
+			close(stop)
+			<-stopped
+			if !tg.Alive() {
+				t.Fatalf("the target died: %q", tg.Stderr())
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+			caught := 0
+			for _, l := range tg.Other() {
+				if l == "caught" {
+					caught++
+				}
+			}
+			if caught < 20 {
+				t.Errorf("the program caught %d Ctrl-C", caught)
+			}
+			// 2.7 cannot keep the signals away from the hook's thread: a
+			// Ctrl-C may surface in lptrace's code there (docs/safety.md).
+			if py.AtLeast(3, 0) {
+				for _, l := range tg.Stderr() {
+					if strings.Contains(l, "<lptrace>") || strings.Contains(l, `"<string>"`) {
+						t.Errorf("a Ctrl-C surfaced in lptrace's code: %q", tg.Stderr())
+						break
+					}
+				}
+			}
+		})
+	}
+}

@@ -123,10 +123,11 @@ type Target struct {
 	Port int
 	cmd  *exec.Cmd
 
-	mu    sync.Mutex
-	ticks []time.Time
-	other []string // lines other than ticks on the target's stdout
-	done  chan struct{}
+	mu     sync.Mutex
+	ticks  []time.Time
+	other  []string // lines other than ticks on the target's stdout
+	stderr []string
+	done   chan struct{}
 }
 
 var targetScript, _ = filepath.Abs("targets/target.py")
@@ -136,7 +137,12 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 	t.Helper()
 	args := append(append([]string(nil), wrap...), py.Path, "-u", targetScript, mode)
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stderr = &prefixWriter{t: t, prefix: "target stderr: "}
+	tg := &Target{}
+	cmd.Stderr = &prefixWriter{t: t, prefix: "target stderr: ", sink: func(line string) {
+		tg.mu.Lock()
+		tg.stderr = append(tg.stderr, line)
+		tg.mu.Unlock()
+	}}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +151,7 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tg := &Target{PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	tg.PID, tg.cmd, tg.done = cmd.Process.Pid, cmd, make(chan struct{})
 	pgid := cmd.Process.Pid // the process group of the target and any wrapper
 	t.Cleanup(func() {
 		syscall.Kill(-pgid, syscall.SIGKILL)
@@ -266,6 +272,13 @@ func (tg *Target) checkUntouched(t *testing.T) {
 }
 
 // Other returns what the target printed besides its heartbeat.
+// Stderr returns the lines the target wrote on its stderr so far.
+func (tg *Target) Stderr() []string {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]string(nil), tg.stderr...)
+}
+
 func (tg *Target) Other() []string {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -346,11 +359,15 @@ func leftovers() []string {
 type prefixWriter struct {
 	t      *testing.T
 	prefix string
+	sink   func(string) // also gets each line, if set
 }
 
 func (w *prefixWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		w.t.Log(w.prefix + line)
+		if w.sink != nil {
+			w.sink(line)
+		}
 	}
 	return len(p), nil
 }

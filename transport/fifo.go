@@ -52,7 +52,6 @@ type Channel struct {
 	keep        *os.File   // a write end held until the target opens its own
 	in          *os.File   // lptrace -> target, when AddInput made one
 	br          *bufio.Reader
-	failed      chan struct{} // see Failed
 }
 
 // Places tried for the private directory, in the target's file system.
@@ -371,12 +370,6 @@ func (c *Channel) Pipe() hook.Pipe {
 	return hook.Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
 }
 
-// Failed receives a value, after Stream, each time a payload reports with
-// an "F" record, before any "S", that it undid itself: the program's signal
-// handler interrupted it. The same payload may then be sent again: the
-// stream goes on.
-func (c *Channel) Failed() <-chan struct{} { return c.failed }
-
 // Item is a record, or the error that ended the stream (io.EOF when the
 // target closed its end).
 type Item struct {
@@ -393,18 +386,10 @@ type Item struct {
 func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 	ch := make(chan Item, 256)
 	st := make(chan struct{})
-	c.failed = make(chan struct{}, 1)
 	go func() {
 		first := true
 		for {
 			r, err := c.Read()
-			if first && err == nil && r.Kind == 'F' {
-				select {
-				case c.failed <- struct{}{}:
-				default:
-				}
-				continue
-			}
 			if first && err == nil && r.Kind == 'S' {
 				c.TargetOpened()
 				close(st)

@@ -89,9 +89,11 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	if d := c.Duration("duration"); d > 0 {
+	duration := c.Duration("duration")
+	if duration > 0 && launch != nil {
+		// From the launch on: the program is traced from its start.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
+		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
 	printer := report.NewPrinter(out, opts)
@@ -99,7 +101,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		printer.ShowPID()
 	}
 	newRun := func(pid int) *attachRun {
-		return &attachRun{pid: pid, timeout: c.Duration("timeout"), cfg: cfg, printer: printer, stderr: stderr}
+		return &attachRun{pid: pid, timeout: c.Duration("timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr}
 	}
 	var status error
 	if launch != nil {
@@ -131,24 +133,14 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	return status
 }
 
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
 type attachRun struct {
-	pid     int
-	timeout time.Duration
-	cfg     hook.TraceConfig
-	printer *report.Printer
-	stderr  io.Writer
-	program string // proc.ProgramID at the start: tells an exec
+	pid      int
+	timeout  time.Duration
+	duration time.Duration // of the trace, from the attach on (0: until Ctrl-C)
+	cfg      hook.TraceConfig
+	printer  *report.Printer
+	stderr   io.Writer
+	program  string // proc.ProgramID at the start: tells an exec
 }
 
 func (a *attachRun) say(format string, args ...any) {
@@ -171,31 +163,44 @@ func (a *attachRun) run(ctx context.Context) error {
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
 	install := hook.TraceInstall(ch.Pipe(), session, a.cfg)
-	deadline := time.After(a.timeout)
+	end := time.Now().Add(a.timeout)
 	var route inject.Route
-	for try := 1; ; try++ {
+	for failures := 0; ; {
 		var err error
-		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: a.timeout, Started: started, HoldSignals: true})
+		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: max(time.Until(end), 0), Started: started, HoldSignals: true})
 		if err != nil {
 			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 		}
 		phase("injected (" + route.String() + ")")
-		failed := ch.Failed()
-		if route.Raised && !isClosed(started) {
-			failed = closedChan // it did not even start
+		// A signal handler of the program that raises inside the install
+		// (its Ctrl-C, handed back to it) makes the hook undo itself
+		// without a word: the install is sent again. A direct call has
+		// returned, its S record is on its way, or there is none; a pending
+		// call may not have run yet. Two installs that both run are
+		// harmless: the second finds the session in place.
+		wait := time.Second
+		switch {
+		case route.Raised:
+			wait = 0 // raised before its own try: it did not even start
+		case !route.Pending:
+			wait = 300 * time.Millisecond
+		}
+		var again <-chan time.Time
+		if time.Until(end) > wait {
+			again = time.After(wait)
 		}
 		select {
 		case <-started:
-		case <-failed:
-			// A signal handler of the program raised inside the install
-			// (its Ctrl-C, handed back to it); the hook undid itself.
-			if try < 3 {
-				continue
+		case <-again:
+			if !route.Pending {
+				if failures++; failures == 5 {
+					return fmt.Errorf("process %d: the program's signal handlers interrupted the hook's install %d times (each time it undid itself); try again", a.pid, failures)
+				}
 			}
-			return fmt.Errorf("process %d: the program's signal handlers interrupted the hook's install %d times (each time it undid itself); try again", a.pid, try)
+			continue
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted before the hook started; process %d left as it was", a.pid)
-		case <-deadline:
+		case <-time.After(time.Until(end)):
 			return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
 		}
 		break
@@ -222,6 +227,11 @@ func (a *attachRun) run(ctx context.Context) error {
 			defer hooking.Done()
 			a.hookThreads(hookCtx, inj, session, hooked, tids)
 		}()
+	}
+	if a.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.duration)
+		defer cancel()
 	}
 	return a.stream(ctx, ch, recs, func() {
 		stopHooking()

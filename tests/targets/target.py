@@ -259,14 +259,26 @@ def main():
                     n, start = 0, now
     elif MODE == 'sigint':
         # Catches Ctrl-C and goes on: a traced program must still get each.
+        # A Ctrl-C may come while the last one is reported: only a count
+        # is kept in the except clause.
+        # The loops' jumps back check for signals too: the outer try
+        # catches a Ctrl-C that lands on the inner one's.
         out('READY 0')
+        pending = [0]
         while True:
             try:
                 while True:
-                    heartbeat_step()
-                    time.sleep(0.02)
+                    try:
+                        while True:
+                            while pending[0]:
+                                pending[0] -= 1
+                                out('caught')
+                            heartbeat_step()
+                            time.sleep(0.02)
+                    except KeyboardInterrupt:
+                        pending[0] += 1
             except KeyboardInterrupt:
-                out('caught')
+                pending[0] += 1
     elif MODE == 'fork':
         # A child forked while traced must not show up in the trace.
         def child_work():
