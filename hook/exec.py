@@ -20,9 +20,9 @@ def _lptrace_exec(fifo, fifo_id, code_b64):
     import time
 
     try:
-        from _thread import get_ident, interrupt_main
+        from _thread import get_ident
     except ImportError:
-        from thread import get_ident, interrupt_main
+        from thread import get_ident
 
     fd = _lptrace_open_fifo(fifo, fifo_id)
     if fd < 0:
@@ -123,7 +123,7 @@ def _lptrace_exec(fifo, fifo_id, code_b64):
             send(b'E', ''.join(text))
             del tb
             if isinstance(e, KeyboardInterrupt) and get_ident() == getattr(_main_ident, 'value', None):
-                interrupt_main()  # the program's Ctrl-C: hand it back
+                status = b'1K'  # maybe the program's Ctrl-C: lptrace hands it back
         finally:
             if sys.stdout is cap_out:
                 sys.stdout = out

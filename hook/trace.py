@@ -608,6 +608,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             watched.append(e)
             mask |= e
         monitoring.set_events(tool[0], mask)
+        # A location an earlier session of this tool id disabled (a filtered
+        # function returns DISABLE) stays disabled until this: without it,
+        # a function filtered out once would be missing from later traces.
+        # Other tools' callbacks merely disable theirs once more.
+        restart = getattr(monitoring, 'restart_events', None)
+        if restart is not None:
+            restart()
     else:
         t = sys.modules.get('threading')
         if t is not None:

@@ -179,6 +179,9 @@ type Thread struct {
 	// one bit each, and until when new ones are held.
 	held      uint64
 	holdUntil time.Time
+	// delivered: the program's signals delivered while lptrace's calls
+	// ran in the thread, one bit each.
+	delivered uint64
 }
 
 // hold keeps an asynchronous signal of the program that arrives while
@@ -502,6 +505,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			inj.tr.Cont(th.TID, 0)
 		default:
 			// Any other signal belongs to the target: deliver it.
+			if st.Signal > 0 && st.Signal < 64 {
+				th.delivered |= 1 << st.Signal
+			}
 			inj.tr.Cont(th.TID, st.Signal)
 		}
 	}

@@ -19,6 +19,9 @@ type Route struct {
 	// printed on the program's stderr): only a signal handler of the
 	// program can raise before the code's own try. Nothing of it ran.
 	Raised bool
+	// Delivered: on the direct route, the program's signals delivered to
+	// the thread while the code ran (bit n: signal n).
+	Delivered uint64
 }
 
 func (r Route) String() string {
@@ -61,10 +64,10 @@ type Options struct {
 	// TID, when set, is the only thread allowed to run the code (for the
 	// main thread, a pending call counts).
 	TID int
-	// HoldSignals, for short payloads, keeps the program's signals that
-	// arrive while lptrace holds a thread until it is back in its own code
-	// (at most 250 ms): their Python handlers must not run inside the
-	// payload. Not for code that may run long (exec, pdb).
+	// HoldSignals keeps the program's signals that arrive while lptrace
+	// holds a thread until it is back in its own code, for 250 ms at most
+	// (code that runs longer gets them): their Python handlers must not
+	// run inside lptrace's code.
 	HoldSignals bool
 }
 
@@ -320,7 +323,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	}
 	switch aborted {
 	case -1:
-		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[3]) != 0}, "", nil
+		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[3]) != 0, Delivered: th.delivered}, "", nil
 	case 0:
 		return Route{}, "not initialized", nil
 	default:

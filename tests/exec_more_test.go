@@ -213,3 +213,68 @@ func TestExecTid(t *testing.T) {
 		})
 	}
 }
+
+// The program's Ctrl-C while exec'd code runs in its main thread: one that
+// comes early is held until the thread is back in the program's code (the
+// code runs to its end); one that comes once the hold expired (250 ms)
+// interrupts the code, which reports it, and lptrace hands it back to the
+// program. Either way the program catches it once.
+func TestExecProgramCtrlC(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "sigint")
+			caught := func() int {
+				n := 0
+				for _, l := range tg.Other() {
+					if l == "caught" {
+						n++
+					}
+				}
+				return n
+			}
+			oneCaught := func(what string, before int) {
+				deadline := time.Now().Add(2 * time.Second)
+				for caught() == before && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(100 * time.Millisecond)
+				if n := caught() - before; n != 1 {
+					t.Errorf("%s: the program caught %d Ctrl-C, want 1", what, n)
+				}
+			}
+			pid := strconv.Itoa(tg.PID)
+
+			// Early: while lptrace holds the thread for its short code.
+			before := caught()
+			go func() {
+				time.Sleep(40 * time.Millisecond)
+				syscall.Kill(tg.PID, syscall.SIGINT)
+			}()
+			r := lptrace(t, "", "exec", pid, "import time\nfor i in range(8): time.sleep(0.01)\nprint('done')")
+			if r.Code != 0 || r.Stdout != "done\n" {
+				t.Errorf("early Ctrl-C: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+			}
+			oneCaught("early Ctrl-C", before)
+
+			// Late: into code that runs long.
+			before = caught()
+			marker := filepath.Join(t.TempDir(), "running")
+			go func() {
+				for i := 0; i < 500; i++ {
+					if _, err := os.Stat(marker); err == nil {
+						time.Sleep(300 * time.Millisecond)
+						syscall.Kill(tg.PID, syscall.SIGINT)
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			r = lptrace(t, "", "exec", pid, fmt.Sprintf("import time\nopen(%q, 'w').close()\nfor i in range(150): time.sleep(0.01)\nprint('done')", marker))
+			if r.Code != 1 || !strings.Contains(r.Stderr, "KeyboardInterrupt") || !strings.Contains(r.Stderr, "handed back") {
+				t.Errorf("late Ctrl-C: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+			}
+			oneCaught("late Ctrl-C", before)
+		})
+	}
+}

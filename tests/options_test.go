@@ -308,3 +308,27 @@ func head(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// 3.12+: a function a filtered session disabled (sys.monitoring's DISABLE,
+// which outlives the tool id) is traced again by the next session, however
+// quickly it follows.
+func TestFilterDoesNotOutliveSession(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 12) {
+			continue
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "calls")
+			pid := strconv.Itoa(tg.PID)
+			for i := 0; i < 3; i++ {
+				if r := lptrace(t, "", "-p", pid, "--duration", "500ms", "--no-stdlib"); strings.Contains(r.Stderr, "join (") {
+					t.Fatalf("--no-stdlib traced posixpath.join:\n%s", head(r.Stderr, 20))
+				}
+				if r := lptrace(t, "", "-p", pid, "--duration", "500ms"); !strings.Contains(r.Stderr, "join (") {
+					t.Fatalf("round %d: posixpath.join not traced after a --no-stdlib session:\n%s", i, head(r.Stderr, 20))
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
@@ -105,7 +106,7 @@ func (e *execRun) run(ctx context.Context) error {
 	}
 	done := make(chan injected, 1)
 	go func() {
-		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
+		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid, HoldSignals: true})
 		done <- injected{route, err}
 	}()
 	var route inject.Route
@@ -113,11 +114,15 @@ func (e *execRun) run(ctx context.Context) error {
 	var startBy time.Time
 	var result error // the code's exit, once its X record came
 	finished := false
+	handBack := false // the code ended by a KeyboardInterrupt in the main thread
 	// end returns err once the injection is over: the thread is restored
 	// and released before lptrace exits.
 	end := func(err error) error {
 		if injecting {
-			<-done
+			if r := <-done; r.err == nil {
+				route = r.route
+			}
+			injecting = false
 		}
 		return err
 	}
@@ -148,7 +153,7 @@ func (e *execRun) run(ctx context.Context) error {
 				e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
 			}
 			if finished {
-				return result
+				return e.handBack(handBack, route, result)
 			}
 			// A direct call has run the code by now: the rest is in the
 			// pipe. A pending call runs when the main thread next executes
@@ -160,7 +165,8 @@ func (e *execRun) run(ctx context.Context) error {
 		case it := <-recs:
 			if err := it.Err; err != nil {
 				if finished {
-					return end(result)
+					result = end(result)
+					return e.handBack(handBack, route, result)
 				}
 				if errors.Is(err, io.EOF) && inj.Execd() {
 					return end(fmt.Errorf("process %d exec'd %s while the code ran", e.pid, proc.Executable(e.pid)))
@@ -185,8 +191,9 @@ func (e *execRun) run(ctx context.Context) error {
 				if string(r.Data) != "0" {
 					result = exitCode(1)
 				}
+				handBack = string(r.Data) == "1K"
 				if !injecting {
-					return result
+					return e.handBack(handBack, route, result)
 				}
 			default:
 				return end(fmt.Errorf("process %d: %v", e.pid, transport.ErrMalformed))
@@ -216,6 +223,18 @@ func (e *execRun) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// handBack gives the program back a Ctrl-C that ended the code: a SIGINT,
+// now that its main thread is back in its own code. Only when lptrace saw
+// that signal arrive while the code ran (the direct route): a
+// KeyboardInterrupt the code raised itself is not the program's.
+func (e *execRun) handBack(kbd bool, route inject.Route, result error) error {
+	if kbd && route.Delivered&(1<<uint(syscall.SIGINT)) != 0 {
+		ptrace.Tgkill(e.pid, e.pid, int(syscall.SIGINT))
+		e.warn("the program's Ctrl-C that interrupted the code was handed back to it")
+	}
+	return result
 }
 
 func (e *execRun) print(w io.Writer, data []byte) error {
