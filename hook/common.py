@@ -1,39 +1,44 @@
 # Shared by lptrace's payloads (prepended to exec.py and trace.py).
 
-def _lptrace_open_fifo(fifo, fifo_id, reading=False, keep=False):
+def _lptrace_open_fifo(fifo, fifo_id, reading=False, keep=False, sink=None):
     """Opens lptrace's FIFO for writing, never blocking (or for reading,
     blocking, when reading), and only if it is the very FIFO lptrace made
     (device, inode, owner, change time): a FIFO planted at the same path
     after lptrace removed its own gets nothing. Removes the path at once,
     unless keep (see _lptrace_remove_fifo). Returns the descriptor, or -1
-    (then run nothing)."""
+    (then run nothing). With sink, the descriptor is in sink['fd'] from the
+    moment it exists: the caller closes it whatever interrupts this."""
     import os
     import stat
     mode = os.O_RDONLY if reading else os.O_WRONLY
     # 2.7's os has no O_CLOEXEC: its Linux value (amd64 and arm64), so that
     # a program that execs does not carry our pipe into the new program.
     flags = mode | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0o2000000)
+    if sink is None:
+        sink = {}
     try:
-        fd = os.open(fifo, flags)
+        sink['fd'] = os.open(fifo, flags)
     except OSError:
-        fd = -1
-    if fd >= 0:
+        if not keep:
+            _lptrace_remove_fifo(fifo)  # lptrace is gone: its leftovers go
+        return -1
+    fd = sink['fd']
+    try:
+        st = os.fstat(fd)
+        dev, ino, uid, ctime = fifo_id.split(':')
+        ok = (stat.S_ISFIFO(st.st_mode) and st.st_dev == int(dev) and st.st_ino == int(ino) and
+              st.st_uid == int(uid) and _lptrace_same_time(st, int(ctime)))
+    except OSError:
+        ok = False
+    if ok and reading:
         try:
-            st = os.fstat(fd)
-            dev, ino, uid, ctime = fifo_id.split(':')
-            ok = (stat.S_ISFIFO(st.st_mode) and st.st_dev == int(dev) and st.st_ino == int(ino) and
-                  st.st_uid == int(uid) and _lptrace_same_time(st, int(ctime)))
-        except OSError:
+            import fcntl
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        except Exception:
             ok = False
-        if ok and reading:
-            try:
-                import fcntl
-                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            except Exception:
-                ok = False
-        if not ok:
-            os.close(fd)
-            return -1
+    if not ok:
+        os.close(sink.pop('fd'))
+        return -1
     if not keep:
         _lptrace_remove_fifo(fifo)
     return fd
@@ -124,30 +129,42 @@ def _lptrace_main_ident():
         return None
 
 
-def _lptrace_sigint_sender(main_ident):
-    """Returns send(): gives the program back a Ctrl-C that lptrace's code
-    caught. A real SIGINT to the main thread when the program's handler is
-    a Python function: an lptrace injecting into that thread right then
-    holds it until the thread is back in the program's code. Otherwise
-    interrupt_main(), whose KeyboardInterrupt is raised at the main
-    thread's next instruction, wherever that is."""
+def _lptrace_sigint_sender():
+    """Returns send(main): gives the program back a Ctrl-C that lptrace's
+    code caught in the main thread (whose ident is main). Never from the
+    main thread itself, which would get it back at once, still inside our
+    code: from the calling (other) thread, or, called from the main thread,
+    from a new thread once the main thread has left our code (20 ms). A
+    real SIGINT to the main thread when the program's handler is a Python
+    function (lptrace, if it holds that thread right then, holds the
+    signal until the thread is back in the program's code); otherwise
+    interrupt_main()."""
+    import time
     try:
         import _signal as signal
-        from _thread import interrupt_main
+        import _thread as thread
     except ImportError:
         import signal
-        from thread import interrupt_main
+        import thread
     pthread_kill = getattr(signal, 'pthread_kill', None)
     # Bound now: it may run after the payload's globals (and with them the
     # builtins of older Pythons) are cleared.
-    is_callable, error = callable, Exception
+    is_callable, error, sleep, get_ident = callable, Exception, time.sleep, thread.get_ident
 
-    def send():
+    def deliver(main, delay):
+        if delay:
+            sleep(delay)
         try:
-            if pthread_kill is not None and main_ident is not None and is_callable(signal.getsignal(signal.SIGINT)):
-                pthread_kill(main_ident, signal.SIGINT)
+            if pthread_kill is not None and main is not None and is_callable(signal.getsignal(signal.SIGINT)):
+                pthread_kill(main, signal.SIGINT)
                 return
         except error:
             pass
-        interrupt_main()
+        thread.interrupt_main()
+
+    def send(main):
+        if main == get_ident():
+            thread.start_new_thread(deliver, (main, 0.02))
+        else:
+            deliver(main, 0)
     return send

@@ -12,6 +12,18 @@
 
 
 def _lptrace_exec(fifo, fifo_id, code_b64):
+    # The pipe is closed whatever happens, a signal handler of the program
+    # raising between its opening and the try below included.
+    import os
+    held = {}
+    try:
+        _lptrace_exec_in(fifo, fifo_id, code_b64, held)
+    finally:
+        if 'fd' in held:
+            os.close(held.pop('fd'))
+
+
+def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
     import os
     import sys
     import errno
@@ -24,7 +36,7 @@ def _lptrace_exec(fifo, fifo_id, code_b64):
     except ImportError:
         from thread import get_ident
 
-    fd = _lptrace_open_fifo(fifo, fifo_id)
+    fd = _lptrace_open_fifo(fifo, fifo_id, sink=held)
     if fd < 0:
         return  # lptrace is gone: run nothing
 
@@ -132,8 +144,6 @@ def _lptrace_exec(fifo, fifo_id, code_b64):
         send(b'X', status)
     except Gone:
         pass
-    finally:
-        os.close(fd)
 
 
 class _main_ident(object):

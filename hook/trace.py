@@ -36,6 +36,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     except ImportError:
         import thread as thread_mod
     get_ident = thread_mod.get_ident
+    base_exception = BaseException  # for code that may run after the payload's globals are cleared (2.7)
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
@@ -43,11 +44,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # the program's signal handler leaves the FIFO unwritten (its change
     # time, which the identity check compares, unchanged), and lptrace sends
     # the install again.
-    fd = _lptrace_open_fifo(fifo, fifo_id, keep=True)
+    fd = _lptrace_open_fifo(fifo, fifo_id, keep=True, sink=undo)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
-    undo['fd'] = fd
     registry = sys.__dict__.setdefault('__lptrace__', {})
+    if session in registry:
+        # An earlier install of this session (a pending call that lptrace
+        # gave up waiting for) ran meanwhile.
+        os.close(undo.pop('fd'))
+        return
+    registry[session] = None  # claimed: a later copy stops above
+    undo['claimed'] = True
 
     want_returns = bool(cfg.get('returns'))
     want_times = bool(cfg.get('times'))
@@ -186,8 +193,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # raises (its Ctrl-C, its alarm) in the middle of a write would lose
     # what was taken, or misalign the stream. Other threads write it
     # themselves. Python 2.7 has no lock timeout: its timer just ticks.
-    main_ident = _lptrace_main_ident()
-    hand_back_sigint = _lptrace_sigint_sender(main_ident)
+    # The main thread: known from threading if the program imported it,
+    # else found by its native ID (the process ID), else learnt from a
+    # KeyboardInterrupt (raised there only).
+    main_ident = [_lptrace_main_ident()]
+    hand_back = _lptrace_sigint_sender()
+
+    def hand_back_sigint():
+        hand_back(main_ident[0])
+
+    def in_main():
+        ident = get_ident()
+        if ident == main_ident[0]:
+            return True
+        if main_ident[0] is None and native_id[0] is not None:
+            try:
+                if native_id[0]() == st['pid']:
+                    main_ident[0] = ident
+                    return True
+            except Exception:
+                pass
+        return False
     wake = thread_mod.allocate_lock()
     wake.acquire()  # locked: no wake-up pending
     timed_wait = sys.version_info[0] >= 3
@@ -197,7 +223,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             wake.release()  # only this thread releases it: no race
 
     def full():
-        if get_ident() == main_ident:
+        if in_main():
             wake_ticker()
         else:
             flush()
@@ -363,6 +389,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # the program at a random place); the timer thread hands it back
             # (hand_back_sigint) once this callback has returned.
             st['kbd'] = True
+            main_ident[0] = get_ident()
             wake_ticker()
         except Exception:
             if raised_by_program():
@@ -442,15 +469,23 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if not st['on'] and st['fd'] < 0:
             return
         st['on'] = False
+        for _ in range(3):  # a signal handler of the program may interrupt it
+            try:
+                if tool[0] is not None:
+                    m = monitoring
+                    m.set_events(tool[0], 0)
+                    for e in watched:
+                        m.register_callback(tool[0], e, None)
+                    m.free_tool_id(tool[0])
+                    tool[0] = None
+                break
+            except KeyboardInterrupt:
+                st['kbd'] = True
+            except base_exception:
+                if tool[0] is None:
+                    break
         try:
-            if tool[0] is not None:
-                m = monitoring
-                m.set_events(tool[0], 0)
-                for e in watched:
-                    m.register_callback(tool[0], e, None)
-                m.free_tool_id(tool[0])
-                tool[0] = None
-            else:
+            if monitoring is None:
                 t = sys.modules.get('threading')
                 if t is not None and getattr(t, '_profile_hook', None) is profiler:
                     t.setprofile(prev_thread_hook[0])
@@ -564,12 +599,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
             if monitoring.get_tool(i) is None:
+                tool[0] = i  # first: an interrupt in between must not leak the id
                 monitoring.use_tool_id(i, 'lptrace')
-                tool[0] = i
                 break
         if tool[0] is None:
-            os.close(fd)
-            return
+            raise RuntimeError('no free sys.monitoring tool id')  # undone by the caller
         E = monitoring.events
         DISABLE = monitoring.DISABLE
         def on_start(code, offset):
@@ -628,39 +662,54 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The program's signals never go to our thread: delivered there, their
     # handler's effect would reach the main thread at its next instruction,
     # maybe inside a payload of lptrace that holds the main thread stopped
-    # (and holds the signals sent to it). Python 3.3+.
+    # (and holds the signals sent to it). 2.7: through the C library.
+    block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
+                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')
     try:
         import _signal
-        block_set = [getattr(_signal, n) for n in ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
-                                                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')]
+        block_set = [getattr(_signal, n) for n in block_names]
         sigmask = _signal.pthread_sigmask
         block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
     except Exception:
-        block_program_signals = lambda: None
+        try:
+            import signal as signal_mod
+            import ctypes
+            libc = ctypes.CDLL(None)
+            block_mask = ctypes.create_string_buffer(128)  # a sigset_t
+            libc.sigemptyset(block_mask)
+            for n in block_names:
+                libc.sigaddset(block_mask, getattr(signal_mod, n))
+            block_program_signals = lambda: libc.pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
+        except Exception:
+            block_program_signals = lambda: None
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
+    # No builtin name here (0, not False): on 2.7 a thread that starts
+    # after an undo cleared the payload's globals has none.
     def ticker():
+        if not st['on']:
+            return
         ticker_ident[0] = get_ident()
         try:
             block_program_signals()
-        except Exception:
+        except base_exception:
             pass
-        pid = os.getpid()
+        pid = st['pid']
         while st['on'] and st['pid'] == pid:
             if timed_wait:
-                wake.acquire(True, 0.05)
+                wake.acquire(1, 0.05)
             else:
                 time.sleep(0.05)
             try:
-                if st.pop('kbd', False):
+                if st.pop('kbd', 0):
                     hand_back_sigint()
                 flush()
                 if st['on'] and reader_gone():
                     uninstall()
-            except BaseException:
+            except base_exception:
                 pass
-        if st.pop('kbd', False):
+        if st.pop('kbd', 0):
             hand_back_sigint()
     thread_mod.start_new_thread(ticker, ())
     undo['done'] = True
@@ -681,31 +730,44 @@ def _lptrace_exit_opcodes():
 def _lptrace_run_install():
     # A signal handler of the program may raise anywhere in the install
     # when it runs in the main thread (the program's Ctrl-C): what was done
-    # is then undone, and a Ctrl-C goes back to the program. Once the hook
-    # is complete, it stays.
-    import os
-    import sys
-    hand_back_sigint = _lptrace_sigint_sender(_lptrace_main_ident())
+    # is then undone (lptrace, seeing no S record, sends the install again)
+    # and a Ctrl-C goes back to the program. Once the hook is complete, it
+    # stays.
     undo = {}
     try:
+        import os
+        import sys
+        try:
+            from _thread import get_ident
+        except ImportError:
+            from thread import get_ident
+        give_back = _lptrace_sigint_sender()
         _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG, undo)
     except BaseException as e:
+        kbd = isinstance(e, KeyboardInterrupt)
         if not undo.get('done'):
-            # Signals may go on arriving: retried. Nothing was written to
-            # the pipe; lptrace sees no S record and sends the install again.
+            # Signals may go on arriving: retried (each step is idempotent).
             for _ in range(5):
                 try:
                     if 'uninstall' in undo:
                         undo['uninstall']()
-                    elif 'fd' in undo:
-                        os.close(undo.pop('fd'))
-                    if not sys.__dict__.get('__lptrace__', True):
-                        del sys.__lptrace__
+                    else:
+                        if 'fd' in undo:
+                            os.close(undo.pop('fd'))
+                        if undo.pop('claimed', False):
+                            sys.__lptrace__.pop(SESSION, None)
+                        if not sys.__dict__.get('__lptrace__', True):
+                            del sys.__lptrace__
                     break
+                except KeyboardInterrupt:
+                    kbd = True
                 except BaseException:
                     pass
-        if isinstance(e, KeyboardInterrupt):
-            hand_back_sigint()
+        if kbd:
+            try:
+                give_back(get_ident())  # raised here: this is the main thread
+            except BaseException:
+                pass
 
 
 _lptrace_run_install()

@@ -189,7 +189,8 @@ type Thread struct {
 // inside lptrace's payload at its first instruction (the program's Ctrl-C
 // would then interrupt the payload and be lost to the program). It is sent
 // again once the thread is back in its own code, or when the hold expires.
-// Signals that report a fault, or carry data, or stop the process, are
+// Signals that report a fault, or carry data (sigqueue, timers: their
+// siginfo could not be sent again as it was), or stop the process, are
 // never held.
 func (th *Thread) hold(sig int) bool {
 	switch syscall.Signal(sig) {
@@ -201,6 +202,13 @@ func (th *Thread) hold(sig int) bool {
 	if !time.Now().Before(th.holdUntil) {
 		return false
 	}
+	const siUser, siKernel, siTkill = 0, 0x80, -6 // kill, the kernel (setitimer), tgkill
+	switch code, err := th.inj.tr.SigCode(th.TID); {
+	case err != nil:
+		return false
+	case code != siUser && code != siKernel && code != siTkill:
+		return false
+	}
 	th.held |= 1 << sig
 	return true
 }
@@ -208,6 +216,10 @@ func (th *Thread) hold(sig int) bool {
 // resend sends the held signals to the thread again, and ends the hold.
 func (th *Thread) resend() {
 	th.holdUntil = time.Time{}
+	if th.inj.execd {
+		th.held = 0 // see lostProgram's caller in Run
+		return
+	}
 	for sig := 1; th.held != 0 && sig < 64; sig++ {
 		if th.held&(1<<sig) != 0 {
 			th.held &^= 1 << sig
@@ -460,7 +472,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 			// program may run inside it): the trampoline and the call are
 			// gone with the old program.
 			th.detached = true
-			th.resend() // pending signals outlive an exec
+			// Held signals are dropped: the new program has default
+			// actions, and would die of what the old one handled.
+			th.held = 0
 			return nil, -1, inj.lostProgram(th.TID)
 		}
 		if st.Event == 0 && st.Signal == inj.signal(th.TID) {

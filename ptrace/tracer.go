@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -303,4 +304,21 @@ func IsPermission(err error) bool {
 // Tgkill sends sig to thread tid of process pid.
 func Tgkill(pid, tid, sig int) error {
 	return wrapErr(unix.Tgkill(pid, tid, unix.Signal(sig)))
+}
+
+// SigCode returns the si_code of the signal tid is stopped for (in a
+// signal-delivery-stop): who sent it, and whether it carries data.
+func (t *Tracer) SigCode(tid int) (int, error) {
+	var info [128]byte // siginfo_t
+	var err error
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(tid), 0, uintptr(unsafe.Pointer(&info[0])), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	if err != nil {
+		return 0, wrapErr(err)
+	}
+	return int(int32(binary.LittleEndian.Uint32(info[8:]))), nil // after si_signo and si_errno
 }

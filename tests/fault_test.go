@@ -429,14 +429,10 @@ func TestAttachSignalStorm(t *testing.T) {
 			if caught < 20 {
 				t.Errorf("the program caught %d Ctrl-C", caught)
 			}
-			// 2.7 cannot keep the signals away from the hook's thread: a
-			// Ctrl-C may surface in lptrace's code there (docs/safety.md).
-			if py.AtLeast(3, 0) {
-				for _, l := range tg.Stderr() {
-					if strings.Contains(l, "<lptrace>") || strings.Contains(l, `"<string>"`) {
-						t.Errorf("a Ctrl-C surfaced in lptrace's code: %q", tg.Stderr())
-						break
-					}
+			for _, l := range tg.Stderr() {
+				if strings.Contains(l, "<lptrace>") || strings.Contains(l, `"<string>"`) {
+					t.Errorf("a Ctrl-C surfaced in lptrace's code: %q", tg.Stderr())
+					break
 				}
 			}
 		})

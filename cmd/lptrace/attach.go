@@ -18,6 +18,7 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
+	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/symbols"
 	"github.com/lptrace/lptrace/termsafe"
@@ -181,7 +182,13 @@ func (a *attachRun) run(ctx context.Context) error {
 		wait := time.Second
 		switch {
 		case route.Raised:
-			wait = 0 // raised before its own try: it did not even start
+			// Raised before its own try: it did not even start, nor could
+			// it give the program back its Ctrl-C; lptrace does, if it saw
+			// one arrive.
+			wait = 0
+			if route.Delivered&(1<<uint(syscall.SIGINT)) != 0 {
+				ptrace.Tgkill(a.pid, route.TID, int(syscall.SIGINT))
+			}
 		case !route.Pending:
 			wait = 300 * time.Millisecond
 		}
@@ -194,7 +201,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		case <-again:
 			if !route.Pending {
 				if failures++; failures == 5 {
-					return fmt.Errorf("process %d: the program's signal handlers interrupted the hook's install %d times (each time it undid itself); try again", a.pid, failures)
+					return fmt.Errorf("process %d: the hook's install ran %d times without reporting back (the program's signal handlers interrupted it, or it found no free sys.monitoring tool ID, or could not open lptrace's pipe); try again", a.pid, failures)
 				}
 			}
 			continue
