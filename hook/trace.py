@@ -596,6 +596,32 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     except Exception:
         pass
 
+    # The program's signals never go to our thread: delivered there, their
+    # handler's effect would reach the main thread at its next instruction,
+    # maybe inside a payload of lptrace that holds the main thread stopped
+    # (and holds the signals sent to it). 2.7: through the C library. Set
+    # up before the hook is on: it would trace ctypes.
+    block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
+                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')
+    try:
+        import _signal
+        block_set = [getattr(_signal, n) for n in block_names]
+        sigmask = _signal.pthread_sigmask
+        block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
+    except Exception:
+        try:
+            import signal as signal_mod
+            import ctypes
+            libc = ctypes.CDLL(None)
+            block_mask = ctypes.create_string_buffer(128)  # a sigset_t
+            libc.sigemptyset(block_mask)
+            for n in block_names:
+                libc.sigaddset(block_mask, getattr(signal_mod, n))
+            pthread_sigmask = libc.pthread_sigmask  # looked up now: ctypes runs Python code for it
+            block_program_signals = lambda: pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
+        except Exception:
+            block_program_signals = lambda: None
+
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
             if monitoring.get_tool(i) is None:
@@ -658,30 +684,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     registry[session] = install_thread
     meta.insert(0, started())
-
-    # The program's signals never go to our thread: delivered there, their
-    # handler's effect would reach the main thread at its next instruction,
-    # maybe inside a payload of lptrace that holds the main thread stopped
-    # (and holds the signals sent to it). 2.7: through the C library.
-    block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
-                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')
-    try:
-        import _signal
-        block_set = [getattr(_signal, n) for n in block_names]
-        sigmask = _signal.pthread_sigmask
-        block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
-    except Exception:
-        try:
-            import signal as signal_mod
-            import ctypes
-            libc = ctypes.CDLL(None)
-            block_mask = ctypes.create_string_buffer(128)  # a sigset_t
-            libc.sigemptyset(block_mask)
-            for n in block_names:
-                libc.sigaddset(block_mask, getattr(signal_mod, n))
-            block_program_signals = lambda: libc.pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
-        except Exception:
-            block_program_signals = lambda: None
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.

@@ -117,10 +117,16 @@ func (e *execRun) run(ctx context.Context) error {
 	handBack := false // the code ended by a KeyboardInterrupt in the main thread
 	// end returns err once the injection is over: the thread is restored
 	// and released before lptrace exits.
+	gotRoute := func(r inject.Route) {
+		route = r
+		if e.verbose {
+			e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
+		}
+	}
 	end := func(err error) error {
 		if injecting {
 			if r := <-done; r.err == nil {
-				route = r.route
+				gotRoute(r.route)
 			}
 			injecting = false
 		}
@@ -147,11 +153,8 @@ func (e *execRun) run(ctx context.Context) error {
 				}
 				return explainRun(ctx, e.pid, e.timeout, "the code", r.err)
 			}
-			route = r.route
+			gotRoute(r.route)
 			interrupted = ctx.Done()
-			if e.verbose {
-				e.warn(fmt.Sprintf("Python %s: code %s", tgt.Version, route))
-			}
 			if finished {
 				return e.handBack(handBack, route, result)
 			}
