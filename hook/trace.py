@@ -451,7 +451,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 sys.setprofile(prev_profiles.get(get_ident()))
             t = sys.modules.get('threading')
             if t is not None and getattr(t, '_profile_hook', None) is profiler:
-                t.setprofile(prev_thread_hook[0])
+                t.setprofile(the_programs(prev_thread_hook[0]))
             registry.pop(session, None)
         except BaseException:
             pass
@@ -488,9 +488,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if monitoring is None:
                 t = sys.modules.get('threading')
                 if t is not None and getattr(t, '_profile_hook', None) is profiler:
-                    t.setprofile(prev_thread_hook[0])
+                    t.setprofile(the_programs(prev_thread_hook[0]))
                 if sys.getprofile() is profiler:
-                    sys.setprofile(prev_profiles.pop(get_ident(), None))
+                    sys.setprofile(the_programs(prev_profiles.pop(get_ident(), None)))
         except BaseException:
             pass
         try:
@@ -576,12 +576,20 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     profiler.lptrace_alive = lambda: st['on']
 
+    def the_programs(f):
+        # A profile function to chain to and put back when we leave: not the
+        # one of an lptrace session that has ended (each would keep the one
+        # before it alive, a chain that grows with every overlapping attach).
+        if f is not None and not getattr(f, 'lptrace_alive', lambda: True)():
+            return None
+        return f
+
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0]:
             prev = sys.getprofile()
             if prev is not profiler:
-                # Not the profiler of an lptrace session that has ended.
-                if prev is not None and getattr(prev, 'lptrace_alive', lambda: True)():
+                prev = the_programs(prev)
+                if prev is not None:
                     prev_profiles[get_ident()] = prev
                 sys.setprofile(profiler)
 
@@ -678,7 +686,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     else:
         t = sys.modules.get('threading')
         if t is not None:
-            prev_thread_hook[0] = getattr(t, '_profile_hook', None)
+            prev_thread_hook[0] = the_programs(getattr(t, '_profile_hook', None))
             t.setprofile(profiler)
         install_thread()
 
