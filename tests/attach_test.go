@@ -46,7 +46,7 @@ func startAttach(t *testing.T, pid int, extra ...string) *Tracer {
 		t.Fatal(err)
 	}
 	go func() { tr.cmd.Wait(); close(tr.done) }()
-	t.Cleanup(func() { tr.cmd.Process.Kill(); <-tr.done; ranPIDs.Store(tr.cmd.Process.Pid, true) })
+	t.Cleanup(func() { tr.cmd.Process.Kill(); <-tr.done; ranPIDs.Store(tr.cmd.Process.Pid, time.Now()) })
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(tr.Stderr(), "attached") {
 		select {
@@ -77,7 +77,7 @@ func (tr *Tracer) Stop(t *testing.T, sig syscall.Signal) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("lptrace did not exit 10s after %v: %s", sig, tr.Stderr())
 	}
-	ranPIDs.Store(tr.cmd.Process.Pid, true)
+	ranPIDs.Store(tr.cmd.Process.Pid, time.Now())
 }
 
 func (tr *Tracer) Trace() string {

@@ -76,7 +76,7 @@ func TestPdbTracerKilled(t *testing.T) {
 			}
 			cmd.Process.Kill()
 			cmd.Wait()
-			ranPIDs.Store(cmd.Process.Pid, true)
+			ranPIDs.Store(cmd.Process.Pid, time.Now())
 			tg.waitTicks(t, n+3, 5*time.Second)
 			e := lptrace(t, "", "exec", "--tid", strconv.Itoa(tg.PID), strconv.Itoa(tg.PID), "import sys; sys.gettrace() is None")
 			if e.Stdout != "True\n" {
@@ -104,7 +104,7 @@ func TestPdbTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	slave.Close()
-	defer func() { cmd.Process.Kill(); cmd.Wait(); ranPIDs.Store(cmd.Process.Pid, true) }()
+	defer func() { cmd.Process.Kill(); cmd.Wait(); ranPIDs.Store(cmd.Process.Pid, time.Now()) }()
 	out := &syncBuffer{}
 	go io.Copy(out, master)
 	waitFor := func(s string) {

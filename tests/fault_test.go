@@ -146,7 +146,7 @@ func TestAttachTargetEnds(t *testing.T) {
 						<-done
 						t.Fatalf("%s: lptrace still running 10 s after the target's %s: %s", end.name, end.name, stderr.String())
 					}
-					ranPIDs.Store(cmd.Process.Pid, true)
+					ranPIDs.Store(cmd.Process.Pid, time.Now())
 					out := strings.TrimSpace(stderr.String())
 					lines := strings.Split(out, "\n")
 					if strings.Contains(out, "goroutine ") || !said.MatchString(lines[len(lines)-1]) {
@@ -244,7 +244,7 @@ for fd in os.listdir('/proc/self/fd'):
 			case <-time.After(5 * time.Second):
 				t.Fatalf("lptrace still running after the garbage: %s", tr.Stderr())
 			}
-			ranPIDs.Store(tr.cmd.Process.Pid, true)
+			ranPIDs.Store(tr.cmd.Process.Pid, time.Now())
 			stderr, trace := tr.Stderr(), tr.Trace()
 			if !strings.Contains(stderr, "bad data from the target") || strings.Contains(stderr, "goroutine ") {
 				t.Errorf("lptrace said: %q", stderr)
@@ -308,7 +308,7 @@ func TestAttachOutputBlocked(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatal("lptrace ignored Ctrl-C while its output was blocked")
 		}
-		ranPIDs.Store(cmd.Process.Pid, true)
+		ranPIDs.Store(cmd.Process.Pid, time.Now())
 		t.Logf("exited %v after Ctrl-C", time.Since(start))
 		hookGone(t, tg.PID, 2*time.Second)
 	})

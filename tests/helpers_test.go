@@ -321,7 +321,7 @@ func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result
 	start := time.Now()
 	err := cmd.Run()
 	r := Result{Stdout: so.String(), Stderr: se.String(), Elapsed: time.Since(start), PID: cmd.Process.Pid}
-	ranPIDs.Store(r.PID, true)
+	ranPIDs.Store(r.PID, time.Now())
 	if ctx.Err() != nil {
 		t.Fatalf("lptrace %v hung (killed after 60s); stderr: %s", args, r.Stderr)
 	}
@@ -336,11 +336,16 @@ func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result
 	return r
 }
 
-// ranPIDs holds the PIDs of the lptrace runs that have finished.
+// ranPIDs holds the PIDs of the lptrace runs that have finished, with
+// when each one ended.
 var ranPIDs sync.Map
 
-// leftovers lists the files that finished lptrace runs left in the
-// temporary directories (runs of parallel tests may still be going on).
+// leftovers lists what finished lptrace runs left in the temporary
+// directories. PIDs wrap around (32768 here) during a run of the suite, so
+// a directory counts only if it was last changed while the run with that
+// PID may have been alive (at most a minute before its end, and not after
+// it): the leftover of a killed lptrace that happened to get the same PID
+// at another time is another test's business.
 func leftovers() []string {
 	var out []string
 	for _, d := range []string{"/tmp", "/dev/shm", "/var/tmp"} {
@@ -348,9 +353,26 @@ func leftovers() []string {
 		for _, m := range ms {
 			var pid int
 			fmt.Sscanf(filepath.Base(m), "lptrace-%d-", &pid)
-			if _, done := ranPIDs.Load(pid); done {
-				out = append(out, m)
+			v, done := ranPIDs.Load(pid)
+			if !done {
+				continue
 			}
+			var st syscall.Stat_t
+			if syscall.Stat(m, &st) != nil {
+				continue // gone meanwhile
+			}
+			changed := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+			end := v.(time.Time)
+			if changed.Before(end.Add(-70*time.Second)) || changed.After(end.Add(time.Second)) {
+				continue
+			}
+			// What is in it, and how old, tells who left it.
+			desc := fmt.Sprintf("%s (changed %v before the run with PID %d ended;", m, end.Sub(changed).Round(time.Millisecond), pid)
+			ents, _ := os.ReadDir(m)
+			for _, e := range ents {
+				desc += " " + e.Name()
+			}
+			out = append(out, desc+")")
 		}
 	}
 	return out

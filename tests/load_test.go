@@ -58,12 +58,14 @@ func TestLoadCycles(t *testing.T) {
 			}
 			// One small at-fork callback per session stays (os.register_at_fork
 			// has no unregister; it holds nothing else): a few objects each.
-			// Measured: 3.12 about 4 per cycle, 2.7 about 23, 3.11 between 4
-			// and 65 (not explained yet); a whole session kept alive (the
-			// hook's code, closures, tables) is well over 500.
+			// Measured: about 3 per cycle on 3.12, none on 2.7 and 3.11 (the
+			// program's own objects come and go: +-20 per cycle over 10
+			// cycles). A whole session kept alive (the hook's code, closures,
+			// tables) is over 500; one kept by every other attach (a chain
+			// through threading's profile hook, fixed) showed as 90.
 			n := pyObjects(t, pid)
 			t.Logf("%d cycles: Python objects %d -> %d, RSS %d -> %d KiB", cycles, objects0, n, rss0, rssKiB(tg.PID))
-			if n > objects0+100*cycles {
+			if n > objects0+30*cycles {
 				t.Errorf("Python objects: %d before, %d after %d cycles", objects0, n, cycles)
 			}
 			// The allocator and the C library's cache of thread stacks keep
