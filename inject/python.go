@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
@@ -23,6 +24,10 @@ type Route struct {
 	// the thread while the code ran (bit n: signal n).
 	Delivered uint64
 }
+
+// Saw tells whether sig reached the thread while the code ran (direct
+// route only).
+func (r Route) Saw(sig syscall.Signal) bool { return r.Delivered&(1<<uint(sig)) != 0 }
 
 func (r Route) String() string {
 	where := "running"
@@ -64,11 +69,6 @@ type Options struct {
 	// TID, when set, is the only thread allowed to run the code (for the
 	// main thread, a pending call counts).
 	TID int
-	// HoldSignals keeps the program's signals that arrive while lptrace
-	// holds a thread until it is back in its own code, for 250 ms at most
-	// (code that runs longer gets them): their Python handlers must not
-	// run inside lptrace's code.
-	HoldSignals bool
 }
 
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
@@ -105,10 +105,12 @@ func (inj *Injector) Execd() bool {
 }
 
 func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Route, error) {
-	if opt.HoldSignals {
-		inj.holdFor = 250 * time.Millisecond
-		defer func() { inj.holdFor = 0 }()
-	}
+	// The program's signals that arrive while lptrace holds a thread wait
+	// until it is back in its own code, for 250 ms at most (code that runs
+	// longer gets them): their Python handlers must not run inside
+	// lptrace's code.
+	inj.holdFor = 250 * time.Millisecond
+	defer func() { inj.holdFor = 0 }()
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
 	var lastWhy string

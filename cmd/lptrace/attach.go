@@ -168,7 +168,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	var route inject.Route
 	for failures := 0; ; {
 		var err error
-		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: max(time.Until(end), 0), Started: started, HoldSignals: true})
+		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: max(time.Until(end), 0), Started: started})
 		if err != nil {
 			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 		}
@@ -186,7 +186,7 @@ func (a *attachRun) run(ctx context.Context) error {
 			// it give the program back its Ctrl-C; lptrace does, if it saw
 			// one arrive.
 			wait = 0
-			if route.Delivered&(1<<uint(syscall.SIGINT)) != 0 {
+			if route.Saw(syscall.SIGINT) {
 				ptrace.Tgkill(a.pid, route.TID, int(syscall.SIGINT))
 			}
 		case !route.Pending:
@@ -403,7 +403,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 			if hooked[tid] || ctx.Err() != nil {
 				continue
 			}
-			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid, HoldSignals: true}); err == nil {
+			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid}); err == nil {
 				hooked[tid] = true
 				if warned[tid] {
 					a.say("process %d: thread %d is traced now", a.pid, tid)

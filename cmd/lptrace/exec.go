@@ -106,7 +106,7 @@ func (e *execRun) run(ctx context.Context) error {
 	}
 	done := make(chan injected, 1)
 	go func() {
-		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid, HoldSignals: true})
+		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
 		done <- injected{route, err}
 	}()
 	var route inject.Route
@@ -233,7 +233,7 @@ func (e *execRun) run(ctx context.Context) error {
 // that signal arrive while the code ran (the direct route): a
 // KeyboardInterrupt the code raised itself is not the program's.
 func (e *execRun) handBack(kbd bool, route inject.Route, result error) error {
-	if kbd && route.Delivered&(1<<uint(syscall.SIGINT)) != 0 {
+	if kbd && route.Saw(syscall.SIGINT) {
 		ptrace.Tgkill(e.pid, e.pid, int(syscall.SIGINT))
 		e.warn("the program's Ctrl-C that interrupted the code was handed back to it")
 	}

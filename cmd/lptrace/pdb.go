@@ -65,7 +65,7 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 	defer stop()
 	recs, started := ch.Stream()
 	timeout := c.Duration("timeout")
-	if _, err := o.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid, HoldSignals: true}); err != nil {
+	if _, err := o.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
 		return explainRun(ctx, pid, timeout, "pdb", err)
 	}
 	select {

@@ -75,7 +75,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	recs, started := ch.Stream()
 	timeout := c.Duration("timeout")
 	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
-	if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started, HoldSignals: true}); err != nil {
+	if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started}); err != nil {
 		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {
 			return fmt.Errorf("process %d: no thread could run Python code within %v (%v); %s", pid, timeout, err, describeThreads(inj))
 		}
