@@ -350,10 +350,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             events.extend((w, val))
         else:
             events.extend((w, clock(), val))
-        if len(events) >= 512 * stride:
+        if len(events) >= BATCH * stride:
             full()
 
     fast = stride == 1  # calls only: one word per event
+    # Events per batch: the main thread wakes the timer thread that often
+    # (each wake-up costs the program a GIL hand-over); 64 KiB a batch.
+    BATCH = 65536
     getframe = sys._getframe
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
@@ -362,11 +365,24 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # back in the main thread.)
     raised_by_program = _lptrace_raised_by_program
 
+    # The latest call's (code, thread ident, event word), calls only: a
+    # loop that calls one function, or a recursion, then costs an identity
+    # test and an append (see on_start_fast). One tuple, replaced whole:
+    # another thread may replace it between any two instructions.
+    last = [(None, None, 0)]
+
     def on_call(code, frame):
         # The hot path: a dict lookup for the function, one for the thread,
         # one append. frame is None from sys.monitoring: the function's
         # frame is then two levels up, fetched only when needed.
         try:
+            if fast:
+                l = last[0]
+                if code is l[0] and get_ident() == l[1]:
+                    events.append(l[2])
+                    if len(events) >= BATCH:
+                        full()
+                    return True
             c = codes.get(id(code))
             if c is None:
                 c = code_id(code, frame or getframe(2))
@@ -375,11 +391,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if c < 0:
                 return False
             if fast:
-                t = threads.get(get_ident())
+                ident = get_ident()
+                t = threads.get(ident)
                 if t is None:
                     t = thread_index()
-                events.append(t << 32 | c)
-                if len(events) >= 512:
+                w = t << 32 | c
+                last[0] = (code, ident, w)
+                events.append(w)
+                if len(events) >= BATCH:
                     full()
             else:
                 emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
@@ -429,6 +448,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 counters[k] = itertools.count()
             codes.clear()
             threads.clear()
+            last[0] = (None, None, 0)
             meta.append(started())
             try:
                 thread_mod.start_new_thread(ticker, ())
@@ -503,6 +523,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         fork_ref[0] = None
         codes.clear()
         threads.clear()
+        last[0] = (None, None, 0)
         del events[:]
         del meta[:]
         registry.pop(session, None)
@@ -550,6 +571,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if prev is not None:
                 prev(frame, what, arg)
         try:
+            if what == 'call':
+                # on_call's cached path, inlined (see on_start_fast)
+                code = frame.f_code
+                l = last[0]
+                if code is l[0] and get_ident() == l[1]:
+                    events.append(l[2])
+                    if len(events) >= BATCH:
+                        full()
+                    return
             if not st['on']:
                 # Gone: leave this thread at its first event of any kind
                 # (unless a newer session chains us: it has its own place).
@@ -648,6 +678,23 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except KeyboardInterrupt:
                 st['kbd'] = True
 
+        def on_start_fast(code, offset):
+            # on_call's cached path, inlined: a Python call less per event.
+            # (on_call must stay one level below: it finds the function's
+            # frame two levels up.)
+            try:
+                l = last[0]
+                if code is l[0] and get_ident() == l[1]:
+                    events.append(l[2])
+                    if len(events) >= BATCH:
+                        full()
+                    return None
+                if st['on'] and on_call(code, None):
+                    return None
+                return DISABLE
+            except KeyboardInterrupt:
+                st['kbd'] = True
+
         def on_py_return(code, offset, retval):
             try:
                 if st['on'] and on_return(code, 1, retval):
@@ -664,7 +711,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except KeyboardInterrupt:
                 st['kbd'] = True
 
-        callbacks = [(E.PY_START, on_start)]
+        callbacks = [(E.PY_START, on_start_fast if fast else on_start)]
         if want_returns:
             # A generator's yield leaves the function, its resumption
             # enters it again: the same as the profiler of older versions.

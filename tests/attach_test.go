@@ -202,6 +202,66 @@ func TestAttachAllThreads(t *testing.T) {
 	}
 }
 
+// Each event is shown in the thread that made it, while threads take turns
+// every 20 us in the middle of their loops (the hook caches the latest
+// function and thread): a function that only thread wK calls shows in one
+// thread only, and each thread shows 50 calls of the shared function per
+// call of its own one.
+func TestAttachThreadAttribution(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "owners")
+			tr := startAttach(t, tg.PID)
+			// Before 3.12 lptrace hooks a busy thread when it catches it
+			// asleep: wait for all four, then trace them all for a second.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				if c := calls(tr.Trace()); c["owned_by_w0"] != nil && c["owned_by_w1"] != nil && c["owned_by_w2"] != nil && c["owned_by_w3"] != nil {
+					break
+				}
+			}
+			time.Sleep(time.Second)
+			tr.Stop(t, syscall.SIGINT)
+			shared := map[string]int{}
+			owned := map[string]map[string]int{} // tid -> function -> calls
+			for _, line := range strings.Split(tr.Trace(), "\n") {
+				m := traceLine.FindStringSubmatch(line)
+				if m == nil {
+					continue
+				}
+				switch {
+				case m[2] == "shared_call":
+					shared[m[1]]++
+				case strings.HasPrefix(m[2], "owned_by_"):
+					if owned[m[1]] == nil {
+						owned[m[1]] = map[string]int{}
+					}
+					owned[m[1]][m[2]]++
+				}
+			}
+			owners := map[string]string{}
+			for tid, fns := range owned {
+				if len(fns) != 1 {
+					t.Errorf("thread %s shows the functions of several threads: %v", tid, fns)
+				}
+				for fn, n := range fns {
+					if other, ok := owners[fn]; ok {
+						t.Errorf("%s shows in threads %s and %s", fn, other, tid)
+					}
+					owners[fn] = tid
+					if d := shared[tid] - 50*n; !strings.Contains(tr.Stderr(), "dropped") && (d < -100 || d > 100) {
+						t.Errorf("thread %s: %d calls of shared_call for %d of %s, want 50 per call", tid, shared[tid], n, fn)
+					}
+				}
+			}
+			if len(owners) != 4 {
+				t.Errorf("the trace shows the own functions of %d threads, want 4: %v (stderr %q)", len(owners), owned, tr.Stderr())
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+		})
+	}
+}
+
 // After detach the program runs at its untraced speed (a ratio in one run,
 // asserted loosely: tests are not benchmarks).
 func TestAttachDetachRestoresSpeed(t *testing.T) {

@@ -25,6 +25,10 @@
 #              sent to it is a plain crash
 #     recursion  hits the recursion limit every 50 ms and catches the error
 #     spinner  a thread computing without ever blocking; the main thread sleeps
+#     owners   4 threads named w0..w3, each calling shared_call() 50 times,
+#              then its own function owned_by_wK(), and sleeping 0.5 ms,
+#              with a GIL switch interval of 20 us: threads take turns
+#              mid-loop
 #     calls    every 50 ms a known call tree: app_outer -> app_inner (returns),
 #              app_fail (raises ValueError, caught), app_gen (a generator);
 #              on SIGUSR2 it forks a child that runs app_child_work
@@ -139,6 +143,26 @@ def fork_child(work):
         os._exit(0)
 
 
+def shared_call():
+    return 0
+
+
+def owned_by_w0():
+    return 0
+
+
+def owned_by_w1():
+    return 1
+
+
+def owned_by_w2():
+    return 2
+
+
+def owned_by_w3():
+    return 3
+
+
 def on_usr1(signum, frame):
     STATE['usr1'] = STATE.get('usr1', 0) + 1
 
@@ -165,6 +189,26 @@ def main():
             conn, _ = srv.accept()
             conn.sendall(b'pong\n')
             conn.close()
+    elif MODE == 'owners':
+        if hasattr(sys, 'setswitchinterval'):
+            sys.setswitchinterval(0.00002)
+        else:
+            sys.setcheckinterval(20)  # 2.7: a switch every 20 instructions at most
+
+        def owner(own):
+            # Runnable nearly always, at a modest rate of events: some work
+            # without calls between two calls.
+            while True:
+                for _ in range(50):
+                    shared_call()
+                    for _ in range(500):
+                        pass
+                own()
+                time.sleep(0.0005)  # where lptrace hooks it, before 3.12
+        for k, own in enumerate((owned_by_w0, owned_by_w1, owned_by_w2, owned_by_w3)):
+            daemon(lambda own=own: owner(own), 'w%d' % k)
+        out('READY 0')
+        heartbeat_forever()
     elif MODE == 'cpu':
         out('READY 0')
         while True:
