@@ -74,7 +74,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     srepr = _lptrace_repr(strsize, verbose) if want_values else None
     PIPE_BUF = 4096
 
-    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'',
+    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048,
           'lock': thread_mod.allocate_lock()}
     codes = {}  # id(code) -> (function id or -1 if filtered out, code); the code is kept alive
     threads = {}  # thread ident -> thread index
@@ -152,20 +152,24 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # (each step below is one bytecode, atomic under the GIL).
             # Events first: the definitions an event needs were queued
             # before it, so the meta taken next includes them.
-            ev = events[:]
-            del events[:len(ev)]
+            # (No copy of the array: its bytes, then that many words off
+            # its front; each a copy less of up to a few MB.)
+            raw = events.tobytes() if hasattr(events, 'tobytes') else events.tostring()
+            ev = len(raw) // events.itemsize
+            del events[:ev]
+            st['taken'] = ev
             m = meta[:]
             del meta[:len(m)]
-            raw = ev.tobytes() if hasattr(ev, 'tobytes') else ev.tostring()
             if follow:
                 flush_framed(m, raw)
                 m = None
                 return
-            out = b''.join(m)
+            parts = m[:]
             if st['dropped']:
-                out += record(b'D', str(st['dropped']))
+                parts.append(record(b'D', str(st['dropped'])))
             if raw:
-                out += record(b'B', raw)
+                parts += [b'B' + pack('<I', len(raw)), raw]
+            out = b''.join(parts)  # the one copy of the events
             if not out:
                 return
             if write(out):
@@ -174,7 +178,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 # Definitions must not be lost; the values were for the
                 # events now dropped.
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                st['dropped'] += len(ev) // stride
+                st['dropped'] += ev // stride
             m = None
         except BaseException:
             # A signal handler of the program raised in here (the main
@@ -183,7 +187,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # they arrive twice, which the reader allows.
             if m is not None:
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                st['dropped'] += len(ev) // stride
+                st['dropped'] += ev // stride
             raise
         finally:
             lock.release()
@@ -223,6 +227,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             wake.release()  # only this thread releases it: no race
 
     def full():
+        if len(events) >= LIMIT * stride:
+            # The timer thread cannot get the GIL (the program set a huge
+            # switch interval, say): drop rather than grow.
+            n = len(events)
+            del events[:n]
+            st['dropped'] += n // stride
+        if not wake.locked():
+            return  # the timer thread is on its way
         if in_main():
             wake_ticker()
         else:
@@ -354,9 +366,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             full()
 
     fast = stride == 1  # calls only: one word per event
-    # Events per batch: the main thread wakes the timer thread that often
-    # (each wake-up costs the program a GIL hand-over); 64 KiB a batch.
-    BATCH = 65536
+    # Events per batch: past it the main thread wakes the timer thread
+    # (each wake-up costs the program a GIL hand-over; full() returns at
+    # once while one is pending). Small batches: with 16384 the program
+    # kept megabytes more after lptrace left (the C library's caches).
+    # LIMIT caps the queue if the timer thread never gets the GIL.
+    BATCH = 512
+    LIMIT = 1 << 20
     getframe = sys._getframe
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
@@ -755,7 +771,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         pid = st['pid']
         while st['on'] and st['pid'] == pid:
             if timed_wait:
-                wake.acquire(1, 0.05)
+                # Every 5 ms while events come fast (over 400000 a second
+                # in the last turn): one write never outgrows the pipe.
+                wake.acquire(1, 0.005 if st['taken'] >= 2048 else 0.05)
             else:
                 time.sleep(0.05)
             try:

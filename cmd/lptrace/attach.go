@@ -151,7 +151,7 @@ func (a *attachRun) say(format string, args ...any) {
 // run installs the hook in a.pid and prints its events until ctx ends or
 // the target goes away.
 func (a *attachRun) run(ctx context.Context) error {
-	o, err := openTarget(a.pid, 1<<20, func(m string) { a.say("%s", m) })
+	o, err := openTarget(a.pid, transport.EventPipeSize, func(m string) { a.say("%s", m) })
 	if err != nil {
 		return err
 	}

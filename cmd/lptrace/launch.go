@@ -101,7 +101,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 		child.Detach()
 		return err
 	}
-	ch, err := transport.Create(child.PID, st.UID[1], st.GID[1], 1<<20)
+	ch, err := transport.Create(child.PID, st.UID[1], st.GID[1], transport.EventPipeSize)
 	if err != nil {
 		child.Detach()
 		return fmt.Errorf("process %d: %v; it runs untraced", child.PID, err)
