@@ -99,6 +99,9 @@ var valuesSource string
 //go:embed filter.py
 var filterSource string
 
+//go:embed native.py
+var nativeSource string
+
 // threadSource calls the per-thread installer an installed session left
 // in sys: a few lines to compile, not the whole hook.
 const threadSource = `import sys
@@ -119,6 +122,14 @@ type TraceConfig struct {
 	StrSize   int  // values cut at this many characters
 	Verbose   bool // repr() of any object (runs the program's code)
 	Follow    bool // forked children keep tracing
+	NoNative  bool // never the machine-code callback (native.py)
+}
+
+// Native tells whether the hook may record calls with its machine-code
+// callback: calls only, in one process (the hook still decides by the
+// interpreter: 3.12+, x86-64, with the GIL).
+func (c TraceConfig) Native() bool {
+	return !c.NoNative && !c.Returns && !c.Times && !c.Values() && !c.Follow
 }
 
 // literal is the config as a Python dict literal (the hook imports
@@ -128,9 +139,9 @@ func (c TraceConfig) literal() string {
 	for _, x := range c.Filters {
 		f = append(f, fmt.Sprintf("(%s, %s)", pyBool(x.Exclude), PyLiteral(x.Pattern)))
 	}
-	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s}",
+	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s}",
 		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.RetValues),
-		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow))
+		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()))
 }
 
 func pyBool(b bool) string {
@@ -164,6 +175,9 @@ func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
 	}
 	if len(cfg.Filters) > 0 || cfg.NoStdlib {
 		src += filterSource
+	}
+	if cfg.Native() {
+		src += nativeSource
 	}
 	return wrap(src+traceSource, map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
 }

@@ -154,9 +154,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # before it, so the meta taken next includes them.
             # (No copy of the array: its bytes, then that many words off
             # its front; each a copy less of up to a few MB.)
-            raw = events.tobytes() if hasattr(events, 'tobytes') else events.tostring()
-            ev = len(raw) // events.itemsize
-            del events[:ev]
+            n = nat[0]
+            if n is not None:
+                raw, lost = n[3](NATIVE_CHUNK)
+                st['dropped'] += lost
+                ev = len(raw) // 8
+            else:
+                raw = events.tobytes() if hasattr(events, 'tobytes') else events.tostring()
+                ev = len(raw) // events.itemsize
+                del events[:ev]
             st['taken'] = ev
             m = meta[:]
             del meta[:len(m)]
@@ -373,6 +379,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # LIMIT caps the queue if the timer thread never gets the GIL.
     BATCH = 512
     LIMIT = 1 << 20
+    # Words taken from the machine-code callback's ring per flush (the
+    # timer thread takes up to 16 a turn while the pipe has room): 64 KiB
+    # buffers, which the C library reuses; megabyte ones it kept.
+    NATIVE_CHUNK = 8192
     getframe = sys._getframe
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
@@ -386,6 +396,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # test and an append (see on_start_fast). One tuple, replaced whole:
     # another thread may replace it between any two instructions.
     last = [(None, None, 0)]
+    # The machine-code callback's (function, put, record, take), when in use
+    # (see native.py): the events then go to its ring, not to `events`.
+    nat = [None]
 
     def on_call(code, frame):
         # The hot path: the cache above, else a dict lookup for the
@@ -468,6 +481,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             codes.clear()
             threads.clear()
             last[0] = (None, None, 0)
+            nat[0] = None
             meta.append(started())
             try:
                 thread_mod.start_new_thread(ticker, ())
@@ -543,6 +557,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         codes.clear()
         threads.clear()
         last[0] = (None, None, 0)
+        nat[0] = None
         del events[:]
         del meta[:]
         registry.pop(session, None)
@@ -714,6 +729,44 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except KeyboardInterrupt:
                 st['kbd'] = True
 
+        def on_start_native(code, offset):
+            # SLOW of the machine-code callback: a function or a thread it
+            # does not know yet. Defines them, teaches them to it, and
+            # records the event in its ring (one queue keeps the order).
+            try:
+                n = nat[0]
+                if not st['on'] or n is None:
+                    return DISABLE
+                c = codes.get(id(code))
+                c = code_id(code, getframe(1)) if c is None else c[0]
+                if c < 0:
+                    return DISABLE
+                ident = get_ident()
+                t = threads.get(ident)
+                if t is None:
+                    t = thread_index()
+                n[1](0, id(code), c)  # codes keeps the code alive: its address stays its own
+                n[1](1, ident, t << 32)
+                n[2](t << 32 | c)
+            except KeyboardInterrupt:
+                st['kbd'] = True
+                main_ident[0] = get_ident()
+                wake_ticker()
+            except Exception:
+                if raised_by_program():
+                    raise
+            return None
+
+        start = on_start_fast if fast else on_start
+        builder = payload_globals.get('_lptrace_native_ring')
+        if fast and cfg.get('native') and builder is not None:
+            try:
+                nat[0] = builder(on_start_native)
+            except Exception:
+                nat[0] = None  # no ctypes, no executable memory: the Python callback
+            if nat[0] is not None:
+                start = nat[0][0]
+
         def on_py_return(code, offset, retval):
             try:
                 if st['on'] and on_return(code, 1, retval):
@@ -730,7 +783,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except KeyboardInterrupt:
                 st['kbd'] = True
 
-        callbacks = [(E.PY_START, on_start_fast if fast else on_start)]
+        callbacks = [(E.PY_START, start)]
         if want_returns:
             # A generator's yield leaves the function, its resumption
             # enters it again: the same as the profiler of older versions.
@@ -783,6 +836,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if st.pop('kbd', 0):
                     hand_back_sigint()
                 flush()
+                k = 0
+                while k < 15 and st['taken'] == NATIVE_CHUNK and not st['tail'] and nat[0] is not None:
+                    flush()
+                    k += 1
                 if st['on'] and reader_gone():
                     uninstall()
             except base_exception:

@@ -403,3 +403,51 @@ func TestAttachFork(t *testing.T) {
 		})
 	}
 }
+
+// On 3.12+ (x86-64) calls are recorded by the hook's machine-code callback
+// (hook/native.py): it is in place while traced, the trace is complete, and
+// nothing of it (the function, its mapping) outlives the session;
+// --no-native keeps it out.
+func TestAttachNative(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 12) {
+			continue
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "owners")
+			pid := strconv.Itoa(tg.PID)
+			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' for o in gc.get_objects())"
+			for _, opts := range [][]string{nil, {"--no-native"}} {
+				tr := startAttach(t, tg.PID, opts...)
+				time.Sleep(500 * time.Millisecond)
+				want := "True\n"
+				if opts != nil {
+					want = "False\n"
+				}
+				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != want {
+					t.Errorf("%v: machine-code callback alive while traced: %q, want %q (%s)", opts, r.Stdout, want, r.Stderr)
+				}
+				if n := nativeMappings(tg.PID); n != map[bool]int{true: 1, false: 0}[opts == nil] {
+					t.Errorf("%v: %d mappings of its ring while traced", opts, n)
+				}
+				time.Sleep(500 * time.Millisecond)
+				tr.Stop(t, syscall.SIGINT)
+				c := calls(tr.Trace())
+				for _, fn := range []string{"shared_call", "owned_by_w0", "owned_by_w3", "heartbeat_step"} {
+					if c[fn] == nil {
+						t.Errorf("%v: %s missing from the trace (stderr %q)", opts, fn, tr.Stderr())
+					}
+				}
+				hookGone(t, tg.PID, 2*time.Second)
+				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != "False\n" {
+					t.Errorf("%v: machine-code callback alive after detach: %q %s", opts, r.Stdout, r.Stderr)
+				}
+				if n := nativeMappings(tg.PID); n != 0 {
+					t.Errorf("%v: %d mappings of its ring left after detach", opts, n)
+				}
+			}
+			tg.waitTicks(t, 3, 5*time.Second)
+		})
+	}
+}
