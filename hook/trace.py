@@ -74,7 +74,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     srepr = _lptrace_repr(strsize, verbose) if want_values else None
     PIPE_BUF = 4096
 
-    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048,
+    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048, 'ok': 0,
           'lock': thread_mod.allocate_lock()}
     codes = {}  # id(code) -> (function id or -1 if filtered out, code); the code is kept alive
     threads = {}  # thread ident -> thread index
@@ -134,19 +134,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             payload = payload.encode('utf-8', 'replace')
         return kind + pack('<I', len(payload)) + payload
 
-    def flush():
+    def flush(wait=0):
         # One writer at a time (os.write releases the GIL: two writers would
         # interleave records); a thread that finds it busy leaves its events
-        # queued for the next flush.
+        # queued for the next flush, unless it waits (at exit: there is no
+        # next flush).
         if os.getpid() != st['pid']:
             # A forked child, before the lock: the timer thread may have
             # held it at the fork, and no thread of the child will release it.
             in_child()
             return
         lock = st['lock']
-        if not st['on'] or not lock.acquire(False):
+        if not st['on']:
             return
-        ev = m = None
+        if not lock.acquire(False):
+            for _ in range(wait):
+                time.sleep(0.01)
+                if lock.acquire(False):
+                    break
+            else:
+                return
+        ev = m = mark = None
         try:
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
@@ -155,8 +163,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # (No copy of the array: its bytes, then that many words off
             # its front; each a copy less of up to a few MB.)
             n = nat[0]
+            mark = None
             if n is not None:
-                raw, lost = n[3](NATIVE_CHUNK)
+                # Left in the ring until written: a full pipe keeps them
+                # there, and the ring drops (and counts) what does not fit.
+                raw, lost, mark = n[3](NATIVE_CHUNK)
                 st['dropped'] += lost
                 ev = len(raw) // 8
             else:
@@ -176,15 +187,20 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if raw:
                 parts += [b'B' + pack('<I', len(raw)), raw]
             out = b''.join(parts)  # the one copy of the events
+            st['ok'] = 0
             if not out:
                 return
             if write(out):
                 st['dropped'] = 0
+                st['ok'] = 1
+                if mark is not None:
+                    n[4](mark)
             else:
                 # Definitions must not be lost; the values were for the
                 # events now dropped.
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                st['dropped'] += ev // stride
+                if mark is None:
+                    st['dropped'] += ev // stride
             m = None
         except BaseException:
             # A signal handler of the program raised in here (the main
@@ -193,10 +209,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # they arrive twice, which the reader allows.
             if m is not None:
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                st['dropped'] += ev // stride
+                if mark is None:
+                    st['dropped'] += ev // stride
             raise
         finally:
             lock.release()
+
+    def drain(turns):
+        # More flushes while the machine-code callback's ring holds more
+        # than one takes (NATIVE_CHUNK words each) and the pipe has room.
+        # No builtin name (see ticker()).
+        k = 0
+        while k < turns and st['taken'] == NATIVE_CHUNK and st['ok'] and nat[0] is not None:
+            flush()
+            k += 1
+
+    def flush_at_exit():
+        # The last events of a program that exits (the timer thread dies
+        # with it): all of the ring, as far as the pipe takes them; the
+        # timer thread may be writing (1 s at most).
+        flush(100)
+        drain(64)
 
     # A batch full in the main thread is written by the timer thread: the
     # program's signal handlers run in the main thread only, and one that
@@ -508,6 +541,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             registry.pop(session, None)
         except BaseException:
             pass
+        # Nothing of the session stays in the child: not the machine-code
+        # callback and its mappings (megabytes of private copies in every
+        # worker of a forking server), not the tables.
+        nat[0] = None
+        last[0] = (None, None, 0)
+        codes.clear()
+        threads.clear()
+        del events[:]
+        del meta[:]
+        fork_ref[0] = None
 
     payload_globals = globals()
 
@@ -548,9 +591,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             pass
         try:
             if hasattr(atexit, 'unregister'):
-                atexit.unregister(flush)
+                atexit.unregister(flush_at_exit)
             else:  # 2.7
-                atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush]
+                atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush_at_exit]
         except Exception:
             pass
         fork_ref[0] = None
@@ -664,7 +707,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # The last events of a program that exits (the timer thread dies
         # with it, unflushed). Registered before the hook is on: our own
         # calls must not show.
-        atexit.register(flush)
+        atexit.register(flush_at_exit)
     except Exception:
         pass
 
@@ -836,10 +879,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if st.pop('kbd', 0):
                     hand_back_sigint()
                 flush()
-                k = 0
-                while k < 15 and st['taken'] == NATIVE_CHUNK and not st['tail'] and nat[0] is not None:
-                    flush()
-                    k += 1
+                drain(15)
                 if st['on'] and reader_gone():
                     uninstall()
             except base_exception:

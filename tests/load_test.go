@@ -126,15 +126,17 @@ func rssKiB(pid int) int {
 	return 0
 }
 
-// nativeMappings counts the mappings of the size of the machine-code
-// callback's data (hook/native.py: the tables and the ring, 0x241040 bytes
-// rounded up to pages): none may outlive its session.
+// nativeMappings counts the mappings of the machine-code callback's data
+// (hook/native.py: the tables and the ring, 0x301040 bytes rounded up to
+// pages, read-write between two inaccessible pages, so never merged with a
+// neighbour): none may outlive its session.
 func nativeMappings(pid int) int {
 	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
 	n := 0
 	for _, l := range strings.Split(string(data), "\n") {
 		var start, end uint64
-		if _, err := fmt.Sscanf(l, "%x-%x", &start, &end); err == nil && end-start == 0x242000 {
+		var perms string
+		if _, err := fmt.Sscanf(l, "%x-%x %s", &start, &end, &perms); err == nil && end-start == 0x302000 && perms == "rw-p" {
 			n++
 		}
 	}

@@ -332,3 +332,32 @@ func TestFilterDoesNotOutliveSession(t *testing.T) {
 		})
 	}
 }
+
+// A program that exits right after a burst of calls: every call is in the
+// trace (the hook's exit handler waits for its timer thread's write and
+// empties the machine-code callback's ring), or the loss is reported.
+func TestLaunchCompleteAtExit(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	script := filepath.Join(dir, "burst.py")
+	if err := os.WriteFile(script, []byte("def f():\n    pass\nfor i in range(100000):\n    f()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, opts := range [][]string{nil, {"--no-native"}} {
+				out := filepath.Join(t.TempDir(), "trace")
+				r := lptrace(t, "", append(append([]string{"-o", out}, opts...), "--", py.Path, script)...)
+				if r.Code != 0 {
+					t.Fatalf("%v: exit %d: %s", opts, r.Code, r.Stderr)
+				}
+				data, _ := os.ReadFile(out)
+				n := strings.Count(string(data), "\nf ("+script)
+				if n != 100000 && !strings.Contains(r.Stderr, "dropped") {
+					t.Errorf("%v: %d calls of f in the trace, want 100000 (stderr %q)", opts, n, r.Stderr)
+				}
+			}
+		})
+	}
+}
