@@ -429,8 +429,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # test and an append (see on_start_fast). One tuple, replaced whole:
     # another thread may replace it between any two instructions.
     last = [(None, None, 0)]
-    # The machine-code callback's (function, put, record, take), when in use
-    # (see native.py): the events then go to its ring, not to `events`.
+    # The machine-code callback's (function, put, record, take, commit) when
+    # in use (see native.py): the events then go to its ring, not `events`.
     nat = [None]
 
     def on_call(code, frame):
