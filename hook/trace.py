@@ -426,7 +426,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     # The latest call's (code, thread ident, event word), calls only: a
     # loop that calls one function, or a recursion, then costs an identity
-    # test and an append (see on_start_fast). One tuple, replaced whole:
+    # test and an append (see on_start). One tuple, replaced whole:
     # another thread may replace it between any two instructions.
     last = [(None, None, 0)]
     # The machine-code callback's (function, put, record, take, commit) when
@@ -438,7 +438,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # function, one for the thread, one append. frame is None from
         # sys.monitoring: the function's frame is then two levels up,
         # fetched only when needed. (The cached path is repeated inline in
-        # on_start_fast and the profiler on purpose: a Python call costs
+        # on_start and the profiler on purpose: a Python call costs
         # as much as the path itself.)
         try:
             if fast:
@@ -649,7 +649,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 prev(frame, what, arg)
         try:
             if what == 'call':
-                # on_call's cached path, inlined (see on_start_fast)
+                # on_call's cached path, inlined (see on_start)
                 code = frame.f_code
                 l = last[0]
                 if code is l[0] and get_ident() == l[1]:
@@ -748,17 +748,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         E = monitoring.events
         DISABLE = monitoring.DISABLE
         def on_start(code, offset):
-            try:
-                if st['on'] and on_call(code, None):
-                    return None
-                return DISABLE
-            except KeyboardInterrupt:
-                st['kbd'] = True
-
-        def on_start_fast(code, offset):
-            # on_call's cached path, inlined: a Python call less per event.
-            # (on_call must stay one level below: it finds the function's
-            # frame two levels up.)
+            # on_call's cached path (calls only; otherwise the cache stays
+            # empty), inlined: a Python call less per event. (on_call must
+            # stay one level below: it finds the function's frame two
+            # levels up.)
             try:
                 l = last[0]
                 if code is l[0] and get_ident() == l[1]:
@@ -800,7 +793,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     raise
             return None
 
-        start = on_start_fast if fast else on_start
+        start = on_start
         builder = payload_globals.get('_lptrace_native_ring')
         if fast and cfg.get('native') and builder is not None:
             try:
