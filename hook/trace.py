@@ -187,9 +187,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if raw:
                 parts += [b'B' + pack('<I', len(raw)), raw]
             out = b''.join(parts)  # the one copy of the events
-            st['ok'] = 0
+            st['ok'] = 1
             if not out:
                 return
+            st['ok'] = 0
             if write(out):
                 st['dropped'] = 0
                 st['ok'] = 1
@@ -226,10 +227,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def flush_at_exit():
         # The last events of a program that exits (the timer thread dies
-        # with it): all of the ring, as far as the pipe takes them; the
-        # timer thread may be writing (1 s at most).
+        # with it): all of them, waiting for the timer thread's write and
+        # for room in the pipe while lptrace reads on, 1 s at most in all.
+        end = time.time() + 1
         flush(100)
-        drain(64)
+        while st['on'] and time.time() < end:
+            if st['ok']:
+                if nat[0] is None or st['taken'] < NATIVE_CHUNK:
+                    break
+            else:
+                time.sleep(0.005)  # the pipe is full
+            flush(10)
 
     # A batch full in the main thread is written by the timer thread: the
     # program's signal handlers run in the main thread only, and one that
