@@ -178,7 +178,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             m = meta[:]
             del meta[:len(m)]
             if follow:
-                flush_framed(m, raw)
+                st['ok'] = flush_framed(m, raw)
                 m = None
                 return
             parts = m[:]
@@ -188,19 +188,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 parts += [b'B' + pack('<I', len(raw)), raw]
             out = b''.join(parts)  # the one copy of the events
             st['ok'] = 1
-            if not out:
+            if not out and not st['tail']:
                 return
             st['ok'] = 0
+            # (b'' still sends the tail of an earlier partial write.)
             if write(out):
                 st['dropped'] = 0
-                st['ok'] = 1
+                st['ok'] = not st['tail']
                 if mark is not None:
                     n[4](mark)
             else:
                 # Definitions must not be lost; the values were for the
-                # events now dropped.
+                # events now dropped (at exit, they wait for another try).
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                if mark is None:
+                if mark is None and wait and raw:
+                    back = array(events.typecode)
+                    if hasattr(back, 'frombytes'):
+                        back.frombytes(raw)
+                    else:
+                        back.fromstring(raw)
+                    events[0:0] = back
+                elif mark is None:
                     st['dropped'] += ev // stride
             m = None
         except BaseException:
@@ -229,15 +237,21 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # The last events of a program that exits (the timer thread dies
         # with it): all of them, waiting for the timer thread's write and
         # for room in the pipe while lptrace reads on, 1 s at most in all.
-        end = time.time() + 1
-        flush(100)
-        while st['on'] and time.time() < end:
-            if st['ok']:
-                if nat[0] is None or st['taken'] < NATIVE_CHUNK:
-                    break
-            else:
-                time.sleep(0.005)  # the pipe is full
-            flush(10)
+        # A signal handler of the program that raises meanwhile (its
+        # Ctrl-C) ends the wait, quietly: the program is leaving anyway.
+        try:
+            now = getattr(time, 'monotonic', time.time)
+            end = now() + 1
+            flush(100)
+            while st['on'] and now() < end:
+                if st['ok']:
+                    if nat[0] is None or st['taken'] < NATIVE_CHUNK:
+                        break
+                else:
+                    time.sleep(0.005)  # the pipe is full
+                flush(10)
+        except BaseException:
+            pass
 
     # A batch full in the main thread is written by the timer thread: the
     # program's signal handlers run in the main thread only, and one that
@@ -305,7 +319,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if not write_atomic(out):
                 meta[0:0] = [r for r in m[sent:] if r[:1] != b'V']  # definitions must not be lost
                 st['dropped'] += len(raw) // size
-                return
+                return 0
             sent = n
         per = (room - 64) // size * size  # whole events, and room for a D record
         for i in range(0, len(raw), per):
@@ -314,10 +328,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 out += record(b'D', str(st['dropped']))
             if not write_atomic(out + record(b'B', raw[i:i + per])):
                 st['dropped'] += (len(raw) - i) // size
-                return
+                return 0
             st['dropped'] = 0
         if st['dropped'] and write_atomic(head + record(b'D', str(st['dropped']))):
             st['dropped'] = 0
+        return 1
 
     def thread_index():
         ident = get_ident()
@@ -771,7 +786,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     return None
                 return DISABLE
             except KeyboardInterrupt:
-                st['kbd'] = True
+                st['kbd'] = True  # see on_call()
+                main_ident[0] = get_ident()
+                wake_ticker()
 
         def on_start_native(code, offset):
             # SLOW of the machine-code callback: a function or a thread it
