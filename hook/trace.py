@@ -37,6 +37,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         import thread as thread_mod
     get_ident = thread_mod.get_ident
     base_exception = BaseException  # for code that may run after the payload's globals are cleared (2.7)
+    # Likewise for the callbacks: a profile function of an ended session
+    # runs on in its threads until its next event, and the payload's
+    # globals, builtins included, are cleared when a session ends.
+    keyboard_interrupt = KeyboardInterrupt
+    an_exception = Exception
+    get_attr = getattr
+    sleep = time.sleep  # the timer thread's, bound: 2.7's module cleanup at exit empties modules
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
@@ -125,7 +132,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             for _, ev in p.poll(0):
                 if ev & (select.POLLERR | select.POLLHUP):
                     return True
-        except Exception:
+        except an_exception:
             pass
         return False
 
@@ -276,7 +283,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if native_id[0]() == st['pid']:
                     main_ident[0] = ident
                     return True
-            except Exception:
+            except an_exception:
                 pass
         return False
     wake = thread_mod.allocate_lock()
@@ -345,7 +352,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if t is not None:
                 try:
                     name = t._active[ident].name
-                except Exception:
+                except an_exception:
                     if raised_by_program():
                         raise
             # The definition is queued before the index is published: a
@@ -368,7 +375,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 import ctypes
                 syscall = ctypes.CDLL(None).syscall
                 native_id[0] = lambda: syscall(nr)
-        except Exception:
+        except an_exception:
             pass
 
     def code_id(code, frame):
@@ -385,7 +392,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 module = frame.f_globals.get('__name__') or ''
                 if not isinstance(module, str):
                     module = ''
-            except Exception:
+            except an_exception:
                 if raised_by_program():
                     raise
             if wanted is not None and not wanted(code.co_name, name, module, code.co_filename):
@@ -490,7 +497,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     full()
             else:
                 emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
-        except KeyboardInterrupt:
+        except keyboard_interrupt:
             # The program's Ctrl-C, raised by its signal handler while our
             # code ran. Raising it from here would remove the hook (and hit
             # the program at a random place); the timer thread hands it back
@@ -498,7 +505,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             st['kbd'] = True
             main_ident[0] = get_ident()
             wake_ticker()
-        except Exception:
+        except an_exception:
             if raised_by_program():
                 raise
             # ours: never the program's business
@@ -513,9 +520,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if want_ret_values:
                 v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
             emit(kind, c[0], v)
-        except KeyboardInterrupt:
+        except keyboard_interrupt:
             st['kbd'] = True
-        except Exception:
+        except an_exception:
             if raised_by_program():
                 raise
         return True
@@ -541,7 +548,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             meta.append(started())
             try:
                 thread_mod.start_new_thread(ticker, ())
-            except Exception:
+            except an_exception:
                 pass
             return
         st['on'] = False
@@ -598,7 +605,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     m.free_tool_id(tool[0])
                     tool[0] = None
                 break
-            except KeyboardInterrupt:
+            except keyboard_interrupt:
                 st['kbd'] = True
             except base_exception:
                 if tool[0] is None:
@@ -617,7 +624,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 atexit.unregister(flush_at_exit)
             else:  # 2.7
                 atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush_at_exit]
-        except Exception:
+        except an_exception:
             pass
         fork_ref[0] = None
         codes.clear()
@@ -630,7 +637,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if not registry:
             try:
                 del sys.__lptrace__
-            except Exception:
+            except an_exception:
                 pass
         fd, st['fd'] = st['fd'], -1
         undo.pop('fd', None)
@@ -667,9 +674,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def profiler(frame, what, arg):
         if prev_profiles:
-            prev = prev_profiles.get(get_ident())
+            ident = get_ident()
+            prev = prev_profiles.get(ident)
             if prev is not None:
-                prev(frame, what, arg)
+                alive = get_attr(prev, 'lptrace_alive', None)
+                if alive is not None and not alive():
+                    prev_profiles.pop(ident, None)  # an lptrace session that ended: called no more
+                else:
+                    prev(frame, what, arg)
         try:
             if what == 'call':
                 # on_call's cached path, inlined (see on_start)
@@ -697,11 +709,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                             op = ord(op)
                         if op not in normal_exit:
                             kind = 2
-                    except Exception:
+                    except an_exception:
                         if raised_by_program():
                             raise
                 on_return(code, kind, arg)
-        except KeyboardInterrupt:
+        except keyboard_interrupt:
+            if not st['on']:
+                # Ended: no timer thread hands it back. The program gets
+                # it now (the interpreter drops this profile function).
+                raise
             st['kbd'] = True  # see on_call(); escaping would remove the hook
 
     profiler.lptrace_alive = lambda: st['on']
@@ -731,7 +747,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # with it, unflushed). Registered before the hook is on: our own
         # calls must not show.
         atexit.register(flush_at_exit)
-    except Exception:
+    except an_exception:
         pass
 
     # The program's signals never go to our thread: delivered there, their
@@ -746,7 +762,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         block_set = [getattr(_signal, n) for n in block_names]
         sigmask = _signal.pthread_sigmask
         block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
-    except Exception:
+    except an_exception:
         try:
             import signal as signal_mod
             import ctypes
@@ -757,7 +773,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 libc.sigaddset(block_mask, getattr(signal_mod, n))
             pthread_sigmask = libc.pthread_sigmask  # looked up now: ctypes runs Python code for it
             block_program_signals = lambda: pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
-        except Exception:
+        except an_exception:
             block_program_signals = lambda: None
 
     if monitoring is not None:
@@ -785,7 +801,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if st['on'] and on_call(code, None):
                     return None
                 return DISABLE
-            except KeyboardInterrupt:
+            except keyboard_interrupt:
                 st['kbd'] = True  # see on_call()
                 main_ident[0] = get_ident()
                 wake_ticker()
@@ -809,11 +825,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 n[1](0, id(code), c)  # codes keeps the code alive: its address stays its own
                 n[1](1, ident, t << 32)
                 n[2](t << 32 | c)
-            except KeyboardInterrupt:
+            except keyboard_interrupt:
                 st['kbd'] = True
                 main_ident[0] = get_ident()
                 wake_ticker()
-            except Exception:
+            except an_exception:
                 if raised_by_program():
                     raise
             return None
@@ -823,7 +839,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if fast and cfg.get('native') and builder is not None:
             try:
                 nat[0] = builder(on_start_native)
-            except Exception:
+            except an_exception:
                 nat[0] = None  # no ctypes, no executable memory: the Python callback
             if nat[0] is not None:
                 start = nat[0][0]
@@ -833,7 +849,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if st['on'] and on_return(code, 1, retval):
                     return None
                 return DISABLE
-            except KeyboardInterrupt:
+            except keyboard_interrupt:
                 st['kbd'] = True
 
         def on_unwind(code, offset, exc):
@@ -841,7 +857,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             try:
                 if st['on']:
                     on_return(code, 2, exc)
-            except KeyboardInterrupt:
+            except keyboard_interrupt:
                 st['kbd'] = True
 
         callbacks = [(E.PY_START, start)]
@@ -892,7 +908,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 # in the last turn): one write never outgrows the pipe.
                 wake.acquire(1, 0.005 if st['taken'] >= 2048 else 0.05)
             else:
-                time.sleep(0.05)
+                sleep(0.05)
             try:
                 if st.pop('kbd', 0):
                     hand_back_sigint()
