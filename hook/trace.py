@@ -714,11 +714,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                             raise
                 on_return(code, kind, arg)
         except keyboard_interrupt:
-            if not st['on']:
-                # Ended: no timer thread hands it back. The program gets
-                # it now (the interpreter drops this profile function).
-                raise
-            st['kbd'] = True  # see on_call(); escaping would remove the hook
+            # See on_call(); escaping would remove the hook. (In a session
+            # that has ended, no timer thread is left to hand it back: that
+            # Ctrl-C is lost. Raising it here instead lands it in whatever
+            # runs next, lptrace's own payloads included.)
+            st['kbd'] = True
 
     profiler.lptrace_alive = lambda: st['on']
 
