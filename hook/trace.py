@@ -464,20 +464,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     nat = [None]
 
     def on_call(code, frame):
-        # The hot path: the cache above, else a dict lookup for the
-        # function, one for the thread, one append. frame is None from
+        # The hot path after a miss of the cache above: a dict lookup for
+        # the function, one for the thread, one append. frame is None from
         # sys.monitoring: the function's frame is then two levels up,
-        # fetched only when needed. (The cached path is repeated inline in
-        # on_start and the profiler on purpose: a Python call costs
-        # as much as the path itself.)
+        # fetched only when needed. (Its callers, on_start and the
+        # profiler, try the cache first, inline: a Python call costs as
+        # much as that path itself.)
         try:
-            if fast:
-                l = last[0]
-                if code is l[0] and get_ident() == l[1]:
-                    events.append(l[2])
-                    if len(events) >= BATCH:
-                        full()
-                    return True
             c = codes.get(id(code))
             if c is None:
                 c = code_id(code, frame or getframe(2))
