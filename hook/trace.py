@@ -167,10 +167,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # (each step below is one bytecode, atomic under the GIL).
             # Events first: the definitions an event needs were queued
             # before it, so the meta taken next includes them.
-            # (No copy of the array: its bytes, then that many words off
-            # its front; each a copy less of up to a few MB.)
             n = nat[0]
-            mark = None
             if n is not None:
                 # Left in the ring until written: a full pipe keeps them
                 # there, and the ring drops (and counts) what does not fit.
@@ -178,6 +175,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 st['dropped'] += lost
                 ev = len(raw) // 8
             else:
+                # No copy of the array: its bytes, then that many words off
+                # its front.
                 raw = events.tobytes() if hasattr(events, 'tobytes') else events.tostring()
                 ev = len(raw) // events.itemsize
                 del events[:ev]
@@ -530,14 +529,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             st['pid'] = os.getpid()
             st['lock'] = thread_mod.allocate_lock()  # may have been held at fork
             st['dropped'] = 0
-            del events[:]
-            del meta[:]
+            forget()
             for k in counters:
                 counters[k] = itertools.count()
-            codes.clear()
-            threads.clear()
-            last[0] = (None, None, 0)
-            nat[0] = None
             meta.append(started())
             try:
                 thread_mod.start_new_thread(ticker, ())
@@ -567,13 +561,18 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # Nothing of the session stays in the child: not the machine-code
         # callback and its mappings (megabytes of private copies in every
         # worker of a forking server), not the tables.
-        nat[0] = None
-        last[0] = (None, None, 0)
+        forget()
+        fork_ref[0] = None
+
+    def forget():
+        # What a session holds of the program's functions and threads, and
+        # its queues (the machine-code callback with them).
         codes.clear()
         threads.clear()
+        last[0] = (None, None, 0)
+        nat[0] = None
         del events[:]
         del meta[:]
-        fork_ref[0] = None
 
     payload_globals = globals()
 
@@ -620,12 +619,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         except an_exception:
             pass
         fork_ref[0] = None
-        codes.clear()
-        threads.clear()
-        last[0] = (None, None, 0)
-        nat[0] = None
-        del events[:]
-        del meta[:]
+        forget()
         registry.pop(session, None)
         if not registry:
             try:
