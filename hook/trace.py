@@ -475,7 +475,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 c = code_id(code, frame or getframe(2))
             else:
                 c = c[0]
+            n = nat[0]
             if c < 0:
+                if n is not None and tool[0] is None:
+                    n[1](0, id(code), 1 << 63)  # the profile function skips it
                 return False
             if fast:
                 ident = get_ident()
@@ -483,6 +486,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if t is None:
                     t = thread_index()
                 w = t << 32 | c
+                if n is not None:
+                    # A call the machine-code callback did not know: taught
+                    # to it, and recorded in its ring (one queue keeps the
+                    # order). codes keeps the code alive: its address stays
+                    # its own.
+                    n[1](0, id(code), c)
+                    n[1](1, ident, t << 32)
+                    n[2](w)
+                    return True
                 last[0] = (code, ident, w)
                 events.append(w)
                 if len(events) >= BATCH:
@@ -553,7 +565,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             elif sys.getprofile() is profiler:
                 sys.setprofile(prev_profiles.get(get_ident()))
             t = sys.modules.get('threading')
-            if t is not None and getattr(t, '_profile_hook', None) is profiler:
+            if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
                 t.setprofile(the_programs(prev_thread_hook[0]))
             registry.pop(session, None)
         except BaseException:
@@ -570,7 +582,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         codes.clear()
         threads.clear()
         last[0] = (None, None, 0)
-        nat[0] = None
+        n, nat[0] = nat[0], None
+        if n is not None:
+            n[5]()  # a thread's next event removes the profile function
         del events[:]
         del meta[:]
 
@@ -605,7 +619,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         try:
             if monitoring is None:
                 t = sys.modules.get('threading')
-                if t is not None and getattr(t, '_profile_hook', None) is profiler:
+                if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
                     t.setprofile(the_programs(prev_thread_hook[0]))
                 if sys.getprofile() is profiler:
                     sys.setprofile(the_programs(prev_profiles.pop(get_ident(), None)))
@@ -724,7 +738,32 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 prev = the_programs(prev)
                 if prev is not None:
                     prev_profiles[get_ident()] = prev
+                n = nat[0]
+                if prev is None and n is not None:
+                    # The machine-code profile function, SLOW = profiler
+                    # (a thread with the program's own profile function
+                    # keeps the Python one, which calls it on).
+                    try:
+                        n[0]()
+                        return
+                    except an_exception:
+                        pass
                 sys.setprofile(profiler)
+
+    def thread_start(frame, what, arg):
+        # threading's hook while the machine-code profile function is in
+        # use: at a new thread's first event, puts it in place of itself.
+        try:
+            if sys.getprofile() is thread_start:
+                sys.setprofile(None)
+                install_thread()
+        except keyboard_interrupt:
+            st['kbd'] = True
+        except an_exception:
+            pass
+        profiler(frame, what, arg)
+
+    thread_start.lptrace_alive = profiler.lptrace_alive
 
     def started():
         return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
@@ -795,31 +834,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
         def on_start_native(code, offset):
             # SLOW of the machine-code callback: a function or a thread it
-            # does not know yet. Defines them, teaches them to it, and
-            # records the event in its ring (one queue keeps the order).
+            # does not know yet (on_call teaches them to it).
             try:
-                n = nat[0]
-                if not st['on'] or n is None:
-                    return DISABLE
-                c = codes.get(id(code))
-                c = code_id(code, getframe(1)) if c is None else c[0]
-                if c < 0:
-                    return DISABLE
-                ident = get_ident()
-                t = threads.get(ident)
-                if t is None:
-                    t = thread_index()
-                n[1](0, id(code), c)  # codes keeps the code alive: its address stays its own
-                n[1](1, ident, t << 32)
-                n[2](t << 32 | c)
+                if st['on'] and nat[0] is not None and on_call(code, None):
+                    return None
+                return DISABLE
             except keyboard_interrupt:
-                st['kbd'] = True
+                st['kbd'] = True  # see on_call()
                 main_ident[0] = get_ident()
                 wake_ticker()
-            except an_exception:
-                if raised_by_program():
-                    raise
-            return None
 
         start = on_start
         builder = payload_globals.get('_lptrace_native_ring')
@@ -867,10 +890,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if restart is not None:
             restart()
     else:
+        builder = payload_globals.get('_lptrace_native_ring')
+        if fast and cfg.get('native') and builder is not None:
+            try:
+                nat[0] = builder(profiler)
+            except an_exception:
+                nat[0] = None  # no ctypes, no executable memory: the Python profiler
         t = sys.modules.get('threading')
         if t is not None:
             prev_thread_hook[0] = the_programs(getattr(t, '_profile_hook', None))
-            t.setprofile(profiler)
+            t.setprofile(profiler if nat[0] is None else thread_start)
         install_thread()
 
     registry[session] = install_thread
