@@ -125,22 +125,40 @@ _LPTRACE_NATIVE_SELFTEST = 0x10c
 # for sys.setprofile (profile_trampoline, 0x4444...) calls SLOW(frame,
 # what, arg); a miss, and any event once "on" is 0, jumps there with the
 # arguments untouched: this code is never on a stack while Python code
-# runs, and holds the GIL from entry to exit. Other events than a call
-# return 0 at once. The code object is [frame + 0x5555...], then [that +
-# 0x6666...] unless that is 0 (3.11: the frame object points to its
-# interpreter frame); both checked at install. A function whose id has the
-# top bit set is filtered out: nothing is recorded. `install` makes it the
-# calling thread's profile function (PyEval_SetProfile, 0x7777...) unless
-# "on" is 0, in one call: a session that ends meanwhile (see retire() below)
-# cannot miss it.
+# runs, and holds the GIL from entry to exit. Other events return 0 at
+# once, but for the return from os.fork or os.forkpty (0x8888..., 0x9999...:
+# SLOW checks for a child; 2.7 and 3.6 have no os.register_at_fork). The
+# code object is [frame + 0x5555...], then [that + 0x6666...] unless that
+# is 0 (3.11: the frame object points to its interpreter frame); both
+# checked at install. A function whose id has the top bit set is filtered
+# out: nothing is recorded.
+# The hook calls the other entries with the GIL held (ctypes.PYFUNCTYPE):
+# before 3.11 a thread switch may happen between any two bytecodes, so
+# what changes the data is done here, in one C call each:
+#   install(SLOW)      PyEval_SetProfile(f, SLOW) (0x7777...) unless "on" is 0
+#   record(word)       appends to the ring
+#   take_dropped()     the dropped count, reset to 0
+#   put_code(key, id), put_thread(key, word): 1 if added; tables at most
+#                      half full (their counts at 0x301040 and 0x301048);
+#                      a thread already there gets the new word (a new
+#                      thread with a dead one's ID), and the latest-call
+#                      cache is emptied
+#   retire()           "on" = 0, and every thread state whose profile
+#                      function is f gets the trampoline instead (the word
+#                      at 0x5a5a...; PyInterpreterState_Head, ThreadHead,
+#                      PyThreadState_Next, PyInterpreterState_Next:
+#                      0xaaaa..., 0xbbbb..., 0xcccc..., 0xdddd...), so that no
+#                      thread runs f afterwards; its next event goes to SLOW,
+#                      which removes itself. A thread state is freed only
+#                      with the GIL held, so the walk sees none go.
 #  0000000000000000 <cb>:
 #     0:  f3 0f 1e fa            endbr64
 #     4:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
 #     b:  11 11 11 
 #     e:  49 83 78 30 00         cmp    QWORD PTR [r8+0x30],0x0
-#    13:  0f 84 00 01 00 00      je     119 <slow_any>
+#    13:  0f 84 2d 01 00 00      je     146 <slow_any>
 #    19:  85 d2                  test   edx,edx
-#    1b:  75 65                  jne    82 <ret0>
+#    1b:  75 6e                  jne    8b <other_event>
 #    1d:  49 b9 55 55 55 55 55   movabs r9,0x5555555555555555
 #    24:  55 55 55 
 #    27:  4a 8b 04 0e            mov    rax,QWORD PTR [rsi+r9*1]
@@ -153,9 +171,9 @@ _LPTRACE_NATIVE_SELFTEST = 0x10c
 #    3e:  64 48 8b 14 25 00 00   mov    rdx,QWORD PTR fs:0x0
 #    45:  00 00 
 #    47:  49 3b 40 18            cmp    rax,QWORD PTR [r8+0x18]
-#    4b:  75 3e                  jne    8b <lookup>
+#    4b:  75 6b                  jne    b8 <lookup>
 #    4d:  49 3b 50 20            cmp    rdx,QWORD PTR [r8+0x20]
-#    51:  75 38                  jne    8b <lookup>
+#    51:  75 65                  jne    b8 <lookup>
 #    53:  4d 8b 48 28            mov    r9,QWORD PTR [r8+0x28]
 #  0000000000000057 <append>:
 #    57:  4d 8b 10               mov    r10,QWORD PTR [r8]
@@ -175,86 +193,242 @@ _LPTRACE_NATIVE_SELFTEST = 0x10c
 #  0000000000000085 <ring_full>:
 #    85:  49 ff 40 10            inc    QWORD PTR [r8+0x10]
 #    89:  eb f7                  jmp    82 <ret0>
-#  000000000000008b <lookup>:
-#    8b:  49 89 c1               mov    r9,rax
-#    8e:  49 c1 e9 04            shr    r9,0x4
-#    92:  49 81 e1 ff ff 00 00   and    r9,0xffff
-#  0000000000000099 <probe_code>:
-#    99:  4d 89 ca               mov    r10,r9
-#    9c:  49 c1 e2 04            shl    r10,0x4
-#    a0:  4f 8b 5c 10 40         mov    r11,QWORD PTR [r8+r10*1+0x40]
-#    a5:  49 39 c3               cmp    r11,rax
-#    a8:  74 11                  je     bb <found_code>
-#    aa:  4d 85 db               test   r11,r11
-#    ad:  74 68                  je     117 <slow_call>
-#    af:  49 ff c1               inc    r9
-#    b2:  49 81 e1 ff ff 00 00   and    r9,0xffff
-#    b9:  eb de                  jmp    99 <probe_code>
-#  00000000000000bb <found_code>:
-#    bb:  4f 8b 5c 10 48         mov    r11,QWORD PTR [r8+r10*1+0x48]
-#    c0:  4d 85 db               test   r11,r11
-#    c3:  78 bd                  js     82 <ret0>
-#    c5:  49 89 d1               mov    r9,rdx
-#    c8:  49 c1 e9 0c            shr    r9,0xc
-#    cc:  49 81 e1 ff 00 00 00   and    r9,0xff
-#  00000000000000d3 <probe_thread>:
-#    d3:  4d 89 ca               mov    r10,r9
-#    d6:  49 c1 e2 04            shl    r10,0x4
-#    da:  4b 3b 94 10 40 00 10   cmp    rdx,QWORD PTR [r8+r10*1+0x100040]
-#    e1:  00 
-#    e2:  74 17                  je     fb <found_thread>
-#    e4:  4b 83 bc 10 40 00 10   cmp    QWORD PTR [r8+r10*1+0x100040],0x0
-#    eb:  00 00 
-#    ed:  74 28                  je     117 <slow_call>
-#    ef:  49 ff c1               inc    r9
-#    f2:  49 81 e1 ff 00 00 00   and    r9,0xff
-#    f9:  eb d8                  jmp    d3 <probe_thread>
-#  00000000000000fb <found_thread>:
-#    fb:  4f 8b 8c 10 48 00 10   mov    r9,QWORD PTR [r8+r10*1+0x100048]
-#   102:  00 
-#   103:  4d 09 d9               or     r9,r11
-#   106:  49 89 40 18            mov    QWORD PTR [r8+0x18],rax
-#   10a:  49 89 50 20            mov    QWORD PTR [r8+0x20],rdx
-#   10e:  4d 89 48 28            mov    QWORD PTR [r8+0x28],r9
-#   112:  e9 40 ff ff ff         jmp    57 <append>
-#  0000000000000117 <slow_call>:
-#   117:  31 d2                  xor    edx,edx
-#  0000000000000119 <slow_any>:
-#   119:  48 b8 44 44 44 44 44   movabs rax,0x4444444444444444
-#   120:  44 44 44 
-#   123:  ff e0                  jmp    rax
-#  0000000000000125 <selftest>:
-#   125:  f3 0f 1e fa            endbr64
-#   129:  64 48 8b 04 25 00 00   mov    rax,QWORD PTR fs:0x0
-#   130:  00 00 
-#   132:  c3                     ret
-#  0000000000000133 <install>:
-#   133:  f3 0f 1e fa            endbr64
-#   137:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
-#   13e:  11 11 11 
-#   141:  49 83 78 30 00         cmp    QWORD PTR [r8+0x30],0x0
-#   146:  74 16                  je     15e <not_on>
-#   148:  48 89 fe               mov    rsi,rdi
-#   14b:  48 8d 3d ae fe ff ff   lea    rdi,[rip+0xfffffffffffffeae]        # 0 <cb>
-#   152:  48 b8 77 77 77 77 77   movabs rax,0x7777777777777777
-#   159:  77 77 77 
-#   15c:  ff e0                  jmp    rax
-#  000000000000015e <not_on>:
-#   15e:  c3                     ret
+#  000000000000008b <other_event>:
+#    8b:  83 fa 06               cmp    edx,0x6
+#    8e:  75 f2                  jne    82 <ret0>
+#    90:  49 b9 88 88 88 88 88   movabs r9,0x8888888888888888
+#    97:  88 88 88 
+#    9a:  4c 39 c9               cmp    rcx,r9
+#    9d:  0f 84 a3 00 00 00      je     146 <slow_any>
+#    a3:  49 b9 99 99 99 99 99   movabs r9,0x9999999999999999
+#    aa:  99 99 99 
+#    ad:  4c 39 c9               cmp    rcx,r9
+#    b0:  0f 84 90 00 00 00      je     146 <slow_any>
+#    b6:  eb ca                  jmp    82 <ret0>
+#  00000000000000b8 <lookup>:
+#    b8:  49 89 c1               mov    r9,rax
+#    bb:  49 c1 e9 04            shr    r9,0x4
+#    bf:  49 81 e1 ff ff 00 00   and    r9,0xffff
+#  00000000000000c6 <probe_code>:
+#    c6:  4d 89 ca               mov    r10,r9
+#    c9:  49 c1 e2 04            shl    r10,0x4
+#    cd:  4f 8b 5c 10 40         mov    r11,QWORD PTR [r8+r10*1+0x40]
+#    d2:  49 39 c3               cmp    r11,rax
+#    d5:  74 11                  je     e8 <found_code>
+#    d7:  4d 85 db               test   r11,r11
+#    da:  74 68                  je     144 <slow_call>
+#    dc:  49 ff c1               inc    r9
+#    df:  49 81 e1 ff ff 00 00   and    r9,0xffff
+#    e6:  eb de                  jmp    c6 <probe_code>
+#  00000000000000e8 <found_code>:
+#    e8:  4f 8b 5c 10 48         mov    r11,QWORD PTR [r8+r10*1+0x48]
+#    ed:  4d 85 db               test   r11,r11
+#    f0:  78 90                  js     82 <ret0>
+#    f2:  49 89 d1               mov    r9,rdx
+#    f5:  49 c1 e9 0c            shr    r9,0xc
+#    f9:  49 81 e1 ff 00 00 00   and    r9,0xff
+#  0000000000000100 <probe_thread>:
+#   100:  4d 89 ca               mov    r10,r9
+#   103:  49 c1 e2 04            shl    r10,0x4
+#   107:  4b 3b 94 10 40 00 10   cmp    rdx,QWORD PTR [r8+r10*1+0x100040]
+#   10e:  00 
+#   10f:  74 17                  je     128 <found_thread>
+#   111:  4b 83 bc 10 40 00 10   cmp    QWORD PTR [r8+r10*1+0x100040],0x0
+#   118:  00 00 
+#   11a:  74 28                  je     144 <slow_call>
+#   11c:  49 ff c1               inc    r9
+#   11f:  49 81 e1 ff 00 00 00   and    r9,0xff
+#   126:  eb d8                  jmp    100 <probe_thread>
+#  0000000000000128 <found_thread>:
+#   128:  4f 8b 8c 10 48 00 10   mov    r9,QWORD PTR [r8+r10*1+0x100048]
+#   12f:  00 
+#   130:  4d 09 d9               or     r9,r11
+#   133:  49 89 40 18            mov    QWORD PTR [r8+0x18],rax
+#   137:  49 89 50 20            mov    QWORD PTR [r8+0x20],rdx
+#   13b:  4d 89 48 28            mov    QWORD PTR [r8+0x28],r9
+#   13f:  e9 13 ff ff ff         jmp    57 <append>
+#  0000000000000144 <slow_call>:
+#   144:  31 d2                  xor    edx,edx
+#  0000000000000146 <slow_any>:
+#   146:  48 b8 44 44 44 44 44   movabs rax,0x4444444444444444
+#   14d:  44 44 44 
+#   150:  ff e0                  jmp    rax
+#  0000000000000152 <selftest>:
+#   152:  f3 0f 1e fa            endbr64
+#   156:  64 48 8b 04 25 00 00   mov    rax,QWORD PTR fs:0x0
+#   15d:  00 00 
+#   15f:  c3                     ret
+#  0000000000000160 <install>:
+#   160:  f3 0f 1e fa            endbr64
+#   164:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   16b:  11 11 11 
+#   16e:  49 83 78 30 00         cmp    QWORD PTR [r8+0x30],0x0
+#   173:  74 16                  je     18b <not_on>
+#   175:  48 89 fe               mov    rsi,rdi
+#   178:  48 8d 3d 81 fe ff ff   lea    rdi,[rip+0xfffffffffffffe81]        # 0 <cb>
+#   17f:  48 b8 77 77 77 77 77   movabs rax,0x7777777777777777
+#   186:  77 77 77 
+#   189:  ff e0                  jmp    rax
+#  000000000000018b <not_on>:
+#   18b:  c3                     ret
+#  000000000000018c <record>:
+#   18c:  f3 0f 1e fa            endbr64
+#   190:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   197:  11 11 11 
+#   19a:  49 89 f9               mov    r9,rdi
+#   19d:  e9 b5 fe ff ff         jmp    57 <append>
+#  00000000000001a2 <take_dropped>:
+#   1a2:  f3 0f 1e fa            endbr64
+#   1a6:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   1ad:  11 11 11 
+#   1b0:  31 c0                  xor    eax,eax
+#   1b2:  49 87 40 10            xchg   QWORD PTR [r8+0x10],rax
+#   1b6:  c3                     ret
+#  00000000000001b7 <put_code>:
+#   1b7:  f3 0f 1e fa            endbr64
+#   1bb:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   1c2:  11 11 11 
+#   1c5:  49 81 b8 40 10 30 00   cmp    QWORD PTR [r8+0x301040],0x8000
+#   1cc:  00 80 00 00 
+#   1d0:  73 47                  jae    219 <put_no>
+#   1d2:  49 89 f9               mov    r9,rdi
+#   1d5:  49 c1 e9 04            shr    r9,0x4
+#   1d9:  49 81 e1 ff ff 00 00   and    r9,0xffff
+#  00000000000001e0 <pc_probe>:
+#   1e0:  4d 89 ca               mov    r10,r9
+#   1e3:  49 c1 e2 04            shl    r10,0x4
+#   1e7:  4f 8b 5c 10 40         mov    r11,QWORD PTR [r8+r10*1+0x40]
+#   1ec:  49 39 fb               cmp    r11,rdi
+#   1ef:  74 28                  je     219 <put_no>
+#   1f1:  4d 85 db               test   r11,r11
+#   1f4:  74 0c                  je     202 <pc_insert>
+#   1f6:  49 ff c1               inc    r9
+#   1f9:  49 81 e1 ff ff 00 00   and    r9,0xffff
+#   200:  eb de                  jmp    1e0 <pc_probe>
+#  0000000000000202 <pc_insert>:
+#   202:  4b 89 74 10 48         mov    QWORD PTR [r8+r10*1+0x48],rsi
+#   207:  4b 89 7c 10 40         mov    QWORD PTR [r8+r10*1+0x40],rdi
+#   20c:  49 ff 80 40 10 30 00   inc    QWORD PTR [r8+0x301040]
+#   213:  b8 01 00 00 00         mov    eax,0x1
+#   218:  c3                     ret
+#  0000000000000219 <put_no>:
+#   219:  31 c0                  xor    eax,eax
+#   21b:  c3                     ret
+#  000000000000021c <put_thread>:
+#   21c:  f3 0f 1e fa            endbr64
+#   220:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   227:  11 11 11 
+#   22a:  49 89 f9               mov    r9,rdi
+#   22d:  49 c1 e9 0c            shr    r9,0xc
+#   231:  49 81 e1 ff 00 00 00   and    r9,0xff
+#  0000000000000238 <pt_probe>:
+#   238:  4d 89 ca               mov    r10,r9
+#   23b:  49 c1 e2 04            shl    r10,0x4
+#   23f:  4f 8b 9c 10 40 00 10   mov    r11,QWORD PTR [r8+r10*1+0x100040]
+#   246:  00 
+#   247:  49 39 fb               cmp    r11,rdi
+#   24a:  74 3b                  je     287 <pt_update>
+#   24c:  4d 85 db               test   r11,r11
+#   24f:  74 0c                  je     25d <pt_insert>
+#   251:  49 ff c1               inc    r9
+#   254:  49 81 e1 ff 00 00 00   and    r9,0xff
+#   25b:  eb db                  jmp    238 <pt_probe>
+#  000000000000025d <pt_insert>:
+#   25d:  49 81 b8 48 10 30 00   cmp    QWORD PTR [r8+0x301048],0x80
+#   264:  80 00 00 00 
+#   268:  73 af                  jae    219 <put_no>
+#   26a:  4b 89 b4 10 48 00 10   mov    QWORD PTR [r8+r10*1+0x100048],rsi
+#   271:  00 
+#   272:  4b 89 bc 10 40 00 10   mov    QWORD PTR [r8+r10*1+0x100040],rdi
+#   279:  00 
+#   27a:  49 ff 80 48 10 30 00   inc    QWORD PTR [r8+0x301048]
+#   281:  b8 01 00 00 00         mov    eax,0x1
+#   286:  c3                     ret
+#  0000000000000287 <pt_update>:
+#   287:  4b 89 b4 10 48 00 10   mov    QWORD PTR [r8+r10*1+0x100048],rsi
+#   28e:  00 
+#   28f:  49 c7 40 20 00 00 00   mov    QWORD PTR [r8+0x20],0x0
+#   296:  00 
+#   297:  31 c0                  xor    eax,eax
+#   299:  c3                     ret
+#  000000000000029a <retire>:
+#   29a:  f3 0f 1e fa            endbr64
+#   29e:  53                     push   rbx
+#   29f:  41 54                  push   r12
+#   2a1:  41 55                  push   r13
+#   2a3:  49 b8 11 11 11 11 11   movabs r8,0x1111111111111111
+#   2aa:  11 11 11 
+#   2ad:  49 c7 40 30 00 00 00   mov    QWORD PTR [r8+0x30],0x0
+#   2b4:  00 
+#   2b5:  48 b8 aa aa aa aa aa   movabs rax,0xaaaaaaaaaaaaaaaa
+#   2bc:  aa aa aa 
+#   2bf:  ff d0                  call   rax
+#   2c1:  48 89 c3               mov    rbx,rax
+#  00000000000002c4 <interp_next>:
+#   2c4:  48 85 db               test   rbx,rbx
+#   2c7:  74 64                  je     32d <retired>
+#   2c9:  48 89 df               mov    rdi,rbx
+#   2cc:  48 b8 bb bb bb bb bb   movabs rax,0xbbbbbbbbbbbbbbbb
+#   2d3:  bb bb bb 
+#   2d6:  ff d0                  call   rax
+#   2d8:  49 89 c4               mov    r12,rax
+#  00000000000002db <state_next>:
+#   2db:  4d 85 e4               test   r12,r12
+#   2de:  74 39                  je     319 <interp_done>
+#   2e0:  4c 8d 2d 19 fd ff ff   lea    r13,[rip+0xfffffffffffffd19]        # 0 <cb>
+#   2e7:  48 b9 5a 5a 5a 5a 5a   movabs rcx,0x5a5a5a5a5a5a5a5a
+#   2ee:  5a 5a 5a 
+#   2f1:  4d 39 2c 0c            cmp    QWORD PTR [r12+rcx*1],r13
+#   2f5:  75 0e                  jne    305 <state_done>
+#   2f7:  48 ba 44 44 44 44 44   movabs rdx,0x4444444444444444
+#   2fe:  44 44 44 
+#   301:  49 89 14 0c            mov    QWORD PTR [r12+rcx*1],rdx
+#  0000000000000305 <state_done>:
+#   305:  4c 89 e7               mov    rdi,r12
+#   308:  48 b8 cc cc cc cc cc   movabs rax,0xcccccccccccccccc
+#   30f:  cc cc cc 
+#   312:  ff d0                  call   rax
+#   314:  49 89 c4               mov    r12,rax
+#   317:  eb c2                  jmp    2db <state_next>
+#  0000000000000319 <interp_done>:
+#   319:  48 89 df               mov    rdi,rbx
+#   31c:  48 b8 dd dd dd dd dd   movabs rax,0xdddddddddddddddd
+#   323:  dd dd dd 
+#   326:  ff d0                  call   rax
+#   328:  48 89 c3               mov    rbx,rax
+#   32b:  eb 97                  jmp    2c4 <interp_next>
+#  000000000000032d <retired>:
+#   32d:  41 5d                  pop    r13
+#   32f:  41 5c                  pop    r12
+#   331:  5b                     pop    rbx
+#   332:  c3                     ret
 
 _LPTRACE_NATIVE_PROFILE_CODE = (
-    'f30f1efa49b8111111111111111149837830000f840001000085d2756549b95555555555'
+    'f30f1efa49b8111111111111111149837830000f842d01000085d2756e49b95555555555'
     '5555554a8b040e49b966666666666666664d85c974044a8b040864488b14250000000049'
-    '3b4018753e493b502075384d8b48284d8b104d89d34d2b58084981fb00000400731b4d89'
-    'd34981e3ffff03004f898cd84010100049ffc24d891031c0c349ff4010ebf74989c149c1'
-    'e9044981e1ffff00004d89ca49c1e2044f8b5c10404939c374114d85db746849ffc14981'
-    'e1ffff0000ebde4f8b5c10484d85db78bd4989d149c1e90c4981e1ff0000004d89ca49c1'
-    'e2044b3b94104000100074174b83bc104000100000742849ffc14981e1ff000000ebd84f'
-    '8b8c10480010004d09d949894018498950204d894828e940ffffff31d248b84444444444'
-    '444444ffe0f30f1efa64488b042500000000c3f30f1efa49b81111111111111111498378'
-    '300074164889fe488d3daefeffff48b87777777777777777ffe0c3')
-_LPTRACE_NATIVE_PROFILE_SELFTEST = 0x125
-_LPTRACE_NATIVE_PROFILE_INSTALL = 0x133
+    '3b4018756b493b502075654d8b48284d8b104d89d34d2b58084981fb00000400731b4d89'
+    'd34981e3ffff03004f898cd84010100049ffc24d891031c0c349ff4010ebf783fa0675f2'
+    '49b988888888888888884c39c90f84a300000049b999999999999999994c39c90f849000'
+    '0000ebca4989c149c1e9044981e1ffff00004d89ca49c1e2044f8b5c10404939c374114d'
+    '85db746849ffc14981e1ffff0000ebde4f8b5c10484d85db78904989d149c1e90c4981e1'
+    'ff0000004d89ca49c1e2044b3b94104000100074174b83bc104000100000742849ffc149'
+    '81e1ff000000ebd84f8b8c10480010004d09d949894018498950204d894828e913ffffff'
+    '31d248b84444444444444444ffe0f30f1efa64488b042500000000c3f30f1efa49b81111'
+    '111111111111498378300074164889fe488d3d81feffff48b87777777777777777ffe0c3'
+    'f30f1efa49b811111111111111114989f9e9b5fefffff30f1efa49b81111111111111111'
+    '31c049874010c3f30f1efa49b811111111111111114981b8401030000080000073474989'
+    'f949c1e9044981e1ffff00004d89ca49c1e2044f8b5c10404939fb74284d85db740c49ff'
+    'c14981e1ffff0000ebde4b897410484b897c104049ff8040103000b801000000c331c0c3'
+    'f30f1efa49b811111111111111114989f949c1e90c4981e1ff0000004d89ca49c1e2044f'
+    '8b9c10400010004939fb743b4d85db740c49ffc14981e1ff000000ebdb4981b848103000'
+    '8000000073af4b89b410480010004b89bc104000100049ff8048103000b801000000c34b'
+    '89b4104800100049c740200000000031c0c3f30f1efa534154415549b811111111111111'
+    '1149c740300000000048b8aaaaaaaaaaaaaaaaffd04889c34885db74644889df48b8bbbb'
+    'bbbbbbbbbbbbffd04989c44d85e474394c8d2d19fdffff48b95a5a5a5a5a5a5a5a4d392c'
+    '0c750e48ba44444444444444444989140c4c89e748b8ccccccccccccccccffd04989c4eb'
+    'c24889df48b8ddddddddddddddddffd04889c3eb97415d415c5bc3')
+_LPTRACE_NATIVE_PROFILE_ENTRIES = {'selftest': 0x152, 'install': 0x160, 'record': 0x18c, 'take_dropped': 0x1a2,
+                                   'put_code': 0x1b7, 'put_thread': 0x21c, 'retire': 0x29a}
 
 
 def _lptrace_native_ring(slow):
@@ -263,9 +437,11 @@ def _lptrace_native_ring(slow):
     # callback (3.12+) or the Python profile function. Returns (install,
     # put, record, take, commit, off): install is the builtin function to
     # register (3.12+), or a function that makes the profile function this
-    # thread's; off() hands every later event of the profile function to
-    # SLOW. Any failure leaves nothing behind. (The program's audit hooks
-    # see ctypes and mmap at work here; one that raises makes this fail.)
+    # thread's; off() ends it: on 3.12+ after unregistering, before 3.12 no
+    # thread runs the profile function afterwards (each one's next event
+    # goes to SLOW, which removes itself). Any failure leaves nothing
+    # behind. (The program's audit hooks see ctypes and mmap at work here;
+    # one that raises makes this fail.)
     import os
     import sys
     import struct
@@ -284,24 +460,34 @@ def _lptrace_native_ring(slow):
     api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's function settings are the program's
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
         return None  # another runtime's symbols come first in this process
+    c_function = lambda name: ctypes.cast(getattr(api, name), ctypes.c_void_p).value
     if monitoring:
         source, selftest = _LPTRACE_NATIVE_CODE, _LPTRACE_NATIVE_SELFTEST
         marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
-                 (0x4444444444444444, ctypes.cast(api.PyObject_Vectorcall, ctypes.c_void_p).value))
+                 (0x4444444444444444, c_function('PyObject_Vectorcall')))
     else:
-        source, selftest = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_SELFTEST
+        entries = _LPTRACE_NATIVE_PROFILE_ENTRIES
+        source, selftest = _LPTRACE_NATIVE_PROFILE_CODE, entries['selftest']
         where = _lptrace_frame_code_offsets(ctypes)
         found = _lptrace_profile_trampoline(api, ctypes)
         if where is None or found is None:
             return None
         trampoline, slot = found
+        import posix
+        forks = [getattr(posix, n, None) for n in ('fork', 'forkpty')]
+        forks = [0 if f is None else id(f) for f in forks]
         marks = ((0x4444444444444444, trampoline), (0x5555555555555555, where[0]),
-                 (0x6666666666666666, where[1]),
-                 (0x7777777777777777, ctypes.cast(api.PyEval_SetProfile, ctypes.c_void_p).value))
+                 (0x6666666666666666, where[1]), (0x7777777777777777, c_function('PyEval_SetProfile')),
+                 (0x8888888888888888, forks[0]), (0x9999999999999999, forks[1]),
+                 (0x5a5a5a5a5a5a5a5a, 8 * slot),
+                 (0xaaaaaaaaaaaaaaaa, c_function('PyInterpreterState_Head')),
+                 (0xbbbbbbbbbbbbbbbb, c_function('PyInterpreterState_ThreadHead')),
+                 (0xcccccccccccccccc, c_function('PyThreadState_Next')),
+                 (0xdddddddddddddddd, c_function('PyInterpreterState_Next')))
     CT, CN, TT, TN, RG, RN = 64, 1 << 16, 0x100040, 256, 0x101040, 1 << 18
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # private: a forked child writes its own copy
     page = mmap.PAGESIZE
-    size = (RG + 8 * RN + page - 1) // page * page
+    size = (RG + 8 * RN + 16 + page - 1) // page * page  # (+16: the table counts of the profile function)
     # The data between two inaccessible pages: an overrun faults at once,
     # and the kernel never merges it with a neighbour (it shows in
     # /proc/PID/maps as one rw-p mapping of this size; the tests look).
@@ -339,6 +525,7 @@ def _lptrace_native_ring(slow):
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + selftest)() != get_ident():
         return None
     words[6] = 1  # on
+    read = ctypes.string_at
     if monitoring:
         new = api.PyCFunction_NewEx
         new.restype = ctypes.py_object
@@ -346,50 +533,88 @@ def _lptrace_native_ring(slow):
         # Its self keeps both mappings alive as long as the function lives.
         # SLOW is kept alive by it too.
         install = new(taddr + 1024, keep + (slow,), None)
+        used = [0, 0]
+
+        # On 3.12+ no thread switch happens inside these (no call, no
+        # backward jump): the same as one C call.
+        def put(table, key, value):
+            # Into the function (table 0) or thread (table 1) table, unless
+            # it is half full. A thread already there gets the new value (a
+            # new thread with a dead one's ID), and the cache is emptied.
+            off, n, shift = ((CT, CN, 4), (TT, TN, 12))[table]
+            base = off >> 3
+            i = (key >> shift) & (n - 1)
+            while True:
+                k = words[base + 2 * i]
+                if k == key:
+                    if table:
+                        words[base + 2 * i + 1] = value
+                        words[4] = 0
+                    return
+                if k == 0:
+                    if used[table] * 2 >= n:
+                        return
+                    used[table] += 1
+                    words[base + 2 * i + 1] = value
+                    words[base + 2 * i] = key
+                    return
+                i = (i + 1) & (n - 1)
+
+        def record(word):
+            h = words[0]
+            if h - words[1] >= RN:
+                words[2] += 1
+                return
+            words[(RG >> 3) + (h & (RN - 1))] = word
+            words[0] = h + 1
+
+        def take_dropped():
+            d = words[2]
+            if d:
+                words[2] = 0
+            return d
+
+        def off():
+            words[6] = 0
     else:
+        # The entries of the code (see above), each one C call with the GIL
+        # held. Each function that can call them holds the mappings (keep).
+        entry = lambda name, *types: ctypes.PYFUNCTYPE(*types)(taddr + entries[name])
+        c_word = ctypes.c_uint64
+        set_profile = entry('install', None, ctypes.py_object)
+        puts = (entry('put_code', ctypes.c_int, c_word, c_word), entry('put_thread', ctypes.c_int, c_word, c_word))
+        record_c = entry('record', None, c_word)
+        take_dropped_c = entry('take_dropped', c_word)
+        retire = entry('retire', None)
         # A thread that runs the code holds SLOW (its profile object), and
-        # SLOW the mappings, until retire() (or its own end).
+        # SLOW the mappings, until retire() (or the thread's end).
         slow.lptrace_native = keep
-        stub = ctypes.PYFUNCTYPE(None, ctypes.py_object)(taddr + _LPTRACE_NATIVE_PROFILE_INSTALL)
-        install = lambda: (keep, stub(slow))  # (the code stays while this can be called)
-        retire = _lptrace_profile_retire(api, ctypes, slot, taddr, trampoline)
-    used = [0, 0]
 
-    def put(table, key, value):
-        # Into the function (table 0) or thread (table 1) table, unless it
-        # is half full.
-        off, n, shift = ((CT, CN, 4), (TT, TN, 12))[table]
-        if used[table] * 2 >= n:
-            return
-        base = off >> 3
-        i = (key >> shift) & (n - 1)
-        while True:
-            k = words[base + 2 * i]
-            if k == key:
-                return
-            if k == 0:
-                used[table] += 1
-                words[base + 2 * i + 1] = value
-                words[base + 2 * i] = key
-                return
-            i = (i + 1) & (n - 1)
+        def install(keep=keep):
+            set_profile(slow)
+            if not words[6] and sys.getprofile() is slow:
+                # The session ended while PyEval_SetProfile ran the
+                # program's audit hooks (Python code: other threads ran).
+                sys.setprofile(None)
 
-    def record(word):
-        h = words[0]
-        if h - words[1] >= RN:
-            words[2] += 1
-            return
-        words[(RG >> 3) + (h & (RN - 1))] = word
-        words[0] = h + 1
+        def put(table, key, value, keep=keep):
+            puts[table](key, value)
 
-    read = ctypes.string_at
+        def record(word, keep=keep):
+            record_c(word)
+
+        def take_dropped(keep=keep):
+            return take_dropped_c()
+
+        def off(keep=keep):
+            retire()
+            slow.__dict__.pop('lptrace_native', None)
 
     def take(most):
         # (at most `most` words, the words dropped since the last take, and
         # the mark to commit() once they are written: until then they stay)
-        h, t, d = words[0], words[1], words[2]
-        if d:
-            words[2] = 0
+        h, t = words[0], words[1]
+        d = take_dropped()
         if h > t + most:
             h = t + most
         if h == t:
@@ -404,14 +629,6 @@ def _lptrace_native_ring(slow):
 
     def commit(mark):
         words[1] = mark
-
-    def off():
-        # No thread runs the code after this: each one's next event goes
-        # to SLOW, which removes the profile function. The mappings go
-        # with the last reference to them.
-        words[6] = 0
-        if not monitoring and retire():
-            slow.__dict__.pop('lptrace_native', None)
 
     return install, put, record, take, commit, off
 
@@ -473,36 +690,3 @@ def _lptrace_profile_trampoline(api, ctypes):
     if f == 0 or b[at[0] - 2] != f:
         return None
     return f, at[0] - 2
-
-
-def _lptrace_profile_retire(api, ctypes, slot, code, trampoline):
-    # retire(): every thread state whose profile function is CODE gets
-    # Python's trampoline in its place (the word at SLOT; its profile
-    # object, SLOW, stays: its next event goes there, and SLOW removes
-    # itself). Under the GIL, which the code never releases, no thread is
-    # in it meanwhile. True once every thread state was seen.
-    fns = {}
-    for name in ('PyInterpreterState_Head', 'PyInterpreterState_Next',
-                 'PyInterpreterState_ThreadHead', 'PyThreadState_Next'):
-        f = getattr(api, name)
-        f.restype = ctypes.c_void_p
-        f.argtypes = [] if name == 'PyInterpreterState_Head' else [ctypes.c_void_p]
-        fns[name] = f
-    word = ctypes.c_void_p.from_address
-    an_exception = Exception  # bound: the payload's globals are cleared when the session ends
-
-    def retire():
-        try:
-            i = fns['PyInterpreterState_Head']()
-            while i:
-                t = fns['PyInterpreterState_ThreadHead'](i)
-                while t:
-                    w = word(t + 8 * slot)
-                    if w.value == code:
-                        w.value = trampoline
-                    t = fns['PyThreadState_Next'](t)
-                i = fns['PyInterpreterState_Next'](i)
-            return True
-        except an_exception:
-            return False  # the mappings stay with SLOW: no thread runs freed code
-    return retire

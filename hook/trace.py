@@ -43,6 +43,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     keyboard_interrupt = KeyboardInterrupt
     an_exception = Exception
     get_attr = getattr
+    is_callable = callable
     sleep = time.sleep  # the timer thread's, bound: 2.7's module cleanup at exit empties modules
 
     if session in sys.__dict__.get('__lptrace__', ()):
@@ -340,6 +341,21 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             st['dropped'] = 0
         return 1
 
+    # Thread IDs (pthread_self) are reused: a thread that starts with the ID
+    # of one that ended gets a definition of its own, with its own native ID
+    # and name. Known at Thread._bootstrap's call (3.12+; its code is in
+    # starts) or at the thread's first event (before: thread_start).
+    starts = set()
+
+    def renew_thread():
+        ident = get_ident()
+        if threads.pop(ident, None) is not None:
+            last[0] = (None, None, 0)
+            t = thread_index()
+            n = nat[0]
+            if n is not None:
+                n[1](1, ident, t << 32)  # replaces the dead thread's
+
     def thread_index():
         ident = get_ident()
         i = threads.get(ident)
@@ -382,6 +398,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # function; the program's later calls cost one dict lookup.
         c = codes.get(id(code))
         if c is None:
+            if thread_watch[0]:
+                hook_threading()
+            if code.co_name == '_bootstrap' and code.co_filename.endswith(('threading.py', 'threading.pyc')):
+                starts.add(id(code))  # Thread._bootstrap: a new thread (see renew_thread)
             if code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts):
                 codes[id(code)] = c = (-1, code)  # our own code, or the wrapper that runs it
                 return -1
@@ -476,10 +496,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             else:
                 c = c[0]
             n = nat[0]
+            start = starts and id(code) in starts
+            if start:
+                renew_thread()
             if c < 0:
-                if n is not None and tool[0] is None:
+                if n is not None and tool[0] is None and not start:
                     n[1](0, id(code), 1 << 63)  # the profile function skips it
-                return False
+                return start  # (a thread's start stays watched: 3.12+ disables the rest)
             if fast:
                 ident = get_ident()
                 t = threads.get(ident)
@@ -490,8 +513,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     # A call the machine-code callback did not know: taught
                     # to it, and recorded in its ring (one queue keeps the
                     # order). codes keeps the code alive: its address stays
-                    # its own.
-                    n[1](0, id(code), c)
+                    # its own. (A thread's start is never taught: each one
+                    # comes here.)
+                    if not start:
+                        n[1](0, id(code), c)
                     n[1](1, ident, t << 32)
                     n[2](w)
                     return True
@@ -700,6 +725,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     sys.setprofile(prev_profiles.pop(get_ident(), None))
             elif what == 'call':
                 on_call(frame.f_code, frame)
+            elif what == 'c_return' and nat[0] is not None and os.getpid() != st['pid']:
+                # os.fork() returned in a child (the machine-code profile
+                # function sends us that event; 2.7 and 3.6 have no
+                # os.register_at_fork).
+                in_child()
             elif what == 'return' and want_returns:
                 code = frame.f_code
                 kind = 1
@@ -734,6 +764,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0]:
             prev = sys.getprofile()
+            if prev is not None and not is_callable(prev):
+                # A C profiler's object (cProfile's): it cannot be called
+                # on from ours, nor put back by sys.setprofile(). The
+                # thread is left to it, untraced.
+                return
             if prev is not profiler:
                 prev = the_programs(prev)
                 if prev is not None:
@@ -750,12 +785,26 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                         pass
                 sys.setprofile(profiler)
 
+    # Threads the program starts later get the profile function through
+    # threading's hook; if the program has not imported threading yet
+    # (launch mode: the hook comes before its first line), the hook is set
+    # once it has (checked at each new function).
+    thread_watch = [False]
+
+    def hook_threading():
+        t = sys.modules.get('threading')
+        if t is not None and getattr(t, 'setprofile', None) is not None:
+            thread_watch[0] = False
+            prev_thread_hook[0] = the_programs(getattr(t, '_profile_hook', None))
+            t.setprofile(thread_start)
+
     def thread_start(frame, what, arg):
-        # threading's hook while the machine-code profile function is in
-        # use: at a new thread's first event, puts it in place of itself.
+        # threading's hook: at a new thread's first event, puts the profile
+        # function (machine code where it can be) in place of itself.
         try:
             if sys.getprofile() is thread_start:
                 sys.setprofile(None)
+                renew_thread()
                 install_thread()
         except keyboard_interrupt:
             st['kbd'] = True
@@ -896,10 +945,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 nat[0] = builder(profiler)
             except an_exception:
                 nat[0] = None  # no ctypes, no executable memory: the Python profiler
-        t = sys.modules.get('threading')
-        if t is not None:
-            prev_thread_hook[0] = the_programs(getattr(t, '_profile_hook', None))
-            t.setprofile(profiler if nat[0] is None else thread_start)
+        thread_watch[0] = True
+        hook_threading()
         install_thread()
 
     registry[session] = install_thread

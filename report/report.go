@@ -64,6 +64,8 @@ type Printer struct {
 	err  error
 
 	showPID, showTID bool
+	firstThread      map[*trace.Process]*trace.Thread // until showTID: a second thread turns it on
+	lastThread       *trace.Thread
 	stacks           map[*trace.Thread][]frame
 	labels           map[*trace.Code]string
 	prefixes         map[threadKey]string
@@ -99,12 +101,13 @@ type stat struct {
 // NewPrinter returns a printer writing to w.
 func NewPrinter(w io.Writer, opts Options) *Printer {
 	return &Printer{
-		opts:     opts,
-		w:        bufio.NewWriterSize(w, 64<<10),
-		stacks:   map[*trace.Thread][]frame{},
-		labels:   map[*trace.Code]string{},
-		prefixes: map[threadKey]string{},
-		stats:    map[string]*stat{},
+		opts:        opts,
+		w:           bufio.NewWriterSize(w, 64<<10),
+		stacks:      map[*trace.Thread][]frame{},
+		firstThread: map[*trace.Process]*trace.Thread{},
+		labels:      map[*trace.Code]string{},
+		prefixes:    map[threadKey]string{},
+		stats:       map[string]*stat{},
 	}
 }
 
@@ -113,6 +116,17 @@ func (p *Printer) ShowPID() { p.mu.Lock(); p.showPID = true; p.mu.Unlock() }
 
 // ShowTID prefixes lines with [tid N] (several threads).
 func (p *Printer) ShowTID() { p.mu.Lock(); p.showTID = true; p.mu.Unlock() }
+
+// noteThread turns the [tid N] prefixes on once a process shows events of
+// a second thread (a program that had one thread when the trace began).
+func (p *Printer) noteThread(e trace.Event) {
+	p.lastThread = e.Thread
+	if first := p.firstThread[e.Proc]; first == nil {
+		p.firstThread[e.Proc] = e.Thread
+	} else if first != e.Thread {
+		p.showTID = true
+	}
+}
 
 // Flush writes out what is buffered; it returns the first write error (the
 // reader of our output went away).
@@ -129,6 +143,9 @@ func (p *Printer) Flush() error {
 func (p *Printer) Event(e trace.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.showTID && e.Thread != p.lastThread {
+		p.noteThread(e)
+	}
 	if !p.opts.NeedReturns() {
 		// Calls only, the common and busiest case: no stacks to keep.
 		if p.opts.Trace && p.err == nil && e.Kind == trace.Call {

@@ -255,6 +255,32 @@ func TestPIDTIDPrefix(t *testing.T) {
 	}
 }
 
+// A program traced from its start with one thread: the [tid N] prefixes
+// come once a second thread of the process shows up (not for one more
+// process: that is [pid N]'s business).
+func TestTIDPrefixOnSecondThread(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, Options{Trace: true})
+	p.ShowPID()
+	second := &trace.Thread{TID: 102, Name: "worker"}
+	otherProc, otherThread := &trace.Process{PID: 200}, &trace.Thread{TID: 200}
+	p.Event(call(outer, 0))
+	e := call(inner, 0)
+	e.Proc, e.Thread = otherProc, otherThread
+	p.Event(e)
+	p.Event(call(outer, 0))
+	e = call(other, 0)
+	e.Thread = second
+	p.Event(e)
+	p.Event(call(outer, 0))
+	p.Flush()
+	want := "[pid 100] outer (app.py:1)\n[pid 200] inner (app.py:5)\n[pid 100] outer (app.py:1)\n" +
+		"[pid 100] [tid 102] other (app.py:9)\n[pid 100] [tid 101] outer (app.py:1)\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
 // evil is a function whose name and file try to drive the terminal and to
 // forge a line of their own.
 var evil = &trace.Code{Name: "evil\x1b[31m\nname", File: "a\x1b]0;t\x07.py", Line: 3, Module: "m\x1b"}

@@ -418,7 +418,12 @@ func TestAttachNative(t *testing.T) {
 			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' or 'lptrace_native' in (getattr(o, '__dict__', None) or {}) for o in gc.get_objects() if type(o).__name__ in ('builtin_function_or_method', 'function'))"
 			for _, opts := range [][]string{nil, {"--no-native"}} {
 				tr := startAttach(t, tg.PID, opts...)
-				time.Sleep(500 * time.Millisecond)
+				// Before 3.12 lptrace hooks each busy thread when it catches it.
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if c := calls(tr.Trace()); c["owned_by_w0"] != nil && c["owned_by_w3"] != nil {
+						break
+					}
+				}
 				want := "True\n"
 				if opts != nil {
 					want = "False\n"

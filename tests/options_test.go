@@ -213,6 +213,57 @@ main()
 
 // lptrace -- python script: traced from the script's first call (nothing of
 // the interpreter's start-up), the program's output and exit status kept.
+// threadScript imports threading only once it runs: in launch mode the
+// hook is installed before that (before 3.12 the hook sets threading's
+// profile hook once the module appears; 2.7's start-up does not import it).
+const threadScript = `import sys
+def work(n):
+    return n + 1
+def loop():
+    for i in range(5):
+        work(i)
+import threading
+ts = [threading.Thread(target=loop) for i in range(3)]
+for t in ts: t.start()
+for t in ts: t.join()
+`
+
+// Threads a launched program starts are traced, with and without the
+// machine-code callback.
+func TestLaunchThreads(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	script := filepath.Join(dir, "threads.py")
+	if err := os.WriteFile(script, []byte(threadScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, opts := range [][]string{nil, {"--no-native"}} {
+				r := lptrace(t, "", append(opts, "--", py.Path, script)...)
+				if r.Code != 0 {
+					t.Fatalf("%v: exit %d: %s", opts, r.Code, r.Stderr)
+				}
+				tids := map[string]int{}
+				for _, l := range strings.Split(r.Stderr, "\n") {
+					if f := strings.Fields(l); len(f) >= 3 && f[0] == "[tid" && f[2] == "work" {
+						tids[f[1]]++
+					}
+				}
+				if len(tids) != 3 {
+					t.Errorf("%v: work() traced in %d threads (%v), want 3:\n%s", opts, len(tids), tids, head(r.Stderr, 20))
+				}
+				for tid, n := range tids {
+					if n != 5 {
+						t.Errorf("%v: thread %s: %d calls of work(), want 5", opts, tid, n)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestLaunch(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
