@@ -535,8 +535,10 @@ def _lptrace_native_ring(slow):
         install = new(taddr + 1024, keep + (slow,), None)
         used = [0, 0]
 
-        # On 3.12+ no thread switch happens inside these (no call, no
-        # backward jump): the same as one C call.
+        # On 3.12+ a thread switch happens only at a call or a backward
+        # jump: none between a read here and the write that depends on it
+        # (put()'s loop may switch between two slots: harmless, since
+        # nothing is ever removed from the tables).
         def put(table, key, value):
             # Into the function (table 0) or thread (table 1) table, unless
             # it is half full. A thread already there gets the new value (a

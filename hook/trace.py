@@ -44,6 +44,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     an_exception = Exception
     get_attr = getattr
     is_callable = callable
+    obj_getattr = object.__getattribute__
     sleep = time.sleep  # the timer thread's, bound: 2.7's module cleanup at exit empties modules
 
     if session in sys.__dict__.get('__lptrace__', ()):
@@ -347,24 +348,33 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # starts) or at the thread's first event (before: thread_start).
     starts = set()
 
-    def renew_thread():
+    def renew_thread(name=None):
+        # NAME: the thread's, when it is not in threading._active yet.
         ident = get_ident()
-        if threads.pop(ident, None) is not None:
+        if threads.pop(ident, None) is not None or name is not None:
             last[0] = (None, None, 0)
-            t = thread_index()
+            t = thread_index(name)
             n = nat[0]
             if n is not None:
-                n[1](1, ident, t << 32)  # replaces the dead thread's
+                n[1](1, ident, t << 32)  # (replaces a dead thread's)
 
-    def thread_index():
+    def starting_name(frame):
+        # The name of the Thread whose _bootstrap this frame runs (3.12+),
+        # read without running the program's code.
+        try:
+            name = obj_getattr(frame.f_locals['self'], '__dict__').get('_name')
+            return name if isinstance(name, str) else None
+        except an_exception:
+            return None
+
+    def thread_index(name=None):
         ident = get_ident()
         i = threads.get(ident)
         if i is None:
             i = next(counters['thread'])  # next() is atomic
             native = native_id[0]
-            name = ''
             t = sys.modules.get('threading')
-            if t is not None:
+            if name is None and t is not None:
                 try:
                     name = t._active[ident].name
                 except an_exception:
@@ -374,7 +384,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # signal handler of the program that raises in between (its
             # Ctrl-C) costs a second definition, never an event that
             # refers to none.
-            meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, name[:200])))
+            meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, (name or '')[:200])))
             threads[ident] = i
         return i
 
@@ -498,7 +508,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             n = nat[0]
             start = starts and id(code) in starts
             if start:
-                renew_thread()
+                renew_thread(starting_name(frame or getframe(2)))
             if c < 0:
                 if n is not None and tool[0] is None and not start:
                     n[1](0, id(code), 1 << 63)  # the profile function skips it
@@ -752,6 +762,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             st['kbd'] = True
 
     profiler.lptrace_alive = lambda: st['on']
+    profiler.lptrace_chain = lambda ident: prev_profiles.get(ident)
 
     def the_programs(f):
         # A profile function to chain to and put back when we leave: not the
@@ -763,11 +774,20 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def install_thread():
         if tool[0] is None and st['on'] and get_ident() != ticker_ident[0]:
+            if os.getpid() != st['pid']:
+                # A child of os.fork() that our profile function did not
+                # see (2.7, 3.6: forked from a thread it does not run in).
+                in_child()
+                return
             prev = sys.getprofile()
             if prev is not None and not is_callable(prev):
                 # A C profiler's object (cProfile's): it cannot be called
                 # on from ours, nor put back by sys.setprofile(). The
                 # thread is left to it, untraced.
+                return
+            if prev is not profiler and calls_us(prev):
+                # Another session's profile function that calls ours on
+                # already (it came after us): chaining to it would loop.
                 return
             if prev is not profiler:
                 prev = the_programs(prev)
@@ -793,17 +813,33 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def hook_threading():
         t = sys.modules.get('threading')
-        if t is not None and getattr(t, 'setprofile', None) is not None:
+        if st['on'] and t is not None and getattr(t, 'setprofile', None) is not None:
             thread_watch[0] = False
             prev_thread_hook[0] = the_programs(getattr(t, '_profile_hook', None))
             t.setprofile(thread_start)
+            if not st['on'] and getattr(t, '_profile_hook', None) is thread_start:
+                t.setprofile(prev_thread_hook[0])  # the session ended meanwhile
+
+    def calls_us(f):
+        # Whether profile function f calls ours on in this thread, itself or
+        # through others (lptrace sessions that came later).
+        ident = get_ident()
+        for _ in range(16):
+            chain = get_attr(f, 'lptrace_chain', None) if f is not None else None
+            if chain is None:
+                return False
+            f = chain(ident)
+            if f is profiler:
+                return True
+        return False
 
     def thread_start(frame, what, arg):
         # threading's hook: at a new thread's first event, puts the profile
         # function (machine code where it can be) in place of itself.
         try:
             if sys.getprofile() is thread_start:
-                sys.setprofile(None)
+                # (the program's own hook first: install_thread calls it on)
+                sys.setprofile(the_programs(prev_thread_hook[0]))
                 renew_thread()
                 install_thread()
         except keyboard_interrupt:

@@ -454,3 +454,33 @@ func TestAttachNative(t *testing.T) {
 		})
 	}
 }
+
+// Two sessions that overlap for longer than lptrace's periodic re-hook of
+// the main thread (before 3.12): each sees every call, and the program sees
+// nothing. Each hook used to find the other's profile function in place
+// and call it on, so that the two called each other until the recursion
+// limit, which the program got (or a crash).
+func TestAttachOverlapping(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "calls")
+			a := startAttach(t, tg.PID)
+			time.Sleep(700 * time.Millisecond)
+			b := startAttach(t, tg.PID)
+			time.Sleep(2 * time.Second)
+			b.Stop(t, syscall.SIGINT)
+			time.Sleep(300 * time.Millisecond)
+			a.Stop(t, syscall.SIGINT)
+			for name, tr := range map[string]*Tracer{"first": a, "second": b} {
+				if c := calls(tr.Trace()); c["app_outer"] == nil || c["app_inner"] == nil {
+					t.Errorf("%s session: app_outer or app_inner missing (stderr %q)", name, tr.Stderr())
+				}
+			}
+			if e := tg.Stderr(); len(e) > 0 {
+				t.Errorf("the program's stderr got %d lines: %q", len(e), e[:min(len(e), 5)])
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}

@@ -136,7 +136,8 @@ func nativeMappings(pid int) int {
 	for _, l := range strings.Split(string(data), "\n") {
 		var start, end uint64
 		var perms string
-		if _, err := fmt.Sscanf(l, "%x-%x %s", &start, &end, &perms); err == nil && end-start == 0x302000 && perms == "rw-p" {
+		// (anonymous: no path, not even [heap], which can have that size)
+		if _, err := fmt.Sscanf(l, "%x-%x %s", &start, &end, &perms); err == nil && end-start == 0x302000 && perms == "rw-p" && len(strings.Fields(l)) == 5 {
 			n++
 		}
 	}

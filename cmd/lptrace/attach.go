@@ -163,7 +163,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	recs, started := ch.Stream()
 
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
-	install := hook.TraceInstall(ch.Pipe(), session, a.cfg)
+	install := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version))
 	end := time.Now().Add(a.timeout)
 	var route inject.Route
 	for failures := 0; ; {
@@ -443,6 +443,17 @@ func inEpollWait(pid int) bool {
 
 // warnFollow says when -f cannot work: the hook follows a fork from
 // os.register_at_fork, new in 3.7.
+// hookConfig is the hook's configuration for Python v: -f only where the
+// hook can follow (before 3.7 a child would trace into a pipe nobody reads
+// it from).
+func (a *attachRun) hookConfig(v symbols.Version) hook.TraceConfig {
+	cfg := a.cfg
+	if !v.AtLeast(3, 7) {
+		cfg.Follow = false
+	}
+	return cfg
+}
+
 func (a *attachRun) warnFollow(v symbols.Version) {
 	if a.cfg.Follow && !v.AtLeast(3, 7) {
 		a.say("-f needs Python 3.7 or newer (os.register_at_fork): the children of process %d will not be traced", a.pid)
