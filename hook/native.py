@@ -525,7 +525,9 @@ def _lptrace_native_ring(slow):
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + selftest)() != get_ident():
         return None
     words[6] = 1  # on
-    read = ctypes.string_at
+    # A C function: ctypes.string_at is Python code, which the timer thread
+    # would trace on 3.12+ (sys.monitoring sees every thread).
+    read = getattr(ctypes, '_string_at', None) or ctypes.string_at
     if monitoring:
         new = api.PyCFunction_NewEx
         new.restype = ctypes.py_object

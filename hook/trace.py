@@ -520,6 +520,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     t = thread_index()
                 w = t << 32 | c
                 if n is not None:
+                    if ident == ticker_ident[0]:
+                        return True  # our timer thread in library code: never ours to show
                     # A call the machine-code callback did not know: taught
                     # to it, and recorded in its ring (one queue keeps the
                     # order). codes keeps the code alive: its address stays
@@ -529,13 +531,19 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                         n[1](0, id(code), c)
                     n[1](1, ident, t << 32)
                     n[2](w)
+                    if first[0]:
+                        first_events()
                     return True
                 last[0] = (code, ident, w)
                 events.append(w)
                 if len(events) >= BATCH:
                     full()
+                elif first[0]:
+                    first_events()
             else:
                 emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
+                if first[0]:
+                    first_events()
         except keyboard_interrupt:
             # The program's Ctrl-C, raised by its signal handler while our
             # code ran. Raising it from here would remove the hook (and hit
@@ -549,6 +557,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 raise
             # ours: never the program's business
         return True
+
+    # The first event goes out at once, from the thread that makes it: the
+    # timer thread would first need the GIL from a busy program (one switch
+    # interval, 5 ms, after its own wait).
+    first = [False]
+
+    def first_events():
+        first[0] = False
+        flush()
 
     def on_return(code, kind, val):
         try:
@@ -1023,6 +1040,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     undo['done'] = True
     _lptrace_remove_fifo(fifo)
     flush()  # the S record: lptrace now knows the hook is in place
+    first[0] = True
 
 
 def _lptrace_exit_opcodes():

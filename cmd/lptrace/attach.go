@@ -259,16 +259,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 			a.say("process %d (forked by %d) attached", p.PID, p.PPID)
 		}
 	}
-	var lastThread *trace.Thread
-	emit := func(e trace.Event) {
-		if e.Thread != lastThread {
-			if lastThread != nil {
-				a.printer.ShowTID()
-			}
-			lastThread = e.Thread
-		}
-		a.printer.Event(e)
-	}
+	emit := a.printer.Event // (it turns [tid N] on at a process's second thread)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	// The loop runs apart so that Ctrl-C is obeyed even while a write of
@@ -322,6 +313,8 @@ var errOutputStalled = errors.New("the output is blocked (its reader does not re
 // the reader of the output does; it returns why it stopped ("" for ctx or
 // the reader).
 func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *trace.Decoder, emit func(trace.Event), tick <-chan time.Time) string {
+	var gone string // the target ended: the pipe is read to its end, a moment at most
+	var drainUntil time.Time
 	for {
 		select {
 		case it := <-recs:
@@ -350,8 +343,18 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 		case <-tick:
 			// Followed children keep the pipe open after the parent exits:
 			// the end of the stream tells when the last one is gone.
-			if r := a.ended(); r != "" && !a.cfg.Follow {
-				return r
+			if a.cfg.Follow {
+				continue
+			}
+			if gone == "" {
+				// What the program wrote before it ended is still in the
+				// pipe (its last burst, up to the pipe's size): read on
+				// until the end of the stream. A process that inherited the
+				// pipe may hold it open: a second at most.
+				gone = a.ended()
+				drainUntil = time.Now().Add(time.Second)
+			} else if time.Now().After(drainUntil) {
+				return gone
 			}
 		}
 	}
