@@ -79,16 +79,19 @@ def _lptrace_sigpipe_guard():
         libc.sigemptyset(block)
         libc.sigaddset(block, signal.SIGPIPE)
         zero = ctypes.create_string_buffer(16)
+        # Made once: create_string_buffer is Python code, which a trace
+        # would show (3.12+ traces every thread). One caller at a time:
+        # each user of the guard serializes its writes.
+        old = ctypes.create_string_buffer(128)
+        pending = ctypes.create_string_buffer(128)
     except Exception:
         return lambda f, *a: f(*a)
 
     def guarded(f, *a):
-        old = ctypes.create_string_buffer(128)
         libc.pthread_sigmask(0, block, old)
         try:
             return f(*a)
         finally:
-            pending = ctypes.create_string_buffer(128)
             if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
                 libc.sigtimedwait(block, None, zero)
             libc.pthread_sigmask(2, old, None)

@@ -83,7 +83,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     srepr = _lptrace_repr(strsize, verbose) if want_values else None
     PIPE_BUF = 4096
 
-    st = {'on': True, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048, 'ok': 0,
+    # live: the install is complete; until then nothing is written (the
+    # start record must come first, and it is queued last).
+    st = {'on': True, 'live': False, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048, 'ok': 0,
           'lock': thread_mod.allocate_lock()}
     codes = {}  # id(code) -> (function id or -1 if filtered out, code); the code is kept alive
     threads = {}  # thread ident -> thread index
@@ -154,8 +156,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             in_child()
             return
         lock = st['lock']
-        if not st['on']:
+        if not st['on'] or not st['live']:
             return
+        ev = m = mark = None
+        # (the acquire right before the try: the fewest instructions where
+        # a signal handler of the program that raises would leave it held)
         if not lock.acquire(False):
             for _ in range(wait):
                 time.sleep(0.01)
@@ -163,7 +168,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     break
             else:
                 return
-        ev = m = mark = None
         try:
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
@@ -410,7 +414,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if c is None:
             if thread_watch[0]:
                 hook_threading()
-            if code.co_name == '_bootstrap' and code.co_filename.endswith(('threading.py', 'threading.pyc')):
+            if code.co_name == '_bootstrap' and getattr(code, 'co_qualname', 'Thread._bootstrap') == 'Thread._bootstrap' \
+                    and code.co_filename.replace('\\', '/').endswith(('/threading.py', '/threading.pyc')):
                 starts.add(id(code))  # Thread._bootstrap: a new thread (see renew_thread)
             if code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts):
                 codes[id(code)] = c = (-1, code)  # our own code, or the wrapper that runs it
@@ -500,6 +505,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # profiler, try the cache first, inline: a Python call costs as
         # much as that path itself.)
         try:
+            ident = get_ident()
+            if ident == ticker_ident[0]:
+                # Our timer thread in library code (3.12+ sees every
+                # thread): never ours to show, and never disabled (that
+                # would be for every thread).
+                return True
             c = codes.get(id(code))
             if c is None:
                 c = code_id(code, frame or getframe(2))
@@ -514,14 +525,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     n[1](0, id(code), 1 << 63)  # the profile function skips it
                 return start  # (a thread's start stays watched: 3.12+ disables the rest)
             if fast:
-                ident = get_ident()
                 t = threads.get(ident)
                 if t is None:
                     t = thread_index()
                 w = t << 32 | c
                 if n is not None:
-                    if ident == ticker_ident[0]:
-                        return True  # our timer thread in library code: never ours to show
                     # A call the machine-code callback did not know: taught
                     # to it, and recorded in its ring (one queue keeps the
                     # order). codes keeps the code alive: its address stays
@@ -558,14 +566,18 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # ours: never the program's business
         return True
 
-    # The first event goes out at once, from the thread that makes it: the
-    # timer thread would first need the GIL from a busy program (one switch
-    # interval, 5 ms, after its own wait).
+    # The first event goes out at once: written by the thread that makes
+    # it, or the timer thread is woken without waiting for its turn (it
+    # still needs the GIL from a busy main thread: a switch interval).
     first = [False]
 
     def first_events():
+        # The main thread wakes the timer thread instead (see full()).
         first[0] = False
-        flush()
+        if in_main():
+            wake_ticker()
+        else:
+            flush()
 
     def on_return(code, kind, val):
         try:
@@ -597,6 +609,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             for k in counters:
                 counters[k] = itertools.count()
             meta.append(started())
+            first[0] = True
             try:
                 thread_mod.start_new_thread(ticker, ())
             except an_exception:
@@ -867,6 +880,18 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     thread_start.lptrace_alive = profiler.lptrace_alive
 
+    def build_native(slow):
+        # The machine-code callback (native.py) over SLOW, or None: the
+        # options need more than calls, or no ctypes, no executable memory,
+        # a check that failed (then the Python callback records).
+        builder = payload_globals.get('_lptrace_native_ring')
+        if fast and cfg.get('native') and builder is not None:
+            try:
+                return builder(slow)
+            except an_exception:
+                pass
+        return None
+
     def started():
         return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
 
@@ -947,14 +972,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 wake_ticker()
 
         start = on_start
-        builder = payload_globals.get('_lptrace_native_ring')
-        if fast and cfg.get('native') and builder is not None:
-            try:
-                nat[0] = builder(on_start_native)
-            except an_exception:
-                nat[0] = None  # no ctypes, no executable memory: the Python callback
-            if nat[0] is not None:
-                start = nat[0][0]
+        nat[0] = build_native(on_start_native)
+        if nat[0] is not None:
+            start = nat[0][0]
 
         def on_py_return(code, offset, retval):
             try:
@@ -992,12 +1012,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if restart is not None:
             restart()
     else:
-        builder = payload_globals.get('_lptrace_native_ring')
-        if fast and cfg.get('native') and builder is not None:
-            try:
-                nat[0] = builder(profiler)
-            except an_exception:
-                nat[0] = None  # no ctypes, no executable memory: the Python profiler
+        nat[0] = build_native(profiler)
         thread_watch[0] = True
         hook_threading()
         install_thread()
@@ -1037,6 +1052,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if st.pop('kbd', 0):
             hand_back_sigint()
     thread_mod.start_new_thread(ticker, ())
+    st['live'] = True
     undo['done'] = True
     _lptrace_remove_fifo(fifo)
     flush()  # the S record: lptrace now knows the hook is in place

@@ -175,7 +175,11 @@ func (p *Printer) Event(e trace.Event) {
 			if st[i].code == e.Code {
 				f, matched = st[i], true
 				depth = i
-				p.stacks[e.Thread] = st[:i]
+				if i == 0 {
+					delete(p.stacks, e.Thread) // (a thread per request: one entry each, else)
+				} else {
+					p.stacks[e.Thread] = st[:i]
+				}
 				if i > 0 && e.Clock != 0 {
 					st[i-1].child += e.Clock - f.start
 				}
@@ -264,6 +268,9 @@ func (p *Printer) prefix(e trace.Event) {
 		k := threadKey{e.Thread, p.showPID, p.showTID}
 		s, ok := p.prefixes[k]
 		if !ok {
+			if len(p.prefixes) >= 4096 {
+				clear(p.prefixes) // threads come and go: only the current ones matter
+			}
 			if p.showPID {
 				s = fmt.Sprintf("[pid %d] ", e.Proc.PID)
 			}

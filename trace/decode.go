@@ -7,6 +7,7 @@ package trace
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type Code struct {
 type Thread struct {
 	TID  int // native thread ID (2.7: the pthread handle)
 	Name string
+	seen uint64 // the batch that last had an event of it (for eviction)
 }
 
 // Process is one traced process: the attached one, and with -f the
@@ -91,8 +93,27 @@ type Decoder struct {
 	// no reason to end the session.
 	Undefined uint64
 
-	procs map[int]*Process
-	cur   *Process
+	procs   map[int]*Process
+	cur     *Process
+	batches uint64
+}
+
+// forgetThreads makes room for new thread definitions: a program that
+// starts a thread per request defines one for each (thread IDs are reused:
+// each start is a new definition). The half that had no event for the
+// longest goes; an event of one of those later counts as Undefined.
+func (d *Decoder) forgetThreads(p *Process) {
+	seen := make([]uint64, 0, len(p.threads))
+	for _, t := range p.threads {
+		seen = append(seen, t.seen)
+	}
+	slices.Sort(seen)
+	cut := seen[len(seen)/2]
+	for idx, t := range p.threads {
+		if t.seen < cut || (t.seen == cut && len(p.threads) >= maxThreads) {
+			delete(p.threads, idx)
+		}
+	}
 }
 
 // Limits on what the target may define.
@@ -148,11 +169,17 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			return fmt.Errorf("bad thread record")
 		}
 		idx, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil || len(p.threads) >= maxThreads {
+		if err != nil {
 			return fmt.Errorf("bad thread index %q", f[0])
 		}
 		tid, _ := strconv.Atoi(f[1])
-		p.threads[idx] = &Thread{TID: tid, Name: f[2]}
+		if old := p.threads[idx]; old != nil && old.TID == tid && old.Name == f[2] {
+			break // sent again (the hook re-sends definitions it is unsure of)
+		}
+		if len(p.threads) >= maxThreads {
+			d.forgetThreads(p)
+		}
+		p.threads[idx] = &Thread{TID: tid, Name: f[2], seen: d.batches}
 	case 'V':
 		id, text, ok := strings.Cut(string(r.Data), "\t")
 		n, err := strconv.ParseUint(id, 10, 64)
@@ -219,9 +246,14 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 		return fmt.Errorf("bad batch length %d", len(data))
 	}
 	word := func(i int) uint64 { return binary.LittleEndian.Uint64(data[8*i:]) }
+	d.batches++
+	var last *Thread
 	for i := 0; i < len(data)/8; i += stride {
 		w := word(i)
 		th, code := p.threads[w>>32&0xffffff], p.codes[w&0xffffffff]
+		if th != last && th != nil {
+			th.seen, last = d.batches, th
+		}
 		kind := Kind(w >> 56)
 		if kind > Exception {
 			return fmt.Errorf("bad event kind %d", kind)

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -148,4 +149,40 @@ func FuzzDecode(f *testing.F) {
 			}
 		})
 	})
+}
+
+// A program that starts a thread per request defines a thread for each:
+// past the limit the ones idle the longest are forgotten, not the session;
+// one that is busy stays, and a definition sent twice keeps its thread.
+func TestDecodeManyThreads(t *testing.T) {
+	var d Decoder
+	var last *Thread
+	emit := func(e Event) { last = e.Thread }
+	must := func(r transport.Record) {
+		t.Helper()
+		if err := d.Decode(r, emit); err != nil {
+			t.Fatalf("%c %q: %v", r.Kind, r.Data, err)
+		}
+	}
+	must(rec('S', "42\t1\t1000\t5000000000\t3.12.1"))
+	must(rec('C', "0\tf\t/a.py\t3"))
+	must(rec('T', "0\t42\tMainThread"))
+	must(transport.Record{Kind: 'B', Data: batch(0)})
+	main := last
+	for i := uint64(1); i < 3*maxThreads; i++ {
+		must(rec('T', fmt.Sprintf("%d\t%d\tw", i, 1000+i)))
+		must(transport.Record{Kind: 'B', Data: batch(i<<32, 0)}) // the new thread, then the main one
+	}
+	if n := len(d.cur.threads); n > maxThreads {
+		t.Errorf("%d threads kept, limit %d", n, maxThreads)
+	}
+	must(transport.Record{Kind: 'B', Data: batch(0)})
+	if last != main {
+		t.Errorf("the busy main thread was forgotten or replaced")
+	}
+	must(rec('T', "0\t42\tMainThread"))
+	must(transport.Record{Kind: 'B', Data: batch(0)})
+	if last != main {
+		t.Errorf("a definition sent again made a new thread")
+	}
 }

@@ -142,6 +142,7 @@ type attachRun struct {
 	printer  *report.Printer
 	stderr   io.Writer
 	program  string // proc.ProgramID at the start: tells an exec
+	follow   bool   // the hook follows forks (-f, and Python 3.7+)
 }
 
 func (a *attachRun) say(format string, args ...any) {
@@ -314,7 +315,7 @@ var errOutputStalled = errors.New("the output is blocked (its reader does not re
 // the reader).
 func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *trace.Decoder, emit func(trace.Event), tick <-chan time.Time) string {
 	var gone string // the target ended: the pipe is read to its end, a moment at most
-	var drainUntil time.Time
+	var drainUntil, drainEnd time.Time
 	for {
 		select {
 		case it := <-recs:
@@ -332,6 +333,13 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 				}
 				return "the hook went away"
 			}
+			if gone != "" {
+				// a second without data at most, ten in all
+				drainUntil = time.Now().Add(time.Second)
+				if drainUntil.After(drainEnd) {
+					drainUntil = drainEnd
+				}
+			}
 			if err := dec.Decode(it.Rec, emit); err != nil {
 				return fmt.Sprintf("bad data from the target (%v)", err)
 			}
@@ -343,16 +351,16 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 		case <-tick:
 			// Followed children keep the pipe open after the parent exits:
 			// the end of the stream tells when the last one is gone.
-			if a.cfg.Follow {
+			if a.follow {
 				continue
 			}
 			if gone == "" {
 				// What the program wrote before it ended is still in the
 				// pipe (its last burst, up to the pipe's size): read on
 				// until the end of the stream. A process that inherited the
-				// pipe may hold it open: a second at most.
+				// pipe may hold it open: a second without data at most.
 				gone = a.ended()
-				drainUntil = time.Now().Add(time.Second)
+				drainUntil, drainEnd = time.Now().Add(time.Second), time.Now().Add(10*time.Second)
 			} else if time.Now().After(drainUntil) {
 				return gone
 			}
@@ -444,19 +452,20 @@ func inEpollWait(pid int) bool {
 	return strings.HasPrefix(inject.SyscallName(sc.Nr), "epoll_")
 }
 
-// warnFollow says when -f cannot work: the hook follows a fork from
-// os.register_at_fork, new in 3.7.
 // hookConfig is the hook's configuration for Python v: -f only where the
 // hook can follow (before 3.7 a child would trace into a pipe nobody reads
-// it from).
+// it from). It is also what the stream loop goes by.
 func (a *attachRun) hookConfig(v symbols.Version) hook.TraceConfig {
 	cfg := a.cfg
 	if !v.AtLeast(3, 7) {
 		cfg.Follow = false
 	}
+	a.follow = cfg.Follow
 	return cfg
 }
 
+// warnFollow says when -f cannot work: the hook follows a fork from
+// os.register_at_fork, new in 3.7.
 func (a *attachRun) warnFollow(v symbols.Version) {
 	if a.cfg.Follow && !v.AtLeast(3, 7) {
 		a.say("-f needs Python 3.7 or newer (os.register_at_fork): the children of process %d will not be traced", a.pid)
