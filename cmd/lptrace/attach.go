@@ -383,11 +383,13 @@ func (a *attachRun) ended() string {
 // hookThreads installs the per-thread hook in every thread not hooked yet,
 // retrying busy threads until ctx ends.
 //
-// The main thread is hooked again every third round (the installer does
-// nothing when the hook is in place): the interpreter removes a profile
-// function that raises, and a KeyboardInterrupt (only the main thread gets
-// them) can be raised at the very first instruction of ours, before any
-// handler of ours runs.
+// The main thread is hooked again every third round for the first 6 s,
+// then every 3 s (the installer does nothing when the hook is in place):
+// the interpreter removes a profile function that raises, and a
+// KeyboardInterrupt (only the main thread gets them) can be raised at the
+// very first instruction of ours, before any handler of ours runs. Each
+// time stops the main thread for a moment (and costs lptrace CPU while
+// the program idles): less often once the session runs.
 //
 // A thread that cannot be hooked for a while is named once, so that the
 // missing calls do not go unexplained.
@@ -403,7 +405,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 		existed[tid] = tid != a.pid
 	}
 	for round := 0; ; round++ {
-		if round%3 == 2 && !inEpollWait(a.pid) {
+		if (round < 30 && round%3 == 2 || round%15 == 14) && !inEpollWait(a.pid) {
 			delete(hooked, a.pid)
 		}
 		tids, err := proc.Threads(a.pid)
