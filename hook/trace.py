@@ -557,9 +557,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # code ran. Raising it from here would remove the hook (and hit
             # the program at a random place); the timer thread hands it back
             # (hand_back_sigint) once this callback has returned.
-            st['kbd'] = True
-            main_ident[0] = get_ident()
-            wake_ticker()
+            interrupted()
         except an_exception:
             if raised_by_program():
                 raise
@@ -578,6 +576,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             wake_ticker()
         else:
             flush()
+
+    def interrupted():
+        # A KeyboardInterrupt caught in a callback (only the main thread
+        # gets them): the timer thread hands it back, woken now.
+        st['kbd'] = True
+        main_ident[0] = get_ident()
+        wake_ticker()
 
     def on_return(code, kind, val):
         try:
@@ -955,9 +960,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     return None
                 return DISABLE
             except keyboard_interrupt:
-                st['kbd'] = True  # see on_call()
-                main_ident[0] = get_ident()
-                wake_ticker()
+                interrupted()  # see on_call()
 
         def on_start_native(code, offset):
             # SLOW of the machine-code callback: a function or a thread it
@@ -967,9 +970,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     return None
                 return DISABLE
             except keyboard_interrupt:
-                st['kbd'] = True  # see on_call()
-                main_ident[0] = get_ident()
-                wake_ticker()
+                interrupted()  # see on_call()
 
         start = on_start
         nat[0] = build_native(on_start_native)
