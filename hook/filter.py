@@ -9,7 +9,12 @@ def _lptrace_filter(filters, nostdlib):
     import os
     import sys
     if filters:
-        from fnmatch import fnmatchcase
+        # Compiled now, matched by the regex objects' own methods: nothing
+        # in a call depends on a module's globals, which 2.7 sets to None
+        # while it shuts down, when our profile function still runs (a
+        # TypeError there broke the program's weakref callbacks).
+        import re
+        from fnmatch import translate
     prefixes = []
     if nostdlib:
         try:
@@ -24,7 +29,7 @@ def _lptrace_filter(filters, nostdlib):
                          set(os.path.join(p, '') for p in prefixes))
     rules = []
     for neg, pat in filters:
-        rules.append((neg, pat, '/' in pat))
+        rules.append((neg, re.compile(translate(pat)).match, '/' in pat))
     has_positive = any(not neg for neg, _, _ in rules)
 
     def wanted(name, qualname, module, filename):
@@ -34,13 +39,13 @@ def _lptrace_filter(filters, nostdlib):
             return True
         full = module + '.' + qualname if module else qualname
         hit_positive = False
-        for neg, pat, is_path in rules:
+        for neg, match, is_path in rules:
             try:
                 if is_path:
-                    hit = fnmatchcase(filename, pat)
+                    hit = match(filename) is not None
                 else:
-                    hit = (fnmatchcase(full, pat) or fnmatchcase(qualname, pat) or
-                           fnmatchcase(name, pat) or (module != '' and fnmatchcase(module, pat)))
+                    hit = (match(full) is not None or match(qualname) is not None or
+                           match(name) is not None or (module != '' and match(module) is not None))
             except Exception:
                 if _lptrace_raised_by_program():
                     raise

@@ -10,6 +10,7 @@ package hook
 import (
 	_ "embed"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -48,14 +49,29 @@ func (p Pipe) id() string { return fmt.Sprintf("%d:%d:%d:%d", p.Dev, p.Ino, p.UI
 // The statement binds no name in __main__. `exec(code, dict)` is valid
 // Python 2.7 too (the tuple form of the exec statement).
 func wrap(src string, globals map[string]string) []byte {
-	var g strings.Builder
-	g.WriteString("{'__name__': '__lptrace__'")
+	return wrapWith(src, globals, nil, "", nil)
+}
+
+// wrapWith is wrap with more globals given as Python expressions, the last
+// one (big) as bytes.
+func wrapWith(src string, globals, exprs map[string]string, bigName string, big []byte) []byte {
+	b := make([]byte, 0, len(src)*9/8+len(big)+4096)
+	b = append(b, "try:\n exec(compile("...)
+	b = append(appendPyLiteral(b, src), ", '<lptrace>', 'exec', 0, 1), {'__name__': '__lptrace__'"...)
+	key := func(k string) { b = append(appendPyLiteral(append(b, ", "...), k), ": "...) }
 	for _, k := range sortedKeys(globals) {
-		fmt.Fprintf(&g, ", %s: %s", PyLiteral(k), PyLiteral(globals[k]))
+		key(k)
+		b = appendPyLiteral(b, globals[k])
 	}
-	g.WriteString("}")
-	return []byte(fmt.Sprintf("try:\n exec(compile(%s, '<lptrace>', 'exec', 0, 1), %s)\nexcept BaseException:\n pass\n",
-		PyLiteral(src), g.String()))
+	for _, k := range sortedKeys(exprs) {
+		key(k)
+		b = append(b, exprs[k]...)
+	}
+	if bigName != "" {
+		key(bigName)
+		b = append(b, big...)
+	}
+	return append(b, "})\nexcept BaseException:\n pass\n"...)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -69,25 +85,25 @@ func sortedKeys(m map[string]string) []string {
 
 // PyLiteral quotes s as a Python string literal that means the same bytes
 // on Python 2 and 3: printable ASCII as is, everything else escaped.
-func PyLiteral(s string) string {
-	var b strings.Builder
-	b.WriteByte('\'')
+func PyLiteral(s string) string { return string(appendPyLiteral(nil, s)) }
+
+func appendPyLiteral[T string | []byte](b []byte, s T) []byte {
+	const digits = "0123456789abcdef"
+	b = append(b, '\'')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '\\' || c == '\'':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c == '\n':
-			b.WriteString(`\n`)
+			b = append(b, '\\', 'n')
 		case c >= 0x20 && c < 0x7f:
-			b.WriteByte(c)
+			b = append(b, c)
 		default:
-			fmt.Fprintf(&b, `\x%02x`, c)
+			b = append(b, '\\', 'x', digits[c>>4], digits[c&15])
 		}
 	}
-	b.WriteByte('\'')
-	return b.String()
+	return append(b, '\'')
 }
 
 //go:embed trace.py
@@ -162,24 +178,76 @@ type Filter struct {
 // values, exceptions).
 func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
 
+//go:embed load.py
+var loadSource string
+
 // TraceInstall returns the source that installs the call-tracing hook of
-// session, writing its records to the FIFO at fifo (a path in the target's
-// mount namespace). On 3.12+ it covers every thread (sys.monitoring); before,
-// only the calling thread and threads started later.
-func TraceInstall(p Pipe, session string, cfg TraceConfig) []byte {
-	// Only the parts the options need: the target compiles all of it while
-	// holding the GIL (about 6 ms for the whole hook on 3.12).
-	src := "CONFIG = " + cfg.literal() + "\n" + commonSource
+// session in a target running Python version ("3.11"), writing its records
+// to the FIFO at fifo (a path in the target's mount namespace). On 3.12+ it
+// covers every thread (sys.monitoring); before, only the calling thread and
+// threads started later.
+//
+// The target compiles only load.py: the hook's parts come as code objects
+// compiled by the same Python version (precompiled/), used when the
+// target's bytecode magic number matches, with their source to compile
+// when it does not.
+func TraceInstall(p Pipe, session string, cfg TraceConfig, version string) []byte {
+	return traceInstall(p, session, cfg, version, precompiledFor(version))
+}
+
+func traceInstall(p Pipe, session string, cfg TraceConfig, version string, pc *precompiled) []byte {
+	// Only the parts the options need.
+	names := []string{"common.py"}
+	sources := []string{commonSource}
+	add := func(name, src string) { names, sources = append(names, name), append(sources, src) }
 	if cfg.Values() {
-		src += valuesSource
+		add("values.py", valuesSource)
 	}
 	if len(cfg.Filters) > 0 || cfg.NoStdlib {
-		src += filterSource
+		add("filter.py", filterSource)
 	}
 	if cfg.Native() {
-		src += nativeSource
+		add("native.py", nativeSource)
 	}
-	return wrap(src+traceSource, map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()})
+	add("trace.py", traceSource)
+
+	codes := pc.codesFor(names, sources)
+	// marshal data as hex strings (bytes.fromhex is builtin, and a plain
+	// string is the quickest literal to parse); 2.7 has no bytes.fromhex,
+	// its str literals are bytes. Built in one buffer: it is 250 KB.
+	n := 64
+	for i := range sources {
+		n += len(sources[i])*9/8 + 4
+		if codes != nil {
+			n += 2*len(codes[i]) + 4
+		}
+	}
+	parts := make([]byte, 0, n)
+	bin := func(b []byte) {
+		if version == "2.7" {
+			parts = appendPyLiteral(parts, b)
+		} else {
+			parts = append(hex.AppendEncode(append(parts, '\''), b), '\'')
+		}
+		parts = append(parts, ", "...)
+	}
+	parts = append(parts, '(')
+	if codes != nil {
+		bin(pc.magic)
+	} else {
+		parts = append(parts, "None, "...)
+	}
+	parts = append(parts, '(')
+	for _, c := range codes {
+		bin(c)
+	}
+	parts = append(parts, "), ("...)
+	for _, src := range sources {
+		parts = append(appendPyLiteral(parts, src), ", "...)
+	}
+	parts = append(parts, "))"...)
+	return wrapWith(loadSource, map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()},
+		map[string]string{"CONFIG": cfg.literal()}, "_lptrace_parts", parts)
 }
 
 // TraceThread returns the source that hooks the calling thread into an

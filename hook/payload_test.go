@@ -120,6 +120,11 @@ var pythonName = regexp.MustCompile(`^python\d\.\d+$`)
 // the system's Python 3.11.
 func pythons(t *testing.T) []string {
 	t.Helper()
+	// integration_test.sh's list: every interpreter it found, 3.14 and
+	// 3.15 too.
+	if list := os.Getenv("LPTRACE_PYTHONS"); list != "" {
+		return strings.Split(list, ":")
+	}
 	root := os.Getenv("PYENV_ROOT")
 	if root == "" {
 		home, _ := os.UserHomeDir()

@@ -6,7 +6,8 @@
 # never block it, and remove itself when lptrace goes away (the pipe breaks).
 #
 # Records (kind byte, 4-byte little-endian length, data):
-#   S  started: "pid<TAB>ppid<TAB>clock ns<TAB>wall ns<TAB>sys.version"
+#   S  started: "pid<TAB>ppid<TAB>clock ns<TAB>wall ns<TAB>sys.version<TAB>how"
+#      how: "precompiled" or "compiled" (load.py)
 #   C  a function seen for the first time: "id<TAB>qualname<TAB>file<TAB>line<TAB>module"
 #   T  a thread seen for the first time: "index<TAB>native id<TAB>name"
 #   V  a value (arguments, return value, exception): "id<TAB>text"
@@ -898,7 +899,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         return None
 
     def started():
-        return record(b'S', '%d\t%d\t%d\t%d\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9), sys.version.split('\n')[0]))
+        return record(b'S', '%d\t%d\t%d\t%d\t%s\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9),
+                                                      sys.version.split('\n')[0].replace('\t', ' '), LOADED))
 
     try:
         # The last events of a program that exits (the timer thread dies

@@ -35,6 +35,7 @@ type Thread struct {
 type Process struct {
 	PID, PPID int
 	Version   string
+	Loaded    string // how the hook got its code: "precompiled" or "compiled" (hook/load.py)
 	Dropped   uint64 // events the hook could not send (pipe full)
 
 	clock0  int64 // the hook's clock (ns) at wall0
@@ -216,9 +217,9 @@ func (d *Decoder) process(pid int) *Process {
 // started handles "pid ppid clock wall version": a process (re)starts its
 // tables (a forked child inherits its parent's hook but not its ids).
 func (d *Decoder) started(data []byte) error {
-	f := strings.SplitN(string(data), "\t", 5)
+	f := strings.SplitN(string(data), "\t", 6)
 	pid, err := strconv.Atoi(f[0])
-	if err != nil || pid <= 0 || len(f) != 5 {
+	if err != nil || pid <= 0 || len(f) < 5 {
 		return fmt.Errorf("bad start record")
 	}
 	p := d.process(pid)
@@ -227,6 +228,9 @@ func (d *Decoder) started(data []byte) error {
 	wall, _ := strconv.ParseInt(f[3], 10, 64)
 	p.wall0 = time.Unix(0, wall)
 	p.Version = f[4]
+	if len(f) == 6 {
+		p.Loaded = f[5]
+	}
 	d.cur = p
 	if d.NewProcess != nil {
 		d.NewProcess(p)

@@ -28,7 +28,7 @@ func TestDecode(t *testing.T) {
 	d.NewProcess = func(p *Process) { procs = append(procs, p) }
 	emit := func(e Event) { got = append(got, e.Code.Name+"@"+e.Thread.Name+"/"+e.Kind.String()) }
 	recs := []transport.Record{
-		rec('S', "42\t1\t1000\t5000000000\t3.12.1 (main)"),
+		rec('S', "42\t1\t1000\t5000000000\t3.12.1 (main)\tprecompiled"),
 		rec('C', "1\tB.m\t/b.py\t7\tpkg.b"), // out of order: threads race
 		rec('C', "0\tf\t/a.py\t3"),          // no module (older hooks)
 		rec('T', "0\t1234\tMainThread"),
@@ -43,7 +43,7 @@ func TestDecode(t *testing.T) {
 			t.Fatalf("%c: %v", r.Kind, err)
 		}
 	}
-	if len(procs) != 1 || procs[0].PID != 42 || procs[0].PPID != 1 || procs[0].Version != "3.12.1 (main)" || d.Dropped != 5 || procs[0].Dropped != 5 || d.Undefined != 2 {
+	if len(procs) != 1 || procs[0].PID != 42 || procs[0].PPID != 1 || procs[0].Version != "3.12.1 (main)" || procs[0].Loaded != "precompiled" || d.Dropped != 5 || procs[0].Dropped != 5 || d.Undefined != 2 {
 		t.Errorf("procs %+v dropped %d undefined %d", procs, d.Dropped, d.Undefined)
 	}
 	want := []string{"f@MainThread/call", "B.m@MainThread/call", "B.m@MainThread/return", "f@MainThread/exception"}

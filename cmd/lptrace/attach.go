@@ -162,9 +162,8 @@ func (a *attachRun) run(ctx context.Context) error {
 	a.program = tgt.Program
 
 	recs, started := ch.Stream()
-
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
-	install := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version))
+	install := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version), minorVersion(tgt.Version))
 	end := time.Now().Add(a.timeout)
 	var route inject.Route
 	for failures := 0; ; {
@@ -253,8 +252,10 @@ func (a *attachRun) run(ctx context.Context) error {
 // most) and removes itself from every thread, exactly as when lptrace dies.
 // beforeClose stops what else works on the target.
 func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-chan transport.Item, beforeClose func()) error {
+	steady()
 	dec := trace.Decoder{Times: a.cfg.Times, Values: a.cfg.Values()}
 	dec.NewProcess = func(p *trace.Process) {
+		phase("hook's code " + p.Loaded)
 		if p.PID != a.pid {
 			a.printer.ShowPID()
 			a.say("process %d (forked by %d) attached", p.PID, p.PPID)
@@ -473,6 +474,10 @@ func (a *attachRun) warnFollow(v symbols.Version) {
 		a.say("-f needs Python 3.7 or newer (os.register_at_fork): the children of process %d will not be traced", a.pid)
 	}
 }
+
+// minorVersion is "3.11" for 3.11.7: the version whose precompiled hook
+// the target can load.
+func minorVersion(v symbols.Version) string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 
 func plural(n int, what string) string {
 	if n == 1 {

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,10 +27,29 @@ func main() {
 		os.Exit(launch.RunHelper(os.Args[1:]))
 	}
 	runtime.UnlockOSThread()
+	quickStart()
 	// A closed stdout (lptrace ... | head) must be an error to handle, not a
 	// signal that kills lptrace before it cleans up.
 	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// quickStart turns the garbage collector off until the work that must be
+// quick is done (an attach: until the hook has started; see steady): in a
+// process that lives a few milliseconds it would run once or twice, while
+// the target may be waiting, and on a busy 2-core machine it competes with
+// the target for the other core. The memory limit turns it back on should
+// the heap reach 64 MiB first (an attach needs a few).
+func quickStart() {
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(64 << 20)
+}
+
+// steady turns the collector back on, with its usual settings, for a
+// session that lasts: lptrace's memory stays small while it streams.
+func steady() {
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
 }
 
 // exitCode is an error that carries an exit status and has already been

@@ -1,0 +1,178 @@
+package hook
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// allParts are the tracing hook's parts as TraceInstall names them.
+var allParts = map[string]string{
+	"common.py": commonSource, "values.py": valuesSource, "filter.py": filterSource,
+	"native.py": nativeSource, "trace.py": traceSource,
+}
+
+// Every precompiled file parses, has every part, and was made from the
+// sources of this tree: a stale one would be ignored at attach (slower).
+func TestPrecompiledFresh(t *testing.T) {
+	files, err := fs.Glob(precompiledFiles, "precompiled/*.bin")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no precompiled files (%v)", err)
+	}
+	for _, f := range files {
+		data, _ := precompiledFiles.ReadFile(f)
+		pc, err := parsePrecompiled(data)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		version := strings.TrimSuffix(filepath.Base(f), ".bin")
+		if !strings.HasPrefix(pc.python, version+".") {
+			t.Errorf("%s was made by Python %s", f, pc.python)
+		}
+		names, sources := make([]string, 0, len(allParts)), make([]string, 0, len(allParts))
+		for n, s := range allParts {
+			names, sources = append(names, n), append(sources, s)
+		}
+		if pc.codesFor(names, sources) == nil {
+			t.Errorf("hook/%s is stale (a part changed since it was made): run hook/precompile.sh", f)
+		}
+	}
+}
+
+func TestPrecompiledStalePart(t *testing.T) {
+	pc := precompiledFor("3.12")
+	if pc == nil {
+		t.Skip("no precompiled 3.12")
+	}
+	if pc.codesFor([]string{"common.py", "trace.py"}, []string{commonSource, traceSource}) == nil {
+		t.Fatal("the current sources were refused")
+	}
+	if pc.codesFor([]string{"common.py", "trace.py"}, []string{commonSource, traceSource + "\n"}) != nil {
+		t.Error("an edited part was accepted")
+	}
+	if pc.codesFor([]string{"common.py", "nope.py"}, []string{commonSource, ""}) != nil {
+		t.Error("a missing part was accepted")
+	}
+	for _, bad := range []string{"", "lptrace precompiled 2\n", "lptrace precompiled 1\npython 3.12 3.12.1\nmagic zz\n",
+		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py 00 3\nabc\n",
+		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 64) + " 9\nabc\n"} {
+		if _, err := parsePrecompiled([]byte(bad)); err == nil {
+			t.Errorf("parsePrecompiled(%q) accepted it", bad)
+		}
+	}
+}
+
+// The install payload, run the way PyRun_SimpleString runs it, in every
+// interpreter with a real FIFO: the hook starts, says how it got its code
+// (the precompiled parts whenever this interpreter's bytecode magic number
+// is the one they were made with; else their source), records a call of
+// the program, and binds no name in __main__. Then again with the
+// precompiled parts made unusable (another magic number): the source is
+// compiled instead.
+func TestTraceInstallLoads(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(filepath.Base(py), func(t *testing.T) {
+			t.Parallel()
+			out, _ := python(t, py, `import sys
+try:
+    import importlib.util as u
+    m = u.MAGIC_NUMBER
+except ImportError:
+    import imp
+    m = imp.get_magic()
+sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join('%02x' % c for c in bytearray(m))))`, nil)
+			version, magic, _ := strings.Cut(out, " ")
+			pc := precompiledFor(version)
+			want := "compiled"
+			if pc != nil && strings.EqualFold(magic, hexString(pc.magic)) {
+				want = "precompiled"
+			}
+			for _, cfg := range []TraceConfig{{}, {Returns: true, Args: true, Filters: []Filter{{Pattern: "lptrace_*"}}}} {
+				if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", cfg, version, pc) }); got != want {
+					t.Errorf("config %+v: the hook's code was %s, want %s (magic %s)", cfg, got, want, magic)
+				}
+			}
+			if pc == nil {
+				return
+			}
+			other := *pc
+			other.magic = []byte{0x0d, 0x0a, 0x0d, 0x0a}
+			if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", TraceConfig{}, version, &other) }); got != "compiled" {
+				t.Errorf("with another magic number the hook's code was %s, want compiled", got)
+			}
+		})
+	}
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	var s strings.Builder
+	for _, c := range b {
+		s.WriteByte(digits[c>>4])
+		s.WriteByte(digits[c&15])
+	}
+	return s.String()
+}
+
+// runInstall runs the payload made for a fresh FIFO in py, as the first
+// statement of a program that then calls lptrace_probe, and returns the
+// last field of the hook's start record.
+func runInstall(t *testing.T, py string, payload func(Pipe) []byte) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "lptrace-test")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	prog := `import sys, time
+before = set(globals())
+exec(compile(sys.stdin.read(), '<string>', 'exec'))
+if set(globals()) != before | set(['before']):
+    sys.stderr.write('the payload bound %r in __main__' % sorted(set(globals()) - before))
+    sys.exit(3)
+def lptrace_probe():
+    pass
+for i in range(3):
+    lptrace_probe()
+    time.sleep(0.1)
+`
+	cmd := exec.Command(py, "-c", prog)
+	cmd.Stdin = strings.NewReader(string(payload(pipeOf(t, fifo))))
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("%s: %v\n%s", py, err, out)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, ok := parseRecords(data)
+	if !ok || len(recs) == 0 || recs[0].kind != 'S' {
+		t.Fatalf("records %q", recs)
+	}
+	probe := false
+	for _, rec := range recs {
+		probe = probe || (rec.kind == 'C' && strings.Contains(rec.data, "\tlptrace_probe\t"))
+	}
+	if !probe {
+		t.Errorf("no code record of lptrace_probe in %q", recs)
+	}
+	f := strings.Split(recs[0].data, "\t")
+	if len(f) != 6 {
+		t.Fatalf("start record %q, want 6 fields", recs[0].data)
+	}
+	return f[5]
+}
