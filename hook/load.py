@@ -3,8 +3,8 @@
 # Python version (hook/precompiled/, hex strings; raw bytes on 2.7) and as
 # source. The code objects are used only if the interpreter's bytecode
 # magic number is the one they were made with: marshal data of another
-# bytecode could crash the interpreter. Else the source is compiled here,
-# as before there were precompiled parts.
+# bytecode could crash the interpreter. Else the source is compiled here
+# (9-14 ms with the GIL held, against 0.3 ms for marshal.loads).
 
 
 def _lptrace_load(magic, codes, sources):
@@ -15,7 +15,9 @@ def _lptrace_load(magic, codes, sources):
         return s if isinstance(s, bytes) else bytes.fromhex(s)
 
     how = 'compiled'
-    if codes:
+    # Not in a free-threaded build (abiflags 't'): its bytecode may differ
+    # under the same magic number.
+    if codes and 't' not in getattr(sys, 'abiflags', ''):
         ext = sys.modules.get('_frozen_importlib_external')
         if ext is not None:
             have = getattr(ext, 'MAGIC_NUMBER', None)
@@ -28,8 +30,11 @@ def _lptrace_load(magic, codes, sources):
         else:
             have = None
         if have is not None and have == raw(magic):
-            codes = [marshal.loads(raw(c)) for c in codes]
-            how = 'precompiled'
+            try:
+                codes = [marshal.loads(raw(c)) for c in codes]
+                how = 'precompiled'
+            except Exception:
+                pass
     if how != 'precompiled':
         codes = [compile(s, '<lptrace>', 'exec', 0, 1) for s in sources]
     g = globals()

@@ -225,10 +225,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	hookCtx, stopHooking := context.WithCancel(ctx)
 	var hooking sync.WaitGroup
 	if !tgt.Version.AtLeast(3, 12) {
-		hooked := map[int]bool{route.TID: true}
-		if route.Pending {
-			hooked[a.pid] = true
-		}
+		hooked := map[int]bool{ranInstall(route, a.pid): true}
 		hooking.Add(1)
 		go func() {
 			defer hooking.Done()
@@ -244,6 +241,16 @@ func (a *attachRun) run(ctx context.Context) error {
 		stopHooking()
 		hooking.Wait()
 	})
+}
+
+// ranInstall is the thread that ran the install, which hooked itself: the
+// main thread for a pending call (route.TID is then the thread that queued
+// it, which still needs hooking), else the thread it ran in.
+func ranInstall(route inject.Route, pid int) int {
+	if route.Pending {
+		return pid
+	}
+	return route.TID
 }
 
 // stream prints the events of the hook until ctx ends, the target goes
