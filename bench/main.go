@@ -29,6 +29,7 @@ var (
 	pythonList = flag.String("pythons", os.Getenv("LPTRACE_PYTHONS"), "colon-separated interpreters (default: every one found)")
 	runs       = flag.Int("runs", 20, "attach/detach runs per case")
 	jsonOut    = flag.String("json", "bench/results.json", "where to write the results")
+	only       = flag.String("only", "", "comma-separated parts to run: latency, overhead, throughput (default: all)")
 	quick      = flag.Bool("quick", false, "5 runs, and the overhead of the newest and oldest interpreters only")
 )
 
@@ -83,6 +84,9 @@ func main() {
 	res := Results{When: time.Now().UTC()}
 	newest, oldest := pys[len(pys)-1], pys[0]
 	for _, py := range uniq(newest, pick(pys, "3.11")) {
+		if !part("latency") {
+			break
+		}
 		for _, target := range []string{"loop", "idle"} {
 			l := latency(py, target)
 			res.Latency = append(res.Latency, l)
@@ -95,6 +99,9 @@ func main() {
 		over = uniq(oldest, newest)
 	}
 	for _, py := range over {
+		if !part("overhead") {
+			break
+		}
 		for _, w := range []string{"loop", "fib", "mix", "http"} {
 			o := overhead(py, w)
 			res.Overhead = append(res.Overhead, o)
@@ -103,6 +110,9 @@ func main() {
 		}
 	}
 	for _, py := range uniq(newest, pick(pys, "3.11")) {
+		if !part("throughput") {
+			break
+		}
 		t := throughput(py)
 		res.Throughput = append(res.Throughput, t)
 		fmt.Printf("stream   %-8s %8.0f events/s delivered, %d dropped; lptrace CPU %.1f%% streaming, %.2f%% idle; lptrace RSS %.1f MiB; target +%.1f MiB\n",
@@ -113,6 +123,19 @@ func main() {
 		fatal("%v", err)
 	}
 	fmt.Printf("results written to %s\n", *jsonOut)
+}
+
+// part tells whether -only selects this part of the suite.
+func part(name string) bool {
+	if *only == "" {
+		return true
+	}
+	for _, p := range strings.Split(*only, ",") {
+		if strings.TrimSpace(p) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func fatal(format string, a ...any) {

@@ -3,7 +3,7 @@
 # detach latency against the gdb way, tracing overhead per Python,
 # throughput, lptrace's CPU and memory. Prints a table, writes
 # bench/results.json.
-#   usage: bench/run.sh [-quick] [-runs N] [-pythons A:B]
+#   usage: bench/run.sh [-quick] [-runs N] [-pythons A:B] [-only latency,overhead,throughput]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin

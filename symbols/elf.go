@@ -16,6 +16,7 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/lptrace/lptrace/proc"
 )
@@ -33,11 +34,11 @@ type Symbol struct {
 
 // Module is an ELF file mapped into the target, with its symbols.
 type Module struct {
-	Path     string // path as the target sees it
-	OpenPath string // path lptrace opened
-	Bias     uint64 // load bias: runtime address = file vaddr + Bias
-	Start    uint64 // lowest mapped address
-	syms     map[string]Symbol
+	Path     string            // path as the target sees it
+	OpenPath string            // path lptrace opened
+	Bias     uint64            // load bias: runtime address = file vaddr + Bias
+	Start    uint64            // lowest mapped address
+	syms     map[string]Symbol // nil until first needed (dynsyms)
 	// Padding at the end of the executable segment: bytes that are mapped
 	// executable but belong to no section, so nothing ever runs them.
 	PadStart, PadEnd uint64
@@ -62,7 +63,7 @@ func (m *Module) InStaticData(addr uint64) bool {
 
 // Lookup returns a defined symbol.
 func (m *Module) Lookup(name string) (Symbol, error) {
-	s, ok := m.syms[name]
+	s, ok := m.dynsyms()[name]
 	if !ok && m.loadSymtab() {
 		s, ok = m.syms[name]
 	}
@@ -79,7 +80,7 @@ func (m *Module) Has(name string) bool { _, err := m.Lookup(name); return err ==
 // Only exported (.dynsym) symbols and those already looked up in .symtab
 // are considered: callers treat an unknown address with caution.
 func (m *Module) SymbolAt(addr uint64) (string, bool) {
-	for name, s := range m.syms {
+	for name, s := range m.dynsyms() {
 		if !s.Data && addr >= s.Addr && addr < s.Addr+s.Size {
 			return name, true
 		}
@@ -154,17 +155,67 @@ func newModule(r io.ReaderAt, filePath string, maps []proc.Mapping) (m *Module, 
 	if err != nil {
 		return nil, err
 	}
-	m = &Module{Path: filePath, file: ef, syms: map[string]Symbol{}}
+	m = &Module{Path: filePath, file: ef}
 	if f, ok := r.(*os.File); ok {
 		m.f = f
 	}
 	if err := m.place(maps); err != nil {
 		return nil, err
 	}
-	if syms, err := m.file.DynamicSymbols(); err == nil {
-		m.addSymbols(syms)
-	}
 	return m, nil
+}
+
+// dynsyms returns the symbols, reading .dynsym the first time: only for
+// the modules whose symbols are needed (not the dynamic loader's, found
+// for its padding), and without debug/elf's string per symbol, which made
+// reading libpython's and libc's half of an attach's first 4 ms.
+func (m *Module) dynsyms() map[string]Symbol {
+	if m.syms != nil {
+		return m.syms
+	}
+	m.syms = map[string]Symbol{}
+	func() {
+		defer func() { recover() }() // a malformed file: no symbols
+		m.readDynsym()
+	}()
+	return m.syms
+}
+
+func (m *Module) readDynsym() {
+	sec := m.file.SectionByType(elf.SHT_DYNSYM)
+	if sec == nil {
+		return
+	}
+	if m.file.Class != elf.ELFCLASS64 || sec.Entsize != 24 || int(sec.Link) >= len(m.file.Sections) {
+		if syms, err := m.file.DynamicSymbols(); err == nil {
+			m.addSymbols(syms)
+		}
+		return
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return
+	}
+	strs, err := m.file.Sections[sec.Link].Data()
+	if err != nil {
+		return
+	}
+	names := string(strs) // one string: each name is a slice of it
+	m.syms = make(map[string]Symbol, len(data)/24)
+	bo := m.file.ByteOrder
+	for off := 24; off+24 <= len(data); off += 24 { // entry 0 is the null symbol
+		e := data[off : off+24]
+		nameOff := int(bo.Uint32(e[0:]))
+		if nameOff <= 0 || nameOff >= len(names) {
+			continue
+		}
+		end := strings.IndexByte(names[nameOff:], 0)
+		if end < 0 {
+			continue
+		}
+		m.addSymbol(elf.Symbol{Name: names[nameOff : nameOff+end], Info: e[4], Other: e[5],
+			Section: elf.SectionIndex(bo.Uint16(e[6:])), Value: bo.Uint64(e[8:]), Size: bo.Uint64(e[16:])})
+	}
 }
 
 var pageSize = uint64(os.Getpagesize())
@@ -228,24 +279,28 @@ func (m *Module) place(maps []proc.Mapping) error {
 // addSymbols records defined symbols; the first definition of a name wins.
 func (m *Module) addSymbols(syms []elf.Symbol) {
 	for _, s := range syms {
-		if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
-			continue
-		}
-		typ := elf.ST_TYPE(s.Info)
-		switch typ {
-		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
-		default:
-			continue
-		}
-		if _, dup := m.syms[s.Name]; dup {
-			continue
-		}
-		m.syms[s.Name] = Symbol{
-			Addr:  s.Value + m.Bias,
-			Size:  s.Size,
-			IFunc: typ == elf.STT_GNU_IFUNC,
-			Data:  typ == elf.STT_OBJECT,
-		}
+		m.addSymbol(s)
+	}
+}
+
+func (m *Module) addSymbol(s elf.Symbol) {
+	if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
+		return
+	}
+	typ := elf.ST_TYPE(s.Info)
+	switch typ {
+	case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
+	default:
+		return
+	}
+	if _, dup := m.syms[s.Name]; dup {
+		return
+	}
+	m.syms[s.Name] = Symbol{
+		Addr:  s.Value + m.Bias,
+		Size:  s.Size,
+		IFunc: typ == elf.STT_GNU_IFUNC,
+		Data:  typ == elf.STT_OBJECT,
 	}
 }
 
@@ -258,6 +313,7 @@ func (m *Module) loadSymtab() (added bool) {
 		return false
 	}
 	m.symtabRead = true
+	m.dynsyms() // .dynsym's definitions come first
 	defer func() {
 		if recover() != nil {
 			added = false

@@ -241,8 +241,11 @@ func TestSymtabOnDemand(t *testing.T) {
 	if m.symtabRead {
 		t.Fatal(".symtab read at load time")
 	}
-	if _, ok := m.syms["fake_static_helper"]; ok {
+	if _, ok := m.dynsyms()["fake_static_helper"]; ok {
 		t.Fatal("a static function is known before any lookup")
+	}
+	if _, ok := m.dynsyms()["PyGILState_Ensure"]; !ok {
+		t.Fatal("an exported function is not known")
 	}
 	s, err := m.Lookup("fake_static_helper")
 	if err != nil {
@@ -678,4 +681,43 @@ func FuzzNewModule(f *testing.F) {
 		}
 		m.ReadFileData(base, 4)
 	})
+}
+
+// The .dynsym reader gives what debug/elf's DynamicSymbols gives, on the
+// test library and on the real C library and Pythons of this machine.
+func TestDynsymReader(t *testing.T) {
+	files := []string{fakeLib, fakeStripped}
+	for _, pattern := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/usr/bin/python3.11",
+		os.Getenv("HOME") + "/.pyenv/versions/*/lib/libpython*.so.1.0", os.Getenv("HOME") + "/.pyenv/versions/2.7*/bin/python2.7"} {
+		found, _ := filepath.Glob(pattern)
+		files = append(files, found...)
+	}
+	for _, name := range files {
+		data := readFile(t, name)
+		ef, err := elf.NewFile(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps := loadMappings(ef, base, name)
+		m, err := newModule(bytes.NewReader(data), name, maps)
+		if err != nil {
+			t.Fatalf("newModule(%s): %v", name, err)
+		}
+		want := &Module{Bias: m.Bias, syms: map[string]Symbol{}}
+		syms, err := ef.DynamicSymbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.addSymbols(syms)
+		got := m.dynsyms()
+		if len(got) != len(want.syms) || len(got) == 0 {
+			t.Errorf("%s: %d symbols, want %d", name, len(got), len(want.syms))
+		}
+		for n, s := range want.syms {
+			if got[n] != s {
+				t.Errorf("%s: %s = %+v, want %+v", name, n, got[n], s)
+				break
+			}
+		}
+	}
 }

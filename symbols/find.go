@@ -98,8 +98,8 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 			}
 			// .dynsym only: an interpreter always exports these, and reading
 			// every library's .symtab would be slow.
-			_, ensure := m.syms["PyGILState_Ensure"]
-			_, run := m.syms["PyRun_SimpleString"]
+			_, ensure := m.dynsyms()["PyGILState_Ensure"]
+			_, run := m.dynsyms()["PyRun_SimpleString"]
 			if ensure && run {
 				found = append(found, m)
 			} else {
@@ -145,7 +145,7 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 	for _, f := range files {
 		if libcName.MatchString(path.Base(f)) {
 			if m, err := LoadModule(pid, maps, f); err == nil {
-				if _, ok := m.syms["munmap"]; !ok {
+				if _, ok := m.dynsyms()["munmap"]; !ok {
 					m.Close()
 					continue
 				}
