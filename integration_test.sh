@@ -26,8 +26,8 @@ GOARCH=arm64 go vet ./...
 
 step "build (static, amd64; arm64 must build too)"
 mkdir -p bin
-CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
-CGO_ENABLED=0 GOARCH=arm64 go build -o /dev/null ./...
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o bin/lptrace ./cmd/lptrace
+CGO_ENABLED=0 GOARCH=arm64 go build -tags urfave_cli_no_docs -o /dev/null ./...
 file bin/lptrace 2>/dev/null | grep -q 'statically linked' || { echo "bin/lptrace is not static"; exit 1; }
 
 step "interpreters"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 py=${1:-$(command -v python3)}
 runs=${2:-20}
 mkdir -p bin
-CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o bin/lptrace ./cmd/lptrace
 
 ms() { echo "scale=2; ($2 - $1) / 1000000" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -10,7 +10,7 @@ opts=()
 while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do opts+=("$1"); shift; done
 [ $# -gt 0 ] || { echo "usage: $0 [lptrace options] PYTHON..." >&2; exit 2; }
 mkdir -p bin
-CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o bin/lptrace ./cmd/lptrace
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 

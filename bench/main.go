@@ -50,6 +50,15 @@ type Latency struct {
 	DetachMedian, DetachP95         float64
 	GdbMedian                       float64 `json:",omitempty"` // the same injection driven by gdb
 	Runs                            int
+	// Phases: the median time at which each phase of an attach ended, in
+	// ms since lptrace's start (LPTRACE_TIMING=1), in their order.
+	Phases []Phase `json:",omitempty"`
+}
+
+// Phase is one step of an attach as lptrace's LPTRACE_TIMING names it.
+type Phase struct {
+	Name     string
+	MedianMs float64
 }
 
 // Overhead is the target's speed in units/s, untraced and in each mode.
@@ -92,6 +101,11 @@ func main() {
 			res.Latency = append(res.Latency, l)
 			fmt.Printf("latency  %-8s %-5s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  gdb %6.1f ms\n",
 				name(py), target, l.AttachMedian, l.AttachP95, l.FirstEventMedian, l.DetachMedian, l.DetachP95, l.GdbMedian)
+			var ph []string
+			for _, p := range l.Phases {
+				ph = append(ph, fmt.Sprintf("%s %.1f", p.Name, p.MedianMs))
+			}
+			fmt.Printf("         phases (median ms since lptrace started): %s\n", strings.Join(ph, ", "))
 		}
 	}
 	over := pys
@@ -283,6 +297,7 @@ func attach(pid int, out string, extra ...string) *session {
 	s := &session{out: out, attached: make(chan time.Time, 1), done: make(chan struct{})}
 	args := append([]string{"attach", "-o", out}, extra...)
 	s.cmd = exec.Command(*lptraceBin, append(args, strconv.Itoa(pid))...)
+	s.cmd.Env = append(os.Environ(), "LPTRACE_TIMING=1")
 	pipe, _ := s.cmd.StderrPipe()
 	if err := s.cmd.Start(); err != nil {
 		fatal("lptrace: %v", err)
@@ -327,6 +342,8 @@ func latency(py, target string) Latency {
 	dir, _ := os.MkdirTemp("", "lptrace-bench")
 	defer os.RemoveAll(dir)
 	var att, first, det []float64
+	phases := map[string][]float64{}
+	var order []string
 	for i := 0; i < *runs; i++ {
 		out := filepath.Join(dir, "trace")
 		start := time.Now()
@@ -342,12 +359,34 @@ func latency(py, target string) Latency {
 			}
 		}
 		det = append(det, ms(s.stop()))
+		for _, line := range strings.Split(s.stderr.String(), "\n") {
+			// "lptrace: timing:    3.76 ms symbols read"
+			f := strings.Fields(line)
+			if len(f) < 5 || f[1] != "timing:" {
+				continue
+			}
+			v, err := strconv.ParseFloat(f[2], 64)
+			name := strings.Join(f[4:], " ")
+			if i := strings.Index(name, " ("); i > 0 {
+				name = name[:i] // "injected (queued as a pending call ...)"
+			}
+			if err != nil || strings.HasPrefix(name, "hook's code") {
+				continue
+			}
+			if phases[name] == nil {
+				order = append(order, name)
+			}
+			phases[name] = append(phases[name], v)
+		}
 		time.Sleep(100 * time.Millisecond) // the hook's timer thread leaves
 	}
 	l := Latency{Python: name(py), Target: target, Runs: *runs,
 		AttachMedian: median(att), AttachP95: p95(att), DetachMedian: median(det), DetachP95: p95(det)}
 	if len(first) > 0 {
 		l.FirstEventMedian, l.FirstEventP95 = median(first), p95(first)
+	}
+	for _, name := range order {
+		l.Phases = append(l.Phases, Phase{name, median(phases[name])})
 	}
 	l.GdbMedian = gdbLatency(w.cmd.Process.Pid)
 	return l

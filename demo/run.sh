@@ -12,7 +12,7 @@ if [ -z "$py" ]; then
 fi
 [ -n "$py" ] || { echo "demo: no Python interpreter found; pass one: demo/run.sh /path/to/python3" >&2; exit 1; }
 mkdir -p bin
-CGO_ENABLED=0 go build -o bin/lptrace ./cmd/lptrace
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o bin/lptrace ./cmd/lptrace
 
 "$py" demo/app.py &
 pid=$!

@@ -49,15 +49,22 @@ func (p Pipe) id() string { return fmt.Sprintf("%d:%d:%d:%d", p.Dev, p.Ino, p.UI
 // The statement binds no name in __main__. `exec(code, dict)` is valid
 // Python 2.7 too (the tuple form of the exec statement).
 func wrap(src string, globals map[string]string) []byte {
-	return wrapWith(src, globals, nil, "", nil)
+	return wrapWith(src, globals, nil)
 }
 
-// wrapWith is wrap with more globals given as Python expressions, the last
-// one (big) as bytes.
-func wrapWith(src string, globals, exprs map[string]string, bigName string, big []byte) []byte {
-	b := make([]byte, 0, len(src)*9/8+len(big)+4096)
+// wrapWith is wrap with more globals given as Python expressions.
+func wrapWith(src string, globals, exprs map[string]string) []byte {
+	b := make([]byte, 0, len(src)*9/8+4096)
 	b = append(b, "try:\n exec(compile("...)
-	b = append(appendPyLiteral(b, src), ", '<lptrace>', 'exec', 0, 1), {'__name__': '__lptrace__'"...)
+	b = append(appendPyLiteral(b, src), ", '<lptrace>', 'exec', 0, 1), "...)
+	b = appendGlobals(b, globals, exprs)
+	return append(b, ")\nexcept BaseException:\n pass\n"...)
+}
+
+// appendGlobals appends a payload's globals dict: globals as string
+// literals, exprs as Python expressions.
+func appendGlobals(b []byte, globals, exprs map[string]string) []byte {
+	b = append(b, "{'__name__': '__lptrace__'"...)
 	key := func(k string) { b = append(appendPyLiteral(append(b, ", "...), k), ": "...) }
 	for _, k := range sortedKeys(globals) {
 		key(k)
@@ -67,11 +74,7 @@ func wrapWith(src string, globals, exprs map[string]string, bigName string, big 
 		key(k)
 		b = append(b, exprs[k]...)
 	}
-	if bigName != "" {
-		key(bigName)
-		b = append(b, big...)
-	}
-	return append(b, "})\nexcept BaseException:\n pass\n"...)
+	return append(b, '}')
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -181,22 +184,36 @@ func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
 //go:embed load.py
 var loadSource string
 
+// Load says how a target gets the tracing hook's code.
+type Load int
+
+const (
+	// Precompiled: the hook's parts as code objects compiled by the
+	// target's Python version (precompiled/), which it loads with marshal
+	// in a fraction of a millisecond if its bytecode magic number is theirs
+	// (compiling the source took it 9-14 ms, holding the GIL). On another
+	// magic number it does nothing at all: the caller sends Source next.
+	// Where lptrace has no precompiled code for the version, Source.
+	Precompiled Load = iota
+	// PrecompiledOrSource is Precompiled that compiles the source on
+	// another magic number: one injection, which cannot be repeated.
+	PrecompiledOrSource
+	// Source: the target compiles the source.
+	Source
+)
+
 // TraceInstall returns the source that installs the call-tracing hook of
 // session in a target running Python version ("3.11"), writing its records
 // to the FIFO at fifo (a path in the target's mount namespace). On 3.12+ it
 // covers every thread (sys.monitoring); before, only the calling thread and
-// threads started later.
-//
-// The target compiles only load.py: the hook's parts come as code objects
-// compiled by the same Python version (precompiled/), used when the
-// target's bytecode magic number matches, with their source to compile
-// when it does not.
-func TraceInstall(p Pipe, session string, cfg TraceConfig, version string) []byte {
-	return traceInstall(p, session, cfg, version, precompiledFor(version))
+// threads started later. The hook's start record says which way it got
+// its code ("precompiled" or "compiled").
+func TraceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load) []byte {
+	return traceInstall(p, session, cfg, version, load, precompiledFor(version))
 }
 
-func traceInstall(p Pipe, session string, cfg TraceConfig, version string, pc *precompiled) []byte {
-	// Only the parts the options need.
+func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load, pc *precompiled) []byte {
+	// Only the parts the options need, and load.py that runs the others.
 	names := []string{"common.py"}
 	sources := []string{commonSource}
 	add := func(name, src string) { names, sources = append(names, name), append(sources, src) }
@@ -210,44 +227,69 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, pc *p
 		add("native.py", nativeSource)
 	}
 	add("trace.py", traceSource)
+	add("load.py", loadSource)
+	names, sources, loader := names[:len(names)-1], sources[:len(sources)-1], len(names)-1
 
-	codes := pc.codesFor(names, sources)
-	// marshal data as hex strings (bytes.fromhex is builtin, and a plain
-	// string is the quickest literal to parse); 2.7 has no bytes.fromhex,
-	// its str literals are bytes. Built in one buffer: it is 250 KB.
-	n := 64
-	for i := range sources {
-		n += len(sources[i])*9/8 + 4
-		if codes != nil {
-			n += 2*len(codes[i]) + 4
-		}
+	globals := map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()}
+	config := cfg.literal()
+	var codes [][]byte
+	if load != Source {
+		codes = pc.codesFor(append(names, "load.py"), append(sources, loadSource))
 	}
-	parts := make([]byte, 0, n)
-	bin := func(b []byte) {
-		if version == "2.7" {
-			parts = appendPyLiteral(parts, b)
-		} else {
-			parts = append(hex.AppendEncode(append(parts, '\''), b), '\'')
-		}
-		parts = append(parts, ", "...)
+	if codes == nil {
+		return wrapWith(strings.Join(sources, ""), globals, map[string]string{"CONFIG": config, "LOADED": "'compiled'"})
 	}
-	parts = append(parts, '(')
-	if codes != nil {
-		bin(pc.magic)
-	} else {
-		parts = append(parts, "None, "...)
-	}
-	parts = append(parts, '(')
+
+	// exec(LOADER if MAGIC_OK else FALLBACK, G_PRECOMPILED if MAGIC_OK else G_SOURCE)
+	// One statement, which binds no name in __main__; valid on 2.7 too
+	// (the exec statement's tuple form). marshal data as hex strings
+	// (bytes.fromhex is builtin, and a plain string is the quickest literal
+	// to parse); 2.7 has no bytes.fromhex, and its str literals are bytes.
+	n := 4096
 	for _, c := range codes {
+		n += 2*len(c) + 4
+	}
+	b := make([]byte, 0, n)
+	bin := func(data []byte) {
+		if version == "2.7" {
+			b = appendPyLiteral(b, data)
+		} else {
+			b = append(hex.AppendEncode(append(b, "bytes.fromhex('"...), data), "')"...)
+		}
+	}
+	var check []byte
+	if version == "2.7" {
+		check = appendPyLiteral([]byte("(__import__('imp').get_magic() == "), pc.magic)
+		check = append(check, ')')
+	} else {
+		b, check = check, b
+		bin(pc.magic)
+		b, check = check, b
+		check = append(append([]byte("(getattr(__import__('sys').modules.get('_frozen_importlib_external'), 'MAGIC_NUMBER', None) == "), check...),
+			" and 't' not in getattr(__import__('sys'), 'abiflags', ''))"...)
+	}
+	b = append(b, "try:\n exec(__import__('marshal').loads("...)
+	bin(codes[loader])
+	b = append(append(append(b, ") if "...), check...), " else "...)
+	if load == PrecompiledOrSource {
+		b = append(appendPyLiteral(append(b, "compile("...), strings.Join(sources, "")), ", '<lptrace>', 'exec', 0, 1)"...)
+	} else {
+		b = append(b, "'pass'"...)
+	}
+	b = appendGlobals(append(b, ",\n  "...), globals, map[string]string{"CONFIG": config, "LOADED": "'precompiled'"})
+	b = b[:len(b)-1] // the closing brace: the codes go in too
+	b = append(b, ", '_lptrace_codes': ("...)
+	for _, c := range codes[:loader] {
 		bin(c)
+		b = append(b, ", "...)
 	}
-	parts = append(parts, "), ("...)
-	for _, src := range sources {
-		parts = append(appendPyLiteral(parts, src), ", "...)
+	b = append(append(append(b, ")} if "...), check...), " else "...)
+	if load == PrecompiledOrSource {
+		b = appendGlobals(b, globals, map[string]string{"CONFIG": config, "LOADED": "'compiled'"})
+	} else {
+		b = append(b, "{}"...)
 	}
-	parts = append(parts, "))"...)
-	return wrapWith(loadSource, map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()},
-		map[string]string{"CONFIG": cfg.literal()}, "_lptrace_parts", parts)
+	return append(b, ")\nexcept BaseException:\n pass\n"...)
 }
 
 // TraceThread returns the source that hooks the calling thread into an

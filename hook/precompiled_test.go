@@ -14,7 +14,7 @@ import (
 // allParts are the tracing hook's parts as TraceInstall names them.
 var allParts = map[string]string{
 	"common.py": commonSource, "values.py": valuesSource, "filter.py": filterSource,
-	"native.py": nativeSource, "trace.py": traceSource,
+	"native.py": nativeSource, "trace.py": traceSource, "load.py": loadSource,
 }
 
 // Every precompiled file parses, has every part, and was made from the
@@ -61,7 +61,7 @@ func TestPrecompiledStalePart(t *testing.T) {
 	}
 	for _, bad := range []string{"", "lptrace precompiled 2\n", "lptrace precompiled 1\npython 3.12 3.12.1\nmagic zz\n",
 		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py 00 3\nabc\n",
-		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 64) + " 9\nabc\n"} {
+		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 16) + " 9\nabc\n"} {
 		if _, err := parsePrecompiled([]byte(bad)); err == nil {
 			t.Errorf("parsePrecompiled(%q) accepted it", bad)
 		}
@@ -69,12 +69,12 @@ func TestPrecompiledStalePart(t *testing.T) {
 }
 
 // The install payload, run the way PyRun_SimpleString runs it, in every
-// interpreter with a real FIFO: the hook starts, says how it got its code
-// (the precompiled parts whenever this interpreter's bytecode magic number
-// is the one they were made with; else their source), records a call of
-// the program, and binds no name in __main__. Then again with the
-// precompiled parts made unusable (another magic number): the source is
-// compiled instead.
+// interpreter with a real FIFO: the hook starts, says how it got its code,
+// records a call of the program, and binds no name in __main__. Precompiled
+// code is loaded whenever this interpreter's bytecode magic number is the
+// one it was made with. Then with the precompiled code made unusable
+// (another magic number): the Precompiled payload does nothing at all, the
+// PrecompiledOrSource one compiles the source.
 func TestTraceInstallLoads(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(filepath.Base(py), func(t *testing.T) {
@@ -89,13 +89,15 @@ except ImportError:
 sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join('%02x' % c for c in bytearray(m))))`, nil)
 			version, magic, _ := strings.Cut(out, " ")
 			pc := precompiledFor(version)
-			want := "compiled"
+			fast := "compiled"
 			if pc != nil && strings.EqualFold(magic, hexString(pc.magic)) {
-				want = "precompiled"
+				fast = "precompiled"
 			}
 			for _, cfg := range []TraceConfig{{}, {Returns: true, Args: true, Filters: []Filter{{Pattern: "lptrace_*"}}}} {
-				if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", cfg, version, pc) }); got != want {
-					t.Errorf("config %+v: the hook's code was %s, want %s (magic %s)", cfg, got, want, magic)
+				for load, want := range map[Load]string{Precompiled: fast, PrecompiledOrSource: fast, Source: "compiled"} {
+					if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", cfg, version, load, pc) }); got != want {
+						t.Errorf("config %+v, load %d: the hook's code was %q, want %s (magic %s)", cfg, load, got, want, magic)
+					}
 				}
 			}
 			if pc == nil {
@@ -103,8 +105,13 @@ sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join
 			}
 			other := *pc
 			other.magic = []byte{0x0d, 0x0a, 0x0d, 0x0a}
-			if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", TraceConfig{}, version, &other) }); got != "compiled" {
-				t.Errorf("with another magic number the hook's code was %s, want compiled", got)
+			if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", TraceConfig{}, version, Precompiled, &other) }); got != "" {
+				t.Errorf("with another magic number the precompiled payload ran the hook (code %q)", got)
+			}
+			if got := runInstall(t, py, func(p Pipe) []byte {
+				return traceInstall(p, "s1", TraceConfig{}, version, PrecompiledOrSource, &other)
+			}); got != "compiled" {
+				t.Errorf("with another magic number the hook's code was %q, want compiled", got)
 			}
 		})
 	}
@@ -122,7 +129,8 @@ func hexString(b []byte) string {
 
 // runInstall runs the payload made for a fresh FIFO in py, as the first
 // statement of a program that then calls lptrace_probe, and returns the
-// last field of the hook's start record.
+// last field of the hook's start record, or "" when the hook did not start
+// (it then sent nothing at all).
 func runInstall(t *testing.T, py string, payload func(Pipe) []byte) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "lptrace-test")
@@ -160,7 +168,10 @@ for i in range(3):
 		t.Fatal(err)
 	}
 	recs, ok := parseRecords(data)
-	if !ok || len(recs) == 0 || recs[0].kind != 'S' {
+	if ok && len(recs) == 0 {
+		return ""
+	}
+	if !ok || recs[0].kind != 'S' {
 		t.Fatalf("records %q", recs)
 	}
 	probe := false

@@ -37,6 +37,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -844,7 +845,7 @@ func (inj *Injector) mapped(addr, n uint64) bool {
 	return false
 }
 
-var restartableSleep = regexp.MustCompile(`^_*(clock_nanosleep|nanosleep|usleep|sleep|poll|ppoll|select|pselect|epoll_wait|epoll_pwait)(@|$|_)`)
+var restartableSleep = lazyRegexp(`^_*(clock_nanosleep|nanosleep|usleep|sleep|poll|ppoll|select|pselect|epoll_wait|epoll_pwait)(@|$|_)`)
 
 // inRestartableSleep reports whether pc lies in a C library function that
 // sleeps or polls.
@@ -853,10 +854,10 @@ func (inj *Injector) inRestartableSleep(pc uint64) bool {
 		return false
 	}
 	name, ok := inj.tgt.Libc.SymbolAt(pc)
-	return ok && restartableSleep.MatchString(name)
+	return ok && restartableSleep().MatchString(name)
 }
 
-var pendingMachinery = regexp.MustCompile(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free`)
+var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free`)
 
 // inPendingMachinery reports whether pc may be inside code that holds the
 // lock Py_AddPendingCall takes, or inside the C library: a call to
@@ -875,5 +876,11 @@ func (inj *Injector) inPendingMachinery(pc uint64) bool {
 	if !ok {
 		return true // unknown static function: be careful
 	}
-	return pendingMachinery.MatchString(name)
+	return pendingMachinery().MatchString(name)
+}
+
+// lazyRegexp compiles pattern on first use, not at lptrace's start (an
+// attach is timed from there; most commands need few of them).
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

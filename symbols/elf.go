@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -344,9 +343,9 @@ func (v Version) AtLeast(major, minor int) bool {
 }
 
 var (
-	nameVersion = regexp.MustCompile(`python(\d)\.(\d+)`)
+	nameVersion = lazyRegexp(`python(\d)\.(\d+)`)
 	// PY_VERSION as a C string, e.g. "3.8.18" or "3.13.0rc1".
-	rodataVersion = regexp.MustCompile(`\x00([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]|rc|\+)?\d*\x00`)
+	rodataVersion = lazyRegexp(`\x00([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]|rc|\+)?\d*\x00`)
 )
 
 // pythonVersion works out the version of a Python runtime module: from the
@@ -364,7 +363,7 @@ func (m *Module) pythonVersion() (Version, error) {
 	}
 	if sec := m.file.Section(".rodata"); sec != nil && sec.Type != elf.SHT_NOBITS {
 		if data, err := sec.Data(); err == nil {
-			if mm := rodataVersion.FindSubmatch(data); mm != nil {
+			if mm := rodataVersion().FindSubmatch(data); mm != nil {
 				a, _ := strconv.Atoi(string(mm[1]))
 				b, _ := strconv.Atoi(string(mm[2]))
 				c, _ := strconv.Atoi(string(mm[3]))
@@ -382,7 +381,7 @@ func (m *Module) pythonVersion() (Version, error) {
 }
 
 func nameToVersion(p string) (Version, bool) {
-	mm := nameVersion.FindStringSubmatch(path.Base(p))
+	mm := nameVersion().FindStringSubmatch(path.Base(p))
 	if mm == nil {
 		return Version{}, false
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lptrace/lptrace/proc"
 )
@@ -45,9 +46,9 @@ func (t *Target) Close() {
 }
 
 var (
-	pythonName = regexp.MustCompile(`^(lib)?python\d`)
-	libcName   = regexp.MustCompile(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`)
-	loaderName = regexp.MustCompile(`^ld-linux.*\.so`)
+	pythonName = lazyRegexp(`^(lib)?python\d`)
+	libcName   = lazyRegexp(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`)
+	loaderName = lazyRegexp(`^ld-linux.*\.so`)
 )
 
 // Find locates the Python runtime and the C library of process pid.
@@ -81,9 +82,9 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 	// another name.
 	var likely, others []string
 	for _, f := range files {
-		if pythonName.MatchString(path.Base(f)) || f == exe {
+		if pythonName().MatchString(path.Base(f)) || f == exe {
 			likely = append(likely, f)
-		} else if !libcName.MatchString(path.Base(f)) {
+		} else if !libcName().MatchString(path.Base(f)) {
 			others = append(others, f)
 		}
 	}
@@ -143,7 +144,7 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 		return nil, fmt.Errorf("%s: %w", t.Python.Path, err)
 	}
 	for _, f := range files {
-		if libcName.MatchString(path.Base(f)) {
+		if libcName().MatchString(path.Base(f)) {
 			if m, err := LoadModule(pid, maps, f); err == nil {
 				if _, ok := m.dynsyms()["munmap"]; !ok {
 					m.Close()
@@ -155,7 +156,7 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 		}
 	}
 	for _, f := range files {
-		if loaderName.MatchString(path.Base(f)) {
+		if loaderName().MatchString(path.Base(f)) {
 			if m, err := LoadModule(pid, maps, f); err == nil {
 				t.Loader = m
 			}
@@ -179,4 +180,10 @@ func mappedFiles(maps []proc.Mapping) []string {
 		}
 	}
 	return out
+}
+
+// lazyRegexp compiles pattern on first use, not at lptrace's start (an
+// attach is timed from there; most commands need few of them).
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

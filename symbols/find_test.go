@@ -100,7 +100,7 @@ func TestFindPython(t *testing.T) {
 				t.Fatalf("%s did not start: %q, %v", py, line, err)
 			}
 			pid := cmd.Process.Pid
-			waitForMapping(t, pid, pythonName)
+			waitForMapping(t, pid, pythonName())
 
 			tgt, err := Find(pid)
 			if err != nil {
@@ -160,7 +160,7 @@ func TestFindNotPython(t *testing.T) {
 		t.Skip("no sleep command")
 	}
 	cmd, _ := start(t, sleep, "30")
-	waitForMapping(t, cmd.Process.Pid, libcName)
+	waitForMapping(t, cmd.Process.Pid, libcName())
 	tgt, err := Find(cmd.Process.Pid)
 	if !errors.Is(err, ErrNotPython) {
 		if tgt != nil {

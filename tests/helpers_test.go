@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // the unprivileged-user tests run it too
 	lptraceBin = filepath.Join(dir, "lptrace")
-	build := exec.Command("go", "build", "-o", lptraceBin, "../cmd/lptrace")
+	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", lptraceBin, "../cmd/lptrace")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build lptrace: %v\n%s", err, out)

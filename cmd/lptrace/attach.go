@@ -163,12 +163,21 @@ func (a *attachRun) run(ctx context.Context) error {
 
 	recs, started := ch.Stream()
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
-	install := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version), minorVersion(tgt.Version))
+	// The precompiled hook first; the source on a second try (the target
+	// may have another bytecode magic number, where the precompiled
+	// install does nothing).
+	install := func(try int) []byte {
+		load := hook.Precompiled
+		if try > 0 {
+			load = hook.Source
+		}
+		return hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version), minorVersion(tgt.Version), load)
+	}
 	end := time.Now().Add(a.timeout)
 	var route inject.Route
-	for failures := 0; ; {
+	for failures, try := 0, 0; ; try++ {
 		var err error
-		route, err = inj.RunPython(ctx, install, inject.Options{Timeout: max(time.Until(end), 0), Started: started})
+		route, err = inj.RunPython(ctx, install(try), inject.Options{Timeout: max(time.Until(end), 0), Started: started})
 		if err != nil {
 			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 		}

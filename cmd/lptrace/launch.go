@@ -109,7 +109,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	defer ch.Close()
 	recs, started := ch.Stream()
 	session := newSession()
-	if err := child.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.hookConfig(child.Target.Version), minorVersion(child.Target.Version))); err != nil {
+	if err := child.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.hookConfig(child.Target.Version), minorVersion(child.Target.Version), hook.PrecompiledOrSource)); err != nil {
 		child.Detach()
 		return fmt.Errorf("process %d: the hook could not be installed (%v); it runs untraced", child.PID, err)
 	}
