@@ -217,6 +217,11 @@ func (th *Thread) hold(sig int) bool {
 // resend sends the held signals to the thread again, and ends the hold.
 func (th *Thread) resend() {
 	th.holdUntil = time.Time{}
+	th.sendHeld()
+}
+
+// sendHeld sends the held signals to the thread again; the hold goes on.
+func (th *Thread) sendHeld() {
 	if th.inj.execd {
 		th.held = 0 // see lostProgram's caller in Run
 		return
@@ -241,58 +246,91 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 	if inj.holdFor > 0 {
 		th.holdUntil = time.Now().Add(inj.holdFor)
 	}
-	attached := false
-	defer func() {
-		if !attached {
-			th.resend() // held while it stopped: the program's after all
-		}
-	}()
+	if err := inj.stop(th); err != nil {
+		th.resend() // held while it stopped: the program's after all
+		return nil, err
+	}
+	return th, nil
+}
+
+// Restop lets a stopped thread run on for a moment and stops it again,
+// still seized: the place where it stopped was no place for lptrace's
+// calls (a new Attach would seize and detach it again, four times the
+// cost). Signals held meanwhile are sent on first, into its own code. On
+// an error the thread is no longer held.
+func (th *Thread) Restop(pause time.Duration) error {
+	inj := th.inj
+	th.sendHeld()
+	if err := inj.tr.Cont(th.TID, 0); err != nil {
+		th.detached = true
+		return inj.abandon(th.TID, fmt.Errorf("resume thread %d: %w", th.TID, err))
+	}
+	nap(pause)
+	if err := inj.stop(th); err != nil {
+		th.detached = true
+		th.resend()
+		return err
+	}
+	return nil
+}
+
+// nap sleeps d in the kernel: time.Sleep of less than a millisecond
+// takes a millisecond or more (the Go runtime's timers), and spinning
+// instead would keep from its CPU the very thread lptrace lets run.
+func nap(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	syscall.Nanosleep(&ts, nil)
+}
+
+// stop interrupts a seized thread and waits until it stops, then reads
+// where. On an error the thread has been let go (or is gone).
+func (inj *Injector) stop(th *Thread) error {
+	tid := th.TID
 	if err := inj.tr.Interrupt(tid); err != nil {
-		return nil, inj.abandon(tid, fmt.Errorf("stop thread %d: %w", tid, err))
+		return inj.abandon(tid, fmt.Errorf("stop thread %d: %w", tid, err))
 	}
 	for {
 		st, err := inj.tr.Wait(tid, 2*time.Second)
 		if err != nil {
 			if err == ptrace.ErrTimeout && inj.lostThread(tid) {
-				return nil, inj.collectExec()
+				return inj.collectExec()
 			}
 			if err == ptrace.ErrTimeout {
 				// A thread in uninterruptible sleep (D state) cannot stop
 				// yet. Withdraw; the pending interrupt is cancelled by detach
 				// once it stops.
-				return nil, inj.abandon(tid, fmt.Errorf("thread %d did not stop within 2s", tid))
+				return inj.abandon(tid, fmt.Errorf("thread %d did not stop within 2s", tid))
 			}
-			return nil, inj.abandon(tid, err)
+			return inj.abandon(tid, err)
 		}
 		switch {
 		case st.Exited:
-			return nil, ErrExited
+			return ErrExited
 		case st.Event == ptrace.EventExec:
-			return nil, inj.lostProgram(tid)
+			return inj.lostProgram(tid)
 		case st.InterruptStop():
 			// Stopped: it runs the program of New, unless the process
 			// exec'd before this thread was seized.
 			if id := proc.ProgramID(inj.pid); id != "" && inj.program != "" && id != inj.program {
-				return nil, inj.lostProgram(tid)
+				return inj.lostProgram(tid)
 			}
 			regs, err := inj.tr.GetRegs(tid)
 			if err != nil {
 				inj.detach(tid)
-				return nil, err
+				return err
 			}
 			th.orig = regs
 			th.Syscall, th.InCall = syscallState(&regs)
 			if inj.xsave == 0 {
 				if inj.xsave, err = checkArch(inj.tr, tid); err != nil {
 					inj.detach(tid)
-					return nil, err
+					return err
 				}
 			}
-			attached = true
-			return th, nil
+			return nil
 		case st.GroupStop():
 			inj.detach(tid)
-			return nil, ErrTargetStopped
+			return ErrTargetStopped
 		case st.Event == 0:
 			// A signal arrived first: deliver it (or hold it), the
 			// interrupt stays pending.
@@ -301,11 +339,11 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 				sig = 0
 			}
 			if err := inj.tr.Cont(tid, sig); err != nil {
-				return nil, inj.abandon(tid, err)
+				return inj.abandon(tid, err)
 			}
 		default:
 			if err := inj.tr.Cont(tid, 0); err != nil {
-				return nil, inj.abandon(tid, err)
+				return inj.abandon(tid, err)
 			}
 		}
 	}

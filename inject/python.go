@@ -213,12 +213,13 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 		if time.Now().After(deadline) {
 			return Route{}, fmt.Errorf("%w within %v: %s", ErrNoSafePoint, opt.Timeout, lastWhy)
 		}
-		sleep := time.Millisecond << min(attempt, 5)
 		if lastWhy == stoppedInLocking(inj.pid) && quick < quickRetries {
 			quick++
 			attempt--
-			sleep = 100 * time.Microsecond
+			nap(100 * time.Microsecond)
+			continue
 		}
+		sleep := time.Millisecond << min(attempt, 5)
 		select {
 		case <-ctx.Done():
 		case <-time.After(sleep):
@@ -359,12 +360,17 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 		return Route{}, "", err
 	}
 	defer inj.finish(th)
-	if !th.InCall {
-		// Interrupted at an arbitrary instruction: only outside of CPython's
-		// pending-call and locking code, so that the lock taken by
-		// Py_AddPendingCall cannot be held by this very thread.
-		if inj.inPendingMachinery(th.PC()) {
+	// Interrupted at an arbitrary instruction: only outside of CPython's
+	// pending-call and locking code, so that the lock taken by
+	// Py_AddPendingCall cannot be held by this very thread. Elsewhere a
+	// moment later, as often as it takes (a few times at most, except in a
+	// stripped interpreter, which names few of its functions).
+	for i := 0; !th.InCall && inj.inPendingMachinery(th.PC()); i++ {
+		if i == restops {
 			return Route{}, stoppedInLocking(tid), nil
+		}
+		if err := th.Restop(50 * time.Microsecond); err != nil {
+			return Route{}, "", err
 		}
 	}
 	if why := inj.stackTooSmall(th, pendingStackNeed, 4); why != "" {
@@ -410,17 +416,21 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 }
 
 // stoppedInLocking is tryPending's reason when the running thread was
-// stopped where it might hold the pending-call lock, or in code lptrace
-// cannot name (a stripped interpreter's static functions: 3.14+'s opcode
-// handlers in Debian's build are all of the hot loop). A moment later it is
-// elsewhere: runPython tries again at once, without backing off.
+// stopped, again and again, where it might hold the pending-call lock, or
+// in code lptrace cannot name (a stripped interpreter's static functions:
+// 3.14+'s opcode handlers in Debian's build are most of the hot loop).
+// runPython then tries again at once, without backing off.
 func stoppedInLocking(tid int) string {
 	return fmt.Sprintf("thread %d was stopped inside locking code", tid)
 }
 
-// quickRetries bounds the immediate retries after stoppedInLocking: each
-// one stops the thread for about 0.1-0.3 ms.
-const quickRetries = 40
+// restops bounds how often tryPending lets the thread run on and stops it
+// again; quickRetries how often runPython then tries again at once. Each
+// stop costs the thread about 0.1 ms.
+const (
+	restops      = 30
+	quickRetries = 10
+)
 
 // finish puts back the trampoline's bytes and releases the thread.
 func (inj *Injector) finish(th *Thread) {
