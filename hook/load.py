@@ -1,16 +1,33 @@
 # Runs the tracing hook's parts precompiled by this Python version
 # (hook/precompiled/; itself one of them). hook.TraceInstall's statement
 # has checked the interpreter's bytecode magic number before it loaded this
-# code: the parts come as marshal data in _lptrace_codes (hex strings;
-# str literals, that is bytes, on 2.7), in the order they run.
+# code. _lptrace_codes is (address, sizes): the parts' marshal data lies in
+# this process's memory at address, where lptrace put it (the mapping that
+# holds the statement, gone once it ran), one part after the other in the
+# order they run; read through /proc/self/mem, which needs no module.
 
 
-def _lptrace_load(codes):
+def _lptrace_load(addr, sizes):
+    import os
     import marshal
+    total = sum(sizes)
+    fd = os.open('/proc/self/mem', os.O_RDONLY)
+    try:
+        if hasattr(os, 'pread'):
+            data = os.pread(fd, total, addr)
+        else:  # 2.7
+            os.lseek(fd, addr, 0)
+            data = os.read(fd, total)
+    finally:
+        os.close(fd)
+    if len(data) != total:
+        return  # lptrace sends the source next
     g = globals()
     del g['_lptrace_codes'], g['_lptrace_load']
-    for c in codes:
-        exec(marshal.loads(c if isinstance(c, bytes) else bytes.fromhex(c)), g)
+    at = 0
+    for n in sizes:
+        exec(marshal.loads(data[at:at + n]), g)
+        at += n
 
 
-_lptrace_load(_lptrace_codes)
+_lptrace_load(*_lptrace_codes)

@@ -195,25 +195,27 @@ const (
 	// magic number it does nothing at all: the caller sends Source next.
 	// Where lptrace has no precompiled code for the version, Source.
 	Precompiled Load = iota
-	// PrecompiledOrSource is Precompiled that compiles the source on
-	// another magic number: one injection, which cannot be repeated.
-	PrecompiledOrSource
 	// Source: the target compiles the source.
 	Source
 )
 
+// DataAt is the placeholder that the injection engine replaces with the
+// address of TraceInstall's data (inject.Options).
+const DataAt = "0x1a7ace0da7aadd12"
+
 // TraceInstall returns the source that installs the call-tracing hook of
 // session in a target running Python version ("3.11"), writing its records
-// to the FIFO at fifo (a path in the target's mount namespace). On 3.12+ it
-// covers every thread (sys.monitoring); before, only the calling thread and
-// threads started later. The hook's start record says which way it got
-// its code ("precompiled" or "compiled").
-func TraceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load) []byte {
+// to the FIFO at fifo (a path in the target's mount namespace), and the
+// data to place in the target's memory with it (DataAt; nil for Source).
+// On 3.12+ the hook covers every thread (sys.monitoring); before, only the
+// calling thread and threads started later. Its start record says which
+// way it got its code ("precompiled" or "compiled").
+func TraceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load) (code, data []byte) {
 	return traceInstall(p, session, cfg, version, load, precompiledFor(version))
 }
 
-func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load, pc *precompiled) []byte {
-	// Only the parts the options need, and load.py that runs the others.
+func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load Load, pc *precompiled) (code, data []byte) {
+	// Only the parts the options need.
 	names := []string{"common.py"}
 	sources := []string{commonSource}
 	add := func(name, src string) { names, sources = append(names, name), append(sources, src) }
@@ -227,69 +229,47 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 		add("native.py", nativeSource)
 	}
 	add("trace.py", traceSource)
-	add("load.py", loadSource)
-	names, sources, loader := names[:len(names)-1], sources[:len(sources)-1], len(names)-1
 
 	globals := map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()}
 	config := cfg.literal()
 	var codes [][]byte
-	if load != Source {
+	if load == Precompiled {
 		codes = pc.codesFor(append(names, "load.py"), append(sources, loadSource))
 	}
 	if codes == nil {
-		return wrapWith(strings.Join(sources, ""), globals, map[string]string{"CONFIG": config, "LOADED": "'compiled'"})
+		return wrapWith(strings.Join(sources, ""), globals, map[string]string{"CONFIG": config, "LOADED": "'compiled'"}), nil
 	}
 
-	// exec(LOADER if MAGIC_OK else FALLBACK, G_PRECOMPILED if MAGIC_OK else G_SOURCE)
-	// One statement, which binds no name in __main__; valid on 2.7 too
-	// (the exec statement's tuple form). marshal data as hex strings
-	// (bytes.fromhex is builtin, and a plain string is the quickest literal
-	// to parse); 2.7 has no bytes.fromhex, and its str literals are bytes.
-	n := 4096
-	for _, c := range codes {
-		n += 2*len(c) + 4
-	}
-	b := make([]byte, 0, n)
-	bin := func(data []byte) {
+	// exec(LOADER if MAGIC_OK else 'pass', {globals} if MAGIC_OK else {})
+	// One statement, which binds no name in __main__; valid on 2.7 too (the
+	// exec statement's tuple form). The loader is small: a hex string
+	// (bytes.fromhex is builtin); 2.7's str literals are bytes already.
+	loader := codes[len(codes)-1]
+	codes = codes[:len(codes)-1]
+	bin := func(b, data []byte) []byte {
 		if version == "2.7" {
-			b = appendPyLiteral(b, data)
-		} else {
-			b = append(hex.AppendEncode(append(b, "bytes.fromhex('"...), data), "')"...)
+			return appendPyLiteral(b, data)
 		}
+		return append(hex.AppendEncode(append(b, "bytes.fromhex('"...), data), "')"...)
 	}
 	var check []byte
 	if version == "2.7" {
-		check = appendPyLiteral([]byte("(__import__('imp').get_magic() == "), pc.magic)
-		check = append(check, ')')
+		check = append(bin([]byte("(__import__('imp').get_magic() == "), pc.magic), ')')
 	} else {
-		b, check = check, b
-		bin(pc.magic)
-		b, check = check, b
-		check = append(append([]byte("(getattr(__import__('sys').modules.get('_frozen_importlib_external'), 'MAGIC_NUMBER', None) == "), check...),
+		check = append(bin([]byte("(getattr(__import__('sys').modules.get('_frozen_importlib_external'), 'MAGIC_NUMBER', None) == "), pc.magic),
 			" and 't' not in getattr(__import__('sys'), 'abiflags', ''))"...)
 	}
-	b = append(b, "try:\n exec(__import__('marshal').loads("...)
-	bin(codes[loader])
-	b = append(append(append(b, ") if "...), check...), " else "...)
-	if load == PrecompiledOrSource {
-		b = append(appendPyLiteral(append(b, "compile("...), strings.Join(sources, "")), ", '<lptrace>', 'exec', 0, 1)"...)
-	} else {
-		b = append(b, "'pass'"...)
+	b := bin([]byte("try:\n exec(__import__('marshal').loads("), loader)
+	b = append(append(append(b, ") if "...), check...), " else 'pass',\n  "...)
+	var sizes strings.Builder
+	for _, c := range codes {
+		fmt.Fprintf(&sizes, "%d, ", len(c))
+		data = append(data, c...)
 	}
-	b = appendGlobals(append(b, ",\n  "...), globals, map[string]string{"CONFIG": config, "LOADED": "'precompiled'"})
-	b = b[:len(b)-1] // the closing brace: the codes go in too
-	b = append(b, ", '_lptrace_codes': ("...)
-	for _, c := range codes[:loader] {
-		bin(c)
-		b = append(b, ", "...)
-	}
-	b = append(append(append(b, ")} if "...), check...), " else "...)
-	if load == PrecompiledOrSource {
-		b = appendGlobals(b, globals, map[string]string{"CONFIG": config, "LOADED": "'compiled'"})
-	} else {
-		b = append(b, "{}"...)
-	}
-	return append(b, ")\nexcept BaseException:\n pass\n"...)
+	b = appendGlobals(b, globals, map[string]string{"CONFIG": config, "LOADED": "'precompiled'",
+		"_lptrace_codes": "(" + DataAt + ", (" + sizes.String() + "))"})
+	b = append(append(append(b, " if "...), check...), " else {})\nexcept BaseException:\n pass\n"...)
+	return b, data
 }
 
 // TraceThread returns the source that hooks the calling thread into an

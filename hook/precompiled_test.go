@@ -68,13 +68,13 @@ func TestPrecompiledStalePart(t *testing.T) {
 	}
 }
 
-// The install payload, run the way PyRun_SimpleString runs it, in every
-// interpreter with a real FIFO: the hook starts, says how it got its code,
-// records a call of the program, and binds no name in __main__. Precompiled
-// code is loaded whenever this interpreter's bytecode magic number is the
-// one it was made with. Then with the precompiled code made unusable
-// (another magic number): the Precompiled payload does nothing at all, the
-// PrecompiledOrSource one compiles the source.
+// The install payload, run the way PyRun_SimpleString runs it, with its
+// data in memory as the engine places it, in every interpreter with a real
+// FIFO: the hook starts, says how it got its code, records a call of the
+// program, and binds no name in __main__. Precompiled code is loaded
+// whenever this interpreter's bytecode magic number is the one it was made
+// with. With another magic number, or its data not where it says, the
+// Precompiled payload does nothing at all (lptrace then sends the source).
 func TestTraceInstallLoads(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(filepath.Base(py), func(t *testing.T) {
@@ -94,8 +94,8 @@ sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join
 				fast = "precompiled"
 			}
 			for _, cfg := range []TraceConfig{{}, {Returns: true, Args: true, Filters: []Filter{{Pattern: "lptrace_*"}}}} {
-				for load, want := range map[Load]string{Precompiled: fast, PrecompiledOrSource: fast, Source: "compiled"} {
-					if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", cfg, version, load, pc) }); got != want {
+				for load, want := range map[Load]string{Precompiled: fast, Source: "compiled"} {
+					if got := runInstall(t, py, true, func(p Pipe) ([]byte, []byte) { return traceInstall(p, "s1", cfg, version, load, pc) }); got != want {
 						t.Errorf("config %+v, load %d: the hook's code was %q, want %s (magic %s)", cfg, load, got, want, magic)
 					}
 				}
@@ -105,13 +105,13 @@ sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join
 			}
 			other := *pc
 			other.magic = []byte{0x0d, 0x0a, 0x0d, 0x0a}
-			if got := runInstall(t, py, func(p Pipe) []byte { return traceInstall(p, "s1", TraceConfig{}, version, Precompiled, &other) }); got != "" {
+			if got := runInstall(t, py, true, func(p Pipe) ([]byte, []byte) {
+				return traceInstall(p, "s1", TraceConfig{}, version, Precompiled, &other)
+			}); got != "" {
 				t.Errorf("with another magic number the precompiled payload ran the hook (code %q)", got)
 			}
-			if got := runInstall(t, py, func(p Pipe) []byte {
-				return traceInstall(p, "s1", TraceConfig{}, version, PrecompiledOrSource, &other)
-			}); got != "compiled" {
-				t.Errorf("with another magic number the hook's code was %q, want compiled", got)
+			if got := runInstall(t, py, false, func(p Pipe) ([]byte, []byte) { return traceInstall(p, "s1", TraceConfig{}, version, Precompiled, pc) }); got != "" {
+				t.Errorf("with its data missing the precompiled payload ran the hook (code %q)", got)
 			}
 		})
 	}
@@ -128,10 +128,11 @@ func hexString(b []byte) string {
 }
 
 // runInstall runs the payload made for a fresh FIFO in py, as the first
-// statement of a program that then calls lptrace_probe, and returns the
-// last field of the hook's start record, or "" when the hook did not start
-// (it then sent nothing at all).
-func runInstall(t *testing.T, py string, payload func(Pipe) []byte) string {
+// statement of a program that then calls lptrace_probe, with its data in
+// the program's memory (withData; else the placeholder gets the address 1),
+// and returns the last field of the hook's start record, or "" when the
+// hook did not start (it then sent nothing at all).
+func runInstall(t *testing.T, py string, withData bool, payload func(Pipe) ([]byte, []byte)) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "lptrace-test")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -146,9 +147,19 @@ func runInstall(t *testing.T, py string, payload func(Pipe) []byte) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	prog := `import sys, time
+	code, data := payload(pipeOf(t, fifo))
+	dataFile := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(dataFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// As the engine does: the data in memory, its address in the code.
+	prog := `import sys, time, ctypes
+data = open(sys.argv[1], 'rb').read()
+keep = ctypes.create_string_buffer(data, len(data) + 1)
+addr = ctypes.addressof(keep) if sys.argv[2] == '1' else 1
+src = sys.stdin.read().replace('` + DataAt + `', '0x%016x' % addr)
 before = set(globals())
-exec(compile(sys.stdin.read(), '<string>', 'exec'))
+exec(compile(src, '<string>', 'exec'))
 if set(globals()) != before | set(['before']):
     sys.stderr.write('the payload bound %r in __main__' % sorted(set(globals()) - before))
     sys.exit(3)
@@ -158,16 +169,20 @@ for i in range(3):
     lptrace_probe()
     time.sleep(0.1)
 `
-	cmd := exec.Command(py, "-c", prog)
-	cmd.Stdin = strings.NewReader(string(payload(pipeOf(t, fifo))))
+	with := "0"
+	if withData {
+		with = "1"
+	}
+	cmd := exec.Command(py, "-c", prog, dataFile, with)
+	cmd.Stdin = strings.NewReader(string(code))
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 		t.Fatalf("%s: %v\n%s", py, err, out)
 	}
-	data, err := io.ReadAll(r)
+	sent, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, ok := parseRecords(data)
+	recs, ok := parseRecords(sent)
 	if ok && len(recs) == 0 {
 		return ""
 	}

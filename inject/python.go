@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,13 @@ type Options struct {
 	// TID, when set, is the only thread allowed to run the code (for the
 	// main thread, a pending call counts).
 	TID int
+	// Data, when set, goes into the code's mapping after it, and the
+	// address it gets there replaces DataAt (a placeholder of 18 bytes,
+	// "0x" and 16 hex digits) in the code: binary data for the code to
+	// read from its own process's memory while it runs, cheaper than any
+	// literal Python would parse.
+	Data   []byte
+	DataAt string
 }
 
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
@@ -113,6 +121,13 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 	defer func() { inj.holdFor = 0 }()
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
+	pl := payload{code: code, data: opt.Data}
+	if opt.Data != nil {
+		pl.at = bytes.Index(code, []byte(opt.DataAt))
+		if len(opt.DataAt) != 18 || pl.at < 0 {
+			return Route{}, fmt.Errorf("the code has no placeholder %q for its data's address", opt.DataAt)
+		}
+	}
 	var lastWhy string
 	quick := 0
 	for attempt := 0; ; attempt++ {
@@ -157,7 +172,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				issuers = append(issuers, p)
 				continue
 			}
-			route, why, err := inj.tryDirect(ctx, p, code, deadline, opt.Started)
+			route, why, err := inj.tryDirect(ctx, p, pl, deadline, opt.Started)
 			if errors.Is(err, ErrGILBusy) {
 				return Route{}, err
 			}
@@ -195,7 +210,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				queuers = append(queuers, inj.pid)
 			}
 			for _, tid := range queuers {
-				route, why, err := inj.tryPending(ctx, tid, code)
+				route, why, err := inj.tryPending(ctx, tid, pl)
 				switch {
 				case err == nil && why == "":
 					return route, nil
@@ -258,9 +273,32 @@ func (inj *Injector) mmapBuffer(ctx context.Context, th *Thread, size uint64) (u
 
 func pageRound(n uint64) uint64 { return (n + 4095) &^ 4095 }
 
+// payload is RunPython's code (NUL-terminated) and data, and where in the
+// code the data's address goes (at >= 0).
+type payload struct {
+	code, data []byte
+	at         int
+}
+
+// image returns the code followed by the data, for a mapping where the
+// code starts at address codeAddr: the data's address written in.
+func (p payload) image(codeAddr uint64) []byte {
+	if p.data == nil {
+		return p.code
+	}
+	off := (len(p.code) + 7) &^ 7
+	img := make([]byte, off+len(p.data))
+	copy(img, p.code)
+	copy(img[p.at:], fmt.Sprintf("0x%016x", codeAddr+uint64(off)))
+	copy(img[off:], p.data)
+	return img
+}
+
+func (p payload) size() int { return (len(p.code)+7)&^7 + len(p.data) }
+
 // tryDirect runs the code in a parked thread. why is non-empty when the
 // thread turned out unsuitable (no error: try another).
-func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadline time.Time, started <-chan struct{}) (Route, string, error) {
+func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadline time.Time, started <-chan struct{}) (Route, string, error) {
 	th, err := inj.Attach(ctx, p.TID)
 	if err != nil {
 		return Route{}, "", err
@@ -278,12 +316,12 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, code []byte, deadl
 	py := inj.tgt.Python
 	sym := inj.pySym
 
-	size := pageRound(uint64(len(code)))
+	size := pageRound(uint64(pl.size()))
 	buf, err := inj.mmapBuffer(ctx, th, size)
 	if err != nil {
 		return Route{}, "", err
 	}
-	if err := inj.writeMem(th.TID, buf, code); err != nil {
+	if err := inj.writeMem(th.TID, buf, pl.image(buf)); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
 	}
@@ -347,7 +385,7 @@ func munmapCall(buf, size, flags uint64) Call {
 // tryPending queues the code with Py_AddPendingCall from thread tid. The
 // code goes into its own mapping with a small entry routine that runs it
 // and then unmaps the mapping, so nothing is left once it ran.
-func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Route, string, error) {
+func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route, string, error) {
 	if inj.tgt.Libc == nil {
 		return Route{}, "", errors.New("no C library found for the pending-call route")
 	}
@@ -377,12 +415,12 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, code []byte) (Rout
 		return Route{}, why, nil
 	}
 	sym := inj.pySym
-	size := pageRound(uint64(pendingCodeOffset + len(code)))
+	size := pageRound(uint64(pendingCodeOffset + pl.size()))
 	buf, err := inj.mmapBuffer(ctx, th, size)
 	if err != nil {
 		return Route{}, "", err
 	}
-	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), code...)
+	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), pl.image(buf+pendingCodeOffset)...)
 	if err := inj.writeMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err

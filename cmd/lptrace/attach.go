@@ -166,18 +166,21 @@ func (a *attachRun) run(ctx context.Context) error {
 	// The precompiled hook first; the source on a second try (the target
 	// may have another bytecode magic number, where the precompiled
 	// install does nothing).
-	install := func(try int) []byte {
+	install := func(try int) ([]byte, inject.Options) {
 		load := hook.Precompiled
 		if try > 0 {
 			load = hook.Source
 		}
-		return hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version), minorVersion(tgt.Version), load)
+		code, data := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(tgt.Version), minorVersion(tgt.Version), load)
+		return code, inject.Options{Data: data, DataAt: hook.DataAt}
 	}
 	end := time.Now().Add(a.timeout)
 	var route inject.Route
 	for failures, try := 0, 0; ; try++ {
+		code, opt := install(try)
+		opt.Timeout, opt.Started = max(time.Until(end), 0), started
 		var err error
-		route, err = inj.RunPython(ctx, install(try), inject.Options{Timeout: max(time.Until(end), 0), Started: started})
+		route, err = inj.RunPython(ctx, code, opt)
 		if err != nil {
 			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 		}

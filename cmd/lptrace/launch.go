@@ -109,7 +109,10 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	defer ch.Close()
 	recs, started := ch.Stream()
 	session := newSession()
-	if err := child.RunPython(ctx, hook.TraceInstall(ch.Pipe(), session, a.hookConfig(child.Target.Version), minorVersion(child.Target.Version), hook.PrecompiledOrSource)); err != nil {
+	// The source: the one injection, at the program's first line, cannot
+	// be sent again should the precompiled code not suit the interpreter.
+	code, _ := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(child.Target.Version), minorVersion(child.Target.Version), hook.Source)
+	if err := child.RunPython(ctx, code); err != nil {
 		child.Detach()
 		return fmt.Errorf("process %d: the hook could not be installed (%v); it runs untraced", child.PID, err)
 	}
