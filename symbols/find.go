@@ -52,13 +52,18 @@ var (
 )
 
 // Find locates the Python runtime and the C library of process pid.
-func Find(pid int) (*Target, error) {
+func Find(pid int) (*Target, error) { return FindThen(pid, nil) }
+
+// FindThen is Find that calls found, when not nil, as soon as it knows the
+// process runs CPython (before it reads the C library's symbols and the
+// version): the caller's own preparations for an attach can start.
+func FindThen(pid int, found func()) (*Target, error) {
 	program := proc.ProgramID(pid)
 	maps, err := proc.ReadMaps(pid)
 	if err != nil {
 		return nil, err
 	}
-	t, err := FindInMaps(pid, maps)
+	t, err := findInMaps(pid, maps, found)
 	if t != nil {
 		t.Program = program
 	}
@@ -71,7 +76,9 @@ func Find(pid int) (*Target, error) {
 }
 
 // FindInMaps is Find with the mappings already read.
-func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
+func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) { return findInMaps(pid, maps, nil) }
+
+func findInMaps(pid int, maps []proc.Mapping, onFound func()) (*Target, error) {
 	t := &Target{PID: pid, Maps: maps}
 	files := mappedFiles(maps)
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -127,6 +134,9 @@ func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) {
 		return nil, fmt.Errorf("process %d has %d Python runtimes (%s): lptrace cannot tell which one runs the program", pid, len(found), strings.Join(names, ", "))
 	}
 	t.Python = found[0]
+	if onFound != nil {
+		onFound()
+	}
 	for _, name := range RequiredSymbols {
 		s, err := t.Python.Lookup(name)
 		if err != nil {

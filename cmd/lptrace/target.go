@@ -47,18 +47,39 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		return nil, err
 	}
 	phase("target checked")
-	tgt, err := findPython(pid, st, warn)
+	// The pipe is made while the symbols are read: both take about a
+	// millisecond of an attach.
+	type made struct {
+		ch  *transport.Channel
+		err error
+	}
+	pipe := make(chan made, 1)
+	making := false
+	tgt, err := findPython(pid, st, warn, func() {
+		// A Python process: nothing is made in another's /tmp.
+		making = true
+		go func() {
+			ch, err := transport.Create(pid, st.UID[1], st.GID[1], pipeSize)
+			pipe <- made{ch, err}
+		}()
+	})
 	if err != nil {
+		if making {
+			if m := <-pipe; m.err == nil {
+				m.ch.Close()
+			}
+		}
 		return nil, err
 	}
 	phase("symbols read")
-	ch, err := transport.Create(pid, st.UID[1], st.GID[1], pipeSize)
-	if err != nil {
+	m := <-pipe
+	ch := m.ch
+	if m.err != nil {
 		tgt.Close()
 		if !proc.Alive(pid) {
 			return nil, fmt.Errorf("process %d exited", pid)
 		}
-		return nil, fmt.Errorf("process %d: %v", pid, err)
+		return nil, fmt.Errorf("process %d: %v", pid, m.err)
 	}
 	phase("pipe made")
 	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(ptrace.NewTracer(), tgt)}, nil
@@ -155,8 +176,8 @@ func tracedBy(pid int) (int, string) {
 
 // findPython resolves the Python runtime of pid, with messages for the
 // common failures.
-func findPython(pid int, st *proc.Status, warn func(string)) (*symbols.Target, error) {
-	tgt, err := symbols.Find(pid)
+func findPython(pid int, st *proc.Status, warn func(string), found func()) (*symbols.Target, error) {
+	tgt, err := symbols.FindThen(pid, found)
 	if err != nil {
 		switch {
 		case errors.Is(err, symbols.ErrNotPython):
