@@ -276,18 +276,8 @@ func TestExecRecords(t *testing.T) {
 		t.Run(py, func(t *testing.T) {
 			t.Parallel()
 			for _, tt := range tests {
-				dir := filepath.Join(t.TempDir(), "lptrace-test")
-				if err := os.Mkdir(dir, 0o700); err != nil {
-					t.Fatal(err)
-				}
-				fifo := filepath.Join(dir, "pipe")
-				if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-					t.Skipf("mkfifo: %v", err)
-				}
-				r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
+				fifo, r := testFIFO(t)
+				dir := filepath.Dir(fifo)
 				python(t, py, "import sys; exec(compile(sys.stdin.read(), '<string>', 'exec'))", Exec(pipeOf(t, fifo), []byte(tt.code)))
 				data, err := io.ReadAll(r)
 				r.Close()
@@ -328,6 +318,25 @@ func TestExecRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testFIFO makes a FIFO in a fresh directory the way lptrace does, and
+// opens it for reading without blocking.
+func testFIFO(t *testing.T) (string, *os.File) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "lptrace-test")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fifo, r
 }
 
 // pipeOf describes an existing FIFO the way lptrace does.

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -134,18 +133,7 @@ func hexString(b []byte) string {
 // hook did not start (it then sent nothing at all).
 func runInstall(t *testing.T, py string, withData bool, payload func(Pipe) ([]byte, []byte)) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "lptrace-test")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(dir, "pipe")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fifo, r := testFIFO(t)
 	defer r.Close()
 	code, data := payload(pipeOf(t, fifo))
 	dataFile := filepath.Join(t.TempDir(), "data")
