@@ -266,6 +266,8 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 		fmt.Fprintf(&sizes, "%d, ", len(c))
 		data = append(data, c...)
 	}
+	// _lptrace_codes sorts last: nothing after it holds text of the user's
+	// (a filter), so its DataAt is the last one, which the engine replaces.
 	b = appendGlobals(b, globals, map[string]string{"CONFIG": config, "LOADED": "'precompiled'",
 		"_lptrace_codes": "(" + DataAt + ", (" + sizes.String() + "))"})
 	b = append(append(append(b, " if "...), check...), " else {})\nexcept BaseException:\n pass\n"...)

@@ -1,7 +1,9 @@
 package inject
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -108,5 +110,25 @@ func TestRunInSleepingProcess(t *testing.T) {
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond || took > 3*time.Second {
 		t.Errorf("sleep 1.5 took %v", took)
+	}
+}
+
+// The data goes after the code, 8-byte aligned, and its address replaces
+// the last placeholder only (text before it may hold the same bytes).
+func TestPayloadImage(t *testing.T) {
+	const ph = "0x1a7ace0da7aadd12"
+	code := []byte("x = '" + ph + "'; load(" + ph + ")\x00")
+	pl := payload{code: code, data: []byte("DATA"), at: bytes.LastIndex(code, []byte(ph))}
+	img := pl.image(0x10000)
+	off := (len(code) + 7) &^ 7
+	if len(img) != off+4 || pl.size() != len(img) || string(img[off:]) != "DATA" {
+		t.Fatalf("image %q (size %d)", img, pl.size())
+	}
+	want := fmt.Sprintf("x = '%s'; load(0x%016x)\x00", ph, 0x10000+off)
+	if string(img[:len(code)]) != want {
+		t.Errorf("code %q, want %q", img[:len(code)], want)
+	}
+	if plain := (payload{code: code}); string(plain.image(0x10000)) != string(code) || plain.size() != off {
+		t.Errorf("without data: %q", plain.image(0x10000))
 	}
 }

@@ -71,10 +71,11 @@ type Options struct {
 	// main thread, a pending call counts).
 	TID int
 	// Data, when set, goes into the code's mapping after it, and the
-	// address it gets there replaces DataAt (a placeholder of 18 bytes,
-	// "0x" and 16 hex digits) in the code: binary data for the code to
-	// read from its own process's memory while it runs, cheaper than any
-	// literal Python would parse.
+	// address it gets there replaces the last DataAt (a placeholder of 18
+	// bytes, "0x" and 16 hex digits) in the code: binary data for the code
+	// to read from its own process's memory while it runs, cheaper than
+	// any literal Python would parse. (The last: text given by the user,
+	// such as a filter, may come before it.)
 	Data   []byte
 	DataAt string
 }
@@ -123,7 +124,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 	code := append(append([]byte(nil), src...), 0)
 	pl := payload{code: code, data: opt.Data}
 	if opt.Data != nil {
-		pl.at = bytes.Index(code, []byte(opt.DataAt))
+		pl.at = bytes.LastIndex(code, []byte(opt.DataAt))
 		if len(opt.DataAt) != 18 || pl.at < 0 {
 			return Route{}, fmt.Errorf("the code has no placeholder %q for its data's address", opt.DataAt)
 		}
