@@ -71,5 +71,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		}
 		return cli.ShowAppHelp(c)
 	}
+	cacheNames(app)
 	return app
 }

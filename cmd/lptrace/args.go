@@ -82,8 +82,8 @@ func takesValue(flags []cli.Flag, arg string) bool {
 	for _, f := range flags {
 		for _, n := range f.Names() {
 			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
+				d, ok := f.(cli.DocGenerationFlag)
+				return ok && d.TakesValue()
 			}
 		}
 	}
