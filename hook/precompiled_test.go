@@ -150,6 +150,7 @@ src = sys.stdin.read()
 if data:  # as the engine does: only with data, only the last one
     i = src.rindex('` + DataAt + `')
     src = src[:i] + '0x%016x' % addr + src[i + 18:]
+interval = getattr(sys, 'getswitchinterval', lambda: 0)()
 before = set(globals())
 exec(compile(src, '<string>', 'exec'))
 if set(globals()) != before | set(['before']):
@@ -160,6 +161,9 @@ def lptrace_probe():
 for i in range(3):
     lptrace_probe()
     time.sleep(0.1)
+if getattr(sys, 'getswitchinterval', lambda: 0)() != interval:
+    sys.stderr.write('the switch interval is %r, it was %r' % (sys.getswitchinterval(), interval))
+    sys.exit(4)
 `
 	with := "0"
 	if withData {

@@ -574,9 +574,33 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # The main thread wakes the timer thread instead (see full()).
         first[0] = False
         if in_main():
+            hurry()
             wake_ticker()
         else:
             flush()
+
+    # The timer thread gets the GIL from a busy main thread after a switch
+    # interval (5 ms by default): for the first events, 0.5 ms, put back
+    # once it has flushed (unless the program set another one meanwhile).
+    hurried = 0.0005
+
+    def hurry():
+        try:
+            now = sys.getswitchinterval()  # 3.2+
+            if now > hurried and 'interval' not in st:
+                st['interval'] = now
+                sys.setswitchinterval(hurried)
+        except an_exception:
+            pass
+
+    def unhurry():
+        was = st.pop('interval', None)
+        if was is not None:
+            try:
+                if abs(sys.getswitchinterval() - hurried) < 1e-7:
+                    sys.setswitchinterval(was)
+            except an_exception:
+                pass
 
     def interrupted():
         # A KeyboardInterrupt caught in a callback (only the main thread
@@ -658,6 +682,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             n[5]()  # a thread's next event removes the profile function
         del events[:]
         del meta[:]
+        unhurry()
 
     payload_globals = globals()
 
@@ -1047,6 +1072,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if st.pop('kbd', 0):
                     hand_back_sigint()
                 flush()
+                unhurry()
                 drain(15)
                 if st['on'] and reader_gone():
                     uninstall()
