@@ -217,11 +217,6 @@ func (th *Thread) hold(sig int) bool {
 // resend sends the held signals to the thread again, and ends the hold.
 func (th *Thread) resend() {
 	th.holdUntil = time.Time{}
-	th.sendHeld()
-}
-
-// sendHeld sends the held signals to the thread again; the hold goes on.
-func (th *Thread) sendHeld() {
 	if th.inj.execd {
 		th.held = 0 // see lostProgram's caller in Run
 		return
@@ -256,11 +251,14 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 // Restop lets a stopped thread run on for a moment and stops it again,
 // still seized: the place where it stopped was no place for lptrace's
 // calls (a new Attach would seize and detach it again, four times the
-// cost). Signals held meanwhile are sent on first, into its own code. On
-// an error the thread is no longer held.
+// cost). The program's signals held so far, and those that arrive
+// meanwhile, are delivered in its own code; the hold resumes for the
+// calls. On an error the thread is no longer held.
 func (th *Thread) Restop(pause time.Duration) error {
 	inj := th.inj
-	th.sendHeld()
+	until := th.holdUntil
+	th.resend()
+	defer func() { th.holdUntil = until }()
 	if err := inj.tr.Cont(th.TID, 0); err != nil {
 		th.detached = true
 		return inj.abandon(th.TID, fmt.Errorf("resume thread %d: %w", th.TID, err))
