@@ -164,14 +164,33 @@ func pentryImage(buf, size, pyRun, munmap uint64) []byte {
 	img := make([]byte, pendingCodeOffset)
 	copy(img, trampCode[pentryStart:pentryEnd])
 	le := binary.LittleEndian
-	le.PutUint64(img[0x40:], buf+pendingCodeOffset)
-	le.PutUint64(img[0x48:], pyRun)
-	le.PutUint64(img[0x50:], size)
-	le.PutUint64(img[0x58:], munmap)
+	le.PutUint64(img[0xc0:], buf+pendingCodeOffset)
+	le.PutUint64(img[0xc8:], pyRun)
+	le.PutUint64(img[0xd0:], size)
+	le.PutUint64(img[0xd8:], munmap)
+	le.PutUint64(img[0xe0:], pendingBlocked)
 	return img
 }
 
-const pendingCodeOffset = 0x80
+const pendingCodeOffset = 0x100
+
+// pendingBlocked is the kernel signal set the pending-call entry blocks
+// while the code runs: every standard signal but those a fault raises in
+// the thread itself (ILL TRAP ABRT BUS FPE SEGV SYS), SIGPIPE (the
+// payload's own writes handle it) and the unblockable KILL and STOP.
+// Real-time signals stay open: the C library uses two of them between
+// its threads (setxid, cancellation).
+var pendingBlocked = func() uint64 {
+	var set uint64
+	for sig := 1; sig <= 31; sig++ {
+		switch sig {
+		case 4, 5, 6, 7, 8, 9, 11, 13, 19, 31:
+		default:
+			set |= 1 << (sig - 1)
+		}
+	}
+	return set
+}()
 
 func checkArch(t *ptrace.Tracer, tid int) (xsave int, err error) {
 	xsave, err = t.XStateSize(tid)

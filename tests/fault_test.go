@@ -402,48 +402,57 @@ func TestExecCodeExecs(t *testing.T) {
 // and be lost to the program), and no hook is left.
 func TestAttachSignalStorm(t *testing.T) {
 	for _, py := range pythons(t) {
-		t.Run(py.Name, func(t *testing.T) {
-			t.Parallel()
-			tg := startTarget(t, py, "sigint")
-			stop := make(chan struct{})
-			stopped := make(chan struct{})
-			go func() {
-				defer close(stopped)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(5 * time.Millisecond):
-						syscall.Kill(tg.PID, syscall.SIGINT)
-					}
-				}
-			}()
-			for i := 0; i < 4; i++ {
-				tr := startAttach(t, tg.PID)
-				time.Sleep(150 * time.Millisecond)
-				tr.Stop(t, syscall.SIGINT)
-			}
-			close(stop)
-			<-stopped
-			if !tg.Alive() {
-				t.Fatalf("the target died: %q", tg.Stderr())
-			}
-			hookGone(t, tg.PID, 2*time.Second)
-			caught := 0
-			for _, l := range tg.Other() {
-				if l == "caught" {
-					caught++
-				}
-			}
-			if caught < 20 {
-				t.Errorf("the program caught %d Ctrl-C", caught)
-			}
-			for _, l := range tg.Stderr() {
-				if strings.Contains(l, "<lptrace>") || strings.Contains(l, `"<string>"`) {
-					t.Errorf("a Ctrl-C surfaced in lptrace's code: %q", tg.Stderr())
-					break
-				}
-			}
-		})
+		for _, mode := range []string{"sigint", "sigintbusy"} {
+			testSignalStorm(t, py, mode)
+		}
 	}
+}
+
+// testSignalStorm is TestAttachSignalStorm with a target that sleeps
+// (sigint: reached by direct calls) or computes (sigintbusy: by pending
+// calls).
+func testSignalStorm(t *testing.T, py Python, mode string) {
+	t.Run(py.Name+"/"+mode, func(t *testing.T) {
+		t.Parallel()
+		tg := startTarget(t, py, mode)
+		stop := make(chan struct{})
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+					syscall.Kill(tg.PID, syscall.SIGINT)
+				}
+			}
+		}()
+		for i := 0; i < 4; i++ {
+			tr := startAttach(t, tg.PID)
+			time.Sleep(150 * time.Millisecond)
+			tr.Stop(t, syscall.SIGINT)
+		}
+		close(stop)
+		<-stopped
+		if !tg.Alive() {
+			t.Fatalf("the target died: %q", tg.Stderr())
+		}
+		hookGone(t, tg.PID, 2*time.Second)
+		caught := 0
+		for _, l := range tg.Other() {
+			if l == "caught" {
+				caught++
+			}
+		}
+		if caught < 20 {
+			t.Errorf("the program caught %d Ctrl-C", caught)
+		}
+		for _, l := range tg.Stderr() {
+			if strings.Contains(l, "<lptrace>") || strings.Contains(l, `"<string>"`) {
+				t.Errorf("a Ctrl-C surfaced in lptrace's code: %q", tg.Stderr())
+				break
+			}
+		}
+	})
 }

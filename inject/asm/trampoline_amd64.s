@@ -165,20 +165,43 @@ stopped:
 tramp_end:
 
 # Pending-call entry, copied into an mmap'd buffer at offset 0: called by the
-# interpreter's eval loop with rdi = the buffer. It runs the code string at
-# [buf+0x40] with the function at [buf+0x48] (PyRun_SimpleString), then
-# tail-calls munmap(buf, [buf+0x50]) through [buf+0x58], so that the buffer is
-# gone without a return into it. It always returns 0: a pending call that
-# returns -1 would raise an error in the program.
+# interpreter's eval loop with rdi = the buffer. It blocks the program's
+# asynchronous signals in this thread ([buf+0xe0], a kernel sigset), runs the
+# code string at [buf+0xc0] with the function at [buf+0xc8]
+# (PyRun_SimpleString), puts the signal mask back, then tail-calls
+# munmap(buf, [buf+0xd0]) through [buf+0xd8], so that the buffer is gone
+# without a return into it. It always returns 0: a pending call that returns
+# -1 would raise an error in the program. With the signals blocked, a Ctrl-C
+# that arrives meanwhile waits in the kernel and reaches the program once the
+# mask is back, instead of raising inside lptrace's code (where, before the
+# code's own try, PyRun_SimpleString would print it and the program lose it).
 	.globl pentry
 pentry:
 	push rbx
+	sub rsp, 16                  # [rsp]: the old mask; [rsp+8]: blocked?
 	mov rbx, rdi
-	mov rdi, [rbx+0x40]
-	call qword ptr [rbx+0x48]
+	mov eax, 14                  # rt_sigprocmask(SIG_BLOCK, set, &old, 8)
+	xor edi, edi
+	lea rsi, [rbx+0xe0]
+	mov rdx, rsp
+	mov r10d, 8
+	syscall
+	mov [rsp+8], rax             # 0 once blocked
+	mov rdi, [rbx+0xc0]
+	call qword ptr [rbx+0xc8]
+	cmp qword ptr [rsp+8], 0
+	jne 1f
+	mov eax, 14                  # rt_sigprocmask(SIG_SETMASK, &old, NULL, 8)
+	mov edi, 2
+	mov rsi, rsp
+	xor edx, edx
+	mov r10d, 8
+	syscall
+1:
 	mov rdi, rbx
-	mov rsi, [rbx+0x50]
-	mov rax, [rbx+0x58]
+	mov rsi, [rbx+0xd0]
+	mov rax, [rbx+0xd8]
+	add rsp, 16
 	pop rbx
 	jmp rax
 	.globl pentry_end

@@ -12,6 +12,7 @@
 #     lock     a thread blocked on a Lock held by the main thread
 #     sigpipe  SIGPIPE set to SIG_DFL, then as sleep
 #     sigint   catches KeyboardInterrupt and goes on, printing "caught"
+#     sigintbusy  the same, computing instead of sleeping
 #     fork     forks a child running child_work() for 1 s on SIGUSR2
 #     http     an HTTP server (http.server / SimpleHTTPServer) on 127.0.0.1
 #     rate     a call loop printing "rate <calls per second>" every 0.2 s
@@ -163,6 +164,10 @@ def owned_by_w3():
     return 3
 
 
+def tiny(x):
+    return x
+
+
 def on_usr1(signum, frame):
     STATE['usr1'] = STATE.get('usr1', 0) + 1
 
@@ -301,8 +306,10 @@ def main():
                 if now - start >= 0.2:
                     out('rate %d' % (n / (now - start)))
                     n, start = 0, now
-    elif MODE == 'sigint':
+    elif MODE in ('sigint', 'sigintbusy'):
         # Catches Ctrl-C and goes on: a traced program must still get each.
+        # sigintbusy never sleeps: lptrace reaches it through a pending
+        # call, stopping it where it can (see inject's Restop).
         # A Ctrl-C may come while the last one is reported: only a count
         # is kept in the except clause.
         # The loops' jumps back check for signals too: the outer try
@@ -318,7 +325,11 @@ def main():
                                 pending[0] -= 1
                                 out('caught')
                             heartbeat_step()
-                            time.sleep(0.02)
+                            if MODE == 'sigint':
+                                time.sleep(0.02)
+                            else:
+                                for _ in range(2000):
+                                    tiny(0)
                     except KeyboardInterrupt:
                         pending[0] += 1
             except KeyboardInterrupt:
