@@ -4,22 +4,31 @@
 # code. _lptrace_codes is (address, sizes): the parts' marshal data lies in
 # this process's memory at address, where lptrace put it (the mapping that
 # holds the statement, gone once it ran), one part after the other in the
-# order they run; read through /proc/self/mem, which needs no module.
+# order they run. It is read through /proc/self/mem, which needs no module
+# and fails cleanly on a wrong address; a process that may not open it (not
+# dumpable, as a server that dropped root is) reads it with ctypes.
 
 
 def _lptrace_load(addr, sizes):
     import os
     import marshal
     total = sum(sizes)
-    fd = os.open('/proc/self/mem', os.O_RDONLY)
     try:
-        if hasattr(os, 'pread'):
-            data = os.pread(fd, total, addr)
-        else:  # 2.7
-            os.lseek(fd, addr, 0)
-            data = os.read(fd, total)
-    finally:
-        os.close(fd)
+        fd = os.open('/proc/self/mem', os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0o2000000))
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            if hasattr(os, 'pread'):
+                data = os.pread(fd, total, addr)
+            else:  # 2.7
+                os.lseek(fd, addr, 0)
+                data = os.read(fd, total)
+        finally:
+            os.close(fd)
+    else:
+        import ctypes
+        data = ctypes.string_at(addr, total)
     if len(data) != total:
         return  # lptrace sends the source next
     g = globals()

@@ -246,18 +246,22 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 	// (bytes.fromhex is builtin); 2.7's str literals are bytes already.
 	loader := codes[len(codes)-1]
 	codes = codes[:len(codes)-1]
+	// Names are looked up in __main__ first: the statement uses none but
+	// exec and __import__ (b''.fromhex, not bytes.fromhex), so that a
+	// program's global of the same name changes nothing. A module or an
+	// attribute that is missing raises: nothing runs, the source follows.
 	bin := func(b, data []byte) []byte {
 		if version == "2.7" {
 			return appendPyLiteral(b, data)
 		}
-		return append(hex.AppendEncode(append(b, "bytes.fromhex('"...), data), "')"...)
+		return append(hex.AppendEncode(append(b, "b''.fromhex('"...), data), "')"...)
 	}
 	var check []byte
 	if version == "2.7" {
 		check = append(bin([]byte("(__import__('imp').get_magic() == "), pc.magic), ')')
 	} else {
-		check = append(bin([]byte("(getattr(__import__('sys').modules.get('_frozen_importlib_external'), 'MAGIC_NUMBER', None) == "), pc.magic),
-			" and 't' not in getattr(__import__('sys'), 'abiflags', ''))"...)
+		check = append(bin([]byte("(__import__('sys').modules['_frozen_importlib_external'].MAGIC_NUMBER == "), pc.magic),
+			" and 't' not in __import__('sys').abiflags)"...)
 	}
 	b := bin([]byte("try:\n exec(__import__('marshal').loads("), loader)
 	b = append(append(append(b, ") if "...), check...), " else 'pass',\n  "...)

@@ -151,6 +151,7 @@ if data:  # as the engine does: only with data, only the last one
     i = src.rindex('` + DataAt + `')
     src = src[:i] + '0x%016x' % addr + src[i + 18:]
 interval = getattr(sys, 'getswitchinterval', lambda: 0)()
+bytes = getattr = None  # a program's globals: the statement must not use them
 before = set(globals())
 exec(compile(src, '<string>', 'exec'))
 if set(globals()) != before | set(['before']):
@@ -161,7 +162,7 @@ def lptrace_probe():
 for i in range(3):
     lptrace_probe()
     time.sleep(0.1)
-if getattr(sys, 'getswitchinterval', lambda: 0)() != interval:
+if sys.__dict__.get('getswitchinterval', lambda: 0)() != interval:
     sys.stderr.write('the switch interval is %r, it was %r' % (sys.getswitchinterval(), interval))
     sys.exit(4)
 `

@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -118,7 +117,13 @@ func TestRunInSleepingProcess(t *testing.T) {
 func TestPayloadImage(t *testing.T) {
 	const ph = "0x1a7ace0da7aadd12"
 	code := []byte("x = '" + ph + "'; load(" + ph + ")\x00")
-	pl := payload{code: code, data: []byte("DATA"), at: bytes.LastIndex(code, []byte(ph))}
+	pl, err := newPayload(code, []byte("DATA"), ph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPayload([]byte("no placeholder"), []byte("DATA"), ph); err == nil {
+		t.Error("code without the placeholder was accepted")
+	}
 	img := pl.image(0x10000)
 	off := (len(code) + 7) &^ 7
 	if len(img) != off+4 || pl.size() != len(img) || string(img[off:]) != "DATA" {

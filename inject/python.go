@@ -122,12 +122,9 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 	defer func() { inj.holdFor = 0 }()
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
-	pl := payload{code: code, data: opt.Data}
-	if opt.Data != nil {
-		pl.at = bytes.LastIndex(code, []byte(opt.DataAt))
-		if len(opt.DataAt) != 18 || pl.at < 0 {
-			return Route{}, fmt.Errorf("the code has no placeholder %q for its data's address", opt.DataAt)
-		}
+	pl, err := newPayload(code, opt.Data, opt.DataAt)
+	if err != nil {
+		return Route{}, err
 	}
 	var lastWhy string
 	quick := 0
@@ -279,6 +276,18 @@ func pageRound(n uint64) uint64 { return (n + 4095) &^ 4095 }
 type payload struct {
 	code, data []byte
 	at         int
+}
+
+// newPayload finds where the data's address goes: the last dataAt.
+func newPayload(code, data []byte, dataAt string) (payload, error) {
+	p := payload{code: code, data: data}
+	if data != nil {
+		p.at = bytes.LastIndex(code, []byte(dataAt))
+		if len(dataAt) != 18 || p.at < 0 {
+			return payload{}, fmt.Errorf("the code has no placeholder %q for its data's address", dataAt)
+		}
+	}
+	return p, nil
 }
 
 // image returns the code followed by the data, for a mapping where the

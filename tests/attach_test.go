@@ -484,3 +484,43 @@ func TestAttachOverlapping(t *testing.T) {
 		})
 	}
 }
+
+// A real attach loads the hook precompiled whenever lptrace carries code
+// for the interpreter's version and its bytecode magic number is that
+// code's, by either route (a sleeping target: a direct call; a computing
+// one: a pending call). The fallback to the source would still work, only
+// slower: no other test would notice it.
+func TestAttachPrecompiled(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.Command(py.Path, "-c", `import sys
+try:
+    import importlib.util as u
+    m = u.MAGIC_NUMBER
+except ImportError:
+    import imp
+    m = imp.get_magic()
+sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join('%02x' % c for c in bytearray(m))))`).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			version, magic, _ := strings.Cut(string(out), " ")
+			want := "hook's code compiled"
+			if data, err := os.ReadFile(filepath.Join("..", "hook", "precompiled", version+".bin")); err == nil &&
+				strings.Contains(string(data[:min(len(data), 200)]), "\nmagic "+magic+"\n") {
+				want = "hook's code precompiled"
+			}
+			for _, mode := range []string{"sleep", "cpu"} {
+				tg := startTarget(t, py, mode)
+				cmd := exec.Command(lptraceBin, "attach", "-o", os.DevNull, "--duration", "300ms", strconv.Itoa(tg.PID))
+				cmd.Env = append(os.Environ(), "LPTRACE_TIMING=1")
+				stderr, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(stderr), want) {
+					t.Errorf("%s target: want %q (%v): %s", mode, want, err, stderr)
+				}
+				tg.waitTicks(t, 2, 5*time.Second)
+			}
+		})
+	}
+}

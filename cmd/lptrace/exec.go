@@ -107,6 +107,7 @@ func (e *execRun) run(ctx context.Context) error {
 	done := make(chan injected, 1)
 	go func() {
 		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
+		steady() // the code's output may go on for long
 		done <- injected{route, err}
 	}()
 	var route inject.Route

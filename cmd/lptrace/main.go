@@ -40,14 +40,23 @@ func main() {
 // the target may be waiting, and on a busy 2-core machine it competes with
 // the target for the other core. The memory limit turns it back on should
 // the heap reach 64 MiB first (an attach needs a few).
+// GOGC or GOMEMLIMIT set by the user are left alone.
 func quickStart() {
+	if userGC {
+		return
+	}
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(64 << 20)
 }
 
+var userGC = os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != ""
+
 // steady turns the collector back on, with its usual settings, for a
 // session that lasts: lptrace's memory stays small while it streams.
 func steady() {
+	if userGC {
+		return
+	}
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
 }

@@ -68,6 +68,7 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 	if _, err := o.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
 		return explainRun(ctx, pid, timeout, "pdb", err)
 	}
+	steady() // a session that may last
 	select {
 	case <-started:
 	case <-ctx.Done():
