@@ -178,7 +178,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				return route, nil
 			}
 			if err != nil {
-				if final(ctx, err) {
+				if final(ctx, err) && !inj.threadGone(p.TID, err) {
 					return Route{}, err
 				}
 				lastWhy = err.Error()
@@ -214,7 +214,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 					return route, nil
 				case err == nil:
 					lastWhy = why
-				case final(ctx, err):
+				case final(ctx, err) && !inj.threadGone(tid, err):
 					return Route{}, err
 				default:
 					lastWhy = err.Error()
@@ -238,6 +238,13 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 		case <-time.After(sleep):
 		}
 	}
+}
+
+// threadGone tells whether err only means that thread tid, not the main
+// thread, exited while lptrace was getting hold of it (a thread on its way
+// out, such as a previous session's timer thread): the others remain.
+func (inj *Injector) threadGone(tid int, err error) bool {
+	return errors.Is(err, ErrExited) && tid != inj.pid && proc.Alive(inj.pid) && !inj.Execd()
 }
 
 // final tells whether an attempt's error ends RunPython, rather than send
