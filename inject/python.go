@@ -303,7 +303,7 @@ func (p payload) image(codeAddr uint64) []byte {
 	if p.data == nil {
 		return p.code
 	}
-	off := (len(p.code) + 7) &^ 7
+	off := p.dataOff()
 	img := make([]byte, off+len(p.data))
 	copy(img, p.code)
 	copy(img[p.at:], fmt.Sprintf("0x%016x", codeAddr+uint64(off)))
@@ -311,7 +311,10 @@ func (p payload) image(codeAddr uint64) []byte {
 	return img
 }
 
-func (p payload) size() int { return (len(p.code)+7)&^7 + len(p.data) }
+// dataOff is where the data starts: after the code, 8-byte aligned.
+func (p payload) dataOff() int { return (len(p.code) + 7) &^ 7 }
+
+func (p payload) size() int { return p.dataOff() + len(p.data) }
 
 // tryDirect runs the code in a parked thread. why is non-empty when the
 // thread turned out unsuitable (no error: try another).

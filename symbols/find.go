@@ -75,9 +75,7 @@ func FindThen(pid int, found func()) (*Target, error) {
 	return t, err
 }
 
-// FindInMaps is Find with the mappings already read.
-func FindInMaps(pid int, maps []proc.Mapping) (*Target, error) { return findInMaps(pid, maps, nil) }
-
+// findInMaps is Find with the mappings already read.
 func findInMaps(pid int, maps []proc.Mapping, onFound func()) (*Target, error) {
 	t := &Target{PID: pid, Maps: maps}
 	files := mappedFiles(maps)
