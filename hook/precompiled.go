@@ -52,24 +52,24 @@ func precompiledFor(version string) *precompiled {
 }
 
 func parsePrecompiled(data []byte) (*precompiled, error) {
-	line := func() (string, bool) {
+	line := func() string { // "" at the end
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
-			return "", false
+			return ""
 		}
 		l := string(data[:i])
 		data = data[i+1:]
-		return l, true
+		return l
 	}
 	var pc precompiled
-	if l, _ := line(); l != "lptrace precompiled 1" {
+	if l := line(); l != "lptrace precompiled 1" {
 		return nil, fmt.Errorf("not a precompiled file (%q)", l)
 	}
-	if _, err := fmt.Sscanf(mustLine(line()), "python %s %s", new(string), &pc.python); err != nil {
+	if _, err := fmt.Sscanf(line(), "python %s %s", new(string), &pc.python); err != nil {
 		return nil, fmt.Errorf("bad python line: %v", err)
 	}
 	var magic string
-	if _, err := fmt.Sscanf(mustLine(line()), "magic %s", &magic); err != nil {
+	if _, err := fmt.Sscanf(line(), "magic %s", &magic); err != nil {
 		return nil, fmt.Errorf("bad magic line: %v", err)
 	}
 	var err error
@@ -80,7 +80,7 @@ func parsePrecompiled(data []byte) (*precompiled, error) {
 	for len(data) > 0 {
 		var name, sum string
 		var n int
-		if _, err := fmt.Sscanf(mustLine(line()), "part %s %s %d", &name, &sum, &n); err != nil {
+		if _, err := fmt.Sscanf(line(), "part %s %s %d", &name, &sum, &n); err != nil {
 			return nil, fmt.Errorf("bad part line: %v", err)
 		}
 		var p compiledPart
@@ -102,13 +102,6 @@ func checksum(s string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(s))
 	return h.Sum64()
-}
-
-func mustLine(l string, ok bool) string {
-	if !ok {
-		return ""
-	}
-	return l
 }
 
 // codesFor returns the marshal data of each named part, or nil unless

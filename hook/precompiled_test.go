@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"os"
@@ -89,7 +90,7 @@ sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join
 			version, magic, _ := strings.Cut(out, " ")
 			pc := precompiledFor(version)
 			fast := "compiled"
-			if pc != nil && strings.EqualFold(magic, hexString(pc.magic)) {
+			if pc != nil && strings.EqualFold(magic, hex.EncodeToString(pc.magic)) {
 				fast = "precompiled"
 			}
 			// (A filter that holds the data placeholder is no data address.)
@@ -115,16 +116,6 @@ sys.stdout.write('%d.%d %s' % (sys.version_info[0], sys.version_info[1], ''.join
 			}
 		})
 	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	var s strings.Builder
-	for _, c := range b {
-		s.WriteByte(digits[c>>4])
-		s.WriteByte(digits[c&15])
-	}
-	return s.String()
 }
 
 // runInstall runs the payload made for a fresh FIFO in py, as the first
