@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
+	"hash/crc32"
 	"sync"
 )
 
@@ -26,7 +26,7 @@ type precompiled struct {
 }
 
 type compiledPart struct {
-	sum  uint64 // 64-bit FNV-1a: it detects a stale file, it guards against no adversary
+	sum  uint32 // CRC-32: it detects a stale file, it guards against no adversary
 	code []byte
 }
 
@@ -62,7 +62,7 @@ func parsePrecompiled(data []byte) (*precompiled, error) {
 		return l
 	}
 	var pc precompiled
-	if l := line(); l != "lptrace precompiled 1" {
+	if l := line(); l != "lptrace precompiled 2" {
 		return nil, fmt.Errorf("not a precompiled file (%q)", l)
 	}
 	if _, err := fmt.Sscanf(line(), "python %s %s", new(string), &pc.python); err != nil {
@@ -85,10 +85,10 @@ func parsePrecompiled(data []byte) (*precompiled, error) {
 		}
 		var p compiledPart
 		s, err := hex.DecodeString(sum)
-		if err != nil || len(s) != 8 {
+		if err != nil || len(s) != 4 {
 			return nil, fmt.Errorf("part %s: bad checksum %q", name, sum)
 		}
-		p.sum = binary.BigEndian.Uint64(s)
+		p.sum = binary.BigEndian.Uint32(s)
 		if n < 0 || n+1 > len(data) || data[n] != '\n' {
 			return nil, fmt.Errorf("part %s: bad length %d", name, n)
 		}
@@ -98,11 +98,7 @@ func parsePrecompiled(data []byte) (*precompiled, error) {
 	return &pc, nil
 }
 
-func checksum(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}
+func checksum(s string) uint32 { return crc32.ChecksumIEEE([]byte(s)) }
 
 // codesFor returns the marshal data of each named part, or nil unless
 // every part is there and made from exactly the source given: a stale file

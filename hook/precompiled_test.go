@@ -59,9 +59,15 @@ func TestPrecompiledStalePart(t *testing.T) {
 	if pc.codesFor([]string{"common.py", "nope.py"}, []string{commonSource, ""}) != nil {
 		t.Error("a missing part was accepted")
 	}
-	for _, bad := range []string{"", "lptrace precompiled 2\n", "lptrace precompiled 1\npython 3.12 3.12.1\nmagic zz\n",
-		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py 00 3\nabc\n",
-		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 16) + " 9\nabc\n"} {
+	good := "lptrace precompiled 2\npython 3.12 3.12.1\nmagic 0d0a\npart a.py 0000abcd 3\nabc\n"
+	if _, err := parsePrecompiled([]byte(good)); err != nil {
+		t.Errorf("parsePrecompiled(%q): %v", good, err)
+	}
+	for _, bad := range []string{"", "lptrace precompiled 2\n", "lptrace precompiled 2\npython 3.12 3.12.1\nmagic zz\n",
+		"lptrace precompiled 2\npython 3.12 3.12.1\nmagic 0d0a\npart a.py 00 3\nabc\n",
+		"lptrace precompiled 2\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 8) + " 9\nabc\n",
+		// the format of before: another checksum
+		"lptrace precompiled 1\npython 3.12 3.12.1\nmagic 0d0a\npart a.py " + strings.Repeat("0", 16) + " 3\nabc\n"} {
 		if _, err := parsePrecompiled([]byte(bad)); err == nil {
 			t.Errorf("parsePrecompiled(%q) accepted it", bad)
 		}

@@ -115,11 +115,15 @@ type Injector struct {
 	// holdFor, when set, makes the threads attached from now on hold the
 	// program's signals (see Thread.hold).
 	holdFor time.Duration
+	// mapsRead is when tgt.Maps was read; stackLimit is the process's
+	// RLIMIT_STACK as first read (1: none found).
+	mapsRead   time.Time
+	stackLimit uint64
 }
 
 // New prepares an injector for the process described by tgt.
 func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
-	inj := &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program}
+	inj := &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program, mapsRead: tgt.MapsRead}
 	if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tgt.PID), os.O_RDWR, 0); err == nil {
 		inj.mem = f
 		if inj.Execd() { // exec'd before the file was opened
@@ -183,6 +187,9 @@ type Thread struct {
 	// delivered: the program's signals delivered while lptrace's calls
 	// ran in the thread, one bit each.
 	delivered uint64
+	// sameProgram: its first stop found the program of New; a later exec
+	// would be reported to lptrace as an event of the seized thread.
+	sameProgram bool
 }
 
 // hold keeps an asynchronous signal of the program that arrives while
@@ -309,8 +316,11 @@ func (inj *Injector) stop(th *Thread) error {
 		case st.InterruptStop():
 			// Stopped: it runs the program of New, unless the process
 			// exec'd before this thread was seized.
-			if id := proc.ProgramID(inj.pid); id != "" && inj.program != "" && id != inj.program {
-				return inj.lostProgram(tid)
+			if !th.sameProgram {
+				if id := proc.ProgramID(inj.pid); id != "" && inj.program != "" && id != inj.program {
+					return inj.lostProgram(tid)
+				}
+				th.sameProgram = true
 			}
 			regs, err := inj.tr.GetRegs(tid)
 			if err != nil {
@@ -453,7 +463,7 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 		return nil, -1, ErrUnsupportedArch
 	}
 	if inj.signal(th.TID) == 0 {
-		return nil, -1, fmt.Errorf("%w: thread %d blocks SIGURG, SIGWINCH and SIGCHLD", ErrUnusableThread, th.TID)
+		return nil, -1, fmt.Errorf("%w: %s", ErrUnusableThread, unusable(th.TID))
 	}
 	if err := inj.installTrampoline(th.TID); err != nil {
 		return nil, -1, err
@@ -607,6 +617,12 @@ func (inj *Injector) consumeInterrupt(tid int) {
 	}
 }
 
+// unusable is why a thread whose signal mask leaves lptrace no completion
+// signal cannot take a call.
+func unusable(tid int) string {
+	return fmt.Sprintf("thread %d blocks SIGURG, SIGWINCH and SIGCHLD", tid)
+}
+
 // signal picks the completion signal for a thread: one not blocked in it
 // and, if possible, left at its default action (ignore) by the program, so
 // that a trampoline finishing after lptrace died goes unnoticed. 0 means
@@ -635,6 +651,9 @@ func (inj *Injector) signal(tid int) int {
 			best = s
 			break
 		}
+	}
+	if best == 0 {
+		return 0 // not remembered: the thread may unblock one later
 	}
 	if inj.sigs == nil {
 		inj.sigs = map[int]int{}
@@ -842,13 +861,23 @@ func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 
 // stackRoom returns how many bytes the thread's stack can still grow below sp.
 func (inj *Injector) stackRoom(sp uint64) uint64 {
-	if maps, err := proc.ReadMaps(inj.pid); err == nil {
-		inj.tgt.Maps = maps // threads started since have new stacks
+	// The main thread's stack in maps read a moment ago is still right:
+	// the kernel never shrinks it, and a busy main thread is the usual
+	// case (a read of the maps costs 0.1-0.3 ms of an attach). Other
+	// threads' stacks come and go: read again.
+	if time.Since(inj.mapsRead) > mapsFresh || !inj.inMainStack(sp) {
+		if maps, err := proc.ReadMaps(inj.pid); err == nil {
+			inj.tgt.Maps = maps // threads started since have new stacks
+			inj.mapsRead = time.Now()
+		}
 	}
 	for _, m := range inj.tgt.Maps {
 		if sp > m.Start && sp <= m.End {
 			if m.Path == "[stack]" {
-				if lim := proc.StackLimit(inj.pid); lim > 0 && m.End > lim {
+				if inj.stackLimit == 0 {
+					inj.stackLimit = max(proc.StackLimit(inj.pid), 1)
+				}
+				if lim := inj.stackLimit; lim > 1 && m.End > lim {
 					if floor := m.End - lim; sp > floor {
 						return sp - floor
 					}
@@ -867,6 +896,21 @@ func (inj *Injector) stackRoom(sp uint64) uint64 {
 		}
 	}
 	return 0
+}
+
+// mapsFresh is how long stackRoom trusts the maps for the main thread's
+// stack.
+const mapsFresh = 100 * time.Millisecond
+
+// inMainStack reports whether sp, and the call block below it, lie in the
+// main thread's stack as last read.
+func (inj *Injector) inMainStack(sp uint64) bool {
+	for _, m := range inj.tgt.Maps {
+		if m.Path == "[stack]" {
+			return sp >= m.Start+64<<10 && sp <= m.End // room for any call block
+		}
+	}
+	return false
 }
 
 // mapped reports whether [addr, addr+n) is mapped writable in the target:

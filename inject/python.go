@@ -146,6 +146,10 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 			if !inj.hasThread(opt.TID) {
 				return Route{}, fmt.Errorf("process %d has no thread %d", inj.pid, opt.TID)
 			}
+			if opt.TID != inj.pid && inj.signal(opt.TID) == 0 {
+				// Not worth waiting for (the hook's own timer thread).
+				return Route{}, fmt.Errorf("%w: %s", ErrUnusableThread, unusable(opt.TID))
+			}
 			direct := parked[:0:0]
 			for _, p := range parked {
 				if p.TID == opt.TID {
@@ -170,7 +174,9 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				issuers = append(issuers, p)
 				continue
 			}
-			route, why, err := inj.tryDirect(ctx, p, pl, deadline, opt.Started)
+			var route Route
+			var why string
+			inj.tr.Exec(func() { route, why, err = inj.tryDirect(ctx, p, pl, deadline, opt.Started) })
 			if errors.Is(err, ErrGILBusy) {
 				return Route{}, err
 			}
@@ -208,7 +214,9 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				queuers = append(queuers, inj.pid)
 			}
 			for _, tid := range queuers {
-				route, why, err := inj.tryPending(ctx, tid, pl)
+				var route Route
+				var why string
+				inj.tr.Exec(func() { route, why, err = inj.tryPending(ctx, tid, pl) })
 				switch {
 				case err == nil && why == "":
 					return route, nil
@@ -319,6 +327,10 @@ func (p payload) size() int { return p.dataOff() + len(p.data) }
 // tryDirect runs the code in a parked thread. why is non-empty when the
 // thread turned out unsuitable (no error: try another).
 func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadline time.Time, started <-chan struct{}) (Route, string, error) {
+	if inj.signal(p.TID) == 0 {
+		// Told before stopping it: the hook's own timer thread is one.
+		return Route{}, unusable(p.TID), nil
+	}
 	th, err := inj.Attach(ctx, p.TID)
 	if err != nil {
 		return Route{}, "", err
@@ -412,6 +424,9 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	munmap, err := inj.tgt.Libc.Lookup("munmap")
 	if err != nil || munmap.IFunc {
 		return Route{}, "", fmt.Errorf("munmap not usable in %s", inj.tgt.Libc.Path)
+	}
+	if inj.signal(tid) == 0 {
+		return Route{}, unusable(tid), nil
 	}
 	th, err := inj.Attach(ctx, tid)
 	if err != nil {

@@ -7,6 +7,7 @@
 package symbols
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -45,6 +46,8 @@ type Module struct {
 	// (.data, .bss): its static variables.
 	Writable   [][2]uint64
 	symtabRead bool
+	symtab     []byte       // .symtab's raw entries, once SymbolAt needed them
+	strtab     *elf.Section // its names
 	file       *elf.File
 	f          *os.File
 }
@@ -75,14 +78,58 @@ func (m *Module) Lookup(name string) (Symbol, error) {
 // Has reports whether the module defines name.
 func (m *Module) Has(name string) bool { _, err := m.Lookup(name); return err == nil }
 
-// SymbolAt returns the name of the function containing addr, if known.
-// Only exported (.dynsym) symbols and those already looked up in .symtab
-// are considered: callers treat an unknown address with caution.
+// SymbolAt returns the name of the function containing addr, if known:
+// an exported function, else a static one from .symtab where the file has
+// it. Callers treat an unknown address with caution.
 func (m *Module) SymbolAt(addr uint64) (string, bool) {
 	for name, s := range m.dynsyms() {
 		if !s.Data && addr >= s.Addr && addr < s.Addr+s.Size {
 			return name, true
 		}
+	}
+	return m.staticFuncAt(addr)
+}
+
+// staticFuncAt finds the function containing addr in .symtab by scanning
+// its raw entries, read once: a busy thread is mostly stopped in static
+// functions (the interpreter's own helpers), and naming one costs some
+// 0.1 ms, where treating it as unknown costs a stop of the thread more.
+// Only the name found is made a string.
+func (m *Module) staticFuncAt(addr uint64) (name string, ok bool) {
+	defer func() {
+		if recover() != nil { // a malformed file
+			name, ok = "", false
+		}
+	}()
+	if m.symtab == nil {
+		m.symtab = []byte{}
+		sec := m.file.SectionByType(elf.SHT_SYMTAB)
+		if sec == nil || m.file.Class != elf.ELFCLASS64 || sec.Entsize != 24 || int(sec.Link) >= len(m.file.Sections) {
+			return "", false
+		}
+		data, err := sec.Data()
+		if err != nil {
+			return "", false
+		}
+		m.symtab, m.strtab = data, m.file.Sections[sec.Link]
+	}
+	bo := m.file.ByteOrder
+	vaddr := addr - m.Bias
+	for off := 24; off+24 <= len(m.symtab); off += 24 {
+		e := m.symtab[off : off+24]
+		if t := elf.ST_TYPE(e[4]); t != elf.STT_FUNC || bo.Uint16(e[6:]) == uint16(elf.SHN_UNDEF) {
+			continue
+		}
+		start, size := bo.Uint64(e[8:]), bo.Uint64(e[16:])
+		if vaddr < start || vaddr-start >= size {
+			continue
+		}
+		buf := make([]byte, 256)
+		n, _ := m.strtab.ReadAt(buf, int64(bo.Uint32(e[0:])))
+		if end := bytes.IndexByte(buf[:n], 0); end > 0 {
+			return string(buf[:end]), true
+		}
+		return "", false
 	}
 	return "", false
 }

@@ -236,6 +236,43 @@ func TestSymbols(t *testing.T) {
 	}
 }
 
+// SymbolAt names a static function from .symtab without a lookup first
+// (a busy thread is mostly stopped in one), and only where the file has it.
+func TestSymbolAtStatic(t *testing.T) {
+	ef, err := elf.NewFile(bytes.NewReader(readFile(t, fakeLib)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, _ := ef.Symbols()
+	var want elf.Symbol
+	for _, s := range syms {
+		if s.Name == "fake_static_helper" {
+			want = s
+		}
+	}
+	if want.Size == 0 {
+		t.Fatal("no fake_static_helper in " + fakeLib)
+	}
+	for _, tt := range []struct {
+		file string
+		ok   bool
+	}{{fakeLib, true}, {fakeStripped, false}} {
+		m := openFake(t, tt.file)
+		for _, addr := range []uint64{want.Value + base, want.Value + base + want.Size - 1} {
+			got, ok := m.SymbolAt(addr)
+			if ok != tt.ok || (ok && got != "fake_static_helper") {
+				t.Errorf("%s: SymbolAt(%#x) = %q, %v; want fake_static_helper: %v", tt.file, addr, got, ok, tt.ok)
+			}
+		}
+		if got, ok := m.SymbolAt(want.Value + base + want.Size); ok && got == "fake_static_helper" {
+			t.Errorf("%s: SymbolAt(just past fake_static_helper) = %q", tt.file, got)
+		}
+		if m.symtabRead {
+			t.Errorf("%s: SymbolAt loaded .symtab into the symbol map", tt.file)
+		}
+	}
+}
+
 func TestSymtabOnDemand(t *testing.T) {
 	m := openFake(t, fakeLib)
 	if m.symtabRead {

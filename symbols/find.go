@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lptrace/lptrace/proc"
 )
@@ -22,12 +23,13 @@ var RequiredSymbols = []string{"PyGILState_Ensure", "PyGILState_Release", "PyRun
 
 // Target is what lptrace knows about a Python process before touching it.
 type Target struct {
-	PID     int
-	Maps    []proc.Mapping
-	Python  *Module // the module that defines the CPython runtime
-	Version Version
-	Libc    *Module // may be nil for a static executable
-	Loader  *Module // the dynamic loader (ld.so); may be nil
+	PID      int
+	Maps     []proc.Mapping
+	MapsRead time.Time // when Maps was read
+	Python   *Module   // the module that defines the CPython runtime
+	Version  Version
+	Libc     *Module // may be nil for a static executable
+	Loader   *Module // the dynamic loader (ld.so); may be nil
 	// Program is proc.ProgramID from before the maps were read: if the
 	// process exec'd since, every address here belongs to a program gone.
 	Program string
@@ -59,13 +61,14 @@ func Find(pid int) (*Target, error) { return FindThen(pid, nil) }
 // version): the caller's own preparations for an attach can start.
 func FindThen(pid int, found func()) (*Target, error) {
 	program := proc.ProgramID(pid)
+	read := time.Now()
 	maps, err := proc.ReadMaps(pid)
 	if err != nil {
 		return nil, err
 	}
 	t, err := findInMaps(pid, maps, found)
 	if t != nil {
-		t.Program = program
+		t.Program, t.MapsRead = program, read
 	}
 	if err != nil && program != "" {
 		if now := proc.ProgramID(pid); now != "" && now != program {
