@@ -30,7 +30,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     import time
     import itertools
     import atexit
-    import select
     from array import array
     try:
         import _thread as thread_mod
@@ -130,8 +129,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 uninstall()
             return False
 
+    select_mod = []
+
     def reader_gone():
+        # Only the timer thread asks, after its first flush: select is
+        # imported there, not in the install (an extension module to load,
+        # 0.5 ms of the target's first attach with the GIL held).
         try:
+            if not select_mod:
+                import select
+                select_mod.append(select)
+            select = select_mod[0]
             p = select.poll()
             p.register(st['fd'], select.POLLOUT)
             for _, ev in p.poll(0):
@@ -580,9 +588,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             flush()
 
     # The timer thread gets the GIL from a busy main thread after a switch
-    # interval (5 ms by default): for the first events, 0.5 ms, put back
+    # interval (5 ms by default): for the first events, 0.1 ms, put back
     # once it has flushed (unless the program set another one meanwhile).
-    hurried = 0.0005
+    hurried = 0.0001
 
     def hurry():
         try:

@@ -44,12 +44,14 @@ type Module struct {
 	PadStart, PadEnd uint64
 	// Writable holds the address ranges of the module's writable segments
 	// (.data, .bss): its static variables.
-	Writable   [][2]uint64
-	symtabRead bool
-	symtab     []byte       // .symtab's raw entries, once SymbolAt needed them
-	strtab     *elf.Section // its names
-	file       *elf.File
-	f          *os.File
+	Writable    [][2]uint64
+	symtabRead  bool
+	exports     *exports // .dynsym raw, with its hash table (exported)
+	exportsRead bool
+	symtab      []byte       // .symtab's raw entries, once SymbolAt needed them
+	strtab      *elf.Section // its names
+	file        *elf.File
+	f           *os.File
 }
 
 // InStaticData reports whether addr lies in one of the module's static
@@ -65,6 +67,9 @@ func (m *Module) InStaticData(addr uint64) bool {
 
 // Lookup returns a defined symbol.
 func (m *Module) Lookup(name string) (Symbol, error) {
+	if s, ok := m.lookupExport(name); ok {
+		return s, nil
+	}
 	s, ok := m.dynsyms()[name]
 	if !ok && m.loadSymtab() {
 		s, ok = m.syms[name]
@@ -82,6 +87,12 @@ func (m *Module) Has(name string) bool { _, err := m.Lookup(name); return err ==
 // an exported function, else a static one from .symtab where the file has
 // it. Callers treat an unknown address with caution.
 func (m *Module) SymbolAt(addr uint64) (string, bool) {
+	if x := m.exported(); x != nil && m.syms == nil {
+		if name, ok := x.funcAt(m, addr); ok {
+			return name, true
+		}
+		return m.staticFuncAt(addr)
+	}
 	for name, s := range m.dynsyms() {
 		if !s.Data && addr >= s.Addr && addr < s.Addr+s.Size {
 			return name, true
@@ -211,6 +222,16 @@ func newModule(r io.ReaderAt, filePath string, maps []proc.Mapping) (m *Module, 
 	return m, nil
 }
 
+// lookupExport finds an exported symbol: in the GNU hash table while the
+// symbol map is not built (most attaches never build it), else in the map.
+func (m *Module) lookupExport(name string) (Symbol, bool) {
+	if x := m.exported(); x != nil && m.syms == nil {
+		return x.lookup(m, name)
+	}
+	s, ok := m.dynsyms()[name]
+	return s, ok
+}
+
 // dynsyms returns the symbols, reading .dynsym the first time: only for
 // the modules whose symbols are needed (not the dynamic loader's, found
 // for its padding), and without debug/elf's string per symbol, which made
@@ -330,24 +351,31 @@ func (m *Module) addSymbols(syms []elf.Symbol) {
 }
 
 func (m *Module) addSymbol(s elf.Symbol) {
-	if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
+	if _, dup := m.syms[s.Name]; dup {
 		return
+	}
+	if sym, ok := m.symbol(s); ok {
+		m.syms[s.Name] = sym
+	}
+}
+
+// symbol is an ELF symbol as lptrace knows it, if it is a definition.
+func (m *Module) symbol(s elf.Symbol) (Symbol, bool) {
+	if s.Section == elf.SHN_UNDEF || s.Value == 0 || s.Name == "" {
+		return Symbol{}, false
 	}
 	typ := elf.ST_TYPE(s.Info)
 	switch typ {
 	case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
 	default:
-		return
+		return Symbol{}, false
 	}
-	if _, dup := m.syms[s.Name]; dup {
-		return
-	}
-	m.syms[s.Name] = Symbol{
+	return Symbol{
 		Addr:  s.Value + m.Bias,
 		Size:  s.Size,
 		IFunc: typ == elf.STT_GNU_IFUNC,
 		Data:  typ == elf.STT_OBJECT,
-	}
+	}, true
 }
 
 // loadSymtab adds .symtab (static functions and variables, where the file

@@ -758,3 +758,52 @@ func TestDynsymReader(t *testing.T) {
 		}
 	}
 }
+
+// The GNU hash lookup finds exactly what the symbol map has, for every
+// exported name of the test files and of the real libraries here (each
+// libpython found, the C library), and nothing for names not exported;
+// SymbolAt names the same function either way.
+func TestExportsMatchMap(t *testing.T) {
+	files := []string{fakeLib, fakeStripped}
+	libs, _ := filepath.Glob(os.ExpandEnv("$HOME/.pyenv/versions/*/lib/libpython*.so.1.0"))
+	files = append(files, libs...)
+	for _, f := range []string{"/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/aarch64-linux-gnu/libc.so.6", "/usr/bin/python3.11"} {
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	for _, f := range files {
+		hashed, mapped := openFake(t, f), openFake(t, f)
+		if hashed.exported() == nil {
+			t.Errorf("%s: no GNU hash table read", f)
+			continue
+		}
+		all := mapped.dynsyms()
+		if len(all) == 0 {
+			t.Errorf("%s: no symbols", f)
+		}
+		n := 0
+		for name, want := range all {
+			got, ok := hashed.exported().lookup(hashed, name)
+			if !ok || got != want {
+				t.Errorf("%s: lookup(%s) = %+v, %v; the map has %+v", f, name, got, ok, want)
+			}
+			if n++; n%7 == 0 && !want.Data && want.Size > 0 {
+				g1, ok1 := hashed.SymbolAt(want.Addr + want.Size/2)
+				g2, ok2 := mapped.SymbolAt(want.Addr + want.Size/2)
+				// Aliases (two names, one address) may differ in which is named.
+				if ok1 != ok2 || (ok1 && all[g1].Addr != all[g2].Addr) {
+					t.Errorf("%s: SymbolAt(%s+%d) = %q, %v; by the map %q, %v", f, name, want.Size/2, g1, ok1, g2, ok2)
+				}
+			}
+		}
+		for _, name := range []string{"", "NoSuchSymbol", "PyUndefinedThing", "__gmon_start__", "fake_static_helper"} {
+			if s, ok := hashed.exported().lookup(hashed, name); ok {
+				t.Errorf("%s: lookup(%q) = %+v, want nothing", f, name, s)
+			}
+		}
+		if hashed.syms != nil {
+			t.Errorf("%s: the symbol map was built", f)
+		}
+	}
+}

@@ -107,8 +107,8 @@ func findInMaps(pid int, maps []proc.Mapping, onFound func()) (*Target, error) {
 			}
 			// .dynsym only: an interpreter always exports these, and reading
 			// every library's .symtab would be slow.
-			_, ensure := m.dynsyms()["PyGILState_Ensure"]
-			_, run := m.dynsyms()["PyRun_SimpleString"]
+			_, ensure := m.lookupExport("PyGILState_Ensure")
+			_, run := m.lookupExport("PyRun_SimpleString")
 			if ensure && run {
 				found = append(found, m)
 			} else {
@@ -157,7 +157,7 @@ func findInMaps(pid int, maps []proc.Mapping, onFound func()) (*Target, error) {
 	for _, f := range files {
 		if libcName().MatchString(path.Base(f)) {
 			if m, err := LoadModule(pid, maps, f); err == nil {
-				if _, ok := m.dynsyms()["munmap"]; !ok {
+				if _, ok := m.lookupExport("munmap"); !ok {
 					m.Close()
 					continue
 				}
