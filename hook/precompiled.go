@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync"
+	"unsafe"
 )
 
 // The tracing hook's parts compiled by each Python version
@@ -98,7 +99,35 @@ func parsePrecompiled(data []byte) (*precompiled, error) {
 	return &pc, nil
 }
 
-func checksum(s string) uint32 { return crc32.ChecksumIEEE([]byte(s)) }
+// checksum is the CRC-32 of a part's source, computed once per string
+// (strings are immutable: the same bytes at the same place are the same).
+func checksum(s string) uint32 {
+	key := stringKey{unsafe.StringData(s), len(s)}
+	if v, ok := checksums.Load(key); ok {
+		return v.(uint32)
+	}
+	sum := crc32.ChecksumIEEE([]byte(s))
+	checksums.Store(key, sum)
+	return sum
+}
+
+type stringKey struct {
+	p *byte
+	n int
+}
+
+var checksums sync.Map // stringKey -> CRC-32
+
+// Prepare reads the parts precompiled by Python version ("3.11") and
+// checksums the sources, ahead of TraceInstall: an attach calls it in the
+// background as soon as it knows the version.
+func Prepare(version string) {
+	if precompiledFor(version) != nil {
+		for _, src := range []string{commonSource, valuesSource, filterSource, nativeSource, traceSource, loadSource} {
+			checksum(src)
+		}
+	}
+}
 
 // codesFor returns the marshal data of each named part, or nil unless
 // every part is there and made from exactly the source given: a stale file

@@ -633,11 +633,12 @@ func (inj *Injector) signal(tid int) int {
 		return s
 	}
 	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
-	pst, _ := proc.ReadStatus(inj.pid)
+	// A thread's status has the process's handlers too (SigCgt, SigIgn).
 	tst, err := proc.ReadTaskStatus(inj.pid, tid)
 	if err != nil {
 		return 0
 	}
+	pst := tst
 	best := 0
 	for _, s := range candidates {
 		bit := uint64(1) << (s - 1)
@@ -740,8 +741,11 @@ func (inj *Injector) Restore(th *Thread) error {
 		return err
 	}
 	// TracerPid names the tracer *thread*: any thread of lptrace is us.
-	ours, _ := proc.Threads(os.Getpid())
+	var ours []int
 	isOurs := func(tid int) bool {
+		if ours == nil {
+			ours, _ = proc.Threads(os.Getpid())
+		}
 		for _, t := range ours {
 			if t == tid {
 				return true
@@ -750,6 +754,9 @@ func (inj *Injector) Restore(th *Thread) error {
 		return false
 	}
 	for _, tid := range tids {
+		if tid == th.TID {
+			continue // held by lptrace right now
+		}
 		if st, err := proc.ReadTaskStatus(inj.pid, tid); err == nil && st.TracerPid != 0 && !isOurs(st.TracerPid) {
 			return nil
 		}

@@ -31,8 +31,9 @@ var ErrGone = errors.New("thread is gone")
 //	defer t.Close()
 //	err := t.Seize(tid)
 type Tracer struct {
-	reqs chan func()
-	tid  int // the tracer thread's own ID
+	reqs  chan func()
+	tid   int           // the tracer thread's own ID, once ready is closed
+	ready chan struct{} // closed once the thread runs
 
 	mu      sync.Mutex
 	waiters map[int]chan waitResult // one outstanding wait4 per thread
@@ -49,14 +50,16 @@ type waitResult struct {
 // terminates the thread and the kernel detaches every tracee, possibly in the
 // middle of an injected call.
 func NewTracer() *Tracer {
-	t := &Tracer{reqs: make(chan func()), waiters: map[int]chan waitResult{}}
-	ready := make(chan int)
+	t := &Tracer{reqs: make(chan func()), ready: make(chan struct{}), waiters: map[int]chan waitResult{}}
+	// Not waited for here: starting a thread can take a millisecond or two
+	// on a busy machine, time the caller spends reading the target.
 	go func() {
 		runtime.LockOSThread()
 		// Its short sleeps (Wait's polls, the pauses of the caller's Exec)
 		// sleep as long as asked, not 50 µs more.
 		unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
-		ready <- unix.Gettid()
+		t.tid = unix.Gettid()
+		close(t.ready)
 		for f := range t.reqs {
 			f()
 		}
@@ -64,13 +67,13 @@ func NewTracer() *Tracer {
 		// until the process exits.
 		select {}
 	}()
-	t.tid = <-ready
 	return t
 }
 
 // do runs f on the tracer thread and waits for it; on that thread (inside
 // Exec) it runs f at once.
 func (t *Tracer) do(f func()) {
+	<-t.ready
 	if unix.Gettid() == t.tid {
 		f()
 		return

@@ -47,6 +47,7 @@ type Channel struct {
 	// cleaned up even after the target exited and /proc/PID/root vanished.
 	parent, dir *os.File
 	name        string
+	swept       chan struct{} // closed once removeStale is done
 	r           *os.File
 	mu          sync.Mutex // guards keep and the names: Stream's goroutine drops them
 	keep        *os.File   // a write end held until the target opens its own
@@ -82,7 +83,17 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStale(parent)
+	// Left by killed lptraces: cleared meanwhile (a big /tmp takes a while
+	// to read, and the attach waits for this pipe).
+	swept := make(chan struct{})
+	if d, err := openDir(parent, "."); err == nil {
+		go func() {
+			removeStale(d)
+			close(swept)
+		}()
+	} else {
+		close(swept)
+	}
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		parent.Close()
@@ -98,7 +109,7 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 		parent.Close()
 		return nil, err
 	}
-	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: filepath.Join(root, dir, name), parent: parent, name: name}
+	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: filepath.Join(root, dir, name), parent: parent, name: name, swept: swept}
 	fail := func(err error) (*Channel, error) {
 		c.Close()
 		return nil, err
@@ -339,8 +350,10 @@ func mtimeAt(dir *os.File, name string) (time.Time, error) {
 // removeStale deletes directories left by lptrace processes that were
 // killed (SIGKILL) before their target opened the FIFO: those whose lptrace
 // is gone and that are more than 10 seconds old. Only our own kind of entry
-// is touched, through directory descriptors, never through a link.
+// is touched, through directory descriptors, never through a link. It
+// closes parent.
 func removeStale(parent *os.File) {
+	defer parent.Close()
 	dir, err := openDir(parent, ".")
 	if err != nil {
 		return

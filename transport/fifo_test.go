@@ -106,8 +106,7 @@ func TestRemoveStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer parent.Close()
-	removeStale(parent) // the working directory is elsewhere
+	removeStale(parent) // the working directory is elsewhere; it closes parent
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Errorf("stale directory kept: %v", err)
 	}
@@ -154,6 +153,7 @@ func TestCreateNeverFollowsLinks(t *testing.T) {
 		t.Fatalf("no place found: %v", errs)
 	}
 	defer c.Close()
+	<-c.swept
 	if !strings.HasPrefix(c.TargetPath, "/var/tmp/lptrace-") {
 		t.Errorf("FIFO at %s, want it in /var/tmp (the others are a link and a file)", c.TargetPath)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lptrace/lptrace/hook"
 	"os"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type opened struct {
 // kernel's default.
 func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 	phase("started")
+	tr := ptrace.NewTracer() // its thread starts while the target is read
 	st, err := checkTarget(pid)
 	if err != nil {
 		return nil, err
@@ -72,6 +74,9 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		return nil, err
 	}
 	phase("symbols read")
+	if pipeSize == transport.EventPipeSize { // a trace: its install is next
+		go hook.Prepare(minorVersion(tgt.Version)) // while the pipe is made
+	}
 	m := <-pipe
 	ch := m.ch
 	if m.err != nil {
@@ -82,7 +87,7 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		return nil, fmt.Errorf("process %d: %v", pid, m.err)
 	}
 	phase("pipe made")
-	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(ptrace.NewTracer(), tgt)}, nil
+	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(tr, tgt)}, nil
 }
 
 func (o *opened) Close() {
