@@ -168,6 +168,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if not st['on'] or not st['live']:
             return
         ev = m = mark = None
+        early = 0
         # (the acquire right before the try: the fewest instructions where
         # a signal handler of the program that raises would leave it held)
         if not lock.acquire(False):
@@ -189,6 +190,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 raw, lost, mark = n[3](NATIVE_CHUNK)
                 st['dropped'] += lost
                 ev = len(raw) // 8
+                if events:
+                    # Queued by the Python callback before the machine-code
+                    # one took over (go_native): older, so first.
+                    old = events.tobytes() if hasattr(events, 'tobytes') else events.tostring()
+                    early = len(old) // events.itemsize
+                    del events[:early]
+                    raw = old + raw
+                    ev += early
             else:
                 # No copy of the array: its bytes, then that many words off
                 # its front.
@@ -214,6 +223,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             st['ok'] = 0
             # (b'' still sends the tail of an earlier partial write.)
             if write(out):
+                early = 0
                 st['dropped'] = 0
                 st['ok'] = not st['tail']
                 if mark is not None:
@@ -231,6 +241,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     events[0:0] = back
                 elif mark is None:
                     st['dropped'] += ev // stride
+                else:
+                    st['dropped'] += early  # the ring keeps its own
             m = None
         except BaseException:
             # A signal handler of the program raised in here (the main
@@ -505,6 +517,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The machine-code callback's (function, put, record, take, commit) when
     # in use (see native.py): the events then go to its ring, not `events`.
     nat = [None]
+    later_native = [False]  # 3.12+: go_native() is due
 
     def on_call(code, frame):
         # The hot path after a miss of the cache above: a dict lookup for
@@ -1008,9 +1021,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 interrupted()  # see on_call()
 
         start = on_start
-        nat[0] = build_native(on_start_native)
-        if nat[0] is not None:
-            start = nat[0][0]
+        # The machine-code callback replaces on_start once the first
+        # events are out (go_native): built here, it would make the first
+        # attach in a process wait for ctypes' import and the build (3-5
+        # ms with the GIL held, 0.6 ms in a process that has ctypes).
+        later_native[0] = fast and bool(cfg.get('native'))
 
         def on_py_return(code, offset, retval):
             try:
@@ -1056,6 +1071,25 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     registry[session] = install_thread
     meta.insert(0, started())
 
+    def go_native():
+        # 3.12+: the timer thread builds the machine-code callback after its
+        # first flush and registers it for PY_START in place of on_start.
+        # What on_start queued meanwhile goes out first (flush). No call
+        # between the checks and the registration: the GIL cannot pass to
+        # a thread that undoes the hook in between.
+        later_native[0] = False
+        n = build_native(on_start_native)
+        if n is None:
+            return
+        if os.getpid() == st['pid'] and st['on'] and tool[0] is not None and nat[0] is None:
+            nat[0] = n
+            try:
+                monitoring.register_callback(tool[0], E.PY_START, n[0])
+                return
+            except base_exception:
+                nat[0] = None
+        n[5]()
+
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
     # No builtin name here (0, not False): on 2.7 a thread that starts
@@ -1082,6 +1116,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 flush()
                 unhurry()
                 drain(15)
+                if later_native[0] and st['on']:
+                    go_native()
                 if st['on'] and reader_gone():
                     uninstall()
             except base_exception:

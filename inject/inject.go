@@ -119,7 +119,12 @@ type Injector struct {
 	// RLIMIT_STACK as first read (1: none found).
 	mapsRead   time.Time
 	stackLimit uint64
+	restops    int // how often a busy thread was stopped again (Restops)
 }
+
+// Restops says how often a busy thread was let run on and stopped again
+// because it was stopped where no call may be queued (LPTRACE_TIMING).
+func (inj *Injector) Restops() int { return inj.restops }
 
 // New prepares an injector for the process described by tgt.
 func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {

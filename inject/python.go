@@ -442,6 +442,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 		if i == restops {
 			return Route{}, stoppedInLocking(tid), nil
 		}
+		inj.restops++
 		if err := th.Restop(50 * time.Microsecond); err != nil {
 			return Route{}, "", err
 		}

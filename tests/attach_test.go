@@ -405,10 +405,12 @@ func TestAttachFork(t *testing.T) {
 }
 
 // Calls are recorded by the hook's machine-code callback (hook/native.py;
-// x86-64): on 3.12+ a builtin function, before a C profile function that
-// the hook's Python profile function holds (as lptrace_native). It is in
-// place while traced, the trace is complete, and nothing of it (the
-// function, its mappings) outlives the session; --no-native keeps it out.
+// x86-64): on 3.12+ a builtin function, which the timer thread puts in
+// place of the Python callback after its first flush; before, a C profile
+// function that the hook's Python profile function holds (as
+// lptrace_native). It is in place while traced, the trace is complete, and
+// nothing of it (the function, its mappings) outlives the session;
+// --no-native keeps it out.
 func TestAttachNative(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
@@ -428,7 +430,15 @@ func TestAttachNative(t *testing.T) {
 				if opts != nil {
 					want = "False\n"
 				}
-				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != want {
+				// On 3.12+ the timer thread builds it after its first flush:
+				// under this target's GIL contention, a moment later.
+				var r Result
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+					if r = lptrace(t, "", "exec", pid, alive); r.Stdout == want || time.Now().After(deadline) {
+						break
+					}
+				}
+				if r.Stdout != want {
 					t.Errorf("%v: machine-code callback alive while traced: %q, want %q (%s)", opts, r.Stdout, want, r.Stderr)
 				}
 				if n := nativeMappings(tg.PID); n != map[bool]int{true: 1, false: 0}[opts == nil] {
@@ -442,6 +452,9 @@ func TestAttachNative(t *testing.T) {
 						t.Errorf("%v: %s missing from the trace (stderr %q)", opts, fn, tr.Stderr())
 					}
 				}
+				if !strings.Contains(tr.Stderr(), "dropped") {
+					checkOwnerRounds(t, opts, tr.Trace())
+				}
 				hookGone(t, tg.PID, 2*time.Second)
 				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != "False\n" {
 					t.Errorf("%v: machine-code callback alive after detach: %q %s", opts, r.Stdout, r.Stderr)
@@ -452,6 +465,45 @@ func TestAttachNative(t *testing.T) {
 			}
 			tg.waitTicks(t, 3, 5*time.Second)
 		})
+	}
+}
+
+// checkOwnerRounds checks an owners trace call by call: in each worker
+// thread, 50 shared_call then its owned_by_wK, over and over, from its first
+// owned_by_wK on (nothing lost, nothing out of order, also where the
+// machine-code callback took over from the Python one).
+func checkOwnerRounds(t *testing.T, opts []string, trace string) {
+	t.Helper()
+	line := regexp.MustCompile(`^\[tid (\d+)\] (shared_call|owned_by_w\d) `)
+	shared := map[string]int{} // per thread since its last owned_by_wK; -1 before the first
+	rounds := 0
+	for _, l := range strings.Split(trace, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		n, seen := shared[m[1]]
+		if !seen {
+			n = -1
+		}
+		switch {
+		case m[2] == "shared_call" && n >= 0:
+			shared[m[1]] = n + 1
+		case m[2] == "shared_call":
+			shared[m[1]] = -1
+		default:
+			if n >= 0 && n != 50 {
+				t.Errorf("%v: thread %s made %d shared_call between two owned_by calls, want 50", opts, m[1], n)
+				return
+			}
+			if n >= 0 {
+				rounds++
+			}
+			shared[m[1]] = 0
+		}
+	}
+	if rounds < 4 {
+		t.Errorf("%v: only %d complete rounds in the trace", opts, rounds)
 	}
 }
 

@@ -184,7 +184,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		if err != nil {
 			return explainRun(ctx, a.pid, a.timeout, "the hook", err)
 		}
-		phase("injected (" + route.String() + ")")
+		phase(fmt.Sprintf("injected (%s; stopped again %d times)", route, inj.Restops()))
 		// A signal handler of the program that raises inside the install
 		// (its Ctrl-C, handed back to it) makes the hook undo itself
 		// without a word: the install is sent again. A direct call has
@@ -271,7 +271,9 @@ func ranInstall(route inject.Route, pid int) int {
 // most) and removes itself from every thread, exactly as when lptrace dies.
 // beforeClose stops what else works on the target.
 func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-chan transport.Item, beforeClose func()) error {
-	steady()
+	// The collector comes back at the loop's first tick (steadyLater),
+	// once the first events are out: turned on now, it would start a cycle
+	// at once (the heap grew without it) and take the CPU that prints them.
 	dec := trace.Decoder{Times: a.cfg.Times, Values: a.cfg.Values()}
 	dec.NewProcess = func(p *trace.Process) {
 		phase("hook's code " + p.Loaded)
@@ -326,6 +328,9 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	return nil
 }
 
+// steadyLater is steady, once.
+var steadyLater = sync.OnceFunc(steady)
+
 // errOutputStalled: lptrace detached on a signal while its output was
 // blocked; nothing more can be written there.
 var errOutputStalled = errors.New("the output is blocked (its reader does not read); detached")
@@ -369,6 +374,7 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 		case <-ctx.Done():
 			return ""
 		case <-tick:
+			steadyLater()
 			// Followed children keep the pipe open after the parent exits:
 			// the end of the stream tells when the last one is gone.
 			if a.follow {
