@@ -50,6 +50,10 @@ type Latency struct {
 	DetachMedian, DetachP95         float64
 	GdbMedian                       float64 `json:",omitempty"` // the same injection driven by gdb
 	Runs                            int
+	// The first attach to a process (each run a new one, a call loop): the
+	// hook then also imports what the process has not loaded yet.
+	FreshAttachMedian, FreshFirstEventMedian float64 `json:",omitempty"`
+	FreshRuns                                int     `json:",omitempty"`
 	// Phases: the median time at which each phase of an attach ended, in
 	// ms since lptrace's start (LPTRACE_TIMING=1), in their order.
 	Phases []Phase `json:",omitempty"`
@@ -106,6 +110,9 @@ func main() {
 				ph = append(ph, fmt.Sprintf("%s %.1f", p.Name, p.MedianMs))
 			}
 			fmt.Printf("         phases (median ms since lptrace started): %s\n", strings.Join(ph, ", "))
+			if l.FreshRuns > 0 {
+				fmt.Printf("         first attach to a new process (%d runs): attach %.1f ms, first event %.1f ms\n", l.FreshRuns, l.FreshAttachMedian, l.FreshFirstEventMedian)
+			}
 		}
 	}
 	over := pys
@@ -350,13 +357,7 @@ func latency(py, target string) Latency {
 		s := attach(w.cmd.Process.Pid, out)
 		att = append(att, ms(s.waitAttached().Sub(start)))
 		if target == "loop" {
-			for {
-				if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
-					first = append(first, ms(time.Since(start)))
-					break
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
+			first = append(first, ms(firstEvent(out, start)))
 		}
 		det = append(det, ms(s.stop()))
 		for _, line := range strings.Split(s.stderr.String(), "\n") {
@@ -389,7 +390,41 @@ func latency(py, target string) Latency {
 		l.Phases = append(l.Phases, Phase{name, median(phases[name])})
 	}
 	l.GdbMedian = gdbLatency(w.cmd.Process.Pid)
+	if target == "loop" {
+		l.FreshAttachMedian, l.FreshFirstEventMedian, l.FreshRuns = freshLatency(py, dir)
+	}
 	return l
+}
+
+// firstEvent waits until the trace file has its first event and returns
+// the time since start.
+func firstEvent(out string, start time.Time) time.Duration {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
+		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+			return time.Since(start)
+		}
+	}
+	fatal("no event in %s within 20 s", out)
+	return 0
+}
+
+// freshLatency is the median attach and first-event latency of the first
+// attach to a new call-loop process, half as many runs as the others.
+func freshLatency(py, dir string) (attachMs, firstMs float64, n int) {
+	var att, fst []float64
+	n = max(*runs/2, 3)
+	for i := 0; i < n; i++ {
+		w := startWorkload(py, "loop")
+		out := filepath.Join(dir, "fresh")
+		os.Remove(out)
+		start := time.Now()
+		s := attach(w.cmd.Process.Pid, out)
+		att = append(att, ms(s.waitAttached().Sub(start)))
+		fst = append(fst, ms(firstEvent(out, start)))
+		s.stop()
+		w.stop()
+	}
+	return median(att), median(fst), n
 }
 
 // gdbLatency runs the same kind of injection through gdb (the way older
