@@ -517,7 +517,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The machine-code callback's (function, put, record, take, commit) when
     # in use (see native.py): the events then go to its ring, not `events`.
     nat = [None]
-    later_native = [False]  # 3.12+: go_native() is due
+    later_native = [False]  # go_native() is due
+    switched = set()  # before 3.12: threads that took it (switch_native)
 
     def on_call(code, frame):
         # The hot path after a miss of the cache above: a dict lookup for
@@ -697,6 +698,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # its queues (the machine-code callback with them).
         codes.clear()
         threads.clear()
+        switched.clear()
         last[0] = (None, None, 0)
         n, nat[0] = nat[0], None
         if n is not None:
@@ -817,6 +819,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     sys.setprofile(prev_profiles.pop(get_ident(), None))
             elif what == 'call':
                 on_call(frame.f_code, frame)
+                if nat[0] is not None:
+                    switch_native(get_ident())
             elif what == 'c_return' and nat[0] is not None and os.getpid() != st['pid']:
                 # os.fork() returned in a child (the machine-code profile
                 # function sends us that event; 2.7 and 3.6 have no
@@ -1063,7 +1067,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if restart is not None:
             restart()
     else:
-        nat[0] = build_native(profiler)
+        # Each thread starts with the Python profiler; the machine-code one
+        # comes from the timer thread after its first flush (go_native),
+        # and each thread switches to it at its next call.
+        later_native[0] = fast and bool(cfg.get('native'))
         thread_watch[0] = True
         hook_threading()
         install_thread()
@@ -1072,23 +1079,41 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     meta.insert(0, started())
 
     def go_native():
-        # 3.12+: the timer thread builds the machine-code callback after its
-        # first flush and registers it for PY_START in place of on_start.
-        # What on_start queued meanwhile goes out first (flush). No call
-        # between the checks and the registration: the GIL cannot pass to
-        # a thread that undoes the hook in between.
+        # The timer thread builds the machine-code callback after its first
+        # flush (built in the install, it made a process's first attach
+        # wait for ctypes' import and the build: 3-5 ms with the GIL held).
+        # 3.12+: registered for PY_START in place of on_start, with no call
+        # between the checks and the registration (the GIL cannot pass to a
+        # thread that undoes the hook in between). Before: each thread on
+        # the Python profiler switches at its next call (switch_native).
+        # What the Python callback queued meanwhile goes out first (flush);
+        # its cache is emptied so that it queues nothing more.
         later_native[0] = False
-        n = build_native(on_start_native)
+        n = build_native(on_start_native if monitoring is not None else profiler)
         if n is None:
             return
-        if os.getpid() == st['pid'] and st['on'] and tool[0] is not None and nat[0] is None:
+        if os.getpid() == st['pid'] and st['on'] and nat[0] is None:
             nat[0] = n
+            last[0] = (None, None, 0)
             try:
-                monitoring.register_callback(tool[0], E.PY_START, n[0])
-                return
+                if monitoring is not None:
+                    monitoring.register_callback(tool[0], E.PY_START, n[0])
+                if st['on']:  # (before 3.11 an undo may have run meanwhile)
+                    return
             except base_exception:
+                pass
+            if nat[0] is n:
                 nat[0] = None
         n[5]()
+
+    def switch_native(ident):
+        # Before 3.12: this thread, on the Python profiler with no program's
+        # profile function to call on, takes the machine-code one, once
+        # (its misses come back here: sys.getprofile() is the same).
+        n = nat[0]
+        if n is not None and ident not in switched and ident not in prev_profiles and sys.getprofile() is profiler:
+            switched.add(ident)
+            n[0]()
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
