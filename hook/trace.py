@@ -253,6 +253,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 meta[0:0] = [r for r in m if r[:1] != b'V']
                 if mark is None:
                     st['dropped'] += ev // stride
+                else:
+                    st['dropped'] += early  # (the ring keeps its own)
             raise
         finally:
             lock.release()
@@ -566,6 +568,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                         first_events()
                     return True
                 last[0] = (code, ident, w)
+                if nat[0] is not None:
+                    # go_native ran meanwhile (before 3.11 the GIL passes
+                    # anywhere): the cache must stay empty, or this thread's
+                    # calls of code would go to `events` while its others go
+                    # to the ring (out of order).
+                    last[0] = (None, None, 0)
                 events.append(w)
                 if len(events) >= BATCH:
                     full()
@@ -966,7 +974,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # (and holds the signals sent to it). 2.7: through the C library. Set
     # up before the hook is on: it would trace ctypes.
     block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
-                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF')
+                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF',
+                   'SIGURG')  # (SIGURG, SIGWINCH, SIGCHLD: lptrace never stops this thread, see inject)
     try:
         import _signal
         block_set = [getattr(_signal, n) for n in block_names]
@@ -1082,24 +1091,29 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # The timer thread builds the machine-code callback after its first
         # flush (built in the install, it made a process's first attach
         # wait for ctypes' import and the build: 3-5 ms with the GIL held).
-        # 3.12+: registered for PY_START in place of on_start, with no call
-        # between the checks and the registration (the GIL cannot pass to a
-        # thread that undoes the hook in between). Before: each thread on
-        # the Python profiler switches at its next call (switch_native).
-        # What the Python callback queued meanwhile goes out first (flush);
-        # its cache is emptied so that it queues nothing more.
+        # 3.12+: registered for PY_START in place of on_start. Before: each
+        # thread on the Python profiler switches at its next call
+        # (switch_native). What the Python callback queued meanwhile goes
+        # out first (flush); its cache is emptied so that it queues nothing
+        # more. The hook may be undone meanwhile (before 3.11 the GIL passes
+        # anywhere; on 3.12+ the program's audit hooks run inside
+        # register_callback): checked again after, and undone here.
         later_native[0] = False
         n = build_native(on_start_native if monitoring is not None else profiler)
         if n is None:
             return
+        tid = tool[0]
         if os.getpid() == st['pid'] and st['on'] and nat[0] is None:
             nat[0] = n
             last[0] = (None, None, 0)
             try:
                 if monitoring is not None:
-                    monitoring.register_callback(tool[0], E.PY_START, n[0])
-                if st['on']:  # (before 3.11 an undo may have run meanwhile)
+                    monitoring.register_callback(tid, E.PY_START, n[0])
+                if st['on']:
                     return
+                if monitoring is not None and monitoring.get_tool(tid) is None:
+                    # Registered under an id the undo had freed already.
+                    monitoring.register_callback(tid, E.PY_START, None)
             except base_exception:
                 pass
             if nat[0] is n:
@@ -1113,7 +1127,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         n = nat[0]
         if n is not None and ident not in switched and ident not in prev_profiles and sys.getprofile() is profiler:
             switched.add(ident)
-            n[0]()
+            try:
+                n[0]()
+            except an_exception:
+                pass  # (an audit hook of the program refused it) the Python one stays
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.

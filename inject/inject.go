@@ -949,7 +949,9 @@ func (inj *Injector) inRestartableSleep(pc uint64) bool {
 	return ok && restartableSleep().MatchString(name)
 }
 
-var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free`)
+// (lock, enqueue, dequeue, fix_status: small static helpers of the locks,
+// e.g. parking_lot.c's and thread_pthread.h's, should a build not inline them.)
+var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free|lock|enqueue|dequeue|fix_status`)
 
 // inPendingMachinery reports whether pc may be inside code that holds the
 // lock Py_AddPendingCall takes, or inside the C library: a call to

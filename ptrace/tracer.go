@@ -70,11 +70,21 @@ func NewTracer() *Tracer {
 	return t
 }
 
+// onThread tells whether the caller runs on the tracer thread (inside Exec).
+func (t *Tracer) onThread() bool {
+	select {
+	case <-t.ready:
+		return unix.Gettid() == t.tid
+	default:
+		return false
+	}
+}
+
 // do runs f on the tracer thread and waits for it; on that thread (inside
 // Exec) it runs f at once.
 func (t *Tracer) do(f func()) {
 	<-t.ready
-	if unix.Gettid() == t.tid {
+	if t.onThread() {
 		f()
 		return
 	}
@@ -187,9 +197,10 @@ func (s Stop) String() string {
 func (t *Tracer) Wait(tid int, timeout time.Duration) (Stop, error) {
 	t.mu.Lock()
 	ch, ok := t.waiters[tid]
-	if !ok {
-		// Most stops come within microseconds (a stop asked for, a short
-		// call): polled for a moment before a blocking wait4 on another
+	if !ok && t.onThread() {
+		// Inside Exec, where a short sleep is short (its timer slack):
+		// most stops come within microseconds (a stop asked for, a short
+		// call), polled for a moment before a blocking wait4 on another
 		// thread, which costs two thread wake-ups more.
 		for i := 0; i < quickPolls; i++ {
 			var ws unix.WaitStatus
@@ -206,6 +217,8 @@ func (t *Tracer) Wait(tid int, timeout time.Duration) (Stop, error) {
 				unix.Nanosleep(&ts, nil)
 			}
 		}
+	}
+	if !ok {
 		ch = make(chan waitResult, 1)
 		t.waiters[tid] = ch
 		go func() {

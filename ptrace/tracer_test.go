@@ -48,11 +48,14 @@ func TestExecAndWait(t *testing.T) {
 			t.Errorf("Wait on a stopped thread: %v, %v; want a timeout", st, err)
 		}
 		// Resumed and stopped again: that stop goes to the armed wait.
+		// (t.Error, not t.Fatal, on this thread: Goexit would end it)
 		if err := tr.Cont(pid, 0); err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 		if err := tr.Interrupt(pid); err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 		if st, err := tr.Wait(pid, time.Second); err != nil || !st.InterruptStop() {
 			t.Errorf("stop after the timeout: %v, %v", st, err)

@@ -43,11 +43,11 @@ type opened struct {
 // kernel's default.
 func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 	phase("started")
-	tr := ptrace.NewTracer() // its thread starts while the target is read
 	st, err := checkTarget(pid)
 	if err != nil {
 		return nil, err
 	}
+	tr := ptrace.NewTracer() // its thread starts while the target is read
 	phase("target checked")
 	// The pipe is made while the symbols are read: both take about a
 	// millisecond of an attach.
