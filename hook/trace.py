@@ -1158,7 +1158,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 flush()
                 unhurry()
                 drain(15)
-                if later_native[0] and st['on']:
+                if later_native[0] and st['on'] and not first[0]:
+                    # (after the flush that took the first events: built
+                    # before them, cold, it would hold them back 3-5 ms)
                     go_native()
                 if st['on'] and reader_gone():
                     uninstall()
