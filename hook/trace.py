@@ -1145,7 +1145,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         except base_exception:
             pass
         pid = st['pid']
+        turns = 0
         while st['on'] and st['pid'] == pid:
+            turns += 1
             if timed_wait:
                 # Every 5 ms while events come fast (over 400000 a second
                 # in the last turn): one write never outgrows the pipe.
@@ -1158,9 +1160,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 flush()
                 unhurry()
                 drain(15)
-                if later_native[0] and st['on'] and not first[0]:
-                    # (after the flush that took the first events: built
-                    # before them, cold, it would hold them back 3-5 ms)
+                if later_native[0] and st['on'] and (not first[0] or turns > 1):
+                    # After the flush that took the first events (built
+                    # before them, cold, it would hold them back 3-5 ms),
+                    # or at the second turn when there are none (a filter
+                    # may reject every call: the Python callback would
+                    # then see them all).
                     go_native()
                 if st['on'] and reader_gone():
                     uninstall()
