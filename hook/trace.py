@@ -995,6 +995,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         except an_exception:
             block_program_signals = lambda: None
 
+    # The machine-code callback comes from the timer thread once the first
+    # events are out (go_native): built here, it would make the first
+    # attach in a process wait for ctypes' import and the build (3-5 ms
+    # with the GIL held, 0.6 ms in a process that has ctypes). Until then
+    # on_start (3.12+) or the Python profiler records; before 3.12 each
+    # thread switches to it at its next call.
+    later_native[0] = fast and bool(cfg.get('native'))
+
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
             if monitoring.get_tool(i) is None:
@@ -1034,11 +1042,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 interrupted()  # see on_call()
 
         start = on_start
-        # The machine-code callback replaces on_start once the first
-        # events are out (go_native): built here, it would make the first
-        # attach in a process wait for ctypes' import and the build (3-5
-        # ms with the GIL held, 0.6 ms in a process that has ctypes).
-        later_native[0] = fast and bool(cfg.get('native'))
 
         def on_py_return(code, offset, retval):
             try:
@@ -1076,10 +1079,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if restart is not None:
             restart()
     else:
-        # Each thread starts with the Python profiler; the machine-code one
-        # comes from the timer thread after its first flush (go_native),
-        # and each thread switches to it at its next call.
-        later_native[0] = fast and bool(cfg.get('native'))
         thread_watch[0] = True
         hook_threading()
         install_thread()

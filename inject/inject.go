@@ -643,7 +643,6 @@ func (inj *Injector) signal(tid int) int {
 	if err != nil {
 		return 0
 	}
-	pst := tst
 	best := 0
 	for _, s := range candidates {
 		bit := uint64(1) << (s - 1)
@@ -653,7 +652,7 @@ func (inj *Injector) signal(tid int) int {
 		if best == 0 {
 			best = s
 		}
-		if pst != nil && (pst.SigCgt|pst.SigIgn)&bit == 0 {
+		if (tst.SigCgt|tst.SigIgn)&bit == 0 {
 			best = s
 			break
 		}

@@ -124,25 +124,15 @@ func (m *Module) staticFuncAt(addr uint64) (name string, ok bool) {
 		}
 		m.symtab, m.strtab = data, m.file.Sections[sec.Link]
 	}
-	bo := m.file.ByteOrder
-	vaddr := addr - m.Bias
-	for off := 24; off+24 <= len(m.symtab); off += 24 {
-		e := m.symtab[off : off+24]
-		if t := elf.ST_TYPE(e[4]); t != elf.STT_FUNC || bo.Uint16(e[6:]) == uint16(elf.SHN_UNDEF) {
-			continue
-		}
-		start, size := bo.Uint64(e[8:]), bo.Uint64(e[16:])
-		if vaddr < start || vaddr-start >= size {
-			continue
-		}
+	funcsAt(m.symtab, m.file.ByteOrder, addr-m.Bias, false, func(nameOff uint32) bool {
 		buf := make([]byte, 256)
-		n, _ := m.strtab.ReadAt(buf, int64(bo.Uint32(e[0:])))
+		n, _ := m.strtab.ReadAt(buf, int64(nameOff))
 		if end := bytes.IndexByte(buf[:n], 0); end > 0 {
-			return string(buf[:end]), true
+			name, ok = string(buf[:end]), true
 		}
-		return "", false
-	}
-	return "", false
+		return true // the first one found, named or not
+	})
+	return name, ok
 }
 
 // ReadFileData reads n bytes of initialized data at runtime address addr from

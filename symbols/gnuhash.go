@@ -3,6 +3,7 @@ package symbols
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 )
 
 // exports is a module's .dynsym and its names, raw, with the GNU hash
@@ -97,13 +98,27 @@ func (x *exports) lookup(m *Module, name string) (s Symbol, found bool) {
 }
 
 // funcAt finds the exported function containing addr.
-func (x *exports) funcAt(m *Module, addr uint64) (string, bool) {
-	bo := m.file.ByteOrder
-	vaddr := addr - m.Bias
-	for off := 24; off+24 <= len(x.syms); off += 24 {
-		e := x.syms[off : off+24]
+func (x *exports) funcAt(m *Module, addr uint64) (name string, ok bool) {
+	funcsAt(x.syms, m.file.ByteOrder, addr-m.Bias, true, func(nameOff uint32) bool {
+		name = x.name(nameOff)
+		return name != ""
+	})
+	return name, name != ""
+}
+
+// funcsAt calls found with the name offset of each function entry of syms
+// (an ELF64 symbol table, raw) that contains vaddr, until found returns
+// true. With anyCode, indirect and untyped symbols count as functions
+// too, as in the symbol map.
+func funcsAt(syms []byte, bo binary.ByteOrder, vaddr uint64, anyCode bool, found func(nameOff uint32) bool) {
+	for off := 24; off+24 <= len(syms); off += 24 { // entry 0 is the null symbol
+		e := syms[off : off+24]
 		switch elf.ST_TYPE(e[4]) {
-		case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
+		case elf.STT_FUNC:
+		case elf.STT_GNU_IFUNC, elf.STT_NOTYPE:
+			if !anyCode {
+				continue
+			}
 		default:
 			continue
 		}
@@ -111,11 +126,10 @@ func (x *exports) funcAt(m *Module, addr uint64) (string, bool) {
 		if start == 0 || bo.Uint16(e[6:]) == uint16(elf.SHN_UNDEF) || vaddr < start || vaddr-start >= size {
 			continue
 		}
-		if name := x.name(bo.Uint32(e)); name != "" {
-			return name, true
+		if found(bo.Uint32(e)) {
+			return
 		}
 	}
-	return "", false
 }
 
 func (x *exports) name(off uint32) string {
