@@ -345,7 +345,6 @@ func (s *session) stop() time.Duration {
 
 func latency(py, target string) Latency {
 	w := startWorkload(py, target)
-	defer w.stop()
 	dir, _ := os.MkdirTemp("", "lptrace-bench")
 	defer os.RemoveAll(dir)
 	var att, first, det []float64
@@ -390,6 +389,10 @@ func latency(py, target string) Latency {
 		l.Phases = append(l.Phases, Phase{name, median(phases[name])})
 	}
 	l.GdbMedian = gdbLatency(w.cmd.Process.Pid)
+	// Stopped first: its busy loop would hold one of the machine's cores
+	// while the new processes are attached (on 2 cores, that alone made
+	// the first attach look 6-8 ms slower).
+	w.stop()
 	if target == "loop" {
 		l.FreshAttachMedian, l.FreshFirstEventMedian, l.FreshRuns = freshLatency(py, dir)
 	}
