@@ -1172,6 +1172,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 pass
         if st.pop('kbd', 0):
             hand_back_sigint()
+    # Hurried before the timer thread starts: a thread waiting for the GIL
+    # reads the interval only between its waits, so one that began waiting
+    # under the program's 5 ms would hold the first events back that long.
+    hurry()
     thread_mod.start_new_thread(ticker, ())
     st['live'] = True
     undo['done'] = True
