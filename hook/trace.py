@@ -628,7 +628,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if was is not None:
             try:
                 if abs(sys.getswitchinterval() - hurried) < 1e-7:
-                    sys.setswitchinterval(was)
+                    # Kept in whole microseconds, truncated: was itself
+                    # (3700 us read back as 0.0036999...) would lose one.
+                    sys.setswitchinterval(was + 5e-7)
             except an_exception:
                 pass
 

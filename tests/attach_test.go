@@ -305,6 +305,49 @@ func rates(tg *Target, n int) int {
 	return v[len(v)/2]
 }
 
+// The hook shortens the program's switch interval until its first events
+// are out (the timer thread gets the GIL sooner), and must give back the
+// program's own value: while traced, once they are, and after the detach.
+// Busy (first events at once) and idle (none: the timer thread's first
+// turn gives it back). 0.0037 s: kept as 3700 us, read back as 0.0036999...,
+// which set again as such would make 3699.
+func TestAttachSwitchIntervalKept(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 2) {
+			continue // 2.7 has a check interval, which the hook leaves alone
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, mode := range []string{"cpu", "sleep"} {
+				tg := startTarget(t, py, mode)
+				pid := strconv.Itoa(tg.PID)
+				if r := lptrace(t, "", "exec", pid, "import sys; sys.setswitchinterval(0.0037)"); r.Code != 0 {
+					t.Fatalf("%s: exec: %s", mode, r.Stderr)
+				}
+				interval := func(when string) {
+					t.Helper()
+					r := lptrace(t, "", "exec", pid, "import sys; print(int(round(sys.getswitchinterval() * 1e6)))")
+					if r.Stdout != "3700\n" {
+						t.Errorf("%s, %s: switch interval %q µs (%s), want the program's 3700 µs", mode, when, r.Stdout, r.Stderr)
+					}
+				}
+				tr := startAttach(t, tg.PID)
+				if mode == "cpu" {
+					for deadline := time.Now().Add(5 * time.Second); calls(tr.Trace())["fib"] == nil && time.Now().Before(deadline); {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				time.Sleep(300 * time.Millisecond)
+				interval("while traced")
+				tr.Stop(t, syscall.SIGINT)
+				hookGone(t, tg.PID, 2*time.Second)
+				interval("after detach")
+				tg.waitTicks(t, 3, 5*time.Second)
+			}
+		})
+	}
+}
+
 // kill -9 of lptrace: the target lives on, and its hook removes itself within
 // a second, even when the program is idle; with SIGPIPE at SIG_DFL too.
 func TestAttachTracerKilled(t *testing.T) {
