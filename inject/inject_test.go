@@ -137,3 +137,70 @@ func TestPayloadImage(t *testing.T) {
 		t.Errorf("without data: %q", plain.image(0x10000))
 	}
 }
+
+// Where the kernel answers PROCMAP_QUERY, the stack room, the writable
+// check and the mapping at an address come from it: the same answers as
+// from the whole text, for the stacks of a main thread and of a thread
+// parked in a system call.
+func TestMappingsQueryLikeText(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	cmd := exec.Command(py, "-c", "import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()\ntime.sleep(30)")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	var tids []int
+	for deadline := time.Now().Add(10 * time.Second); len(tids) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the target did not start its thread")
+		}
+		tids, _ = proc.Threads(pid)
+	}
+	time.Sleep(100 * time.Millisecond)
+	q, err := proc.OpenMaps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if !q.Queries() {
+		t.Skip("this kernel has no PROCMAP_QUERY")
+	}
+	files, err := q.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := proc.ReadMaps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	py3 := &symbols.Module{Path: files[0].Path}
+	asked := &Injector{pid: pid, tgt: &symbols.Target{PID: pid, MapQuery: q, Maps: files, Python: py3}}
+	read := &Injector{pid: pid, tgt: &symbols.Target{PID: pid, Maps: text, Python: py3}, mapsRead: time.Now()}
+	for _, tid := range tids {
+		sc, err := proc.ReadSyscall(pid, tid)
+		if err != nil || sc.Running {
+			t.Fatalf("thread %d: %+v, %v", tid, sc, err)
+		}
+		a, r := asked.stackRoom(sc.SP), read.stackRoom(sc.SP)
+		if a != r || a < 4096 {
+			t.Errorf("thread %d: stack room %d asked, %d from the text", tid, a, r)
+		}
+		if a, r := asked.mapped(sc.SP-256, 256), read.mapped(sc.SP-256, 256); !a || a != r {
+			t.Errorf("thread %d: stack below sp writable: %v asked, %v from the text", tid, a, r)
+		}
+		if a, r := asked.inPendingMachinery(sc.PC), read.inPendingMachinery(sc.PC); !a || a != r {
+			t.Errorf("thread %d, parked in the C library: in locking code %v asked, %v from the text", tid, a, r)
+		}
+	}
+	for _, m := range text {
+		a, aok := asked.mappingAt(m.End - 1)
+		if m.Path != "[vsyscall]" && (!aok || a != m) {
+			t.Errorf("mapping at %#x: %+v asked, %+v in the text", m.End-1, a, m)
+		}
+	}
+}

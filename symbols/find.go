@@ -23,10 +23,14 @@ var RequiredSymbols = []string{"PyGILState_Ensure", "PyGILState_Release", "PyRun
 
 // Target is what lptrace knows about a Python process before touching it.
 type Target struct {
-	PID      int
+	PID int
+	// MapQuery answers for one address at a time where the kernel can
+	// (then Maps holds the file mappings only); else Maps is the whole
+	// text of /proc/PID/maps, read at MapsRead.
+	MapQuery *proc.Maps
 	Maps     []proc.Mapping
-	MapsRead time.Time // when Maps was read
-	Python   *Module   // the module that defines the CPython runtime
+	MapsRead time.Time
+	Python   *Module // the module that defines the CPython runtime
 	Version  Version
 	Libc     *Module // may be nil for a static executable
 	Loader   *Module // the dynamic loader (ld.so); may be nil
@@ -37,6 +41,9 @@ type Target struct {
 
 // Close releases the files.
 func (t *Target) Close() {
+	if t.MapQuery != nil {
+		t.MapQuery.Close()
+	}
 	if t.Python != nil {
 		t.Python.Close()
 	}
@@ -62,13 +69,29 @@ func Find(pid int) (*Target, error) { return FindThen(pid, nil) }
 func FindThen(pid int, found func()) (*Target, error) {
 	program := proc.ProgramID(pid)
 	read := time.Now()
-	maps, err := proc.ReadMaps(pid)
+	q, err := proc.OpenMaps(pid)
 	if err != nil {
+		return nil, err
+	}
+	var maps []proc.Mapping
+	if q.Queries() {
+		maps, err = q.Files()
+	} else {
+		maps, err = proc.ReadMaps(pid)
+	}
+	if err != nil {
+		q.Close()
 		return nil, err
 	}
 	t, err := findInMaps(pid, maps, found)
 	if t != nil {
 		t.Program, t.MapsRead = program, read
+		if q.Queries() {
+			t.MapQuery, q = q, nil
+		}
+	}
+	if q != nil {
+		q.Close()
 	}
 	if err != nil && program != "" {
 		if now := proc.ProgramID(pid); now != "" && now != program {
