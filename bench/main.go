@@ -80,6 +80,11 @@ type Throughput struct {
 	LptraceCPUIdlePct      float64
 	LptraceRSSMiB          float64
 	TargetExtraRSSMiB      float64
+	// Below saturation: a program paced at PacedRate calls (events) a
+	// second, traced into a file for 2 s.
+	PacedRate         float64
+	PacedEventsPerSec float64
+	PacedDropped      int64
 }
 
 func main() {
@@ -138,6 +143,7 @@ func main() {
 		res.Throughput = append(res.Throughput, t)
 		fmt.Printf("stream   %-8s %8.0f events/s delivered, %d dropped; lptrace CPU %.1f%% streaming, %.2f%% idle; lptrace RSS %.1f MiB; target +%.1f MiB\n",
 			name(py), t.EventsPerSec, t.Dropped, t.LptraceCPUStreamingPct, t.LptraceCPUIdlePct, t.LptraceRSSMiB, t.TargetExtraRSSMiB)
+		fmt.Printf("         paced at %.0f events/s: %.0f events/s delivered, %d dropped\n", t.PacedRate, t.PacedEventsPerSec, t.PacedDropped)
 	}
 	data, _ := json.MarshalIndent(res, "", "  ")
 	if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
@@ -247,8 +253,8 @@ type workload struct {
 	rates chan float64
 }
 
-func startWorkload(py, mode string) *workload {
-	cmd := exec.Command(py, "bench/workload.py", mode)
+func startWorkload(py, mode string, args ...string) *workload {
+	cmd := exec.Command(py, append([]string{"bench/workload.py", mode}, args...)...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		fatal("%s: %v", py, err)
@@ -487,7 +493,6 @@ func throughput(py string) Throughput {
 
 	// Streaming: a call loop traced for 2 s into a file.
 	w := startWorkload(py, "loop")
-	defer w.stop()
 	rss0 := rss(w.cmd.Process.Pid, "VmRSS")
 	dir, _ := os.MkdirTemp("", "lptrace-bench")
 	defer os.RemoveAll(dir)
@@ -504,10 +509,34 @@ func throughput(py string) Throughput {
 	s.stop()
 	t.EventsPerSec = float64(n1-n0) / el
 	t.LptraceCPUStreamingPct = 100 * (c1 - c0) / el
-	if m := regexp.MustCompile(`(\d+) events were dropped`).FindStringSubmatch(s.stderr.String()); m != nil {
-		t.Dropped, _ = strconv.ParseInt(m[1], 10, 64)
-	}
+	t.Dropped = dropped(s.stderr.String())
+	w.stop()
+
+	// Paced: 1 M calls a second, under what the traced target can do.
+	t.PacedRate = 1e6
+	p := startWorkload(py, "paced", strconv.Itoa(int(t.PacedRate)))
+	defer p.stop()
+	paced := filepath.Join(dir, "paced")
+	s = attach(p.cmd.Process.Pid, paced)
+	s.waitAttached()
+	time.Sleep(300 * time.Millisecond)
+	n0, wall0 = lines(paced), time.Now()
+	time.Sleep(2 * time.Second)
+	n1, el = lines(paced), time.Since(wall0).Seconds()
+	s.stop()
+	t.PacedEventsPerSec = float64(n1-n0) / el
+	t.PacedDropped = dropped(s.stderr.String())
 	return t
+}
+
+// dropped is the count lptrace reported at its exit.
+func dropped(stderr string) int64 {
+	m := regexp.MustCompile(`(\d+) events were dropped`).FindStringSubmatch(stderr)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
 }
 
 // cpu is a process's user+system CPU time in seconds.

@@ -10,6 +10,8 @@
 #                      process (workload.py http-client PORT), which prints
 #                      the rate of answered requests and exits with the server
 #   workload.py idle   sleeps (for lptrace's idle CPU)
+#   workload.py paced RATE   the tiny function RATE times a second, evenly
+#                      (for events dropped below saturation)
 import json
 import re
 import sys
@@ -90,6 +92,31 @@ def http_client(port):
             return  # the server or the reader is gone
 
 
+def paced(rate, out):
+    # Batches of 1000 calls, each started when it is due: the pace holds
+    # while the traced program can go faster than RATE.
+    begin = start = time.time()
+    n = done = 0
+    while True:
+        for i in range(1000):
+            tiny(i)
+        n += 1000
+        done += 1000
+        now = time.time()
+        ahead = done / float(rate) - (now - begin)
+        if ahead < -0.01:
+            # Held up (the attach pauses the program): start the pace
+            # again, no burst to catch up.
+            begin, done = now, 0
+        elif ahead > 0:
+            time.sleep(ahead)
+            now = time.time()
+        if now - start >= 0.3:
+            out.write('rate %d\n' % (n / (now - start)))
+            out.flush()
+            n, start = 0, now
+
+
 def main():
     mode = sys.argv[1]
     out = sys.stdout
@@ -102,6 +129,8 @@ def main():
     if mode == 'idle':
         while True:
             time.sleep(1)
+    if mode == 'paced':
+        return paced(int(sys.argv[2]), out)
     per = {'loop': 1, 'fib': 1973, 'mix': 1}[mode]
     n, start = 0, time.time()
     while True:
