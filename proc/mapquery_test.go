@@ -47,21 +47,28 @@ func sleeper(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-// Every answer of the queries equals the text's line: the mapping at each
-// one's first and last byte, and the list of file mappings.
-func TestMapsQueryMatchesText(t *testing.T) {
+// sleeperMaps opens a sleeper's mappings and reads their text.
+func sleeperMaps(t *testing.T) (*Maps, []Mapping) {
+	t.Helper()
 	pid := sleeper(t)
 	q, err := OpenMaps(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
-	if !q.Queries() {
-		t.Skip("this kernel has no PROCMAP_QUERY (Linux 6.11+): the text is used, see TestMapsText")
-	}
+	t.Cleanup(func() { q.Close() })
 	text, err := ReadMaps(pid)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return q, text
+}
+
+// Every answer of the queries equals the text's line: the mapping at each
+// one's first and last byte, and the list of file mappings.
+func TestMapsQueryMatchesText(t *testing.T) {
+	q, text := sleeperMaps(t)
+	if !q.Queries() {
+		t.Skip("this kernel has no PROCMAP_QUERY (Linux 6.11+): the text is used, see TestMapsText")
 	}
 	var files []Mapping
 	deleted := false
@@ -104,17 +111,8 @@ func TestMapsQueryMatchesText(t *testing.T) {
 // Without the ioctl (kernels before 6.11) the same answers come from the
 // text.
 func TestMapsText(t *testing.T) {
-	pid := sleeper(t)
-	q, err := OpenMaps(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q, text := sleeperMaps(t)
 	q.query = false
-	text, err := ReadMaps(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
 	for _, want := range text {
 		if got, ok, err := q.At(want.End - 1); !ok || err != nil || got != want {
