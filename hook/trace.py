@@ -621,6 +621,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     hurried = 0.0001
 
     def hurry():
+        # Never once the session has ended (a callback that was already
+        # running when it did): nothing would put it back.
+        if not st['on']:
+            return
         try:
             now = sys.getswitchinterval()  # 3.2+
             if now > hurried and 'interval' not in st:
@@ -628,17 +632,25 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 sys.setswitchinterval(hurried)
         except an_exception:
             pass
+        if not st['on']:
+            unhurry()  # ended meanwhile (the GIL passes between two lines)
 
     def unhurry():
-        was = st.pop('interval', None)
-        if was is not None:
-            try:
-                if abs(sys.getswitchinterval() - hurried) < 1e-7:
-                    # Kept in whole microseconds, truncated: was itself
-                    # (3700 us read back as 0.0036999...) would lose one.
-                    sys.setswitchinterval(was + 5e-7)
-            except an_exception:
-                pass
+        # The saved value is forgotten only once the program's is back: a
+        # signal handler of the program that raises in between leaves it
+        # for the next call (the timer's next turn, uninstall, the undo's
+        # retries).
+        was = st.get('interval')
+        if was is None:
+            return
+        try:
+            if abs(sys.getswitchinterval() - hurried) < 1e-7:
+                # Kept in whole microseconds, truncated: was itself
+                # (3700 us read back as 0.0036999...) would lose one.
+                sys.setswitchinterval(was + 5e-7)
+            st.pop('interval', None)
+        except an_exception:
+            pass
 
     def interrupted():
         # A KeyboardInterrupt caught in a callback (only the main thread

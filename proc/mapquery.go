@@ -34,9 +34,11 @@ func OpenMaps(pid int) (*Maps, error) {
 		}
 		return nil, err
 	}
-	m := &Maps{pid: pid, f: f, query: true, name: make([]byte, 4096)}
-	// One query tells whether the kernel has the ioctl (ENOTTY if not).
-	if _, _, err := m.ask(0, queryCoveringOrNext); errors.Is(err, syscall.ENOTTY) || errors.Is(err, syscall.EINVAL) {
+	m := &Maps{pid: pid, f: f, query: true, name: make([]byte, procmapQueryNameSize)}
+	// One query tells whether the kernel answers (ENOTTY if it has no such
+	// ioctl; a security module may refuse it): anything but an answer, or
+	// "no mapping there", and the text serves.
+	if _, _, err := m.ask(0, queryCoveringOrNext); err != nil {
 		m.query = false
 	}
 	return m, nil
@@ -57,6 +59,10 @@ func (m *Maps) Files() ([]Mapping, error) {
 	var out []Mapping
 	for addr := uint64(0); ; {
 		mp, ok, err := m.ask(addr, queryCoveringOrNext|queryFileBacked)
+		if errors.Is(err, errNameTooLong) {
+			// A path longer than PATH_MAX, which the text shows all the same.
+			return m.text(func(mp Mapping) bool { return mp.Inode != 0 })
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -73,14 +79,17 @@ func (m *Maps) Files() ([]Mapping, error) {
 
 // At returns the mapping that contains addr (ok false: none does).
 func (m *Maps) At(addr uint64) (Mapping, bool, error) {
-	if !m.query {
-		all, err := m.text(func(mp Mapping) bool { return addr >= mp.Start && addr < mp.End })
-		if err != nil || len(all) == 0 {
-			return Mapping{}, false, err
+	if m.query {
+		mp, ok, err := m.ask(addr, 0)
+		if !errors.Is(err, errNameTooLong) {
+			return mp, ok, err
 		}
-		return all[0], true, nil
 	}
-	return m.ask(addr, 0)
+	all, err := m.text(func(mp Mapping) bool { return addr >= mp.Start && addr < mp.End })
+	if err != nil || len(all) == 0 {
+		return Mapping{}, false, err
+	}
+	return all[0], true, nil
 }
 
 // text reads the whole file again (a moment later it may differ) and keeps
@@ -149,6 +158,8 @@ func (m *Maps) ask(addr, flags uint64) (Mapping, bool, error) {
 		return Mapping{}, false, nil
 	case e == syscall.ESRCH:
 		return Mapping{}, false, ErrNoProcess // exited (or exec'd: the old memory is gone)
+	case e == syscall.ENAMETOOLONG:
+		return Mapping{}, false, errNameTooLong
 	case e != 0:
 		return Mapping{}, false, fmt.Errorf("maps of process %d: PROCMAP_QUERY: %w", m.pid, e)
 	}
@@ -175,4 +186,12 @@ func (m *Maps) ask(addr, flags uint64) (Mapping, bool, error) {
 	return mp, true, nil
 }
 
-var _ [procmapQuerySize - unsafe.Sizeof(procmapQueryArg{})]byte // the kernel's size, exactly
+// The kernel's size, exactly (neither constant may go negative).
+var (
+	_ [procmapQuerySize - unsafe.Sizeof(procmapQueryArg{})]byte
+	_ [unsafe.Sizeof(procmapQueryArg{}) - procmapQuerySize]byte
+)
+
+// errNameTooLong: a mapping's path is longer than PATH_MAX; the kernel
+// names it in the text only.
+var errNameTooLong = errors.New("mapping name too long for PROCMAP_QUERY")

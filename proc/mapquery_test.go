@@ -159,3 +159,64 @@ func TestMapsGone(t *testing.T) {
 		t.Errorf("Files of an exited process: %d mappings, %v", len(files), err)
 	}
 }
+
+// A mapped file whose path is longer than PATH_MAX: the kernel will not
+// name it in an answer (ENAMETOOLONG), the text does; the text serves.
+func TestMapsLongPath(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	prog := `import mmap, os, sys, time
+os.chdir(sys.argv[1])
+for _ in range(20):
+    os.mkdir('d' * 250)
+    os.chdir('d' * 250)
+with open('f', 'wb') as f:
+    f.write(b'x' * 4096)
+f = open('f', 'rb')
+m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)
+sys.stdout.write('ready\n')
+sys.stdout.flush()
+time.sleep(30)
+`
+	cmd := exec.Command(py, "-c", prog, t.TempDir())
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if _, err := out.Read(make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	q, err := OpenMaps(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	text, err := ReadMaps(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var long Mapping
+	for _, m := range text {
+		if len(m.Path) > 4096 {
+			long = m
+		}
+	}
+	if long.Path == "" {
+		t.Fatal("no mapping with a long path in the text")
+	}
+	got, ok, err := q.At(long.Start)
+	if !ok || err != nil || got != long {
+		t.Errorf("At(%#x) = %.80v..., %v, %v", long.Start, got, ok, err)
+	}
+	files, err := q.Files()
+	found := false
+	for _, m := range files {
+		found = found || m == long
+	}
+	if err != nil || !found {
+		t.Errorf("Files() = %d mappings, %v; the long one found: %v", len(files), err, found)
+	}
+}
