@@ -105,10 +105,10 @@ func main() {
 		if !part("latency") {
 			break
 		}
-		for _, target := range []string{"loop", "idle"} {
+		for _, target := range []string{"loop", "idle", "accept"} {
 			l := latency(py, target)
 			res.Latency = append(res.Latency, l)
-			fmt.Printf("latency  %-8s %-5s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  gdb %6.1f ms\n",
+			fmt.Printf("latency  %-8s %-6s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  gdb %6.1f ms\n",
 				name(py), target, l.AttachMedian, l.AttachP95, l.FirstEventMedian, l.DetachMedian, l.DetachP95, l.GdbMedian)
 			var ph []string
 			for _, p := range l.Phases {

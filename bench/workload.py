@@ -10,6 +10,7 @@
 #                      process (workload.py http-client PORT), which prints
 #                      the rate of answered requests and exits with the server
 #   workload.py idle   sleeps (for lptrace's idle CPU)
+#   workload.py accept blocks in accept() on a socket nobody connects to
 #   workload.py paced RATE   the tiny function RATE times a second, evenly
 #                      (for events dropped below saturation)
 import json
@@ -129,6 +130,13 @@ def main():
     if mode == 'idle':
         while True:
             time.sleep(1)
+    if mode == 'accept':
+        import socket
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.bind(('127.0.0.1', 0))
+        srv.listen(8)
+        while True:
+            srv.accept()[0].close()
     if mode == 'paced':
         return paced(int(sys.argv[2]), out)
     per = {'loop': 1, 'fib': 1973, 'mix': 1}[mode]
