@@ -53,16 +53,21 @@ func (m *Maps) Close() error { return m.f.Close() }
 
 // Files returns the file-backed mappings, in address order.
 func (m *Maps) Files() ([]Mapping, error) {
-	if !m.query {
-		return m.text(func(mp Mapping) bool { return mp.Inode != 0 })
+	if m.query {
+		out, err := m.askFiles()
+		if !errors.Is(err, errNameTooLong) {
+			return out, err
+		}
+		// A path longer than PATH_MAX, which the text shows all the same.
 	}
+	return m.text(func(mp Mapping) bool { return mp.Inode != 0 })
+}
+
+// askFiles asks for each file mapping in turn, from address 0 up.
+func (m *Maps) askFiles() ([]Mapping, error) {
 	var out []Mapping
 	for addr := uint64(0); ; {
 		mp, ok, err := m.ask(addr, queryCoveringOrNext|queryFileBacked)
-		if errors.Is(err, errNameTooLong) {
-			// A path longer than PATH_MAX, which the text shows all the same.
-			return m.text(func(mp Mapping) bool { return mp.Inode != 0 })
-		}
 		if err != nil {
 			return nil, err
 		}
