@@ -55,6 +55,44 @@ func syscallState(r *ptrace.Regs) (nr int, inSyscall bool) {
 	return int(r.Orig_rax), false
 }
 
+// endsWithEINTR: system calls that any stop of the thread ends with
+// -EINTR, which the kernel never turns into a restart: epoll_wait,
+// epoll_pwait, epoll_pwait2, rt_sigtimedwait.
+var endsWithEINTR = map[int]bool{232: true, 281: true, 441: true, 128: true}
+
+const errEINTR = -4
+
+// syscallInsn is the x86-64 system call instruction.
+var syscallInsn = [2]byte{0x0f, 0x05}
+
+// endedByStop tells whether a thread stopped with these registers has just
+// come back from one of endsWithEINTR's calls with -EINTR; before holds
+// the two bytes before rip (a syscall instruction, or it returned long
+// ago). waitsForever: the call had no timeout.
+func endedByStop(r *ptrace.Regs, before [2]byte) (ended, waitsForever bool) {
+	nr := int(int64(r.Orig_rax))
+	if !endsWithEINTR[nr] || int64(r.Rax) != errEINTR || before != syscallInsn {
+		return false, false
+	}
+	switch nr {
+	case 232, 281: // epoll_wait, epoll_pwait: a timeout in ms, -1 for none
+		return true, int32(r.R10) < 0
+	case 441: // epoll_pwait2: a struct timespec, NULL for none
+		return true, r.R10 == 0
+	default: // rt_sigtimedwait(set, info, timeout, size)
+		return true, r.Rdx == 0
+	}
+}
+
+// makeRestartable turns the registers endedByStop accepted into those of
+// a call interrupted with -ERESTARTNOHAND: the kernel restarts it when the
+// thread resumes with no signal handler to run, and makes it -EINTR when
+// a handler runs, as it would have been.
+func makeRestartable(r *ptrace.Regs) {
+	code := int64(errRestartNoHand)
+	r.Rax = uint64(code)
+}
+
 func syscallArg(r *ptrace.Regs, i int) uint64 {
 	switch i {
 	case 0:
@@ -207,14 +245,17 @@ func checkArch(t *ptrace.Tracer, tid int) (xsave int, err error) {
 // releases it around every blocking call it makes).
 var parkedSyscalls = map[int]string{
 	0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv", 20: "writev",
-	23: "select", 34: "pause", 35: "nanosleep", 42: "connect", 43: "accept", 44: "sendto",
-	45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock", 128: "rt_sigtimedwait",
+	23: "select", 34: "pause", 35: "nanosleep", 40: "sendfile", 42: "connect", 43: "accept", 44: "sendto",
+	45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 72: "fcntl", 73: "flock", 128: "rt_sigtimedwait",
 	130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
 	270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2",
 	sysRestartSyscall: "restart_syscall",
 }
 
-const sysFutex = 202
+const (
+	sysFutex = 202
+	sysFcntl = 72
+)
 
 // SyscallName names an x86_64 system call for messages.
 func SyscallName(nr int) string {

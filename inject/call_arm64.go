@@ -21,6 +21,7 @@ const (
 	sysMprotect       = 226
 	sysMunmap         = 215
 	sysFutex          = 98
+	sysFcntl          = 25
 	sysRestartSyscall = 128
 )
 
@@ -28,6 +29,11 @@ var parkedSyscalls = map[int]string{}
 
 func syscallState(r *ptrace.Regs) (int, bool) { return -1, false }
 func syscallArg(r *ptrace.Regs, i int) uint64 { return r.Regs[i] }
+
+var syscallInsn [2]byte
+
+func endedByStop(r *ptrace.Regs, before [2]byte) (bool, bool) { return false, false }
+func makeRestartable(r *ptrace.Regs)                          {}
 
 type layout struct {
 	base uint64

@@ -332,8 +332,10 @@ func (inj *Injector) stop(th *Thread) error {
 				inj.detach(tid)
 				return err
 			}
+			parked := inj.keepCallAlive(tid, &regs)
 			th.orig = regs
 			th.Syscall, th.InCall = syscallState(&regs)
+			th.InCall = th.InCall || parked
 			if inj.xsave == 0 {
 				if inj.xsave, err = checkArch(inj.tr, tid); err != nil {
 					inj.detach(tid)
@@ -360,6 +362,30 @@ func (inj *Injector) stop(th *Thread) error {
 			}
 		}
 	}
+}
+
+// keepCallAlive deals with a system call that lptrace's stop ended with
+// EINTR (epoll_wait and the like, see endedByStop): the thread was parked
+// there, and still counts as parked. A call with no timeout is made one
+// that the kernel restarts when the thread resumes: the program never sees
+// the stop. A call with a timeout returns EINTR, which Python 3 answers by
+// waiting again for what is left of its timeout (restarted, the call would
+// wait its whole timeout again: an event loop's next timer late by up to
+// that much); Python 2.7's epoll.poll would raise IOError(EINTR) instead,
+// so there it is restarted, a wait longer by the time it had waited.
+func (inj *Injector) keepCallAlive(tid int, regs *ptrace.Regs) bool {
+	if ended, _ := endedByStop(regs, syscallInsn); !ended {
+		return false // (the cheap test first: no read for most stops)
+	}
+	var before [2]byte
+	if inj.readMem(tid, regs.PC()-2, before[:]) != nil {
+		return false
+	}
+	ended, forever := endedByStop(regs, before)
+	if ended && (forever || inj.tgt.Version.Major == 2) {
+		makeRestartable(regs)
+	}
+	return ended
 }
 
 // lostProgram lets go of a thread of a process that exec'd: the new
@@ -851,10 +877,22 @@ func (inj *Injector) Describe() []ThreadState {
 // (.data or .bss) is refused. 2.7's GIL is a semaphore on the heap: a
 // nested wait on a semaphore is harmless (and the GIL check in the call
 // sequence still applies). Priority-inheritance and requeue operations are
-// refused.
+// refused. Of fcntl, only a wait for a lock (the others do not block).
+//
+// The list holds where the standard library blocks with the GIL released
+// (checked on every version): time.sleep (select before 3.11,
+// clock_nanosleep after), socket (accept, recv, send, connect, poll for
+// timeouts, sendfile), selectors and asyncio (select, poll, epoll_wait,
+// epoll_pwait), subprocess and os (wait4, waitid, read, write), threading
+// and queue (futex), signal (pause, sigsuspend, sigtimedwait), fcntl
+// (lockf, flock).
 func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 	if _, ok := parkedSyscalls[nr]; !ok || nr == sysRestartSyscall {
 		return false // restart_syscall: see Classify
+	}
+	if nr == sysFcntl {
+		const setLockWait, ofdSetLockWait = 7, 38 // F_SETLKW, F_OFD_SETLKW: fcntl.lockf, fcntl.fcntl
+		return op == setLockWait || op == ofdSetLockWait
 	}
 	if nr == sysFutex {
 		if inj.tgt.Python.InStaticData(uaddr) {

@@ -135,7 +135,23 @@ var targetScript, _ = filepath.Abs("targets/target.py")
 // startTarget runs target.py MODE with py and waits until it is ready.
 func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 	t.Helper()
-	args := append(append([]string(nil), wrap...), py.Path, "-u", targetScript, mode)
+	tg := startScript(t, py, []string{targetScript, mode}, wrap...)
+	if mode != "gilheld" && mode != "rate" {
+		tg.waitTicks(t, 3, 5*time.Second)
+	}
+	// The pipe of a target running as another user is written by that user:
+	// wrap may be sudo-like, so the PID of interest is the python's.
+	if len(wrap) > 0 {
+		tg.PID = childPID(t, tg.PID)
+	}
+	return tg
+}
+
+// startScript runs py -u SCRIPT ARGS... (script and its arguments in
+// argv) and waits for its "READY <port>" line.
+func startScript(t *testing.T, py Python, argv []string, wrap ...string) *Target {
+	t.Helper()
+	args := append(append(append([]string(nil), wrap...), py.Path, "-u"), argv...)
 	cmd := exec.Command(args[0], args[1:]...)
 	tg := &Target{}
 	cmd.Stderr = &prefixWriter{t: t, prefix: "target stderr: ", sink: func(line string) {
@@ -181,17 +197,9 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 	select {
 	case tg.Port = <-ready:
 	case <-tg.done:
-		t.Fatalf("target %s %s exited before it was ready", py.Name, mode)
+		t.Fatalf("%s %v exited before it was ready", py.Name, argv)
 	case <-time.After(20 * time.Second):
-		t.Fatalf("target %s %s not ready after 20s", py.Name, mode)
-	}
-	if mode != "gilheld" && mode != "rate" {
-		tg.waitTicks(t, 3, 5*time.Second)
-	}
-	// The pipe of a target running as another user is written by that user:
-	// wrap may be sudo-like, so the PID of interest is the python's.
-	if len(wrap) > 0 {
-		tg.PID = childPID(t, tg.PID)
+		t.Fatalf("%s %v not ready after 20s", py.Name, argv)
 	}
 	return tg
 }

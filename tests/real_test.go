@@ -1,0 +1,286 @@
+package tests
+
+// Real programs that nobody here wrote, or that are written as such programs
+// are (tests/programs/): servers from the standard library and Debian's
+// packages, programs with tracers of their own, deep recursion, and
+// programs that die. Each test checks that the program behaves and answers
+// as before, that what lptrace must leave as it was is as it was (threads,
+// signal masks and handlers, trace and profile functions, monitoring tools,
+// switch interval, recursion limit, descriptors, mappings), and that the
+// expected functions are in the trace.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var programsDir, _ = filepath.Abs("programs")
+
+// startProgram runs tests/programs/NAME with py and waits until it is ready.
+func startProgram(t *testing.T, py Python, name string, args ...string) *Target {
+	t.Helper()
+	return startScript(t, py, append([]string{filepath.Join(programsDir, name)}, args...))
+}
+
+// client is a line-based connection to a program's server.
+type client struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dial(t *testing.T, port int) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect to the program: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{conn: conn, r: bufio.NewReader(conn)}
+}
+
+// ask sends one line and returns the answer line.
+func (c *client) ask(t *testing.T, line string) string {
+	t.Helper()
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c.conn, "%s\n", line); err != nil {
+		t.Fatalf("send %q: %v", line, err)
+	}
+	ans, err := c.r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", line, err)
+	}
+	return strings.TrimRight(ans, "\n")
+}
+
+// ask opens a connection for one question.
+func ask(t *testing.T, port int, line string) string {
+	t.Helper()
+	return dial(t, port).ask(t, line)
+}
+
+// waitCall waits until fn shows in the trace.
+func (tr *Tracer) waitCall(t *testing.T, fn string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for calls(tr.Trace())[fn] == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not in the trace after %v:\n%s\nlptrace: %s", fn, within, tr.Trace(), tr.Stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// osState is what the kernel shows of a process that lptrace must leave as
+// it was: its threads with their names and signal masks, its signal
+// handlers, its descriptors and lptrace's mappings.
+type osState struct {
+	threads  []string // "name blocked-mask", sorted
+	handlers string   // caught and ignored signals
+	fds      []string
+	rings    int
+}
+
+func readOSState(pid int) osState {
+	var s osState
+	tids, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, e := range tids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		f := statusFields(string(data))
+		s.threads = append(s.threads, f["Name"]+" blocks "+f["SigBlk"])
+		// Signals 32 and 33 are the C library's own (thread cancellation,
+		// setuid in every thread): glibc sets their handlers at the first
+		// thread a process starts, whoever starts it.
+		s.handlers = "caught " + withoutLibcSignals(f["SigCgt"]) + " ignored " + f["SigIgn"]
+	}
+	sort.Strings(s.threads)
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "anon_inode:") {
+			target = strings.SplitN(target, ":", 2)[0] // their numbers change with the program's own work
+		}
+		s.fds = append(s.fds, target)
+	}
+	sort.Strings(s.fds)
+	s.rings = nativeMappings(pid)
+	return s
+}
+
+func withoutLibcSignals(mask string) string {
+	m, err := strconv.ParseUint(mask, 16, 64)
+	if err != nil {
+		return mask
+	}
+	return fmt.Sprintf("%016x", m&^(3<<31))
+}
+
+func statusFields(status string) map[string]string {
+	f := map[string]string{}
+	for _, line := range strings.Split(status, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[k] = strings.TrimSpace(v)
+		}
+	}
+	return f
+}
+
+func (s osState) String() string {
+	return fmt.Sprintf("threads %q, %s, fds %q, %d rings", s.threads, s.handlers, s.fds, s.rings)
+}
+
+// checkLeftAsItWas waits until what the program shows of itself (its
+// fingerprint, see programs/fingerprint.py, from state()) and what the
+// kernel shows of it are as before lptrace came: the hook leaves from
+// inside the program, a moment after lptrace detached.
+func checkLeftAsItWas(t *testing.T, pid int, before osState, fingerprint string, state func() string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		now, fp := readOSState(pid), ""
+		if state != nil {
+			fp = state()
+		}
+		if now.String() == before.String() && fp == fingerprint {
+			break
+		}
+		if time.Now().After(deadline) {
+			if now.String() != before.String() {
+				t.Errorf("the process is not as before lptrace came:\n  before %v\n  after  %v", before, now)
+			}
+			if fp != fingerprint {
+				t.Errorf("the program is not as before lptrace came:\n  before %s\n  after  %s", fingerprint, fp)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := leftovers(); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
+
+// An idle asyncio server waits in epoll_wait, with no timeout at all (or
+// with one, when timers are due): exec, stack and attach reach it at once,
+// it answers throughout and after, and nothing of lptrace stays. Every
+// idle asyncio or aiohttp server is in this state.
+func TestRealAsyncioServer(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 7) {
+			continue
+		}
+		for _, mode := range []string{"idle", "timers"} {
+			t.Run(py.Name+"/"+mode, func(t *testing.T) {
+				tg := startProgram(t, py, "asyncio_server.py", mode)
+				pid := strconv.Itoa(tg.PID)
+				c := dial(t, tg.Port)
+				state := func() string { return c.ask(t, "state") }
+				fp := state() // (the server has accepted the connection)
+				before := readOSState(tg.PID)
+
+				r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7")
+				if r.Code != 0 || r.Stdout != "42\n" {
+					t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				r = lptrace(t, "", "stack", "--timeout", "10s", pid)
+				if r.Code != 0 || !strings.Contains(r.Stdout, "select") {
+					t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				tr := startAttach(t, tg.PID, "--timeout", "10s")
+				for i := 0; i < 50; i++ {
+					if got := c.ask(t, fmt.Sprintf("hello %d", i)); got != fmt.Sprintf("echo hello %d", i) {
+						t.Fatalf("answer %q while traced", got)
+					}
+				}
+				tr.waitCall(t, "handle_line", 5*time.Second)
+				tr.Stop(t, syscall.SIGINT)
+				checkLeftAsItWas(t, tg.PID, before, fp, state)
+			})
+		}
+	}
+}
+
+// A thread stopped by lptrace inside epoll_wait comes back from it with
+// EINTR, which the kernel never restarts: Python 3 waits again, Python
+// 2.7's epoll.poll raises IOError. lptrace restarts the call itself where
+// it had no timeout (and on 2.7): the program never sees an error, and
+// keeps answering.
+func TestRealEpollServer(t *testing.T) {
+	for _, py := range pythons(t) {
+		for _, timeout := range []string{"-", "0.2"} {
+			name := py.Name + "/forever"
+			if timeout != "-" {
+				name = py.Name + "/timeout"
+			}
+			t.Run(name, func(t *testing.T) {
+				tg := startProgram(t, py, "epoll_server.py", timeout)
+				pid := strconv.Itoa(tg.PID)
+				c := dial(t, tg.Port)
+				state := func() string { return c.ask(t, "state") }
+				fp := state()
+				before := readOSState(tg.PID)
+				for i := 0; i < 3; i++ {
+					if r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
+						t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+					}
+				}
+				if r := lptrace(t, "", "stack", "--timeout", "10s", pid); r.Code != 0 || !strings.Contains(r.Stdout, "epoll_server.py") {
+					t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				tr := startAttach(t, tg.PID, "--timeout", "10s")
+				if got := c.ask(t, "hello"); got != "echo hello" {
+					t.Fatalf("answer %q while traced", got)
+				}
+				tr.waitCall(t, "handle_line", 5*time.Second)
+				tr.Stop(t, syscall.SIGINT)
+				checkLeftAsItWas(t, tg.PID, before, fp, state)
+				if other := tg.Other(); len(other) > 0 {
+					t.Errorf("the program printed %q", other)
+				}
+			})
+		}
+	}
+}
+
+// Every way the standard library blocks is a place where lptrace runs
+// code directly (the thread released the GIL): a thread blocked in each
+// one takes an exec of its own, and the program goes on. The audit of the
+// list of such system calls, on every version.
+func TestRealStdlibBlockingCalls(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "blockers.py")
+			pid := strconv.Itoa(tg.PID)
+			var names []string
+			for _, line := range tg.Other() {
+				f := strings.Fields(line)
+				if len(f) != 3 || f[0] != "BLOCKS" {
+					continue
+				}
+				names = append(names, f[1])
+				r := lptrace(t, "", "exec", "-v", "--tid", f[2], "--timeout", "3s", pid, "6 * 7")
+				if r.Code != 0 || r.Stdout != "42\n" || !strings.Contains(r.Stderr, "parked in") {
+					syscall, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", tg.PID, f[2]))
+					t.Errorf("thread blocked in %s (syscall %s): status %d, %q %s", f[1], strings.Fields(string(syscall)+" ?")[0], r.Code, r.Stdout, r.Stderr)
+				}
+			}
+			if len(names) < 15 {
+				t.Fatalf("only %d blocking threads: %v", len(names), names)
+			}
+			if !tg.Alive() {
+				t.Fatal("the program died")
+			}
+		})
+	}
+}
