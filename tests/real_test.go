@@ -272,7 +272,7 @@ func TestRealStdlibBlockingCalls(t *testing.T) {
 				r := lptrace(t, "", "exec", "-v", "--tid", f[2], "--timeout", "3s", pid, "6 * 7")
 				if r.Code != 0 || r.Stdout != "42\n" || !strings.Contains(r.Stderr, "parked in") {
 					syscall, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", tg.PID, f[2]))
-					t.Errorf("thread blocked in %s (syscall %s): status %d, %q %s", f[1], strings.Fields(string(syscall)+" ?")[0], r.Code, r.Stdout, r.Stderr)
+					t.Errorf("thread blocked in %s (syscall %s): status %d, %q %s", f[1], strings.Fields(string(syscall) + " ?")[0], r.Code, r.Stdout, r.Stderr)
 				}
 			}
 			if len(names) < 15 {
