@@ -44,7 +44,11 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
     for t in list(active.values()):
         if type(t).__name__ == '_MainThread':
             main = t.ident
-    for ident, frame in sorted(sys._current_frames().items()):
+    natives = {}
+    frames = _lptrace_interpreter_frames(natives)
+    if frames is None:
+        frames = sys._current_frames()
+    for ident, frame in sorted(frames.items()):
         stack = []
         f = frame
         while f is not None:
@@ -58,15 +62,22 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
                         i + 1 < len(stack) and stack[i + 1].f_code.co_filename == '<lptrace>':
                     stack = stack[:i]
                     break
-        if any(f.f_code.co_filename == '<lptrace>' for f in stack):
-            continue  # a thread of lptrace's hook
+        if stack and stack[0].f_code.co_filename == '<lptrace>':
+            continue  # a thread of lptrace's hook (its timer thread)
+        # A program thread inside lptrace's code (a callback of a tracing
+        # session, a payload of another lptrace): its own frames only.
+        for i, f in enumerate(stack):
+            if f.f_code.co_filename == '<lptrace>' or (f.f_code.co_filename == '<string>' and f.f_code.co_name == '<module>' and
+                                                      i + 1 < len(stack) and stack[i + 1].f_code.co_filename == '<lptrace>'):
+                stack = stack[:i]
+                break
         t = active.get(ident)
-        name, daemon, native = '', 0, 0
+        name, daemon, native = '', 0, natives.get(ident, 0)
         if t is not None:
             try:
                 name = t.name
                 daemon = int(bool(t.daemon))
-                native = getattr(t, 'native_id', None) or 0  # 3.8+
+                native = getattr(t, 'native_id', None) or native  # 3.8+
             except Exception:
                 pass
         if ident == me and not native and hasattr(thread_mod, 'get_native_id'):
@@ -104,6 +115,57 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
                 select.select([], [fd], [], 1)
     finally:
         os.close(fd)
+
+
+def _lptrace_interpreter_frames(natives):
+    """{thread ident: innermost frame} of this interpreter's threads, on
+    3.12 and 3.13; None elsewhere (then sys._current_frames() serves). There
+    sys._current_frames() makes frame objects for the threads of every
+    interpreter with this one's allocator, while isolated subinterpreters
+    run on under their own GIL: the program aborts (free(): invalid
+    pointer). The walk here stays in this interpreter, whose thread states
+    change only with its GIL held, as it is now. natives gets each thread's
+    native ID."""
+    import sys
+    if not (3, 12) <= sys.version_info[:2] < (3, 14):
+        return None
+    try:
+        import ctypes
+    except ImportError:
+        if any(m in sys.modules for m in ('_interpreters', '_xxsubinterpreters', 'interpreters')):
+            raise RuntimeError('this Python has no ctypes, and the stacks of a program that runs subinterpreters can only be read with it')
+        return None
+    try:
+        from _thread import get_ident, get_native_id
+    except ImportError:
+        return None
+    api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's settings are the program's
+    vp = ctypes.c_void_p
+    fns = {}
+    for name, argtypes in (('PyThreadState_Get', []), ('PyInterpreterState_Get', []), ('PyInterpreterState_ThreadHead', [vp]),
+                           ('PyThreadState_Next', [vp]), ('PyThreadState_GetFrame', [vp]), ('Py_DecRef', [vp])):
+        f = getattr(api, name)
+        f.argtypes, f.restype = argtypes, vp
+        fns[name] = f
+    # Where a thread state keeps its thread's ident and native ID (two words
+    # side by side): found in this thread's own.
+    words = (ctypes.c_ulong * 64).from_address(fns['PyThreadState_Get']())
+    me = (get_ident(), get_native_id())
+    at = [i for i in range(63) if (words[i], words[i + 1]) == me]
+    if len(at) != 1:
+        return None
+    at = at[0] * 8
+    frames = {}
+    ts = fns['PyInterpreterState_ThreadHead'](fns['PyInterpreterState_Get']())
+    while ts:
+        ident = ctypes.c_ulong.from_address(ts + at).value
+        natives[ident] = ctypes.c_ulong.from_address(ts + at + 8).value
+        p = fns['PyThreadState_GetFrame'](ts)  # a new reference, or NULL
+        if p:
+            frames[ident] = ctypes.cast(p, ctypes.py_object).value
+            fns['Py_DecRef'](p)  # (the one above holds it now)
+        ts = fns['PyThreadState_Next'](ts)
+    return frames
 
 
 _lptrace_stack(FIFO, FIFO_ID, LOCALS == '1', int(STRSIZE), VERBOSE == '1')

@@ -284,3 +284,36 @@ func TestRealStdlibBlockingCalls(t *testing.T) {
 		})
 	}
 }
+
+// A program running isolated subinterpreters (3.12+), each computing in a
+// thread of its own: sys._current_frames() aborts such a program on 3.12
+// and 3.13 (it makes frame objects of every interpreter with its own
+// allocator), so lptrace never calls it there. stack, exec and attach
+// work, and the program goes on.
+func TestRealSubinterpreters(t *testing.T) {
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 12) {
+			continue
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "subinterpreters.py")
+			pid := strconv.Itoa(tg.PID)
+			for i := 0; i < 10; i++ {
+				r := lptrace(t, "", "stack", pid)
+				if r.Code != 0 || !strings.Contains(r.Stdout, "MainThread") || strings.Count(r.Stdout, "in run_sub") != 2 {
+					t.Fatalf("stack %d: status %d, %q %s (the program printed %q)", i, r.Code, r.Stdout, r.Stderr, tg.Stderr())
+				}
+			}
+			if r := lptrace(t, "", "exec", pid, "main_work()"); r.Code != 0 || r.Stdout != "4950\n" {
+				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			tr := startAttach(t, tg.PID)
+			tr.waitCall(t, "main_work", 5*time.Second)
+			tr.Stop(t, syscall.SIGINT)
+			tg.waitTicks(t, 3, 5*time.Second)
+			if !tg.Alive() {
+				t.Fatalf("the program died: %q", tg.Stderr())
+			}
+		})
+	}
+}
