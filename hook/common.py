@@ -124,6 +124,8 @@ def _lptrace_main_ident():
     done from a thread)."""
     import sys
     t = sys.modules.get('threading')
+    if type(getattr(t, 'get_ident', None)) is not type(len):
+        return None  # patched (gevent): its idents name greenlets, not threads
     try:
         if hasattr(t, 'main_thread'):
             return t.main_thread().ident
@@ -151,11 +153,14 @@ def _lptrace_sigint_sender():
         import thread
     pthread_kill = getattr(signal, 'pthread_kill', None)
     # Bound now: it may run after the payload's globals (and with them the
-    # builtins of older Pythons) are cleared.
-    is_callable, error, sleep, get_ident = callable, Exception, time.sleep, thread.get_ident
+    # builtins of older Pythons) are cleared. The interpreter's own thread
+    # functions (see _lptrace_original; without them, no new thread).
+    is_callable, error = callable, Exception
+    start_new_thread, _, get_ident = _lptrace_thread_functions() or (None, None, None)
+    sleep = _lptrace_original(time, 'sleep')
 
     def deliver(main, delay):
-        if delay:
+        if delay and sleep is not None:
             sleep(delay)
         try:
             if pthread_kill is not None and main is not None and is_callable(signal.getsignal(signal.SIGINT)):
@@ -166,8 +171,44 @@ def _lptrace_sigint_sender():
         thread.interrupt_main()
 
     def send(main):
-        if main == get_ident():
-            thread.start_new_thread(deliver, (main, 0.02))
+        if get_ident is None:
+            thread.interrupt_main()
+        elif main == get_ident():
+            start_new_thread(deliver, (main, 0.02))
         else:
             deliver(main, 0)
     return send
+
+
+def _lptrace_original(module, name):
+    """The interpreter's own function NAME of MODULE (a module object),
+    whatever the program patched, or None: gevent's monkey patching (and
+    the like) replaces the thread, lock, sleep and poll functions with
+    versions for greenlets on the main OS thread, where a "thread" of
+    lptrace's would be a greenlet whose signal mask stays on the main
+    thread, whose locks and sleeps switch greenlets, and get_ident names
+    greenlets. gevent keeps the originals (gevent.monkey.saved, by module
+    name)."""
+    import sys
+    f = getattr(module, name, None)
+    builtin = type(len)
+    if f is None or type(f) is builtin:
+        return f
+    saved = getattr(sys.modules.get('gevent.monkey'), 'saved', None)
+    try:
+        f = saved[module.__name__][name]
+    except Exception:
+        return None
+    return f if type(f) is builtin else None
+
+
+def _lptrace_thread_functions():
+    """(start_new_thread, allocate_lock, get_ident) as the interpreter has
+    them (see _lptrace_original), or None if the program replaced them
+    with something lptrace does not know."""
+    try:
+        import _thread as thread
+    except ImportError:
+        import thread
+    fs = tuple(_lptrace_original(thread, n) for n in ('start_new_thread', 'allocate_lock', 'get_ident'))
+    return None if None in fs else fs

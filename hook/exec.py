@@ -31,16 +31,20 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
     import binascii
     import time
 
-    try:
-        from _thread import get_ident
-    except ImportError:
-        from thread import get_ident
+    # The interpreter's own (not gevent's, which names greenlets).
+    get_ident = (_lptrace_thread_functions() or (0, 0, None))[2]
+    if get_ident is None:
+        try:
+            from _thread import get_ident
+        except ImportError:
+            from thread import get_ident
 
     fd = _lptrace_open_fifo(fifo, fifo_id, sink=held)
     if fd < 0:
         return  # lptrace is gone: run nothing
 
     clock = getattr(time, 'monotonic', time.time)
+    sleep = _lptrace_original(time, 'sleep') or time.sleep
     guard = _lptrace_sigpipe_guard()
 
     class Gone(Exception):
@@ -58,7 +62,7 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
             except OSError as e:
                 if e.errno != errno.EAGAIN or clock() > deadline:
                     raise Gone()
-                time.sleep(0.002)
+                sleep(0.002)
 
     me = get_ident()
 

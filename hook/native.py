@@ -453,10 +453,10 @@ def _lptrace_native_ring(slow):
     monitoring = sys.version_info >= (3, 12)
     import mmap
     import ctypes
-    try:
-        from _thread import get_ident
-    except ImportError:
-        from thread import get_ident
+    real = _lptrace_thread_functions()
+    if real is None:
+        return None
+    get_ident = real[2]
     api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's function settings are the program's
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
         return None  # another runtime's symbols come first in this process

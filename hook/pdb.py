@@ -53,7 +53,7 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
                     if e.errno != errno.EAGAIN:
                         raise
                     # lptrace reads slowly: wait a little, never forever.
-                    if not select.select([], [out], [], 5)[1]:
+                    if not (_lptrace_original(select, 'select') or select.select)([], [out], [], 5)[1]:
                         raise
         except Exception:
             close()  # lptrace is gone: the session ends as if continued
@@ -154,7 +154,7 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
         # The end of lptrace (all writers of the command FIFO gone) shows as
         # POLLHUP, without reading what pdb will read.
         try:
-            p = select.poll()
+            p = (_lptrace_original(select, 'poll') or select.poll)()
             p.register(inp, select.POLLHUP)
             while st['open'] and not st.get('left'):
                 if p.poll(500):
@@ -181,7 +181,7 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
         import _thread as thread_mod
     except ImportError:
         import thread as thread_mod
-    thread_mod.start_new_thread(watch, ())
+    (_lptrace_original(thread_mod, 'start_new_thread') or thread_mod.start_new_thread)(watch, ())
     # The last statement of the payload: from here on the thread stops at
     # the next line of the program's own frames.
     s.set_trace(frame)

@@ -37,7 +37,7 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
         import _thread as thread_mod
     except ImportError:
         import thread as thread_mod
-    me = thread_mod.get_ident()
+    me = (_lptrace_original(thread_mod, 'get_ident') or thread_mod.get_ident)()
     threading = sys.modules.get('threading')
     active = getattr(threading, '_active', {}) if threading else {}
     main = None
@@ -112,7 +112,7 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
                 # slowly); anything else means lptrace is gone.
                 if e.errno != errno.EAGAIN:
                     break
-                select.select([], [fd], [], 1)
+                (_lptrace_original(select, 'select') or select.select)([], [fd], [], 1)
     finally:
         os.close(fd)
 

@@ -30,11 +30,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     import itertools
     import atexit
     from array import array
-    try:
-        import _thread as thread_mod
-    except ImportError:
-        import thread as thread_mod
-    get_ident = thread_mod.get_ident
+    # The interpreter's own thread, lock and sleep functions, not a green-
+    # thread library's (gevent's monkey patching): see _lptrace_original.
+    real = _lptrace_thread_functions()
+    start_thread, new_lock, get_ident = real or (None, None, None)
     base_exception = BaseException  # for code that may run after the payload's globals are cleared (2.7)
     # Likewise for the callbacks: a profile function of an ended session
     # runs on in its threads until its next event, and the payload's
@@ -44,7 +43,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     get_attr = getattr
     is_callable = callable
     obj_getattr = object.__getattribute__
-    sleep = time.sleep  # the timer thread's, bound: 2.7's module cleanup at exit empties modules
+    # Bound: 2.7's module cleanup at exit empties modules.
+    sleep = _lptrace_original(time, 'sleep') or (lambda s: None)
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
@@ -55,6 +55,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     fd = _lptrace_open_fifo(fifo, fifo_id, keep=True, sink=undo)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
+    if real is None:
+        # Refused, and lptrace told why (an R record), rather than start a
+        # "thread" that is not one.
+        try:
+            why = 'the program replaced the interpreter\'s thread functions (a green-thread library other than gevent)'
+            import struct
+            os.write(fd, b'R' + struct.pack('<I', len(why)) + why.encode())
+        finally:
+            os.close(undo.pop('fd'))
+            _lptrace_remove_fifo(fifo)
+        return
     registry = sys.__dict__.setdefault('__lptrace__', {})
     if session in registry:
         # An earlier install of this session (a pending call that lptrace
@@ -85,7 +96,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # live: the install is complete; until then nothing is written (the
     # start record must come first, and it is queued last).
     st = {'on': True, 'live': False, 'fd': fd, 'pid': os.getpid(), 'dropped': 0, 'tail': b'', 'taken': 2048, 'ok': 0,
-          'lock': thread_mod.allocate_lock()}
+          'lock': new_lock()}
     codes = {}  # id(code) -> (function id or -1 if filtered out, code); the code is kept alive
     threads = {}  # thread ident -> thread index
     counters = {'code': itertools.count(), 'thread': itertools.count(), 'value': itertools.count()}
@@ -145,8 +156,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if not select_mod:
                 import select
                 select_mod.append(select)
-            select = select_mod[0]
-            p = select.poll()
+                select_mod.append(_lptrace_original(select, 'poll'))
+            select, poll = select_mod
+            p = poll()
             p.register(st['fd'], select.POLLOUT)
             for _, ev in p.poll(0):
                 if ev & (select.POLLERR | select.POLLHUP):
@@ -179,7 +191,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # a signal handler of the program that raises would leave it held)
         if not lock.acquire(False):
             for _ in range(wait):
-                time.sleep(0.01)
+                sleep(0.01)
                 if lock.acquire(False):
                     break
             else:
@@ -289,7 +301,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     if nat[0] is None or st['taken'] < NATIVE_CHUNK:
                         break
                 else:
-                    time.sleep(0.005)  # the pipe is full
+                    sleep(0.005)  # the pipe is full
                 flush(10)
         except BaseException:
             pass
@@ -320,7 +332,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except an_exception:
                 pass
         return False
-    wake = thread_mod.allocate_lock()
+    wake = new_lock()
     wake.acquire()  # locked: no wake-up pending
     timed_wait = sys.version_info[0] >= 3
 
@@ -425,6 +437,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # ctypes (gettid: 186 on x86-64, 178 on arm64), else show the pthread
     # handle. Imported now, not in a callback: an import there could
     # deadlock on 2.7's global import lock.
+    try:
+        import _thread as thread_mod
+    except ImportError:
+        import thread as thread_mod
     native_id = [getattr(thread_mod, 'get_native_id', None)]
     if native_id[0] is None:
         try:
@@ -683,7 +699,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             return
         if follow:
             st['pid'] = os.getpid()
-            st['lock'] = thread_mod.allocate_lock()  # may have been held at fork
+            st['lock'] = new_lock()  # may have been held at fork
             st['dropped'] = 0
             forget()
             for k in counters:
@@ -691,7 +707,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             meta.append(started())
             first[0] = True
             try:
-                thread_mod.start_new_thread(ticker, ())
+                start_thread(ticker, ())
             except an_exception:
                 pass
             return
@@ -1197,7 +1213,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # reads the interval only between its waits, so one that began waiting
     # under the program's 5 ms would hold the first events back that long.
     hurry()
-    thread_mod.start_new_thread(ticker, ())
+    start_thread(ticker, ())
     st['live'] = True
     undo['done'] = True
     _lptrace_remove_fifo(fifo)
@@ -1225,10 +1241,7 @@ def _lptrace_run_install():
     try:
         import os
         import sys
-        try:
-            from _thread import get_ident
-        except ImportError:
-            from thread import get_ident
+        get_ident = (_lptrace_thread_functions() or (0, 0, lambda: None))[2]
         give_back = _lptrace_sigint_sender()
         _lptrace_install(SESSION, FIFO, FIFO_ID, CONFIG, undo)
     except BaseException as e:

@@ -124,6 +124,8 @@ type Target struct {
 	cmd  *exec.Cmd
 
 	mu     sync.Mutex
+	waited sync.Once
+	status syscall.WaitStatus
 	ticks  []time.Time
 	other  []string // lines other than ticks on the target's stdout
 	stderr []string
@@ -171,7 +173,7 @@ func startScript(t *testing.T, py Python, argv []string, wrap ...string) *Target
 	pgid := cmd.Process.Pid // the process group of the target and any wrapper
 	t.Cleanup(func() {
 		syscall.Kill(-pgid, syscall.SIGKILL)
-		cmd.Wait()
+		tg.reap()
 	})
 	ready := make(chan int, 1)
 	go func() {
@@ -221,6 +223,31 @@ func childPID(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no python process under %d", pid)
 	return 0
+}
+
+// reap waits for the target's end (its output first: exec.Cmd wants the
+// reads from its pipe done before Wait) and keeps its status.
+func (tg *Target) reap() {
+	tg.waited.Do(func() {
+		<-tg.done
+		tg.cmd.Wait()
+		if tg.cmd.ProcessState != nil {
+			tg.status = tg.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		}
+	})
+}
+
+// exit waits until the target ends, at most within, and returns how.
+func (tg *Target) exit(t *testing.T, within time.Duration) syscall.WaitStatus {
+	t.Helper()
+	ended := make(chan struct{})
+	go func() { tg.reap(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(within):
+		t.Fatalf("the program did not end within %v", within)
+	}
+	return tg.status
 }
 
 func (tg *Target) tickCount() int {

@@ -11,13 +11,18 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,7 +113,10 @@ func readOSState(pid int) osState {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, e := range fds {
 		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		if strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "anon_inode:") {
+		if strings.HasPrefix(target, "socket:") {
+			continue // the program's clients come and go (lptrace uses none)
+		}
+		if strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "anon_inode:") {
 			target = strings.SplitN(target, ":", 2)[0] // their numbers change with the program's own work
 		}
 		s.fds = append(s.fds, target)
@@ -316,4 +324,153 @@ func TestRealSubinterpreters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hasModules tells whether py can import every module named.
+func hasModules(py Python, mods ...string) bool {
+	return exec.Command(py.Path, "-c", "import "+strings.Join(mods, ", ")).Run() == nil
+}
+
+// pythonsWith is the interpreters that have the modules; the test is
+// skipped when none has (.ci/run installs Debian's packages of them).
+func pythonsWith(t *testing.T, mods ...string) []Python {
+	var out []Python
+	for _, py := range pythons(t) {
+		if hasModules(py, mods...) {
+			out = append(out, py)
+		}
+	}
+	if len(out) == 0 {
+		t.Skipf("no interpreter here has %v", mods)
+	}
+	return out
+}
+
+// A gevent program (monkey-patched: threads, locks and sleeps are
+// greenlets on the main OS thread). lptrace's timer thread is a real
+// thread, not a greenlet whose signal mask would stay on the main thread:
+// after a session the program's SIGTERM handler still runs (exit status
+// 3), its main thread blocks no signal, and a second session works.
+func TestRealGevent(t *testing.T) {
+	for _, py := range pythonsWith(t, "gevent") {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "gevent_app.py")
+			pid := strconv.Itoa(tg.PID)
+			c := dial(t, tg.Port)
+			state := func() string { return c.ask(t, "state") }
+			fp := state()
+			before := readOSState(tg.PID)
+			for session := 0; session < 2; session++ {
+				tr := startAttach(t, tg.PID)
+				if got := c.ask(t, "hello"); got != "echo hello" {
+					t.Fatalf("answer %q while traced", got)
+				}
+				tr.waitCall(t, "handle_line", 5*time.Second)
+				tr.waitCall(t, "green_step", 5*time.Second)
+				tr.Stop(t, syscall.SIGINT)
+				checkLeftAsItWas(t, tg.PID, before, fp, state)
+			}
+			if r := lptrace(t, "", "exec", pid, "counts[0] > 0"); r.Code != 0 || r.Stdout != "True\n" {
+				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			if r := lptrace(t, "", "stack", pid); r.Code != 0 || !strings.Contains(r.Stdout, "gevent") {
+				t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			checkLeftAsItWas(t, tg.PID, before, fp, state)
+			syscall.Kill(tg.PID, syscall.SIGTERM)
+			if st := tg.exit(t, 10*time.Second); !st.Exited() || st.ExitStatus() != 3 {
+				t.Errorf("after SIGTERM the program ended with %v, want its handler's exit status 3", st)
+			}
+		})
+	}
+}
+
+// gunicorn with gevent workers serving a Flask application: a traced worker
+// answers, its view shows in the trace, and after the session gunicorn's
+// graceful shutdown still works (the worker's SIGTERM handler runs: it
+// says "Worker exiting" rather than being killed at the end of the
+// graceful timeout).
+func TestRealGunicornGevent(t *testing.T) {
+	for _, py := range pythonsWith(t, "gevent", "gunicorn", "flask") {
+		t.Run(py.Name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			cmd := exec.Command(py.Path, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--graceful-timeout", "8",
+				"-b", fmt.Sprintf("127.0.0.1:%d", port), "--chdir", programsDir, "flask_app:app")
+			var log lockedBuffer
+			cmd.Stdout, cmd.Stderr = &log, &log
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-waited })
+			get := func(path string) string {
+				resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+				if err != nil {
+					return "error: " + err.Error()
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return string(body)
+			}
+			for i := 0; get("/hello/start") != "hello start"; i++ {
+				if i > 200 {
+					t.Fatalf("gunicorn does not answer: %s", log.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+			workers := strings.Fields(string(children))
+			if len(workers) != 1 {
+				t.Fatalf("workers: %v", workers)
+			}
+			worker, _ := strconv.Atoi(workers[0])
+			before := readOSState(worker)
+			tr := startAttach(t, worker)
+			for i := 0; i < 20; i++ {
+				if got := get(fmt.Sprintf("/hello/%d", i)); got != fmt.Sprintf("hello %d", i) {
+					t.Fatalf("answer %q while traced", got)
+				}
+			}
+			tr.waitCall(t, "greeting", 5*time.Second)
+			tr.Stop(t, syscall.SIGINT)
+			checkLeftAsItWas(t, worker, before, "", nil)
+			if got := get("/hello/after"); got != "hello after" {
+				t.Fatalf("answer %q after the session", got)
+			}
+			syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-waited:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("gunicorn did not stop 20 s after SIGTERM: %s", log.String())
+			}
+			waited <- nil
+			if out := log.String(); !strings.Contains(out, fmt.Sprintf("Worker exiting (pid: %d)", worker)) || strings.Contains(out, "SIGKILL") {
+				t.Errorf("the worker did not shut down gracefully:\n%s", out)
+			}
+		})
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -46,6 +46,7 @@ type Channel struct {
 	// The temporary directory and ours, held open so that they can be
 	// cleaned up even after the target exited and /proc/PID/root vanished.
 	parent, dir *os.File
+	refused     string // see Refused
 	name        string
 	swept       chan struct{} // closed once removeStale is done
 	r           *os.File
@@ -389,6 +390,10 @@ func removeStale(parent *os.File) {
 	}
 }
 
+// Refused is why the payload refused to start, from its "R" record (once
+// started is closed), or "".
+func (c *Channel) Refused() string { return c.refused }
+
 // Pipe is the FIFO as the payload must find it.
 func (c *Channel) Pipe() hook.Pipe {
 	return hook.Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
@@ -404,7 +409,8 @@ type Item struct {
 // Stream reads records in a goroutine until an error, which comes last:
 // records and the end travel on one channel so that no record is overtaken
 // by the end of the stream. started is closed at the first "S" record,
-// which may arrive while the injected call that sends it is still running;
+// which may arrive while the injected call that sends it is still running,
+// or at an "R" record, the hook's refusal to start (see Refused);
 // the target has then opened the FIFO, so our own write end goes (the end
 // of the target's writes, at its exit or exec, then reads as end-of-file).
 func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
@@ -414,7 +420,10 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 		first := true
 		for {
 			r, err := c.Read()
-			if first && err == nil && r.Kind == 'S' {
+			if first && err == nil && (r.Kind == 'S' || r.Kind == 'R') {
+				if r.Kind == 'R' {
+					c.refused = string(r.Data)
+				}
 				c.TargetOpened()
 				close(st)
 				first = false

@@ -224,6 +224,9 @@ func (a *attachRun) run(ctx context.Context) error {
 		}
 		break
 	}
+	if why := ch.Refused(); why != "" {
+		return fmt.Errorf("process %d: the hook refused to start: %s", a.pid, termsafe.Escape([]byte(why), false))
+	}
 	if len(tids) > 1 {
 		a.printer.ShowTID()
 	}
