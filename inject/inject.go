@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -120,6 +121,8 @@ type Injector struct {
 	mapsRead   time.Time
 	stackLimit uint64
 	restops    int // how often a busy thread was stopped again (Restops)
+	// seenAt is where each running thread was last stopped (Describe).
+	seenAt map[int]uint64
 }
 
 // Restops says how often a busy thread was let run on and stopped again
@@ -336,6 +339,12 @@ func (inj *Injector) stop(th *Thread) error {
 			th.orig = regs
 			th.Syscall, th.InCall = syscallState(&regs)
 			th.InCall = th.InCall || parked
+			if !th.InCall {
+				if inj.seenAt == nil {
+					inj.seenAt = map[int]uint64{}
+				}
+				inj.seenAt[tid] = regs.PC()
+			}
 			if inj.xsave == 0 {
 				if inj.xsave, err = checkArch(inj.tr, tid); err != nil {
 					inj.detach(tid)
@@ -855,6 +864,8 @@ func (inj *Injector) Describe() []ThreadState {
 		switch {
 		case err != nil:
 			t.Doing = "cannot be read"
+		case sc.Running && inj.seenAt[tid] != 0:
+			t.Doing = "runs (last stopped in " + inj.Where(inj.seenAt[tid]) + ")"
 		case sc.Running:
 			t.Doing = "runs (in C code, or Python code holding the GIL)"
 		case sc.Nr == sysFutex && inj.tgt.Python.InStaticData(sc.Args[0]):
@@ -1007,18 +1018,81 @@ func (inj *Injector) inRestartableSleep(pc uint64) bool {
 var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free|lock|enqueue|dequeue|fix_status`)
 
 // inPendingMachinery reports whether pc may be inside code that holds the
-// lock Py_AddPendingCall takes, or inside the C library: a call to
-// Py_AddPendingCall from there could deadlock on it.
-func (inj *Injector) inPendingMachinery(pc uint64) bool {
+// lock Py_AddPendingCall takes, or inside the C runtime (the C library, the
+// loader, code lptrace cannot tell): a call to Py_AddPendingCall from
+// there could deadlock on it. Another library's code (a BLAS routine that
+// numpy called with the GIL released, for a second) holds no lock of
+// CPython's, and Py_AddPendingCall is made to be called from any thread,
+// with or without the GIL.
+func (inj *Injector) inPendingMachinery(tid int, pc uint64) bool {
 	py := inj.tgt.Python
-	if m, ok := inj.mappingAt(pc); ok && m.Path != py.Path {
-		return true // libc (locks, malloc) or another library
+	m, ok := inj.mappingAt(pc)
+	if !ok {
+		return true
+	}
+	if m.Path != py.Path {
+		return inj.inCRuntime(m) && !inj.inStringOp(tid, pc)
 	}
 	name, ok := py.SymbolAt(pc)
 	if !ok {
 		return true // unknown static function: be careful
 	}
 	return pendingMachinery().MatchString(name)
+}
+
+// inStringOp tells whether the thread stopped at a string instruction of
+// the C library's memset or memcpy (rep stos, rep movs): a long C call
+// filling or copying megabytes (numpy, BLAS) spends its page faults there,
+// and such a routine holds no lock. (The C library's other code is not
+// named where it is stripped.)
+func (inj *Injector) inStringOp(tid int, pc uint64) bool {
+	var b [3]byte
+	if inj.readMem(tid, pc, b[:]) != nil || b[0] != 0xf3 {
+		return false
+	}
+	op := b[1]
+	if op == 0x48 { // REX.W
+		op = b[2]
+	}
+	switch op {
+	case 0xa4, 0xa5, 0xaa, 0xab: // movs, stos
+		return true
+	}
+	return false
+}
+
+// inCRuntime tells whether mapping m is the C runtime's code (C library,
+// loader, threads library) or code of no file (the vDSO, code made at run
+// time): lptrace cannot tell what locks it holds.
+func (inj *Injector) inCRuntime(m proc.Mapping) bool {
+	for _, mod := range []*symbols.Module{inj.tgt.Libc, inj.tgt.Loader} {
+		if mod != nil && m.Path == mod.Path {
+			return true
+		}
+	}
+	return !strings.HasPrefix(m.Path, "/") || cRuntime().MatchString(filepath.Base(m.Path))
+}
+
+var cRuntime = lazyRegexp(`^(libc|libpthread|librt|libdl|ld-linux|ld-musl|ld)[-.]`)
+
+// Where names the code at pc for messages: "libblas.so.3 (dgemm_)".
+func (inj *Injector) Where(pc uint64) string {
+	m, ok := inj.mappingAt(pc)
+	if !ok {
+		return fmt.Sprintf("unmapped code at %#x", pc)
+	}
+	if m.Path == "" || !strings.HasPrefix(m.Path, "/") {
+		return fmt.Sprintf("code made at run time at %#x", pc)
+	}
+	where := filepath.Base(m.Path)
+	for _, mod := range []*symbols.Module{inj.tgt.Python, inj.tgt.Libc, inj.tgt.Loader} {
+		if mod != nil && mod.Path == m.Path {
+			if name, ok := mod.SymbolAt(pc); ok {
+				return where + " (" + name + ")"
+			}
+		}
+	}
+	return where
 }
 
 // lazyRegexp compiles pattern on first use, not at lptrace's start (an

@@ -193,7 +193,7 @@ func TestMappingsQueryLikeText(t *testing.T) {
 		if a, r := asked.mapped(sc.SP-256, 256), read.mapped(sc.SP-256, 256); !a || a != r {
 			t.Errorf("thread %d: stack below sp writable: %v asked, %v from the text", tid, a, r)
 		}
-		if a, r := asked.inPendingMachinery(sc.PC), read.inPendingMachinery(sc.PC); !a || a != r {
+		if a, r := asked.inPendingMachinery(tid, sc.PC), read.inPendingMachinery(tid, sc.PC); !a || a != r {
 			t.Errorf("thread %d, parked in the C library: in locking code %v asked, %v from the text", tid, a, r)
 		}
 	}

@@ -24,6 +24,10 @@ type Route struct {
 	// Delivered: on the direct route, the program's signals delivered to
 	// the thread while the code ran (bit n: signal n).
 	Delivered uint64
+	// Where the queueing thread was, when it was running: "libblas.so.3
+	// (dgemm_)" (a pending call runs once the main thread is back in the
+	// interpreter).
+	Where string
 }
 
 // Saw tells whether sig reached the thread while the code ran (direct
@@ -34,6 +38,8 @@ func (r Route) String() string {
 	where := "running"
 	if r.Syscall >= 0 {
 		where = "parked in " + SyscallName(r.Syscall)
+	} else if r.Where != "" {
+		where = "running in " + r.Where
 	}
 	if r.Pending {
 		return fmt.Sprintf("queued as a pending call from thread %d (%s)", r.TID, where)
@@ -438,7 +444,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	// Py_AddPendingCall cannot be held by this very thread. Elsewhere a
 	// moment later, as often as it takes (a few times at most, except in a
 	// stripped interpreter, which names few of its functions).
-	for i := 0; !th.InCall && inj.inPendingMachinery(th.PC()); i++ {
+	for i := 0; !th.InCall && inj.inPendingMachinery(th.TID, th.PC()); i++ {
 		if i == restops {
 			return Route{}, stoppedInLocking(tid), nil
 		}
@@ -475,11 +481,13 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	}
 	switch aborted {
 	case -1:
-		sc := -1
+		sc, where := -1, ""
 		if th.InCall {
 			sc = th.Syscall
+		} else {
+			where = inj.Where(th.PC())
 		}
-		return Route{Pending: true, TID: tid, Syscall: sc}, "", nil
+		return Route{Pending: true, TID: tid, Syscall: sc, Where: where}, "", nil
 	case 0:
 		return Route{}, "not initialized", nil
 	case 1:

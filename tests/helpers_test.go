@@ -153,8 +153,15 @@ func startTarget(t *testing.T, py Python, mode string, wrap ...string) *Target {
 // argv) and waits for its "READY <port>" line.
 func startScript(t *testing.T, py Python, argv []string, wrap ...string) *Target {
 	t.Helper()
+	return startScriptEnv(t, py, nil, argv, wrap...)
+}
+
+// startScriptEnv is startScript with more environment variables.
+func startScriptEnv(t *testing.T, py Python, env []string, argv []string, wrap ...string) *Target {
+	t.Helper()
 	args := append(append(append([]string(nil), wrap...), py.Path, "-u"), argv...)
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	tg := &Target{}
 	cmd.Stderr = &prefixWriter{t: t, prefix: "target stderr: ", sink: func(line string) {
 		tg.mu.Lock()

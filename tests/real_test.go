@@ -474,3 +474,48 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// numpy multiplying matrices with its BLAS (OpenBLAS when .ci/run installs
+// it): the main thread is in a long C call with the GIL released, and
+// BLAS's threads compute beside it (or none, with OPENBLAS_NUM_THREADS=1).
+// No thread is parked and none runs Python: the code is queued from a
+// thread in the BLAS library and runs when the product returns. A call
+// that does not return within --timeout is named in the error.
+func TestRealNumpyBLAS(t *testing.T) {
+	for _, py := range pythonsWith(t, "numpy") {
+		for _, mode := range []string{"threads", "single"} {
+			t.Run(py.Name+"/"+mode, func(t *testing.T) {
+				var env []string
+				if mode == "single" {
+					env = []string{"OPENBLAS_NUM_THREADS=1"}
+				}
+				tg := startScriptEnv(t, py, env, []string{filepath.Join(programsDir, "numpy_blas.py"), "1200"})
+				tg.waitTicks(t, 2, 20*time.Second)
+				pid := strconv.Itoa(tg.PID)
+				before := readOSState(tg.PID)
+				if r := lptrace(t, "", "exec", "--timeout", "20s", pid, "a.shape"); r.Code != 0 || r.Stdout != "(1200, 1200)\n" {
+					t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				if r := lptrace(t, "", "stack", "--timeout", "20s", pid); r.Code != 0 || !strings.Contains(r.Stdout, "numpy_blas.py") {
+					t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				tr := startAttach(t, tg.PID, "--timeout", "20s")
+				tr.waitCall(t, "product", 20*time.Second)
+				tr.Stop(t, syscall.SIGINT)
+				checkLeftAsItWas(t, tg.PID, before, "", nil)
+				tg.waitTicks(t, 1, 20*time.Second)
+			})
+		}
+		t.Run(py.Name+"/long", func(t *testing.T) {
+			// One product of a minute: the code cannot run within 1 s.
+			tg := startScriptEnv(t, py, []string{"OPENBLAS_NUM_THREADS=1"}, []string{filepath.Join(programsDir, "numpy_blas.py"), "6000"})
+			r := lptrace(t, "", "exec", "--timeout", "1s", strconv.Itoa(tg.PID), "a.shape")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "did not come back to the interpreter") || !strings.Contains(r.Stderr, ".so") {
+				t.Errorf("exec during a minute-long product: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			if !tg.Alive() {
+				t.Fatal("the program died")
+			}
+		})
+	}
+}

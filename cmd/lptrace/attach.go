@@ -220,7 +220,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted before the hook started; process %d left as it was", a.pid)
 		case <-time.After(time.Until(end)):
-			return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter; the hook will not be installed", a.pid, a.timeout)
+			return notReached(a.pid, a.timeout, route, "the hook")
 		}
 		break
 	}

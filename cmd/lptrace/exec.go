@@ -221,7 +221,7 @@ func (e *execRun) run(ctx context.Context) error {
 			}
 			if !running && time.Now().After(startBy) {
 				if route.Pending {
-					return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread did not reach the interpreter (blocked in C code, or waiting with the GIL held); the code will not run", e.pid, e.timeout)
+					return notReached(e.pid, e.timeout, route, "the code")
 				}
 				return fmt.Errorf("process %d: the code ran but sent nothing back (is %s writable for the process?)", e.pid, ch.TargetPath)
 			}

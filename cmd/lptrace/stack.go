@@ -75,11 +75,21 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	recs, started := ch.Stream()
 	timeout := c.Duration("timeout")
 	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
-	if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started}); err != nil {
+	route, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started})
+	if err != nil {
 		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {
 			return fmt.Errorf("process %d: no thread could run Python code within %v (%v); %s", pid, timeout, err, describeThreads(inj))
 		}
 		return explainRun(ctx, pid, timeout, "the dump", err)
+	}
+	if route.Pending {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted; the queued dump will not run (process %d)", pid)
+		case <-time.After(timeout):
+			return notReached(pid, timeout, route, "the dump")
+		}
 	}
 	threads, err := readStack(ctx, pid, recs, timeout)
 	if err != nil {
@@ -171,6 +181,16 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 			return threads, nil
 		}
 	}
+}
+
+// notReached is the error of a pending call that the main thread did not
+// run within the timeout: it did not come back to the interpreter.
+func notReached(pid int, timeout time.Duration, route inject.Route, what string) error {
+	doing := "did not come back to the interpreter (it runs C code: a long call into a C library, or C code that keeps the GIL)"
+	if route.Where != "" && route.TID == pid {
+		doing = fmt.Sprintf("was in %s when %s was queued, and did not come back to the interpreter (a long call into a C library, or C code that keeps the GIL)", termsafe.Escape([]byte(route.Where), false), what)
+	}
+	return fmt.Errorf("process %d: no thread could run Python code within %v: the main thread %s; %s will not run", pid, timeout, doing, what)
 }
 
 // describeThreads says what each thread of the process is doing, for the
