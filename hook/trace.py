@@ -55,11 +55,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     fd = _lptrace_open_fifo(fifo, fifo_id, keep=True, sink=undo)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
-    if real is None:
+    free_threaded = 't' in getattr(sys, 'abiflags', '')
+    if real is None or free_threaded:
         # Refused, and lptrace told why (an R record), rather than start a
-        # "thread" that is not one.
+        # "thread" that is not one, or run a hook made for the GIL where
+        # there is none (lptrace refuses these builds before it comes here).
         try:
             why = 'the program replaced the interpreter\'s thread functions (a green-thread library other than gevent)'
+            if free_threaded:
+                why = 'a free-threaded build, which lptrace does not support yet'
             import struct
             os.write(fd, b'R' + struct.pack('<I', len(why)) + why.encode())
         finally:

@@ -40,6 +40,11 @@ type Target struct {
 }
 
 // Close releases the files.
+// FreeThreaded tells whether the runtime is a free-threaded build (3.13t,
+// configured --disable-gil): it alone exports the merge of a per-thread
+// reference count.
+func (t *Target) FreeThreaded() bool { return t.Python.Has("_Py_MergeZeroLocalRefcount") }
+
 func (t *Target) Close() {
 	if t.MapQuery != nil {
 		t.MapQuery.Close()

@@ -93,6 +93,31 @@ func pythons(t testing.TB) []Python {
 	return out
 }
 
+// freeThreadedPythons lists the free-threaded interpreters (python3.13t)
+// of $LPTRACE_PYTHONS, or those found on the machine (more-pythons.sh's
+// cache): pythons() leaves them out.
+func freeThreadedPythons() []Python {
+	var paths []string
+	if env := os.Getenv("LPTRACE_PYTHONS"); env != "" {
+		paths = strings.Split(env, ":")
+	} else {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			cache = filepath.Join(os.Getenv("HOME"), ".cache")
+		}
+		paths, _ = filepath.Glob(filepath.Join(cache, "lptrace-more-pythons", "*", "bin", "python3.*t"))
+	}
+	var out []Python
+	for _, p := range paths {
+		if m := freeThreadedName.FindStringSubmatch(filepath.Base(p)); m != nil {
+			out = append(out, Python{Path: p, Name: m[1]})
+		}
+	}
+	return out
+}
+
+var freeThreadedName = regexp.MustCompile(`^python(\d\.\d+t)$`)
+
 func discoverPythons() []string {
 	var globs []string
 	root := os.Getenv("PYENV_ROOT")

@@ -519,3 +519,34 @@ func TestRealNumpyBLAS(t *testing.T) {
 		})
 	}
 }
+
+// A free-threaded CPython (3.13t, from more-pythons.sh): lptrace's safe
+// points and hook rely on the GIL, and a session crashed such a program
+// (four threads spinning on a function), so every command refuses it in
+// one line and leaves it as it was, until it is supported.
+func TestRefusesFreeThreaded(t *testing.T) {
+	fts := freeThreadedPythons()
+	if len(fts) == 0 {
+		t.Skip("no free-threaded interpreter here (../shared/more-pythons.sh builds one)")
+	}
+	for _, py := range fts {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "spinners.py")
+			tg.waitTicks(t, 2, 20*time.Second)
+			pid := strconv.Itoa(tg.PID)
+			before := readOSState(tg.PID)
+			for _, args := range [][]string{{"attach", "--duration", "2s", pid}, {"exec", pid, "1"}, {"stack", pid}, {"pdb", pid}} {
+				r := lptrace(t, "", args...)
+				if r.Code == 0 || !strings.Contains(r.Stderr, "free-threaded") || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 0 {
+					t.Errorf("%v: status %d, %q %q", args, r.Code, r.Stdout, r.Stderr)
+				}
+			}
+			r := lptrace(t, "", "--", py.Path, "-c", "print('untraced')")
+			if r.Code != 0 || !strings.Contains(r.Stderr, "free-threaded") || !strings.Contains(r.Stdout+r.Stderr, "untraced") {
+				t.Errorf("launch: status %d, %q %q", r.Code, r.Stdout, r.Stderr)
+			}
+			tg.waitTicks(t, 2, 20*time.Second)
+			checkLeftAsItWas(t, tg.PID, before, "", nil)
+		})
+	}
+}

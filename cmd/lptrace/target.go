@@ -202,11 +202,22 @@ func findPython(pid int, st *proc.Status, warn func(string), found func()) (*sym
 	if v.Major > newestTested.Major || (v.Major == newestTested.Major && v.Minor > newestTested.Minor) {
 		warn(fmt.Sprintf("warning: Python %s is newer than the newest tested (%s); trying anyway", v, newestTested))
 	}
+	if tgt.FreeThreaded() {
+		tgt.Close()
+		return nil, errFreeThreaded(pid, v)
+	}
 	if !inject.Supported {
 		tgt.Close()
 		return nil, fmt.Errorf("cannot attach to %d: %v", pid, inject.ErrUnsupportedArch)
 	}
 	return tgt, nil
+}
+
+// errFreeThreaded refuses a free-threaded CPython: lptrace's safe points,
+// its hook's tables and its pending-call route rely on the GIL, and a
+// session crashed such a program.
+func errFreeThreaded(pid int, v symbols.Version) error {
+	return fmt.Errorf("cannot attach to %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace does not support yet; nothing was done", pid, v)
 }
 
 // explainAttach turns an error from the injection into one line that says
