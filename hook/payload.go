@@ -121,6 +121,20 @@ var filterSource string
 //go:embed native.py
 var nativeSource string
 
+//go:embed threads.py
+var threadsSource string
+
+// perThreadProfile tells whether Python version ("3.11") has a profile
+// function per thread (before 3.12): the hook then sets every thread's
+// itself (threads.py).
+func perThreadProfile(version string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return true
+	}
+	return major < 3 || major == 3 && minor < 12
+}
+
 // threadSource calls the per-thread installer an installed session left
 // in sys: a few lines to compile, not the whole hook.
 const threadSource = `import sys
@@ -224,6 +238,9 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 	}
 	if len(cfg.Filters) > 0 || cfg.NoStdlib {
 		add("filter.py", filterSource)
+	}
+	if perThreadProfile(version) {
+		add("threads.py", threadsSource)
 	}
 	if cfg.Native() {
 		add("native.py", nativeSource)

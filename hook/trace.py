@@ -20,6 +20,9 @@
 #   P  (following forks only) the pid the records up to the next P are from;
 #      each write then is one P record and whole records, at most PIPE_BUF
 #      bytes, so that processes sharing the pipe never interleave.
+#   H  (before 3.12) the profile function of the threads that existed is
+#      set: "all", or "some" (lptrace hooks the others where they park)
+#   R  instead of S: the hook refused to start, and why
 
 
 def _lptrace_install(session, fifo, fifo_id, cfg, undo):
@@ -546,6 +549,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # in use (see native.py): the events then go to its ring, not `events`.
     nat = [None]
     later_native = [False]  # go_native() is due
+    later_all = [False]  # hook_all_threads() is due
     switched = set()  # before 3.12: threads that took it (switch_native)
 
     def on_call(code, frame):
@@ -801,6 +805,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             pass
         fork_ref[0] = None
         forget()
+        if monitoring is None:
+            try:
+                unhook_all_threads()
+            except base_exception:
+                pass
         registry.pop(session, None)
         if not registry:
             try:
@@ -955,10 +964,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if not st['on'] and getattr(t, '_profile_hook', None) is thread_start:
                 t.setprofile(prev_thread_hook[0])  # the session ended meanwhile
 
-    def calls_us(f):
-        # Whether profile function f calls ours on in this thread, itself or
-        # through others (lptrace sessions that came later).
-        ident = get_ident()
+    def calls_us(f, ident=None):
+        # Whether profile function f calls ours on in thread ident (this
+        # one by default), itself or through others (lptrace sessions that
+        # came later).
+        if ident is None:
+            ident = get_ident()
         for _ in range(16):
             chain = get_attr(f, 'lptrace_chain', None) if f is not None else None
             if chain is None:
@@ -967,6 +978,115 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if f is profiler:
                 return True
         return False
+
+    def hook_all_threads():
+        # Before 3.12: the profile function of every other thread of this
+        # interpreter, set from here (as 3.12's PyEval_SetProfileAllThreads
+        # does): a thread that never blocks (it computes) reaches no safe
+        # point of its own, where the engine would hook it, and its calls
+        # went untraced. True when every thread is done. A thread with the
+        # program's Python profile function chains to it, as in
+        # install_thread; one with a C profiler (cProfile) is left to it.
+        # Run by the timer thread with the GIL held; a thread switch may
+        # come between two bytecodes, so each thread's change is one C call
+        # (3.9+: _PyEval_SetProfile), or writes in an order that is safe at
+        # every step (before).
+        layout = state_layout()
+        if layout is None:
+            return False
+        api, ctypes, trampoline, slot, ident_at, tracing_at, threads_of = layout
+        set_profile, incref = profile_setters(api, ctypes)
+        me = get_ident()
+        done = True
+        for state in threads_of():
+            if not st['on']:
+                return False
+            words = (ctypes.c_void_p * (slot + 3)).from_address(state)
+            ident = ctypes.c_ulong.from_address(state + ident_at).value
+            if ident == me:
+                continue  # the timer thread
+            func, obj = words[slot] or 0, words[slot + 2] or 0
+            if func == trampoline and obj == id(profiler):
+                continue  # ours already
+            prev = None
+            if func:
+                if func != trampoline or not obj:
+                    continue  # a C profiler (cProfile), or another session's machine code
+                prev = ctypes.cast(obj, ctypes.py_object).value
+                if calls_us(prev, ident):
+                    continue
+                prev = the_programs(prev)
+            if prev is not None:
+                prev_profiles[ident] = prev
+            if set_profile is not None:
+                if set_profile(state, trampoline, id(profiler)) != 0:
+                    done = False  # an audit hook of the program refused it
+                continue
+            # 2.7-3.8: the object first (the old function, the trampoline
+            # or none, then calls ours), then the function, then the flag
+            # the eval loop checks. The old object stays alive in
+            # prev_profiles, or is dropped (its reference with it) when
+            # another session's ended.
+            incref(profiler)
+            words[slot + 2] = id(profiler)
+            words[slot] = trampoline
+            ctypes.c_int.from_address(state + tracing_at).value = 1
+            if obj:
+                api.Py_DecRef(ctypes.c_void_p(obj))
+        return done
+
+    layout_cache = []
+
+    def state_layout():
+        # (see _lptrace_thread_state_layout) Made once, by the timer thread:
+        # it calls sys.setprofile() in the thread that makes it.
+        if not layout_cache and get_ident() == ticker_ident[0]:
+            try:
+                layout_cache.append(_lptrace_thread_state_layout(get_ident()))
+            except an_exception:
+                layout_cache.append(None)
+        return layout_cache[0] if layout_cache else None
+
+    def profile_setters(api, ctypes):
+        # _PyEval_SetProfile (3.9+: one C call sets a thread's function,
+        # object and flag), and Py_IncRef.
+        set_profile = getattr(api, '_PyEval_SetProfile', None)
+        if set_profile is not None:
+            set_profile.restype = ctypes.c_int
+            set_profile.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        incref = api.Py_IncRef
+        incref.restype, incref.argtypes = None, [ctypes.py_object]
+        return set_profile, incref
+
+    def unhook_all_threads():
+        # Before 3.12, at the end of the session: every thread whose profile
+        # function is ours gets the program's back (or none) at once, as
+        # hook_all_threads set them. (Without it, a thread that makes no
+        # Python call, idle in C, kept ours, and with it the session.)
+        layout = layout_cache[0] if layout_cache else None
+        if layout is None:
+            return
+        api, ctypes, trampoline, slot, ident_at, tracing_at, threads_of = layout
+        set_profile, incref = profile_setters(api, ctypes)
+        for state in threads_of():
+            words = (ctypes.c_void_p * (slot + 3)).from_address(state)
+            if (words[slot] or 0) != trampoline or (words[slot + 2] or 0) != id(profiler):
+                continue
+            ident = ctypes.c_ulong.from_address(state + ident_at).value
+            prev = the_programs(prev_profiles.pop(ident, None))
+            if set_profile is not None:
+                set_profile(state, trampoline if prev is not None else None, id(prev) if prev is not None else None)
+                continue
+            # 2.7-3.8: the object swapped in one write while the function
+            # stays the trampoline; or the function cleared first.
+            if prev is not None:
+                incref(prev)
+                words[slot + 2] = id(prev)
+            else:
+                words[slot] = None
+                words[slot + 2] = None
+                ctypes.c_int.from_address(state + tracing_at).value = int(bool(words[slot + 1]))
+            api.Py_DecRef(ctypes.c_void_p(id(profiler)))
 
     def thread_start(frame, what, arg):
         # threading's hook: at a new thread's first event, puts the profile
@@ -1123,6 +1243,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         thread_watch[0] = True
         hook_threading()
         install_thread()
+        later_all[0] = True
 
     registry[session] = install_thread
     meta.insert(0, started())
@@ -1207,6 +1328,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     # may reject every call: the Python callback would
                     # then see them all).
                     go_native()
+                if later_all[0] and st['on']:
+                    # Before 3.12, at the first turn (after the first
+                    # events): every other thread's profile function.
+                    # lptrace hooks the threads that park itself; this
+                    # reaches those that never do.
+                    later_all[0] = False
+                    meta.append(record(b'H', 'all' if hook_all_threads() else 'some'))
+                    flush()
                 if st['on'] and reader_gone():
                     uninstall()
             except base_exception:

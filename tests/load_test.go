@@ -129,15 +129,32 @@ func rssKiB(pid int) int {
 // nativeMappings counts the mappings of the machine-code callback's data
 // (hook/native.py: the tables and the ring, 0x301040 bytes rounded up to
 // pages, read-write between two inaccessible pages, so never merged with a
-// neighbour): none may outlive its session.
+// neighbour): none may outlive its session. The guard pages are part of the
+// fingerprint: a thread's glibc malloc arena (64 MiB reserved, the used part
+// read-write, the rest inaccessible after it) has that size at times, e.g.
+// one that compiled the modules the hook imports when the hook's install ran
+// in that thread.
 func nativeMappings(pid int) int {
 	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
-	n := 0
+	type mapping struct {
+		start, end uint64
+		perms      string
+		anon       bool // no path, not even [heap], which can have that size
+	}
+	var maps []mapping
 	for _, l := range strings.Split(string(data), "\n") {
-		var start, end uint64
-		var perms string
-		// (anonymous: no path, not even [heap], which can have that size)
-		if _, err := fmt.Sscanf(l, "%x-%x %s", &start, &end, &perms); err == nil && end-start == 0x302000 && perms == "rw-p" && len(strings.Fields(l)) == 5 {
+		var m mapping
+		if _, err := fmt.Sscanf(l, "%x-%x %s", &m.start, &m.end, &m.perms); err == nil {
+			m.anon = len(strings.Fields(l)) == 5
+			maps = append(maps, m)
+		}
+	}
+	guard := func(m mapping) bool { return m.anon && m.perms == "---p" && m.end-m.start == 0x1000 }
+	n := 0
+	for i := 1; i+1 < len(maps); i++ {
+		m, before, after := maps[i], maps[i-1], maps[i+1]
+		if m.anon && m.perms == "rw-p" && m.end-m.start == 0x302000 &&
+			guard(before) && before.end == m.start && guard(after) && after.start == m.end {
 			n++
 		}
 	}

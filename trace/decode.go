@@ -86,6 +86,9 @@ type Decoder struct {
 	Times, Values bool
 	// NewProcess, if set, is called when a process starts sending.
 	NewProcess func(*Process)
+	// Hooked, if set, is called when the hook of a process (before 3.12)
+	// has set the profile function of every thread that existed.
+	Hooked func(*Process)
 	// Dropped counts events lost in every process.
 	Dropped uint64
 	// Undefined counts events skipped because their thread or function
@@ -197,6 +200,10 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		n, _ := strconv.ParseUint(string(r.Data), 10, 64)
 		p.Dropped += n
 		d.Dropped += n
+	case 'H':
+		if d.Hooked != nil && string(r.Data) == "all" {
+			d.Hooked(p)
+		}
 	default:
 		return fmt.Errorf("unknown record kind %q", r.Kind)
 	}

@@ -143,6 +143,10 @@ type attachRun struct {
 	stderr   io.Writer
 	program  string // proc.ProgramID at the start: tells an exec
 	follow   bool   // the hook follows forks (-f, and Python 3.7+)
+	// allHooked is closed when the hook (before 3.12) has set the profile
+	// function of every thread that existed at attach.
+	allHooked  chan struct{}
+	hookedOnce sync.Once
 }
 
 func (a *attachRun) say(format string, args ...any) {
@@ -239,6 +243,7 @@ func (a *attachRun) run(ctx context.Context) error {
 	// trying for threads that are busy now.
 	hookCtx, stopHooking := context.WithCancel(ctx)
 	var hooking sync.WaitGroup
+	a.allHooked = make(chan struct{})
 	if !tgt.Version.AtLeast(3, 12) {
 		hooked := map[int]bool{ranInstall(route, a.pid): true}
 		hooking.Add(1)
@@ -278,6 +283,11 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	// once the first events are out: turned on now, it would start a cycle
 	// at once (the heap grew without it) and take the CPU that prints them.
 	dec := trace.Decoder{Times: a.cfg.Times, Values: a.cfg.Values()}
+	dec.Hooked = func(p *trace.Process) {
+		if p.PID == a.pid && a.allHooked != nil {
+			a.hookedOnce.Do(func() { close(a.allHooked) })
+		}
+	}
 	dec.NewProcess = func(p *trace.Process) {
 		phase("hook's code " + p.Loaded)
 		if p.PID != a.pid {
@@ -434,7 +444,21 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 		existed[tid] = tid != a.pid
 	}
 	for round := 0; ; round++ {
-		if (round < 30 && round%3 == 2 || round%15 == 14) && !inEpollWait(a.pid) {
+		rehook := (round < 30 && round%3 == 2 || round%15 == 14) && !inEpollWait(a.pid)
+		select {
+		case <-a.allHooked:
+			// The hook set every thread's profile function itself: only
+			// the main thread's periodic re-hook remains.
+			for _, tid := range atAttach {
+				hooked[tid] = true
+			}
+			for tid := range warned {
+				a.say("process %d: thread %d is traced now", a.pid, tid)
+				delete(warned, tid)
+			}
+		default:
+		}
+		if rehook {
 			delete(hooked, a.pid)
 		}
 		tids, err := proc.Threads(a.pid)
