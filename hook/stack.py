@@ -1,7 +1,8 @@
 # lptrace's stack dump: the Python stack of every thread, from inside the
 # target, with FIFO/FIFO_ID, LOCALS (bool), STRSIZE and VERBOSE in its
-# globals. Our own frames (this payload, the PyRun_SimpleString module
-# above it, a tracing hook's timer thread) are left out.
+# globals. Our own frames (this payload, another session's payload or
+# tracing hook running in a program's thread, the PyRun_SimpleString module
+# under them) and threads (a tracing hook's timer thread) are left out.
 #
 # Records (kind byte, 4-byte little-endian length, data):
 #   S  started: pid
@@ -9,6 +10,12 @@
 #   F  a frame of the last thread, outermost first: "file<TAB>line<TAB>function"
 #   L  a local of the last frame: "name<TAB>repr"
 #   X  done
+
+
+def _lptrace_ours(code):
+    # lptrace's code (compiled as '<lptrace>'), or the PyRun_SimpleString
+    # module that runs it (see hook.wrap; trace.py tells them apart alike).
+    return code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts)
 
 
 def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
@@ -55,22 +62,23 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
             stack.append(f)
             f = f.f_back
         stack.reverse()  # outermost first
-        if ident == me:
-            # Ours on top: everything from the injected module frame up.
-            for i, f in enumerate(stack):
-                if f.f_code.co_filename == '<string>' and f.f_code.co_name == '<module>' and \
-                        i + 1 < len(stack) and stack[i + 1].f_code.co_filename == '<lptrace>':
-                    stack = stack[:i]
-                    break
-        if stack and stack[0].f_code.co_filename == '<lptrace>':
-            continue  # a thread of lptrace's hook (its timer thread)
-        # A program thread inside lptrace's code (a callback of a tracing
-        # session, a payload of another lptrace): its own frames only.
+        # lptrace's code on top of a program's thread: this payload, another
+        # session's (its install, an exec) or a tracing hook's callback
+        # (caught while it writes its events, the GIL released). The
+        # thread is the program's: its frames below ours are shown, as if
+        # lptrace were not there. A thread whose outermost frame is ours
+        # is lptrace's own (a hook's timer thread): left out.
         for i, f in enumerate(stack):
-            if f.f_code.co_filename == '<lptrace>' or (f.f_code.co_filename == '<string>' and f.f_code.co_name == '<module>' and
-                                                      i + 1 < len(stack) and stack[i + 1].f_code.co_filename == '<lptrace>'):
-                stack = stack[:i]
+            if _lptrace_ours(f.f_code):
+                if i == 0 and f.f_code.co_filename == '<lptrace>':
+                    stack = None
+                else:
+                    stack = stack[:i]
                 break
+        if stack is None:
+            continue
+        if not stack and ident != me:
+            continue  # no frame of the program (nor listed without lptrace)
         t = active.get(ident)
         name, daemon, native = '', 0, natives.get(ident, 0)
         if t is not None:

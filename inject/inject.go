@@ -249,8 +249,8 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 	if inj.execd {
 		return nil, ErrExec
 	}
-	if err := inj.tr.Seize(tid); err != nil {
-		return nil, fmt.Errorf("attach to thread %d: %w", tid, err)
+	if err := inj.seize(tid); err != nil {
+		return nil, err
 	}
 	th := &Thread{TID: tid, inj: inj}
 	if inj.holdFor > 0 {
@@ -262,6 +262,91 @@ func (inj *Injector) Attach(ctx context.Context, tid int) (*Thread, error) {
 	}
 	return th, nil
 }
+
+// TracedError means PTRACE_SEIZE of a thread was refused because another
+// process traces it: the kernel says EPERM, as for a refusal, and the
+// thread's TracerPid tells the two apart.
+type TracedError struct {
+	TID    int    // the thread
+	Tracer int    // the tracer's process ID
+	Name   string // its command name
+	// Lptrace: the tracer is another lptrace (or ended since), which holds
+	// a thread for the moment of a call: worth waiting for.
+	Lptrace bool
+}
+
+func (e *TracedError) Error() string {
+	if e.Lptrace {
+		return fmt.Sprintf("thread %d is held by another lptrace (process %d)", e.TID, e.Tracer)
+	}
+	return fmt.Sprintf("thread %d is traced by process %d (%s)", e.TID, e.Tracer, e.Name)
+}
+
+// seize seizes a thread; a thread traced by another process is refused
+// with a *TracedError.
+func (inj *Injector) seize(tid int) error {
+	err := inj.tr.Seize(tid)
+	for try := 0; err != nil && ptrace.IsPermission(err); try++ {
+		te := tracedBy(inj.pid, tid)
+		switch {
+		case te != nil && te.Name != "":
+			return te
+		case te == nil && try > 0:
+			// Refused, and traced by nobody: the kernel's refusal.
+			return fmt.Errorf("attach to thread %d: %w", tid, err)
+		case try == 3:
+			return &TracedError{TID: tid, Tracer: te.Tracer, Name: "gone", Lptrace: true}
+		}
+		// Its tracer let go of it (or ended) since: once more.
+		err = inj.tr.Seize(tid)
+	}
+	if err != nil {
+		return fmt.Errorf("attach to thread %d: %w", tid, err)
+	}
+	return nil
+}
+
+// tracedBy names the process that traces thread tid of pid, nil if none
+// (or lptrace itself). Name is "" when the tracer ended meanwhile.
+func tracedBy(pid, tid int) *TracedError {
+	ts, err := proc.ReadTaskStatus(pid, tid)
+	if err != nil || ts.TracerPid == 0 {
+		return nil
+	}
+	// TracerPid is the tracer's thread: name its process.
+	te := &TracedError{TID: tid, Tracer: ts.TracerPid}
+	st, err := proc.ReadStatus(ts.TracerPid)
+	if err != nil {
+		return te
+	}
+	if st.Tgid == os.Getpid() {
+		return nil
+	}
+	te.Tracer, te.Name = st.Tgid, st.Name
+	te.Lptrace = st.Name == "lptrace" || st.Name == selfName()
+	return te
+}
+
+// TracedByOther returns a thread of pid traced by a process other than an
+// lptrace (a debugger, strace), or nil.
+func TracedByOther(pid int) *TracedError {
+	tids, _ := proc.Threads(pid)
+	for _, tid := range tids {
+		if te := tracedBy(pid, tid); te != nil && !te.Lptrace && te.Name != "" {
+			return te
+		}
+	}
+	return nil
+}
+
+// selfName is lptrace's own command name (another build of it, renamed,
+// has the same).
+var selfName = sync.OnceValue(func() string {
+	if st, err := proc.ReadStatus(os.Getpid()); err == nil {
+		return st.Name
+	}
+	return "lptrace"
+})
 
 // Restop lets a stopped thread run on for a moment and stops it again,
 // still seized: the place where it stopped was no place for lptrace's

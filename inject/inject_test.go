@@ -204,3 +204,48 @@ func TestMappingsQueryLikeText(t *testing.T) {
 		}
 	}
 }
+
+// A thread traced by another process: PTRACE_SEIZE says EPERM, as for a
+// refusal; Attach names the tracer instead, and runPython gives up at once
+// for a tool that is not an lptrace (it would wait for one).
+func TestAttachTracedByOther(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("no strace")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep command:", err)
+	}
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+	st := exec.Command(strace, "-o", "/dev/null", "-p", fmt.Sprint(pid))
+	if err := st.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { st.Process.Kill(); st.Wait() }()
+	for i := 0; i < 200; i++ {
+		if ts, err := proc.ReadTaskStatus(pid, pid); err == nil && ts.TracerPid != 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	inj := New(ptrace.NewTracer(), &symbols.Target{PID: pid})
+	_, err = inj.Attach(context.Background(), pid)
+	te, ok := err.(*TracedError)
+	if !ok {
+		t.Fatalf("Attach: %v (%T), want a *TracedError", err, err)
+	}
+	if te.Tracer != st.Process.Pid || te.Name != "strace" || te.Lptrace || te.TID != pid {
+		t.Errorf("Attach: %+v, want strace (%d)", te, st.Process.Pid)
+	}
+	if !final(context.Background(), te) {
+		t.Error("a thread traced by strace does not end RunPython")
+	}
+	if final(context.Background(), &TracedError{TID: pid, Tracer: 1, Name: "lptrace", Lptrace: true}) {
+		t.Error("a thread held by another lptrace ends RunPython")
+	}
+	if got := TracedByOther(pid); got == nil || got.Tracer != st.Process.Pid {
+		t.Errorf("TracedByOther: %+v", got)
+	}
+}

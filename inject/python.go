@@ -264,7 +264,15 @@ func (inj *Injector) threadGone(tid int, err error) bool {
 // final tells whether an attempt's error ends RunPython, rather than send
 // it on to another thread: the process is stopped, gone or replaced, the
 // kernel refuses ptrace, or the caller gave up.
+//
+// A thread held by another lptrace is not: that one lets go of it once its
+// call is done; meanwhile another thread may serve, else the loop tries
+// again until the timeout. A thread traced by another tool is.
 func final(ctx context.Context, err error) bool {
+	var te *TracedError
+	if errors.As(err, &te) {
+		return !te.Lptrace || ctx.Err() != nil
+	}
 	return errors.Is(err, ErrTargetStopped) || errors.Is(err, ErrExited) || errors.Is(err, ErrExec) ||
 		ptrace.IsPermission(err) || ctx.Err() != nil
 }

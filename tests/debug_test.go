@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -225,6 +226,48 @@ func TestStack(t *testing.T) {
 			}
 			if threads != 9 || !sawLocal {
 				t.Errorf("%d threads, waiter_tick's q shown: %v\n%s", threads, sawLocal, head(r.Stdout, 5))
+			}
+			tg.checkUntouched(t)
+		})
+	}
+}
+
+// lptrace stack beside another session: the program's thread that runs
+// another lptrace's code (an exec that sleeps, that lptrace holding the
+// thread meanwhile) is listed with the program's frames, not left out, and
+// the stack neither waits for that lptrace nor is refused.
+func TestStackBesideExec(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, py, "threads")
+			pid := strconv.Itoa(tg.PID)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			other := exec.CommandContext(ctx, lptraceBin, "exec", pid, "import sys, time; print(1); sys.stdout.flush(); time.sleep(3)")
+			out, err := other.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var otherErr bytes.Buffer
+			other.Stderr = &otherErr
+			if err := other.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer other.Wait()
+			if line, err := bufio.NewReader(out).ReadString('\n'); line != "1\n" {
+				t.Fatalf("the other session's code did not start: %q %v; %s", line, err, otherErr.String())
+			}
+			r := lptrace(t, "", "stack", pid)
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			if strings.Contains(r.Stdout, "<lptrace>") || strings.Count(r.Stdout, "Thread ") != 9 || !strings.Contains(r.Stdout, "in main") {
+				t.Errorf("want the program's 9 threads and none of our frames:\n%s", r.Stdout)
+			}
+			io.Copy(io.Discard, out)
+			if err := other.Wait(); err != nil {
+				t.Errorf("the other session: %v: %s", err, otherErr.String())
 			}
 			tg.checkUntouched(t)
 		})

@@ -598,3 +598,55 @@ func TestRealCPUBoundThreads(t *testing.T) {
 		})
 	}
 }
+
+// Two lptraces at the same instant on one process: the one that finds a
+// thread held by the other waits for it or takes another thread, within
+// its --timeout, instead of saying "ptrace not permitted ... run as root"
+// to root; and a stack taken during another session lists every thread.
+func TestRealTwoSessions(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startTarget(t, py, "threads")
+			pid := strconv.Itoa(tg.PID)
+			alone := lptrace(t, "", "stack", pid)
+			threads := strings.Count(alone.Stdout, "Thread ")
+			for round := 0; round < 3; round++ {
+				var wg sync.WaitGroup
+				results := make([]Result, 2)
+				for i := range results {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						results[i] = lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7")
+					}()
+				}
+				wg.Wait()
+				for _, r := range results {
+					if r.Code != 0 || r.Stdout != "42\n" {
+						t.Errorf("exec beside exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+					}
+				}
+				for i := range results {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						results[i] = lptrace(t, "", "attach", "--duration", "1s", "--timeout", "10s", pid)
+					}()
+				}
+				time.Sleep(time.Duration(300+200*round) * time.Millisecond)
+				st := lptrace(t, "", "stack", "--timeout", "10s", pid)
+				wg.Wait()
+				for _, r := range results {
+					if r.Code != 0 || !strings.Contains(r.Stderr, "attached") {
+						t.Errorf("attach beside attach: status %d, %s", r.Code, r.Stderr)
+					}
+				}
+				if st.Code != 0 || strings.Count(st.Stdout, "Thread ") != threads || strings.Contains(st.Stdout, "<lptrace>") {
+					t.Errorf("stack during two sessions: status %d, %d threads (alone: %d):\n%s%s", st.Code, strings.Count(st.Stdout, "Thread "), threads, st.Stdout, st.Stderr)
+				}
+			}
+			hookGone(t, tg.PID, 3*time.Second)
+			tg.checkUntouched(t)
+		})
+	}
+}

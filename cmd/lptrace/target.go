@@ -143,16 +143,11 @@ func checkTarget(pid int) (*proc.Status, error) {
 		return nil, fmt.Errorf("cannot attach to %d: the process is stopped (job control); resume it with 'kill -CONT %d' and retry", pid, pid)
 	}
 	// Another lptrace holds a thread only for the moment of a call (attach
-	// on Python < 3.12 hooks threads one by one): wait for it a little.
-	for try_ := 0; ; try_++ {
-		tracer, name := tracedBy(pid)
-		if tracer == 0 {
-			break
-		}
-		if name != "lptrace" || try_ == 40 {
-			return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, tracer, name)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// on Python < 3.12 hooks threads one by one): not a reason to refuse.
+	// The injection uses another thread, or waits for that one, until
+	// --timeout (inject.TracedError).
+	if te := inject.TracedByOther(pid); te != nil {
+		return nil, fmt.Errorf("cannot attach to %d: it is already traced by process %d (%s); detach that tracer first", pid, te.Tracer, te.Name)
 	}
 	if euid := os.Geteuid(); euid != 0 && euid != st.UID[1] {
 		return nil, fmt.Errorf("cannot attach to %d: it runs as uid %d and lptrace as uid %d; run lptrace as root or as that user", pid, st.UID[1], euid)
@@ -161,22 +156,6 @@ func checkTarget(pid int) (*proc.Status, error) {
 		return nil, fmt.Errorf("cannot attach to %d: it runs with a shadow stack (CET), which lptrace's injection does not support yet", pid)
 	}
 	return st, nil
-}
-
-// tracedBy names the process tracing a thread of pid (0 if none).
-func tracedBy(pid int) (int, string) {
-	tids, _ := proc.Threads(pid)
-	for _, tid := range tids {
-		if ts, err := proc.ReadTaskStatus(pid, tid); err == nil && ts.TracerPid != 0 {
-			// TracerPid is the tracer's thread; name its process.
-			tracer, name := ts.TracerPid, "gone"
-			if tst, err := proc.ReadStatus(tracer); err == nil {
-				tracer, name = tst.Tgid, tst.Name
-			}
-			return tracer, name
-		}
-	}
-	return 0, ""
 }
 
 // findPython resolves the Python runtime of pid, with messages for the
@@ -223,6 +202,7 @@ func errFreeThreaded(pid int, v symbols.Version) error {
 // explainAttach turns an error from the injection into one line that says
 // what happened and what to do.
 func explainAttach(pid int, err error) error {
+	var traced *inject.TracedError
 	switch {
 	case errors.Is(err, inject.ErrExited), errors.Is(err, ptrace.ErrGone), errors.Is(err, proc.ErrNoProcess):
 		if !proc.Alive(pid) {
@@ -233,6 +213,8 @@ func explainAttach(pid int, err error) error {
 		return fmt.Errorf("process %d exec'd %s during the operation: the new program runs on, with nothing of lptrace in it", pid, proc.Executable(pid))
 	case errors.Is(err, inject.ErrTargetStopped):
 		return fmt.Errorf("process %d was stopped (job control) during the operation and is left stopped; resume it with 'kill -CONT %d'", pid, pid)
+	case errors.As(err, &traced):
+		return fmt.Errorf("cannot attach to %d: %v; detach that tracer first", pid, traced)
 	case ptrace.IsPermission(err):
 		return fmt.Errorf("cannot attach to %d: ptrace not permitted (%s)", pid, permissionHint(pid))
 	case errors.Is(err, inject.ErrNoSafePoint):
