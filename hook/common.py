@@ -134,7 +134,7 @@ def _lptrace_main_ident():
         return None
 
 
-def _lptrace_sigint_sender():
+def _lptrace_sigint_sender(start_thread=None):
     """Returns send(main): gives the program back a Ctrl-C that lptrace's
     code caught in the main thread (whose ident is main). Never from the
     main thread itself, which would get it back at once, still inside our
@@ -157,6 +157,7 @@ def _lptrace_sigint_sender():
     # functions (see _lptrace_original; without them, no new thread).
     is_callable, error = callable, Exception
     start_new_thread, _, get_ident = _lptrace_thread_functions() or (None, None, None)
+    start_thread = start_thread or start_new_thread
     sleep = _lptrace_original(time, 'sleep')
 
     def deliver(main, delay):
@@ -174,7 +175,7 @@ def _lptrace_sigint_sender():
         if get_ident is None:
             thread.interrupt_main()
         elif main == get_ident():
-            start_new_thread(deliver, (main, 0.02))
+            start_thread(deliver, (main, 0.02))
         else:
             deliver(main, 0)
     return send
@@ -212,3 +213,55 @@ def _lptrace_thread_functions():
         import thread
     fs = tuple(_lptrace_original(thread, n) for n in ('start_new_thread', 'allocate_lock', 'get_ident'))
     return None if None in fs else fs
+
+
+def _lptrace_thread_starter():
+    """Returns start(f, args): _thread.start_new_thread(f, args), the new
+    thread marked as tracing (tstate->tracing + 1, as lptrace marks the
+    threads that run its payloads) before it runs any Python code. On
+    3.12+ sys.monitoring tools see every thread: marked, ours shows to
+    none of them. (Before 3.12 a thread started so has no trace or profile
+    function: nothing to hide.) The mark is made in the new thread by C
+    code only: ctypes functions of the C API, chained by C iterators, so
+    that not even f's own start event shows. Without _ctypes, a plain
+    thread."""
+    import sys
+    try:
+        import _thread as thread_mod
+    except ImportError:
+        import thread as thread_mod
+    plain = _lptrace_original(thread_mod, 'start_new_thread') or thread_mod.start_new_thread
+    if sys.version_info < (3, 12):
+        return plain
+    try:
+        # C modules only (functools would import collections: milliseconds
+        # in a program that has not).
+        import _ctypes
+        import _operator
+        import itertools
+        import _functools
+
+        class Ptr(_ctypes._SimpleCData):
+            _type_ = 'P'
+        flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI  # called with the GIL held
+
+        class Get(_ctypes.CFuncPtr):
+            _flags_ = flags
+            _restype_ = Ptr
+            _argtypes_ = ()
+
+        class Enter(_ctypes.CFuncPtr):
+            _flags_ = flags
+            _restype_ = None
+            _argtypes_ = (Ptr,)
+        lib = _ctypes.dlopen(None, 0)
+        get = Get(_ctypes.dlsym(lib, 'PyThreadState_Get'))
+        enter = Enter(_ctypes.dlsym(lib, 'PyThreadState_EnterTracing'))
+        call, chain, partial, run = _operator.call, itertools.chain, _functools.partial, any
+    except Exception:
+        return plain
+
+    def start(f, args):
+        # any() pulls: enter(get()), then f(*args) (None: any goes on).
+        return plain(run, (chain(map(enter, map(call, (get,))), map(call, (partial(f, *args),))),))
+    return start

@@ -120,10 +120,18 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
             last = None
             if tree.body and type(tree.body[-1]).__name__ == 'Expr':
                 last = tree.body.pop()
-            exec(compile(tree, '<lptrace>', 'exec', 0, True), ns)
+            # lptrace runs this payload with the thread marked as tracing
+            # (the program's tracers, profilers and sys.monitoring tools
+            # see none of it); the user's code runs unmarked, as the
+            # program's own would (cProfile, pdb, a trace function of its
+            # own work there; the program's tools see it, as '<lptrace>').
+            untraced = getattr(sys, 'call_tracing', None) or (lambda f, a: f(*a))
+            # (eval runs a code object of any mode, on 2.7 too: no frame of
+            # ours between the user's code and its caller.)
+            untraced(eval, (compile(tree, '<lptrace>', 'exec', 0, True), ns))
             if last is not None:
                 import _ast
-                value = eval(compile(_ast.Expression(last.value), '<lptrace>', 'eval', 0, True), ns)
+                value = untraced(eval, (compile(_ast.Expression(last.value), '<lptrace>', 'eval', 0, True), ns))
                 if value is not None:
                     send(b'O', repr(value) + '\n')
         except Gone:

@@ -181,7 +181,7 @@ def _lptrace_pdb(fifo, fifo_id, fin, fin_id):
         import _thread as thread_mod
     except ImportError:
         import thread as thread_mod
-    (_lptrace_original(thread_mod, 'start_new_thread') or thread_mod.start_new_thread)(watch, ())
+    _lptrace_thread_starter()(watch, ())
     # The last statement of the payload: from here on the thread stops at
     # the next line of the program's own frames.
     s.set_trace(frame)

@@ -322,7 +322,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # else found by its native ID (the process ID), else learnt from a
     # KeyboardInterrupt (raised there only).
     main_ident = [_lptrace_main_ident()]
-    hand_back = _lptrace_sigint_sender()
+    # Our threads (the timer) are invisible to the program's tools too.
+    start_thread = _lptrace_thread_starter()
+    hand_back = _lptrace_sigint_sender(start_thread)
 
     def hand_back_sigint():
         hand_back(main_ident[0])

@@ -198,19 +198,23 @@ func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
 // pentryImage builds the start of a pending-call buffer: the entry code and
 // its data (see asm/trampoline_amd64.s). The code string follows at
 // pendingCodeOffset.
-func pentryImage(buf, size, pyRun, munmap uint64) []byte {
+func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark) []byte {
 	img := make([]byte, pendingCodeOffset)
 	copy(img, trampCode[pentryStart:pentryEnd])
 	le := binary.LittleEndian
-	le.PutUint64(img[0xc0:], buf+pendingCodeOffset)
-	le.PutUint64(img[0xc8:], pyRun)
-	le.PutUint64(img[0xd0:], size)
-	le.PutUint64(img[0xd8:], munmap)
-	le.PutUint64(img[0xe0:], pendingBlocked)
+	le.PutUint64(img[0x100:], buf+pendingCodeOffset)
+	le.PutUint64(img[0x108:], pyRun)
+	le.PutUint64(img[0x110:], size)
+	le.PutUint64(img[0x118:], munmap)
+	le.PutUint64(img[0x120:], pendingBlocked)
+	le.PutUint64(img[0x128:], m.get)
+	le.PutUint64(img[0x130:], m.enter)
+	le.PutUint64(img[0x138:], m.leave)
+	le.PutUint64(img[0x140:], m.off)
 	return img
 }
 
-const pendingCodeOffset = 0x100
+const pendingCodeOffset = 0x148
 
 // pendingBlocked is the kernel signal set the pending-call entry blocks
 // while the code runs: every standard signal but those a fault raises in

@@ -46,7 +46,7 @@ func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 }
 func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs { return orig }
 func blockResults(b []byte, n int) (bool, int, []uint64)        { return false, -1, nil }
-func pentryImage(buf, size, pyRun, munmap uint64) []byte        { return nil }
+func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark) []byte { return nil }
 func checkArch(t *ptrace.Tracer, tid int) (int, error)          { return 0, ErrUnsupportedArch }
 
 // SyscallName names a system call for messages.

@@ -49,7 +49,7 @@ import (
 
 // Call is one function or system call made by the trampoline.
 type Call struct {
-	Fn      uint64    // address; FnMemcpy or FnSyscall for the built-ins
+	Fn      uint64    // address; FnMemcpy, FnSyscall or FnAddInt32 for the built-ins
 	Args    [6]uint64 // System V argument registers
 	ArgFrom [6]byte   // k+1: argument i is the result of call k
 	Flags   uint64    // When... flags
@@ -60,6 +60,9 @@ type Call struct {
 const (
 	FnMemcpy  = 0
 	FnSyscall = 1
+	// FnAddInt32 adds Args[2] (its low 32 bits, signed) to the int32 at
+	// Args[0] + Args[1]; the result is the new value.
+	FnAddInt32 = 2
 )
 
 // Call flags: when the sequence stops, and which calls run after a stop.

@@ -356,7 +356,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	if !stillParked {
 		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
 	}
-	if why := inj.stackTooSmall(th, directStackNeed, 6); why != "" {
+	if why := inj.stackTooSmall(th, directStackNeed, 9); why != "" {
 		return Route{}, why, nil
 	}
 	py := inj.tgt.Python
@@ -387,10 +387,17 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 		{Fn: sym("Py_IsInitialized"), Flags: AbortIfZero},
 		gilCheck,
 		{Fn: sym("PyGILState_Ensure")},
-		{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}},
-		{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
-		munmapCall(buf, size, Always),
 	}
+	// The code runs with the thread marked as tracing: the program's trace
+	// and profile functions and sys.monitoring tools never see it.
+	m := inj.tracingMark()
+	calls, at := m.enterCalls(calls)
+	run := len(calls)
+	calls = append(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}})
+	calls = m.leaveCalls(calls, at)
+	calls = append(calls,
+		Call{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
+		munmapCall(buf, size, Always))
 	// Give up the call if the payload has not started by the deadline: the
 	// thread is then waiting for a GIL that another thread keeps.
 	callCtx, cancel := context.WithCancel(ctx)
@@ -416,7 +423,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	}
 	switch aborted {
 	case -1:
-		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[3]) != 0, Delivered: th.delivered}, "", nil
+		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[run]) != 0, Delivered: th.delivered}, "", nil
 	case 0:
 		return Route{}, "not initialized", nil
 	default:
@@ -470,7 +477,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	if err != nil {
 		return Route{}, "", err
 	}
-	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr), pl.image(buf+pendingCodeOffset)...)
+	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr, inj.tracingMark()), pl.image(buf+pendingCodeOffset)...)
 	if err := inj.writeMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
@@ -572,4 +579,68 @@ func (inj *Injector) stackTooSmall(th *Thread, need uint64, ncalls int) string {
 func (inj *Injector) pySym(name string) uint64 {
 	s, _ := inj.tgt.Python.Lookup(name)
 	return s.Addr
+}
+
+// tracingMark says how injected code marks its thread as tracing while it
+// runs (tstate->tracing + 1, as CPython does around a trace or profile
+// function): the interpreter then calls no trace or profile function and no
+// sys.monitoring callback for it, and the program's tools never see
+// lptrace's code. 3.11+: PyThreadState_EnterTracing/LeaveTracing (3.11 also
+// recomputes the frame's use_tracing on leaving, which a bare decrement
+// would leave off). Before: the int32 at its offset in PyThreadState, the
+// same in every build of a version (Cython's profiling reads it). The zero
+// value marks nothing.
+type tracingMark struct{ get, enter, leave, off uint64 }
+
+func (inj *Injector) tracingMark() tracingMark {
+	v := inj.tgt.Version
+	get := inj.pySym("PyThreadState_Get")
+	if get == 0 {
+		return tracingMark{}
+	}
+	if v.AtLeast(3, 11) {
+		enter, leave := inj.pySym("PyThreadState_EnterTracing"), inj.pySym("PyThreadState_LeaveTracing")
+		if enter == 0 || leave == 0 {
+			return tracingMark{}
+		}
+		return tracingMark{get: get, enter: enter, leave: leave}
+	}
+	// offsetof(PyThreadState, tracing) on 64-bit Linux.
+	var off uint64
+	switch {
+	case v.Major == 2 && v.Minor == 7:
+		off = 28
+	case v.Major == 3 && v.Minor == 6:
+		off = 40
+	case v.Major == 3 && v.Minor >= 7:
+		off = 44 // 3.7-3.10
+	default:
+		return tracingMark{}
+	}
+	return tracingMark{get: get, off: off}
+}
+
+// enterCalls appends the calls that mark the thread (the GIL held), and
+// tells which call's result is its thread state (1-based, 0 if none).
+func (m tracingMark) enterCalls(calls []Call) ([]Call, byte) {
+	if m.get == 0 {
+		return calls, 0
+	}
+	calls = append(calls, Call{Fn: m.get})
+	at := byte(len(calls))
+	if m.enter != 0 {
+		return append(calls, Call{Fn: m.enter, ArgFrom: [6]byte{at}}), at
+	}
+	return append(calls, Call{Fn: FnAddInt32, Args: [6]uint64{0, m.off, 1}, ArgFrom: [6]byte{at}}), at
+}
+
+// leaveCalls appends the calls that unmark it.
+func (m tracingMark) leaveCalls(calls []Call, at byte) []Call {
+	if at == 0 {
+		return calls
+	}
+	if m.leave != 0 {
+		return append(calls, Call{Fn: m.leave, ArgFrom: [6]byte{at}})
+	}
+	return append(calls, Call{Fn: FnAddInt32, Args: [6]uint64{0, m.off, 0xffffffff}, ArgFrom: [6]byte{at}})
 }

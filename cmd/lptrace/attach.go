@@ -317,7 +317,19 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	}
 	a.printer.Flush()
 	beforeClose()
+	// Closing the pipe tells the hook to leave; it notices at its timer's
+	// next turn (50 ms at most) and closes its end last, once it has
+	// removed itself (profile functions, sys.monitoring tool, threading's
+	// hook). "detached" is said after that.
+	pipe := ch.Pipe()
+	fd := -1
+	if reason == "" {
+		fd = hookFD(a.pid, pipe.Dev, pipe.Ino)
+	}
 	ch.Close()
+	if fd >= 0 && !waitClosed(a.pid, fd, pipe.Dev, pipe.Ino, time.Second) && proc.Alive(a.pid) {
+		a.say("process %d: the hook has not removed itself yet (it holds the GIL rarely, or is stopped): it does at its next turn", a.pid)
+	}
 	a.printer.AddDropped(dec.Dropped)
 	if dec.Dropped > 0 {
 		a.say("process %d: %d events were dropped (the pipe was full)", a.pid, dec.Dropped)
@@ -544,4 +556,40 @@ func newSession() string {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	return hex.EncodeToString(rnd[:])
+}
+
+// hookFD is the descriptor of process pid open on the FIFO (dev, ino): the
+// hook's end. -1 if none.
+func hookFD(pid int, dev, ino uint64) int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Stat(dir+"/"+e.Name(), &st) == nil && st.Dev == dev && st.Ino == ino {
+			var fd int
+			if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
+				return fd
+			}
+		}
+	}
+	return -1
+}
+
+// waitClosed waits up to limit for process pid to close fd, open on the
+// FIFO (dev, ino); false if it still has it open.
+func waitClosed(pid, fd int, dev, ino uint64, limit time.Duration) bool {
+	path := fmt.Sprintf("/proc/%d/fd/%d", pid, fd)
+	for end := time.Now().Add(limit); ; {
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) != nil || st.Dev != dev || st.Ino != ino {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -15,7 +15,8 @@
 #   0x20 xsave offset  0x28 saved-registers offset
 #   0x30 signal
 #   0x80 calls, 88 bytes each:
-#        +0 fn (0: memcpy(a0, a1, a2); 1: raw syscall number aux; else address)
+#        +0 fn (0: memcpy(a0, a1, a2); 1: raw syscall number aux;
+#              2: the int32 at a0 + a1 += a2, result its new value; else address)
 #        +8 a0..a5   +56 argsrc[6] (k+1: take the result of call k)
 #        +64 flags (1 abort if zero, 2 abort if non-zero, 4 abort on -errno,
 #            8 abort if non-zero and equal to *aux, 16 always, 32 only after an abort)
@@ -65,14 +66,23 @@ arg_next:
 	cmp ecx, 6
 	jb arg_loop
 	mov rax, [r13]
-	cmp rax, 1
+	cmp rax, 2
 	ja do_call
+	je do_add
+	cmp rax, 1
 	je do_syscall
 	mov rdi, [r13+8]
 	mov rsi, [r13+16]
 	mov rcx, [r13+24]
 	rep movsb
 	xor eax, eax
+	jmp called
+do_add:
+	mov rdi, [r13+8]
+	add rdi, [r13+16]
+	mov eax, [r13+24]
+	add [rdi], eax
+	movsxd rax, dword ptr [rdi]
 	jmp called
 do_syscall:
 	mov rdi, [r13+8]
@@ -166,29 +176,67 @@ tramp_end:
 
 # Pending-call entry, copied into an mmap'd buffer at offset 0: called by the
 # interpreter's eval loop with rdi = the buffer. It blocks the program's
-# asynchronous signals in this thread ([buf+0xe0], a kernel sigset), runs the
-# code string at [buf+0xc0] with the function at [buf+0xc8]
+# asynchronous signals in this thread ([buf+0x120], a kernel sigset), runs the
+# code string at [buf+0x100] with the function at [buf+0x108]
 # (PyRun_SimpleString), puts the signal mask back, then tail-calls
-# munmap(buf, [buf+0xd0]) through [buf+0xd8], so that the buffer is gone
+# munmap(buf, [buf+0x110]) through [buf+0x118], so that the buffer is gone
 # without a return into it. It always returns 0: a pending call that returns
 # -1 would raise an error in the program. With the signals blocked, a Ctrl-C
 # that arrives meanwhile waits in the kernel and reaches the program once the
 # mask is back, instead of raising inside lptrace's code (where, before the
 # code's own try, PyRun_SimpleString would print it and the program lose it).
+#
+# Around the code, the thread is marked as tracing (tstate->tracing + 1), so
+# that the program's trace and profile functions and sys.monitoring tools
+# never see it: tstate from [buf+0x128] (PyGILState_GetThisThreadState; 0:
+# no marking), then [buf+0x130](tstate) (PyThreadState_EnterTracing, 3.11+)
+# or, when that is 0, the int32 at tstate + [buf+0x140] incremented;
+# afterwards [buf+0x138](tstate) (PyThreadState_LeaveTracing) or the int32
+# decremented.
 	.globl pentry
 pentry:
 	push rbx
-	sub rsp, 16                  # [rsp]: the old mask; [rsp+8]: blocked?
+	sub rsp, 32                  # [rsp]: the old mask; [rsp+8]: blocked?; [rsp+16]: tstate
 	mov rbx, rdi
 	mov eax, 14                  # rt_sigprocmask(SIG_BLOCK, set, &old, 8)
 	xor edi, edi
-	lea rsi, [rbx+0xe0]
+	lea rsi, [rbx+0x120]
 	mov rdx, rsp
 	mov r10d, 8
 	syscall
 	mov [rsp+8], rax             # 0 once blocked
-	mov rdi, [rbx+0xc0]
-	call qword ptr [rbx+0xc8]
+	mov qword ptr [rsp+16], 0
+	mov rax, [rbx+0x128]
+	test rax, rax
+	jz 3f
+	call rax
+	mov [rsp+16], rax
+	test rax, rax
+	jz 3f
+	mov rdi, rax
+	mov rax, [rbx+0x130]
+	test rax, rax
+	jz 2f
+	call rax
+	jmp 3f
+2:
+	mov rcx, [rbx+0x140]
+	add dword ptr [rdi+rcx], 1
+3:
+	mov rdi, [rbx+0x100]
+	call qword ptr [rbx+0x108]
+	mov rdi, [rsp+16]
+	test rdi, rdi
+	jz 5f
+	mov rax, [rbx+0x138]
+	test rax, rax
+	jz 4f
+	call rax
+	jmp 5f
+4:
+	mov rcx, [rbx+0x140]
+	sub dword ptr [rdi+rcx], 1
+5:
 	cmp qword ptr [rsp+8], 0
 	jne 1f
 	mov eax, 14                  # rt_sigprocmask(SIG_SETMASK, &old, NULL, 8)
@@ -199,9 +247,9 @@ pentry:
 	syscall
 1:
 	mov rdi, rbx
-	mov rsi, [rbx+0xd0]
-	mov rax, [rbx+0xd8]
-	add rsp, 16
+	mov rsi, [rbx+0x110]
+	mov rax, [rbx+0x118]
+	add rsp, 32
 	pop rbx
 	jmp rax
 	.globl pentry_end
