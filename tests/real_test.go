@@ -650,3 +650,62 @@ func TestRealTwoSessions(t *testing.T) {
 		})
 	}
 }
+
+// A program with its own trace and profile functions in every thread (and
+// a sys.monitoring tool on 3.12+): lptrace's code runs with the thread
+// marked as tracing, so the program's tools never see it (before, they saw
+// 1,000-5,000 events of lptrace's functions and imports per command), and
+// they go on working; when lptrace says "detached", the program's profile
+// function is back and lptrace's tool ID is free, at once.
+func TestRealOwnTracers(t *testing.T) {
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "own_tracers.py")
+			c := dial(t, tg.Port)
+			fp := c.ask(t, "state")
+			c.ask(t, "seen")
+			lptraceCode := func(seen string, allowUserCode bool) []string {
+				var ours []string
+				for _, s := range strings.Split(seen, ";") {
+					file, name, _ := strings.Cut(s, ":")
+					switch {
+					case allowUserCode && file == "<lptrace>" && name == "<module>":
+					case file == "<lptrace>", file == "<string>", strings.Contains(file, "importlib"):
+						ours = append(ours, s)
+					}
+				}
+				return ours
+			}
+			pid := strconv.Itoa(tg.PID)
+			if r := lptrace(t, "", "exec", pid, "x = 6 * 7"); r.Code != 0 {
+				t.Fatalf("exec: %s", r.Stderr)
+			}
+			if ours := lptraceCode(c.ask(t, "seen"), true); len(ours) > 0 {
+				t.Errorf("the program's tracers saw lptrace's exec: %v", ours)
+			}
+			if r := lptrace(t, "", "stack", pid); r.Code != 0 {
+				t.Fatalf("stack: %s", r.Stderr)
+			}
+			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 {
+				t.Errorf("the program's tracers saw lptrace's stack: %v", ours)
+			}
+			before := c.ask(t, "count")
+			r := lptrace(t, "", "attach", "--duration", "1s", pid)
+			if !strings.Contains(r.Stderr, "detached") {
+				t.Fatalf("attach: %s", r.Stderr)
+			}
+			if got := c.ask(t, "state"); got != fp {
+				t.Errorf("right after \"detached\" the program is not as before:\n  before %s\n  after  %s", fp, got)
+			}
+			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 {
+				t.Errorf("the program's tracers saw lptrace's attach: %v", ours)
+			}
+			if after := c.ask(t, "count"); after == before {
+				t.Errorf("the program's tracers stopped working (%s events)", after)
+			}
+			if !strings.Contains(r.Stdout+r.Stderr, "work") {
+				t.Errorf("work() not in the trace: %s", r.Stdout+r.Stderr)
+			}
+		})
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/lptrace/lptrace/trace"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func attachCommand(stdout, stderr io.Writer) *cli.Command {
@@ -567,8 +568,8 @@ func hookFD(pid int, dev, ino uint64) int {
 		return -1
 	}
 	for _, e := range ents {
-		var st syscall.Stat_t
-		if syscall.Stat(dir+"/"+e.Name(), &st) == nil && st.Dev == dev && st.Ino == ino {
+		var st unix.Stat_t
+		if unix.Stat(dir+"/"+e.Name(), &st) == nil && st.Dev == dev && st.Ino == ino {
 			var fd int
 			if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
 				return fd
@@ -583,8 +584,8 @@ func hookFD(pid int, dev, ino uint64) int {
 func waitClosed(pid, fd int, dev, ino uint64, limit time.Duration) bool {
 	path := fmt.Sprintf("/proc/%d/fd/%d", pid, fd)
 	for end := time.Now().Add(limit); ; {
-		var st syscall.Stat_t
-		if syscall.Stat(path, &st) != nil || st.Dev != dev || st.Ino != ino {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) != nil || st.Dev != dev || st.Ino != ino {
 			return true
 		}
 		if time.Now().After(end) {
