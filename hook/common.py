@@ -265,3 +265,22 @@ def _lptrace_thread_starter():
         # any() pulls: enter(get()), then f(*args) (None: any goes on).
         return plain(run, (chain(map(enter, map(call, (get,))), map(call, (partial(f, *args),))),))
     return start
+
+
+def _lptrace_headroom_back(kept):
+    """Lowers the recursion limit by the 100 frames a tracing session kept
+    raised (see inject.Headroom and trace.py), unless the program set
+    another meanwhile (kept: the limit once raised). From a thread deeper
+    than the lowered limit (the hook leaves from wherever its pipe broke),
+    through the C API, which does not check."""
+    import sys
+    if sys.getrecursionlimit() != kept:
+        return
+    try:
+        sys.setrecursionlimit(kept - 100)
+    except Exception:
+        try:
+            import ctypes
+            ctypes.PyDLL(None).Py_SetRecursionLimit(ctypes.c_int(kept - 100))
+        except Exception:
+            pass

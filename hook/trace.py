@@ -48,6 +48,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     obj_getattr = object.__getattribute__
     # Bound: 2.7's module cleanup at exit empties modules.
     sleep = _lptrace_original(time, 'sleep') or (lambda s: None)
+    # lptrace raises the recursion limit by 100 around this install (see
+    # inject.Headroom); the session keeps that much more while it lives:
+    # its callbacks run at the program's depth, and their frames count.
+    # limit: the value the session set (see _lptrace_headroom_back).
+    limit, headroom_back = [None], _lptrace_headroom_back
 
     if session in sys.__dict__.get('__lptrace__', ()):
         return
@@ -743,9 +748,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             pass
         # Nothing of the session stays in the child: not the machine-code
         # callback and its mappings (megabytes of private copies in every
-        # worker of a forking server), not the tables.
+        # worker of a forking server), not the tables, not the headroom.
         forget()
         fork_ref[0] = None
+        try:
+            if limit[0] is not None:
+                headroom_back(limit[0])
+        except base_exception:
+            pass
 
     def forget():
         # What a session holds of the program's functions and threads, and
@@ -812,6 +822,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 unhook_all_threads()
             except base_exception:
                 pass
+        try:
+            if limit[0] is not None:
+                headroom_back(limit[0])
+        except base_exception:
+            pass
         registry.pop(session, None)
         if not registry:
             try:
@@ -1349,6 +1364,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # under the program's 5 ms would hold the first events back that long.
     hurry()
     start_thread(ticker, ())
+    try:
+        # (from here on undo never runs: the session is complete)
+        sys.setrecursionlimit(sys.getrecursionlimit() + 100)
+        limit[0] = sys.getrecursionlimit() - 100  # once lptrace lowered its own
+    except an_exception:
+        pass
     st['live'] = True
     undo['done'] = True
     _lptrace_remove_fifo(fifo)

@@ -65,11 +65,9 @@ func (inj *Injector) RunPythonAtEntry(ctx context.Context, th *Thread, src []byt
 			return false, err
 		}
 	}
-	if _, _, err := th.Run(ctx, []Call{
-		{Fn: sym("PyGILState_Ensure")},
-		{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}},
-		{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{1}},
-	}); err != nil {
+	var run int
+	calls := inj.headroom().around([]Call{{Fn: sym("PyGILState_Ensure")}}, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run)
+	if _, _, err := th.Run(ctx, append(calls, Call{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{1}})); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -173,6 +173,10 @@ func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 	return b
 }
 
+// setNoSyscall makes the kernel see no system call to restart when the
+// thread resumes (orig_rax = -1).
+func setNoSyscall(r *ptrace.Regs) { r.Orig_rax = ^uint64(0) }
+
 // redirect sets the registers that send the thread into the trampoline:
 // only rip, rsp, and orig_rax = -1 so that the kernel does not apply its
 // system-call restart logic to the trampoline.
@@ -198,7 +202,7 @@ func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
 // pentryImage builds the start of a pending-call buffer: the entry code and
 // its data (see asm/trampoline_amd64.s). The code string follows at
 // pendingCodeOffset.
-func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark) []byte {
+func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark, h headroom) []byte {
 	img := make([]byte, pendingCodeOffset)
 	copy(img, trampCode[pentryStart:pentryEnd])
 	le := binary.LittleEndian
@@ -211,10 +215,13 @@ func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark) []byte {
 	le.PutUint64(img[0x130:], m.enter)
 	le.PutUint64(img[0x138:], m.leave)
 	le.PutUint64(img[0x140:], m.off)
+	le.PutUint64(img[0x148:], h.get)
+	le.PutUint64(img[0x150:], h.set)
+	le.PutUint64(img[0x158:], Headroom)
 	return img
 }
 
-const pendingCodeOffset = 0x148
+const pendingCodeOffset = 0x160
 
 // pendingBlocked is the kernel signal set the pending-call entry blocks
 // while the code runs: every standard signal but those a fault raises in

@@ -63,6 +63,8 @@ const (
 	// FnAddInt32 adds Args[2] (its low 32 bits, signed) to the int32 at
 	// Args[0] + Args[1]; the result is the new value.
 	FnAddInt32 = 2
+	// FnSub's result is Args[0] - Args[1].
+	FnSub = 3
 )
 
 // Call flags: when the sequence stops, and which calls run after a stop.

@@ -356,7 +356,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	if !stillParked {
 		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
 	}
-	if why := inj.stackTooSmall(th, directStackNeed, 9); why != "" {
+	if why := inj.stackTooSmall(th, directStackNeed, 15); why != "" {
 		return Route{}, why, nil
 	}
 	py := inj.tgt.Python
@@ -392,8 +392,8 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	// and profile functions and sys.monitoring tools never see it.
 	m := inj.tracingMark()
 	calls, at := m.enterCalls(calls)
-	run := len(calls)
-	calls = append(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}})
+	var run int
+	calls = inj.headroom().around(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run)
 	calls = m.leaveCalls(calls, at)
 	calls = append(calls,
 		Call{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
@@ -477,7 +477,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	if err != nil {
 		return Route{}, "", err
 	}
-	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr, inj.tracingMark()), pl.image(buf+pendingCodeOffset)...)
+	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr, inj.tracingMark(), inj.headroom()), pl.image(buf+pendingCodeOffset)...)
 	if err := inj.writeMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
 		return Route{}, "", err
@@ -569,7 +569,10 @@ func (inj *Injector) stackTooSmall(th *Thread, need uint64, ncalls int) string {
 	}
 	l := newLayout(th.SP(), ncalls, inj.xsave)
 	if !inj.mapped(l.base, uint64(l.size)) {
-		return fmt.Sprintf("thread %d's stack is not mapped below its pointer", th.TID)
+		// The main thread at its deepest yet: it grows its stack itself.
+		if m, ok := inj.mappingAt(th.SP() - 1); !ok || m.Path != "[stack]" || !inj.growStack(th) || !inj.mapped(l.base, uint64(l.size)) {
+			return fmt.Sprintf("thread %d's stack is not mapped below its pointer", th.TID)
+		}
 	}
 	return ""
 }
@@ -580,6 +583,47 @@ func (inj *Injector) pySym(name string) uint64 {
 	s, _ := inj.tgt.Python.Lookup(name)
 	return s.Addr
 }
+
+// Headroom is how many frames the recursion limit is raised by while
+// lptrace's code runs in the program: the code runs at whatever depth the
+// thread was, and in a program recursing near its limit it had no frame
+// left (PyRun_SimpleString's own compilation of the statement failed, and
+// the interpreter printed that on the program's stderr; a tracing hook's
+// callback added a RecursionError to the program). Raised by the calls
+// around PyRun_SimpleString, and lowered by as much afterwards: the code
+// keeps the limit the program set meanwhile, and a tracing session keeps
+// its headroom by raising the limit once more (hook/trace.py).
+const Headroom = 100
+
+// headroom is the C API that raises and lowers the limit.
+type headroom struct{ get, set uint64 }
+
+func (inj *Injector) headroom() headroom {
+	return headroom{get: inj.pySym("Py_GetRecursionLimit"), set: inj.pySym("Py_SetRecursionLimit")}
+}
+
+// around appends run with the limit raised by Headroom around it, and
+// sets *at to run's index.
+func (h headroom) around(calls []Call, run Call, at *int) []Call {
+	if h.get == 0 || h.set == 0 {
+		*at = len(calls)
+		return append(calls, run)
+	}
+	k := byte(len(calls))
+	calls = append(calls,
+		Call{Fn: h.get},
+		Call{Fn: FnSub, ArgFrom: [6]byte{k + 1}, Args: [6]uint64{0, uint64(neg(Headroom))}},
+		Call{Fn: h.set, ArgFrom: [6]byte{k + 2}})
+	*at = len(calls)
+	calls = append(calls, run)
+	k = byte(len(calls))
+	return append(calls,
+		Call{Fn: h.get},
+		Call{Fn: FnSub, ArgFrom: [6]byte{k + 1}, Args: [6]uint64{0, Headroom}},
+		Call{Fn: h.set, ArgFrom: [6]byte{k + 2}})
+}
+
+func neg(n int64) int64 { return -n }
 
 // tracingMark says how injected code marks its thread as tracing while it
 // runs (tstate->tracing + 1, as CPython does around a trace or profile

@@ -18,6 +18,8 @@ echo "	trampStopped = $(addr stopped)"
 echo "	trampSize    = $(addr tramp_end)"
 echo "	pentryStart  = $(addr pentry)"
 echo "	pentryEnd    = $(addr pentry_end)"
+echo "	probeStart   = $(addr probe)"
+echo "	probeEnd     = $(addr probe_end)"
 echo ")"
 echo
 echo "var trampCode = []byte{"

@@ -16,7 +16,8 @@
 #   0x30 signal
 #   0x80 calls, 88 bytes each:
 #        +0 fn (0: memcpy(a0, a1, a2); 1: raw syscall number aux;
-#              2: the int32 at a0 + a1 += a2, result its new value; else address)
+#              2: the int32 at a0 + a1 += a2, result its new value;
+#              3: result a0 - a1; else address)
 #        +8 a0..a5   +56 argsrc[6] (k+1: take the result of call k)
 #        +64 flags (1 abort if zero, 2 abort if non-zero, 4 abort on -errno,
 #            8 abort if non-zero and equal to *aux, 16 always, 32 only after an abort)
@@ -66,8 +67,10 @@ arg_next:
 	cmp ecx, 6
 	jb arg_loop
 	mov rax, [r13]
-	cmp rax, 2
+	cmp rax, 3
 	ja do_call
+	je do_sub
+	cmp rax, 2
 	je do_add
 	cmp rax, 1
 	je do_syscall
@@ -76,6 +79,10 @@ arg_next:
 	mov rcx, [r13+24]
 	rep movsb
 	xor eax, eax
+	jmp called
+do_sub:
+	mov rax, [r13+8]
+	sub rax, [r13+16]
 	jmp called
 do_add:
 	mov rdi, [r13+8]
@@ -193,6 +200,12 @@ tramp_end:
 # or, when that is 0, the int32 at tstate + [buf+0x140] incremented;
 # afterwards [buf+0x138](tstate) (PyThreadState_LeaveTracing) or the int32
 # decremented.
+#
+# Around the code too, the recursion limit is raised by [buf+0x158]
+# frames ([buf+0x148] Py_GetRecursionLimit, [buf+0x150]
+# Py_SetRecursionLimit) and lowered by as many afterwards: the code runs at
+# the program's depth, where a program near its limit left it no frame
+# (PyRun_SimpleString's own compilation failed).
 	.globl pentry
 pentry:
 	push rbx
@@ -223,8 +236,16 @@ pentry:
 	mov rcx, [rbx+0x140]
 	add dword ptr [rdi+rcx], 1
 3:
+	call qword ptr [rbx+0x148]
+	add eax, [rbx+0x158]
+	mov edi, eax
+	call qword ptr [rbx+0x150]
 	mov rdi, [rbx+0x100]
 	call qword ptr [rbx+0x108]
+	call qword ptr [rbx+0x148]
+	sub eax, [rbx+0x158]
+	mov edi, eax
+	call qword ptr [rbx+0x150]
 	mov rdi, [rsp+16]
 	test rdi, rdi
 	jz 5f
@@ -254,3 +275,21 @@ pentry:
 	jmp rax
 	.globl pentry_end
 pentry_end:
+
+# Stack probe, copied into other code padding on its own: the main thread's
+# stack grows only when the thread itself touches memory below it (the
+# kernel does not grow it for lptrace's writes), and a thread parked at the
+# deepest point its recursion ever reached has no mapped room below its
+# stack pointer for the context block. Entered with every register as the
+# thread will resume (the system call restart done), it touches the stack
+# 20 KiB below rsp (memory no one uses: below the red zone), which changes
+# no register and no flag, and jumps to the resume address in its last 8
+# bytes. lptrace single-steps it and puts the thread's registers back; if
+# lptrace dies meanwhile, the thread simply goes on.
+	.globl probe
+probe:
+	mov byte ptr [rsp - 0x5000], 0
+	jmp qword ptr [rip]
+	.quad 0
+	.globl probe_end
+probe_end:
