@@ -23,8 +23,10 @@ func (inj *Injector) growStack(th *Thread) bool {
 		return false
 	}
 	resume := resumeRegs(th.orig)
-	code := append([]byte(nil), trampCode[probeStart:probeEnd]...)
-	binary.LittleEndian.PutUint64(code[len(code)-8:], resume.PC())
+	n := probeEnd - probeStart
+	code := make([]byte, (n+7)&^7) // whole words: text is written a word at a time
+	copy(code, trampCode[probeStart:probeEnd])
+	binary.LittleEndian.PutUint64(code[n-8:], resume.PC())
 	at, ok := inj.freePadding(th.TID, len(code))
 	if !ok {
 		return false

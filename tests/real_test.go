@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -708,4 +709,76 @@ func TestRealOwnTracers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A program bouncing down to 990 and 999 frames under its recursion limit
+// of 1000, sleeping at the bottom: lptrace's code runs at that depth.
+// exec, stack and attach work (their code gets 100 frames more of limit,
+// given back after; before 3.11 the main thread's C stack is grown by the
+// thread itself first, where it is parked at its deepest point), the
+// program never gets a RecursionError of lptrace's, and its limit is its
+// own again afterwards.
+func TestRealDeepRecursion(t *testing.T) {
+	for _, py := range pythons(t) {
+		for _, depth := range []string{"990", "999"} {
+			t.Run(py.Name+"/"+depth, func(t *testing.T) {
+				tg := startProgram(t, py, "deep_recursion.py", depth)
+				tg.waitTicks(t, 2, 10*time.Second)
+				pid := strconv.Itoa(tg.PID)
+				if r := lptrace(t, "", "exec", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
+					t.Errorf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				if r := lptrace(t, "", "stack", pid); r.Code != 0 || !strings.Contains(r.Stdout, "in bounce") {
+					t.Errorf("stack: status %d, %d lines %s", r.Code, strings.Count(r.Stdout, "\n"), r.Stderr)
+				}
+				for _, opts := range [][]string{nil, {"-T", "--ret"}} {
+					r := lptrace(t, "", append(append([]string{"attach", "--duration", "1s"}, opts...), pid)...)
+					if r.Code != 0 || !strings.Contains(r.Stderr, "bounce") {
+						t.Errorf("attach %v: status %d, %s", opts, r.Code, lastLines(r.Stderr, 5))
+					}
+				}
+				// lptrace killed at random instants of an exec (the stack
+				// probe, the calls): the program goes on as if nothing
+				// happened, its limit its own.
+				for i := 0; i < 5; i++ {
+					cmd := exec.Command(lptraceBin, "exec", pid, "x = 1")
+					if err := cmd.Start(); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(time.Duration(rand.Intn(30)) * time.Millisecond)
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+				if r := lptrace(t, "", "exec", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
+					t.Errorf("exec after the kills: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+				tg.waitTicks(t, 3, 10*time.Second)
+				// (A tracing session keeps the headroom while it lives.)
+				var limit string
+				for _, line := range tg.Other() {
+					if strings.HasPrefix(line, "ERROR") {
+						t.Errorf("the program printed %q", line)
+					}
+					if strings.HasPrefix(line, "LIMIT") {
+						limit = line
+					}
+				}
+				if limit != "LIMIT 1000" {
+					t.Errorf("after the sessions the program's recursion limit is %q", limit)
+				}
+				if len(tg.Stderr()) > 0 {
+					t.Errorf("the program's stderr: %q", tg.Stderr())
+				}
+			})
+		}
+	}
+}
+
+// lastLines is the end of a long output, for messages.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,8 +1,9 @@
 # A program that recurses close to its recursion limit, as deep parsers and
 # tree walkers do: sys.setrecursionlimit(LIMIT), then, in a loop, a call
 # chain to DEPTH frames below the limit's headroom (bounce: down and up
-# again), printing "tick N" after each; "ERROR ..." if a RecursionError
-# reaches it (it never does untraced).
+# again), printing "tick N" after each, then "LIMIT L", its recursion
+# limit; "ERROR ..." if a RecursionError reaches it (it never does
+# untraced).
 #
 #   deep_recursion.py DEPTH [LIMIT]   defaults: 993 of 1000
 import sys
@@ -41,7 +42,7 @@ def main():
             sys.stdout.write('ERROR %r\n' % (e,))
             sys.stdout.flush()
         k += 1
-        sys.stdout.write('tick %d\n' % k)
+        sys.stdout.write('tick %d\nLIMIT %d\n' % (k, sys.getrecursionlimit()))
         sys.stdout.flush()
 
 
