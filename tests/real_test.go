@@ -782,3 +782,112 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// A program measured by coverage.py (its C tracer, or sys.monitoring on
+// 3.12+ where coverage uses it): its coverage report is the same whether
+// lptrace looked at it (exec, stack, attach) or not.
+func TestRealCoverage(t *testing.T) {
+	for _, py := range pythonsWith(t, "coverage") {
+		t.Run(py.Name, func(t *testing.T) {
+			report := func(withLptrace bool) string {
+				dir := t.TempDir()
+				data := filepath.Join(dir, ".coverage")
+				tg := startScriptEnv(t, py, []string{"COVERAGE_FILE=" + data}, []string{"-m", "coverage", "run", "--branch", filepath.Join(programsDir, "covered.py")})
+				c := dial(t, tg.Port)
+				pid := tg.PID
+				for i := 0; i < 20; i++ {
+					if withLptrace && i%5 == 0 {
+						switch i / 5 {
+						case 0:
+							lptrace(t, "", "exec", strconv.Itoa(pid), "x = 1")
+						case 1:
+							lptrace(t, "", "stack", strconv.Itoa(pid))
+						case 2:
+							tr := startAttach(t, pid)
+							c.ask(t, "1,2,3")
+							tr.waitCall(t, "classify", 5*time.Second)
+							tr.Stop(t, syscall.SIGINT)
+						}
+					}
+					if got := c.ask(t, fmt.Sprintf("%d,%d,%d", i, i+1, 15)); !strings.HasPrefix(got, "ok ") {
+						t.Fatalf("answer %q", got)
+					}
+				}
+				fmt.Fprintf(c.conn, "quit\n")
+				if st := tg.exit(t, 20*time.Second); st.ExitStatus() != 0 {
+					t.Fatalf("the program ended with %v: %q", st, tg.Stderr())
+				}
+				cmd := exec.Command(py.Path, "-m", "coverage", "report", "-m", "--data-file", data)
+				cmd.Dir = dir
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("coverage report: %v\n%s", err, out)
+				}
+				return string(out)
+			}
+			alone, looked := report(false), report(true)
+			if alone != looked {
+				t.Errorf("the coverage report changed:\n%s\nwith lptrace:\n%s", alone, looked)
+			}
+			if !strings.Contains(alone, "covered.py") {
+				t.Errorf("no report of covered.py:\n%s", alone)
+			}
+		})
+	}
+}
+
+// An aiohttp application, idle in the event loop and then under a bounded
+// load of requests: exec, stack and attach reach it at once, every request
+// gets its answer while it is traced, the view's function is in the trace,
+// and the program is as before afterwards.
+func TestRealAiohttp(t *testing.T) {
+	for _, py := range pythonsWith(t, "aiohttp") {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "aiohttp_app.py")
+			client := &http.Client{Timeout: 10 * time.Second}
+			get := func(path string) string {
+				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", tg.Port, path))
+				if err != nil {
+					return "error: " + err.Error()
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return string(body)
+			}
+			fp := get("/state")
+			before := readOSState(tg.PID)
+			pid := strconv.Itoa(tg.PID)
+			if r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
+				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			if r := lptrace(t, "", "stack", "--timeout", "10s", pid); r.Code != 0 || !strings.Contains(r.Stdout, "select") {
+				t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+			}
+			tr := startAttach(t, tg.PID, "--timeout", "10s")
+			// Bounded load: 4 clients, a request each every 10 ms, 1 s.
+			var wg sync.WaitGroup
+			var bad sync.Map
+			for c := 0; c < 4; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 100; i++ {
+						name := fmt.Sprintf("c%d-%d", c, i)
+						if got := get("/hello/" + name); got != "hello "+name {
+							bad.Store(name, got)
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}()
+			}
+			wg.Wait()
+			bad.Range(func(k, v any) bool {
+				t.Errorf("request %v while traced: %v", k, v)
+				return false
+			})
+			tr.waitCall(t, "greeting", 5*time.Second)
+			tr.Stop(t, syscall.SIGINT)
+			checkLeftAsItWas(t, tg.PID, before, fp, func() string { return get("/state") })
+		})
+	}
+}
