@@ -13,9 +13,11 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/lptrace/lptrace/launch"
 	"github.com/lptrace/lptrace/termsafe"
+	"golang.org/x/sys/unix"
 )
 
 // The launch helper must stop and exec from the main thread (tid = pid),
@@ -81,11 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var sig diedBySignal
 	if errors.As(err, &sig) {
 		// Die the launched program's death. Core dumps stay the program's.
-		signal.Reset(syscall.Signal(sig))
-		var rl syscall.Rlimit
-		syscall.Setrlimit(syscall.RLIMIT_CORE, &rl)
-		syscall.Kill(os.Getpid(), syscall.Signal(sig))
-		time.Sleep(100 * time.Millisecond)
+		dieOf(syscall.Signal(sig))
 		return 128 + int(sig)
 	}
 	var usage usageError
@@ -104,3 +102,22 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// dieOf ends lptrace by sig, as strace does when its program died of it.
+// The Go runtime keeps its own handlers of the signals a fault raises
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL) and of SIGABRT, where a signal.Reset
+// is not enough: it would print its crash dump instead. So the default
+// action is set with the system call itself, the signal unblocked, and
+// sent to this thread.
+func dieOf(sig syscall.Signal) {
+	signal.Reset(sig)
+	var rl unix.Rlimit
+	unix.Setrlimit(unix.RLIMIT_CORE, &rl)
+	runtime.LockOSThread()
+	var act [4]uint64 // struct kernel_sigaction {handler, flags, restorer, mask}: SIG_DFL
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	set := uint64(1) << (uint(sig) - 1)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_UNBLOCK, uintptr(unsafe.Pointer(&set)), 0, 8, 0, 0)
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	time.Sleep(100 * time.Millisecond)
+}
