@@ -44,10 +44,33 @@ def _lptrace_open_fifo(fifo, fifo_id, reading=False, keep=False, sink=None):
     return fd
 
 
+def _lptrace_open_checked(path, ident, flags):
+    """Opens lptrace's regular file at PATH (its ring) with FLAGS, never
+    following a link, only if it is the very file lptrace made (device,
+    inode, owner, change time: IDENT); the descriptor, or -1."""
+    import os
+    import stat
+    try:
+        fd = os.open(path, flags | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0o2000000))
+    except OSError:
+        return -1
+    try:
+        st = os.fstat(fd)
+        dev, ino, uid, ctime = ident.split(':')
+        if (stat.S_ISREG(st.st_mode) and st.st_dev == int(dev) and st.st_ino == int(ino) and
+                st.st_uid == int(uid) and _lptrace_same_time(st, int(ctime))):
+            return fd
+    except (OSError, ValueError):
+        pass
+    os.close(fd)
+    return -1
+
+
 def _lptrace_remove_fifo(fifo):
     # No os.path: a hook already in place would trace its Python code.
     import os
-    for remove, p in ((os.unlink, fifo), (os.rmdir, fifo[:fifo.rindex('/')])):
+    where = fifo[:fifo.rindex('/')]
+    for remove, p in ((os.unlink, fifo), (os.unlink, where + '/ring'), (os.rmdir, where)):
         try:
             remove(p)
         except OSError:

@@ -124,6 +124,9 @@ var nativeSource string
 //go:embed threads.py
 var threadsSource string
 
+//go:embed native_code.py
+var nativeCodeSource string
+
 // perThreadProfile tells whether Python version ("3.11") has a profile
 // function per thread (before 3.12): the hook then sets every thread's
 // itself (threads.py).
@@ -156,6 +159,11 @@ type TraceConfig struct {
 	Verbose   bool // repr() of any object (runs the program's code)
 	Follow    bool // forked children keep tracing
 	NoNative  bool // never the machine-code callback (native.py)
+	// Ring is lptrace's ring file (transport.AddRing) as the hook must find
+	// it, of RingSlots slots; none when RingSlots is 0 (the records go
+	// through the pipe).
+	Ring      Pipe
+	RingSlots int
 }
 
 // Native tells whether the hook may record calls with its machine-code
@@ -172,9 +180,13 @@ func (c TraceConfig) literal() string {
 	for _, x := range c.Filters {
 		f = append(f, fmt.Sprintf("(%s, %s)", pyBool(x.Exclude), PyLiteral(x.Pattern)))
 	}
-	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s}",
+	ring := "None"
+	if c.RingSlots > 0 {
+		ring = fmt.Sprintf("(%s, %s, %d)", PyLiteral(c.Ring.Path), PyLiteral(c.Ring.id()), c.RingSlots)
+	}
+	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'ring': %s}",
 		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.RetValues),
-		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()))
+		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()), ring)
 }
 
 func pyBool(b bool) string {
@@ -242,9 +254,9 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 	if perThreadProfile(version) {
 		add("threads.py", threadsSource)
 	}
-	if cfg.Native() {
-		add("native.py", nativeSource)
-	}
+	// The ring and its writers (every mode), the machine-code callback.
+	add("native_code.py", nativeCodeSource)
+	add("native.py", nativeSource)
 	add("trace.py", traceSource)
 
 	globals := map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()}

@@ -9,7 +9,7 @@
 #   hook/precompile.sh PYTHON...    these interpreters only
 set -euo pipefail
 cd "$(dirname "$0")"
-parts=(common.py values.py filter.py threads.py native.py trace.py load.py)
+parts=(common.py values.py filter.py threads.py native_code.py native.py trace.py load.py)
 pythons=("$@")
 if [ ${#pythons[@]} -eq 0 ]; then
   pyroot=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")

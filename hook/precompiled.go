@@ -123,7 +123,7 @@ var checksums sync.Map // stringKey -> CRC-32
 // background as soon as it knows the version.
 func Prepare(version string) {
 	if precompiledFor(version) != nil {
-		for _, src := range []string{commonSource, valuesSource, filterSource, threadsSource, nativeSource, traceSource, loadSource} {
+		for _, src := range []string{commonSource, valuesSource, filterSource, threadsSource, nativeCodeSource, nativeSource, traceSource, loadSource} {
 			checksum(src)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // allParts are the tracing hook's parts as TraceInstall names them.
 var allParts = map[string]string{
 	"common.py": commonSource, "values.py": valuesSource, "filter.py": filterSource,
-	"threads.py": threadsSource, "native.py": nativeSource, "trace.py": traceSource, "load.py": loadSource,
+	"threads.py": threadsSource, "native_code.py": nativeCodeSource, "native.py": nativeSource, "trace.py": traceSource, "load.py": loadSource,
 }
 
 // Every precompiled file parses, has every part, and was made from the

@@ -127,6 +127,47 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     sigpipe = _lptrace_sigpipe_guard()
     stride = 1 + want_times + want_values
 
+    # The ring shared with lptrace (native.py): records and events go there
+    # as they are made, so that what the program did before it died is
+    # lptrace's to read. Without it (lptrace could not make the file, or
+    # no writers before 3.12 on this machine), the pipe carries them, in
+    # batches of the timer thread's.
+    # ring[0]: what _lptrace_ring returned, or None; wr: its writers
+    # (record a word, two, three; put a record).
+    ring = [None]
+    nslots = [0]
+    if cfg.get('ring'):
+        try:
+            path, ident, nslots[0] = cfg['ring']
+            mm = _lptrace_open_ring(path, ident, nslots[0], 0)
+            if mm is not None:
+                r = _lptrace_ring(mm, 0, stride)
+                w = r[3] or _lptrace_machine_writers(r)
+                if w is not None:
+                    r[3] = w
+                    ring[0] = r
+        except an_exception:
+            ring[0] = None
+    if ring[0] is not None:
+        wr = list(ring[0][3])
+    else:
+        wr = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
+    KICK = b'K\0\0\0\0'  # to lptrace: read the ring
+    st['kicked'] = (0, 0)
+    # Slots of the ring for the children this process forks (-f), while
+    # there are: handed out before the fork (see at_fork_before).
+    next_slot = [1]
+
+    def define(rec):
+        # A definition (C, T, V): into the ring, else queued for the pipe.
+        # False: the ring's records are full (lptrace reads too slowly);
+        # the event that needed it is dropped.
+        put = wr[3]
+        if put is None:
+            meta.append(rec)
+            return True
+        return put(rec)
+
     def write(data):
         # Non-blocking: a full pipe drops (the caller counts), a partial
         # write keeps the tail so records stay aligned, anything else means
@@ -209,6 +250,30 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             else:
                 return
         try:
+            r = ring[0]
+            if r is not None:
+                # Everything is in the ring, which lptrace reads: the pipe
+                # takes what was queued for it (the start record) and a
+                # kick when there is something new, so that lptrace reads
+                # it now rather than at its next look.
+                m = meta[:]
+                del meta[:len(m)]
+                heads = (r[1][0], r[1][3])
+                new = heads != st['kicked']
+                st['taken'] = (heads[0] - st['kicked'][0]) // stride  # (the timer's pace)
+                out = b''.join(m) + (KICK if new else b'')
+                st['ok'] = 1
+                if out or st['tail']:
+                    if follow:
+                        st['ok'] = write_atomic(record(b'P', str(st['pid'])) + out)
+                    else:
+                        st['ok'] = int(write(out) and not st['tail'])
+                    if not st['ok']:
+                        meta[0:0] = m  # (the start record must not be lost)
+                        return
+                st['kicked'] = heads
+                m = None
+                return
             # Take what is queued now; other threads may append meanwhile
             # (each step below is one bytecode, atomic under the GIL).
             # Events first: the definitions an event needs were queued
@@ -294,7 +359,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # than one takes (NATIVE_CHUNK words each) and the pipe has room.
         # No builtin name (see ticker()).
         k = 0
-        while k < turns and st['taken'] == NATIVE_CHUNK and st['ok'] and nat[0] is not None:
+        while k < turns and st['taken'] == NATIVE_CHUNK and st['ok'] and nat[0] is not None and ring[0] is None:
             flush()
             k += 1
 
@@ -305,6 +370,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # A signal handler of the program that raises meanwhile (its
         # Ctrl-C) ends the wait, quietly: the program is leaving anyway.
         try:
+            if ring[0] is not None:
+                flush(10)  # (all is in the ring: only a kick)
+                return
             now = getattr(time, 'monotonic', time.time)
             end = now() + 1
             flush(100)
@@ -443,7 +511,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # signal handler of the program that raises in between (its
             # Ctrl-C) costs a second definition, never an event that
             # refers to none.
-            meta.append(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, (name or '')[:200])))
+            define(record(b'T', '%d\t%s\t%s' % (i, native() if native else ident, (name or '')[:200])))
             threads[ident] = i
         return i
 
@@ -492,14 +560,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 codes[id(code)] = c = (-1, code)
                 return -1
             i = next(counters['code'])
-            meta.append(record(b'C', '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500])))
+            if not define(record(b'C', '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500]))):
+                return -2  # not kept: defined again at its next call
             codes[id(code)] = (i, code)  # after its definition: see thread_index()
             return i
         return c[0]
 
     def value(text):
         i = next(counters['value'])
-        meta.append(record(b'V', '%d\t%s' % (i, text)))
+        if not define(record(b'V', '%d\t%s' % (i, text))):
+            return 0  # (the event shows without its value)
         return i + 1
 
     def args_text(code, frame):
@@ -517,13 +587,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # kind 0: call, 1: return, 2: exception; val: a value id or 0.
         w = kind << 56 | thread_index() << 32 | c
         if stride == 1:
-            events.append(w)
+            wr[0](w)
         elif not want_values:
-            events.extend((w, clock()))
+            wr[1](w, clock())
         elif not want_times:
-            events.extend((w, val))
+            wr[1](w, val)
         else:
-            events.extend((w, clock(), val))
+            wr[2](w, clock(), val)
         if len(events) >= BATCH * stride:
             full()
 
@@ -567,6 +637,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # profiler, try the cache first, inline: a Python call costs as
         # much as that path itself.)
         try:
+            if forking[0] and os.getpid() != st['pid']:
+                # A child of os.fork(), before our at-fork callback (the
+                # program's own ran first): it must not write into its
+                # parent's ring.
+                in_child()
+                return True
             ident = get_ident()
             if ident == ticker_ident[0]:
                 # Our timer thread in library code (3.12+ sees every
@@ -582,6 +658,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             start = starts and id(code) in starts
             if start:
                 renew_thread(starting_name(frame or getframe(2)))
+            if c == -2:
+                return True  # its definition did not fit: dropped, tried again next time
             if c < 0:
                 if n is not None and tool[0] is None and not start:
                     n[1](0, id(code), 1 << 63)  # the profile function skips it
@@ -611,7 +689,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     # calls of code would go to `events` while its others go
                     # to the ring (out of order).
                     last[0] = (None, None, 0)
-                events.append(w)
+                wr[0](w)
                 if len(events) >= BATCH:
                     full()
                 elif first[0]:
@@ -692,6 +770,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def on_return(code, kind, val):
         try:
+            if forking[0] and os.getpid() != st['pid']:
+                in_child()  # (see on_call)
+                return True
             c = codes.get(id(code))
             if c is None or c[0] < 0:
                 return c is None  # unseen (called before we came): keep
@@ -712,6 +793,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # follows children (-f); then it starts its own tables and timer.
         if not st['on'] or os.getpid() == st['pid']:
             return
+        forking[0] = False
         if follow:
             st['pid'] = os.getpid()
             st['lock'] = new_lock()  # may have been held at fork
@@ -719,7 +801,24 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             forget()
             for k in counters:
                 counters[k] = itertools.count()
-            meta.append(started())
+            # Its own slot of the ring, which its parent handed it at the
+            # fork (the whole file is mapped here too); else the pipe.
+            r, k = ring[0], child_slot[0]
+            ring[0], next_slot[0] = None, nslots[0]  # (no slot for its own children)
+            wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
+            if r is not None and k is not None:
+                try:
+                    c = _lptrace_ring(r[5], k, stride)
+                    w = c[3] or _lptrace_machine_writers(c)
+                    if w is not None:
+                        c[3] = w
+                        ring[0] = c
+                        wr[:] = list(w)
+                except an_exception:
+                    pass
+            st['kicked'] = (0, 0)
+            if ring[0] is None or not define(started()):
+                meta.append(started())
             first[0] = True
             try:
                 start_thread(ticker, ())
@@ -727,6 +826,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 pass
             return
         st['on'] = False
+        # The parent's ring is no business of the child's.
+        ring[0] = None
+        wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
         fd, st['fd'] = st['fd'], -1
         try:
             os.close(fd)
@@ -750,7 +852,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # callback and its mappings (megabytes of private copies in every
         # worker of a forking server), not the tables, not the headroom.
         forget()
-        fork_ref[0] = None
+        fork_ref[:] = [None, None, None]
         try:
             if limit[0] is not None:
                 headroom_back(limit[0])
@@ -779,6 +881,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     watched = []
     ticker_ident = [None]
     fork_ref = [in_child]
+    forking = [False]  # between before_fork and the fork's end in each process
+    child_slot = [None]  # the ring's slot handed to the child being forked
+    try:
+        import posix
+        forks_c = (getattr(posix, 'fork', 0), getattr(posix, 'forkpty', 0))
+    except an_exception:
+        forks_c = (0, 0)
 
     def uninstall():
         if not st['on'] and st['fd'] < 0:
@@ -815,7 +924,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush_at_exit]
         except an_exception:
             pass
-        fork_ref[0] = None
+        fork_ref[:] = [None, None, None]
         forget()
         if monitoring is None:
             try:
@@ -845,15 +954,43 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         payload_globals.clear()
     undo['uninstall'] = uninstall
 
-    # The at-fork callback cannot be unregistered: it reaches in_child
-    # through fork_ref, a holder emptied when the hook leaves, so that it
-    # keeps nothing of the session alive (each attach would leak its code).
-    def at_fork_child():
-        f = fork_ref[0]
-        if f is not None:
-            f()
+    # Around a fork (3.7+): until the child has left its parent's session
+    # (in_child), nothing of it may write into its parent's ring. Before the
+    # fork the machine-code callback hands every call to the Python one,
+    # which finds the new process first (forking), and the latest-call cache
+    # is empty; a slot of the ring is handed to the child when lptrace
+    # follows it. In the parent, all as before once the fork is done.
+    def before_fork():
+        forking[0] = True
+        last[0] = (None, None, 0)
+        n = nat[0]
+        if n is not None:
+            n[6](0)
+        child_slot[0] = None
+        if follow and ring[0] is not None and next_slot[0] < nslots[0]:
+            child_slot[0] = next_slot[0]
+            next_slot[0] += 1
+
+    def after_fork_in_parent():
+        forking[0] = False
+        n = nat[0]
+        if n is not None and st['on']:
+            n[6](1)
+
+    # The at-fork callbacks cannot be unregistered: they reach the session
+    # through fork_ref, a holder emptied when the hook leaves, so that they
+    # keep nothing of it alive (each attach would leak its code).
+    fork_ref[1:] = [before_fork, after_fork_in_parent]
+
+    def at_fork(i):
+        def call():
+            f = fork_ref[i] if len(fork_ref) > i else None
+            if f is not None:
+                f()
+        return call
+    at_fork_child = at_fork(0)
     if hasattr(os, 'register_at_fork'):
-        os.register_at_fork(after_in_child=at_fork_child)
+        os.register_at_fork(before=at_fork(1), after_in_parent=at_fork(2), after_in_child=at_fork_child)
 
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped. The profiler cannot see an exception
@@ -883,7 +1020,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 code = frame.f_code
                 l = last[0]
                 if code is l[0] and get_ident() == l[1]:
-                    events.append(l[2])
+                    wr[0](l[2])
                     if len(events) >= BATCH:
                         full()
                     return
@@ -896,10 +1033,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 on_call(frame.f_code, frame)
                 if nat[0] is not None:
                     switch_native(get_ident())
-            elif what == 'c_return' and nat[0] is not None and os.getpid() != st['pid']:
-                # os.fork() returned in a child (the machine-code profile
-                # function sends us that event; 2.7 and 3.6 have no
-                # os.register_at_fork).
+            elif what == 'c_return' and (arg is forks_c[0] or arg is forks_c[1]) and os.getpid() != st['pid']:
+                # os.fork() returned in a child (2.7 and 3.6 have no
+                # os.register_at_fork; the machine-code profile function
+                # sends us that event too).
                 in_child()
             elif what == 'return' and want_returns:
                 code = frame.f_code
@@ -1129,7 +1266,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         builder = payload_globals.get('_lptrace_native_ring')
         if fast and cfg.get('native') and builder is not None:
             try:
-                return builder(slow)
+                return builder(slow, ring[0])
             except an_exception:
                 pass
         return None
@@ -1199,7 +1336,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             try:
                 l = last[0]
                 if code is l[0] and get_ident() == l[1]:
-                    events.append(l[2])
+                    wr[0](l[2])
                     if len(events) >= BATCH:
                         full()
                     return None

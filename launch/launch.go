@@ -329,6 +329,14 @@ func (c *Child) RunPython(ctx context.Context, src []byte) error {
 	}
 }
 
+// Status is how the child ended, in waitpid's form, once Wait returned.
+func (c *Child) Status() (int, bool) {
+	if c.exit == nil {
+		return 0, false
+	}
+	return c.exit.Status, true
+}
+
 // Detach lets the child run untraced (when RunPython was not called or
 // failed). The child must be stopped.
 func (c *Child) Detach() { c.tr.Detach(c.PID, 0) }

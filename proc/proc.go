@@ -15,6 +15,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoProcess means there is no process with that PID.
@@ -348,6 +352,37 @@ func Alive(pid int) bool {
 	return i > 0 && i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
 }
 
+// ExitStatus returns how a process that is ending (or ended, not yet
+// reaped) ends, in waitpid's form: the kernel sets it as the process
+// starts its exit, before it closes its files, and shows it in
+// /proc/PID/stat until its parent reaps it. final tells whether the
+// process is a zombie (else it may still run: a status of 0 then means
+// nothing yet); ok is false when it is gone.
+func ExitStatus(pid int) (status int, final, ok bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false, false
+	}
+	return parseExitStatus(data)
+}
+
+func parseExitStatus(stat []byte) (status int, final, ok bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (the state); exit_code is field 52.
+	if len(f) < 50 {
+		return 0, false, false
+	}
+	code, err := strconv.Atoi(f[49])
+	if err != nil {
+		return 0, false, false
+	}
+	return code, f[0] == "Z" || f[0] == "X", true
+}
+
 // EntryPoint returns the address of the program's entry point (AT_ENTRY
 // of /proc/PID/auxv): once a new program reaches it, the dynamic loader
 // has mapped every library it needs.
@@ -407,4 +442,81 @@ func Executable(pid int) string {
 func ThreadName(pid, tid int) string {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
 	return strings.TrimSpace(string(data))
+}
+
+// ExitWatch follows how a process ends, through a pidfd opened while it
+// runs: Linux 6.15+ keeps its exit status there even once its parent
+// reaped it (a process lptrace is not the parent of). Elsewhere /proc
+// shows it from the start of its exit until the reaping only.
+type ExitWatch struct {
+	pid, fd int
+	status  int
+	final   bool
+}
+
+// WatchExit starts following pid's end.
+func WatchExit(pid int) *ExitWatch {
+	w := &ExitWatch{pid: pid, fd: -1}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		w.fd = fd
+	}
+	w.Note()
+	return w
+}
+
+// Note reads /proc while the process is there: call it as soon as its
+// end shows (its pipe ended).
+func (w *ExitWatch) Note() {
+	if w.final {
+		return
+	}
+	if status, final, ok := ExitStatus(w.pid); ok && (status != 0 || final) {
+		w.status, w.final = status, final || status != 0
+	}
+}
+
+// Status returns how the process ended, waiting up to limit for it to be
+// known; ok is false if it never showed.
+func (w *ExitWatch) Status(limit time.Duration) (status int, ok bool) {
+	end := time.Now().Add(limit)
+	for {
+		w.Note()
+		if w.final {
+			return w.status, true
+		}
+		if w.fd >= 0 {
+			info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
+			if err := ioctlPidfdInfo(w.fd, &info); err == nil && info.Mask&unix.PIDFD_INFO_EXIT != 0 {
+				return int(info.Exit_code), true
+			} else if err != nil && err != unix.ESRCH {
+				w.Close() // an older kernel: /proc alone
+			}
+		}
+		if !Alive(w.pid) && w.fd < 0 {
+			// Gone without a status seen: it exited while running
+			// (a status of 0 shows as nothing until the zombie).
+			_, _, there := ExitStatus(w.pid)
+			return 0, !there
+		}
+		if time.Now().After(end) {
+			return 0, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ioctlPidfdInfo(fd int, info *unix.PidfdInfo) error {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.PIDFD_GET_INFO, uintptr(unsafe.Pointer(info)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Close releases the pidfd.
+func (w *ExitWatch) Close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
 }

@@ -157,6 +157,7 @@ func (t *Tracer) Detach(tid int, sig int) error {
 type Stop struct {
 	Exited   bool // the thread (or process) exited or was killed
 	ExitCode int  // with Exited: exit status, or -signal when killed
+	Status   int  // with Exited: waitpid's status (the core dump bit too)
 	Signal   int  // with !Exited: the stop signal
 	Event    int  // with !Exited: ptrace event (PTRACE_EVENT_STOP for interrupt and group stops)
 }
@@ -271,9 +272,9 @@ func waitDone(tid int, r waitResult) (Stop, error) {
 func decodeStatus(ws unix.WaitStatus) Stop {
 	switch {
 	case ws.Exited():
-		return Stop{Exited: true, ExitCode: ws.ExitStatus()}
+		return Stop{Exited: true, ExitCode: ws.ExitStatus(), Status: int(ws)}
 	case ws.Signaled():
-		return Stop{Exited: true, ExitCode: -int(ws.Signal())}
+		return Stop{Exited: true, ExitCode: -int(ws.Signal()), Status: int(ws)}
 	case ws.Stopped():
 		// The event is in bits 16-23 of the status, whatever the signal
 		// (group stops of a seized thread carry SIGSTOP with PTRACE_EVENT_STOP).

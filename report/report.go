@@ -17,6 +17,7 @@ import (
 
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/trace"
+	"golang.org/x/sys/unix"
 )
 
 // TimeFormat is how each line starts (-t, -tt, -ttt, -r).
@@ -126,6 +127,34 @@ func (p *Printer) noteThread(e trace.Event) {
 	} else if first != e.Thread {
 		p.showTID = true
 	}
+}
+
+// Exit writes strace's closing line of process pid, which ended with
+// status (waitpid's form): "+++ exited with 5 +++", "+++ killed by SIGKILL
+// +++", "+++ killed by SIGSEGV (core dumped) +++"; known false: "+++
+// exited +++" (it was reaped before lptrace could see how). Not in JSON
+// Lines, whose reader expects events only.
+func (p *Printer) Exit(pid int, status int, known bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil || p.opts.JSON {
+		return
+	}
+	if p.showPID {
+		fmt.Fprintf(p.w, "[pid %d] ", pid)
+	}
+	ws := unix.WaitStatus(status)
+	switch {
+	case !known:
+		p.w.WriteString("+++ exited +++\n")
+	case ws.Signaled() && ws.CoreDump():
+		fmt.Fprintf(p.w, "+++ killed by %s (core dumped) +++\n", unix.SignalName(ws.Signal()))
+	case ws.Signaled():
+		fmt.Fprintf(p.w, "+++ killed by %s +++\n", unix.SignalName(ws.Signal()))
+	default:
+		fmt.Fprintf(p.w, "+++ exited with %d +++\n", ws.ExitStatus())
+	}
+	p.err = p.w.Flush()
 }
 
 // Flush writes out what is buffered; it returns the first write error (the

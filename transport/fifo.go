@@ -47,6 +47,11 @@ type Channel struct {
 	// cleaned up even after the target exited and /proc/PID/root vanished.
 	parent, dir *os.File
 	refused     string // see Refused
+	ring        *Ring  // when AddRing made one
+	// OnEnd, if set, is called by Stream as soon as the pipe ends, before
+	// anything else is done (a process that died: its exit status is
+	// readable a moment only).
+	OnEnd func()
 	name        string
 	swept       chan struct{} // closed once removeStale is done
 	r           *os.File
@@ -214,6 +219,7 @@ func (c *Channel) unlink() {
 	if c.dir != nil {
 		unlinkAt(c.dir, "pipe", 0)
 		unlinkAt(c.dir, "in", 0)
+		unlinkAt(c.dir, "ring", 0)
 	}
 	if c.parent != nil {
 		unlinkAt(c.parent, c.name, atRemoveDir)
@@ -322,6 +328,9 @@ func (c *Channel) Close() error {
 	if c.in != nil {
 		c.in.Close()
 	}
+	if c.ring != nil {
+		c.ring.Close()
+	}
 	if c.r != nil {
 		c.r.Close()
 	}
@@ -383,7 +392,9 @@ func removeStale(parent *os.File) {
 			continue
 		}
 		if d, err := openDir(parent, e.Name()); err == nil {
-			unlinkAt(d, "pipe", 0)
+			for _, name := range []string{"pipe", "in", "ring"} {
+				unlinkAt(d, name, 0)
+			}
 			d.Close()
 		}
 		unlinkAt(parent, e.Name(), atRemoveDir)
@@ -413,9 +424,31 @@ type Item struct {
 // or at an "R" record, the hook's refusal to start (see Refused);
 // the target has then opened the FIFO, so our own write end goes (the end
 // of the target's writes, at its exit or exec, then reads as end-of-file).
+//
+// With a ring (AddRing), what the hook wrote there comes in the same
+// stream: read at each of the hook's kicks ("K" records, not passed on),
+// every 50 ms without one, and to its end once the pipe ends (the hook
+// left, or its process died: what it recorded before is all there).
 func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 	ch := make(chan Item, 256)
 	st := make(chan struct{})
+	send := func(r Record) { ch <- Item{Rec: r} }
+	// The periodic read, once the hook started: its records come after
+	// the start record.
+	stopPolling, polled := make(chan struct{}), make(chan struct{})
+	poll := func() {
+		defer close(polled)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopPolling:
+				return
+			case <-tick.C:
+				c.ring.Drain(send)
+			}
+		}
+	}
 	go func() {
 		first := true
 		for {
@@ -427,6 +460,23 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 				c.TargetOpened()
 				close(st)
 				first = false
+				if c.ring != nil && r.Kind == 'S' {
+					ch <- Item{Rec: r}
+					go poll()
+					continue
+				}
+			}
+			if c.ring != nil && err == nil && r.Kind == 'K' {
+				c.ring.Drain(send)
+				continue
+			}
+			if err != nil && c.OnEnd != nil {
+				c.OnEnd()
+			}
+			if c.ring != nil && err != nil && !first {
+				close(stopPolling)
+				<-polled
+				c.ring.Drain(send) // to its end: all the writers are gone
 			}
 			ch <- Item{r, err}
 			if err != nil {

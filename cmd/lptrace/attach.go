@@ -17,6 +17,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/launch"
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/report"
@@ -144,6 +145,10 @@ type attachRun struct {
 	stderr   io.Writer
 	program  string // proc.ProgramID at the start: tells an exec
 	follow   bool   // the hook follows forks (-f, and Python 3.7+)
+	// child is the program launch mode started (lptrace its parent).
+	child *launch.Child
+	// exit follows how the process ends (attach mode).
+	exit *proc.ExitWatch
 	// allHooked is closed when the hook (before 3.12) has set the profile
 	// function of every thread that existed at attach.
 	allHooked  chan struct{}
@@ -165,7 +170,11 @@ func (a *attachRun) run(ctx context.Context) error {
 	tgt, ch, inj := o.tgt, o.ch, o.inj
 	session := newSession()
 	a.program = tgt.Program
+	a.addRing(ch, o.st.UID[1], o.st.GID[1])
 
+	a.exit = proc.WatchExit(a.pid)
+	defer a.exit.Close()
+	ch.OnEnd = a.exit.Note
 	recs, started := ch.Stream()
 	tids, _ := proc.Threads(a.pid) // before the hook adds its timer thread
 	// The precompiled hook first; the source on a second try (the target
@@ -340,7 +349,8 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	}
 	switch reason {
 	case "exited":
-		a.say("process %d exited", a.pid)
+		status, known := a.exitStatus()
+		a.printer.Exit(a.pid, status, known)
 		return nil
 	case "execd":
 		exe := proc.Executable(a.pid)
@@ -352,6 +362,19 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	}
 	a.say("process %d detached", a.pid)
 	return nil
+}
+
+// exitStatus is how the process ended: from its wait status in launch
+// mode (lptrace is its parent), else as /proc showed it while it ended.
+func (a *attachRun) exitStatus() (int, bool) {
+	if a.child != nil {
+		a.child.Wait()
+		return a.child.Status()
+	}
+	if a.exit == nil {
+		return 0, false
+	}
+	return a.exit.Status(time.Second)
 }
 
 // steadyLater is steady, once.
@@ -423,6 +446,9 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 // ended says whether the target exited ("exited") or replaced its program
 // by an exec ("execd"), which takes the hook with it.
 func (a *attachRun) ended() string {
+	if a.exit != nil {
+		a.exit.Note()
+	}
 	if !proc.Alive(a.pid) {
 		return "exited"
 	}
@@ -518,6 +544,28 @@ func inEpollWait(pid int) bool {
 		return false
 	}
 	return strings.HasPrefix(inject.SyscallName(sc.Nr), "epoll_")
+}
+
+// ringSlots is how many processes a ring holds: the traced one, and with
+// -f the first children it forks (later ones send their records through
+// the pipe).
+func (a *attachRun) ringSlots() int {
+	if a.cfg.Follow {
+		return 8
+	}
+	return 1
+}
+
+// addRing makes the ring the hook shares with lptrace (transport.Ring),
+// owned by the target's user; without one the records go through the
+// pipe, and what a program recorded just before it died may be lost.
+func (a *attachRun) addRing(ch *transport.Channel, uid, gid int) {
+	_, p, err := ch.AddRing(uid, gid, a.ringSlots())
+	if err != nil {
+		a.say("warning: no memory shared with process %d (%v): the events it records right before it dies may be lost", a.pid, err)
+		return
+	}
+	a.cfg.Ring, a.cfg.RingSlots = p, a.ringSlots()
 }
 
 // hookConfig is the hook's configuration for Python v: -f only where the

@@ -111,6 +111,8 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 		return fmt.Errorf("process %d: %v; it runs untraced", child.PID, err)
 	}
 	defer ch.Close()
+	a.child = child
+	a.addRing(ch, st.UID[1], st.GID[1])
 	recs, started := ch.Stream()
 	session := newSession()
 	// The source: the one injection, at the program's first line, cannot

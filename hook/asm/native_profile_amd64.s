@@ -1,0 +1,326 @@
+# The machine-code profile function of the calls-only hook (Python 2.7 to
+# 3.11): int f(PyObject *self, PyFrameObject *frame, int what, PyObject
+# *arg), installed per thread with self = the hook's Python profile
+# function, SLOW; and the entries the hook calls with the GIL held (one C
+# call each: before 3.11 a thread switch may come between any two
+# bytecodes). Source of _LPTRACE_NATIVE_PROFILE_CODE in ../native_code.py
+# (made by gen.sh); see ../native.py for what each part does.
+# Placeholders, replaced when the hook builds it: 0x1111... the tables,
+# 0x4444... CPython's profile_trampoline, 0x5555.../0x6666... where a
+# frame's code object is, 0x7777... PyEval_SetProfile, 0x8888.../0x9999...
+# os.fork and os.forkpty, 0x5a5a... the offset of a thread state's profile
+# function, 0xaaaa...-0xdddd... PyInterpreterState_Head, _ThreadHead,
+# PyThreadState_Next, PyInterpreterState_Next.
+# Tables and ring: as the PY_START callback's (native_monitoring_amd64.s),
+# with "on" at 48 and the tables' counts at 0x101040 and 0x101048 of the
+# tables; 0x1212... the ring.
+
+	.intel_syntax noprefix
+	.text
+cb:
+	endbr64
+	movabs r8, 0x1111111111111111
+	cmp qword ptr [r8+0x30], 0
+	je slow_any
+	test edx, edx
+	jne other_event
+	movabs r9, 0x5555555555555555
+	mov rax, [rsi+r9]
+	movabs r9, 0x6666666666666666
+	test r9, r9
+	je have_code
+	mov rax, [rax+r9]
+have_code:
+	mov rdx, fs:0
+	cmp rax, [r8+0x18]
+	jne lookup
+	cmp rdx, [r8+0x20]
+	jne lookup
+	mov r9, [r8+0x28]
+append:
+	movabs rcx, 0x1212121212121212
+	mov r10, [rcx]
+	mov r11, r10
+	sub r11, [rcx+0x8]
+	cmp r11, 0x40000
+	jae ring_full
+	mov r11, r10
+	and r11, 0x3ffff
+	mov [rcx+r11*8+0x1000], r9
+	inc r10
+	mov [rcx], r10
+ret0:
+	xor eax, eax
+	ret
+ring_full:
+	inc qword ptr [rcx+0x10]
+	jmp ret0
+other_event:
+	cmp edx, 6
+	jne ret0
+	movabs r9, 0x8888888888888888
+	cmp rcx, r9
+	je slow_any
+	movabs r9, 0x9999999999999999
+	cmp rcx, r9
+	je slow_any
+	jmp ret0
+lookup:
+	mov r9, rax
+	shr r9, 4
+	and r9, 0xffff
+probe_code:
+	mov r10, r9
+	shl r10, 4
+	mov r11, [r8+r10+0x40]
+	cmp r11, rax
+	je found_code
+	test r11, r11
+	je slow_call
+	inc r9
+	and r9, 0xffff
+	jmp probe_code
+found_code:
+	mov r11, [r8+r10+0x48]
+	test r11, r11
+	js ret0
+	mov r9, rdx
+	shr r9, 12
+	and r9, 0xff
+probe_thread:
+	mov r10, r9
+	shl r10, 4
+	cmp rdx, [r8+r10+0x100040]
+	je found_thread
+	cmp qword ptr [r8+r10+0x100040], 0
+	je slow_call
+	inc r9
+	and r9, 0xff
+	jmp probe_thread
+found_thread:
+	mov r9, [r8+r10+0x100048]
+	or r9, r11
+	mov [r8+0x18], rax
+	mov [r8+0x20], rdx
+	mov [r8+0x28], r9
+	jmp append
+slow_call:
+	xor edx, edx
+slow_any:
+	movabs rax, 0x4444444444444444
+	jmp rax
+	.globl selftest
+selftest:
+	endbr64
+	mov rax, fs:0
+	ret
+	.globl install
+install:
+	endbr64
+	movabs r8, 0x1111111111111111
+	cmp qword ptr [r8+0x30], 0
+	je not_on
+	mov rsi, rdi
+	lea rdi, [rip+cb]
+	movabs rax, 0x7777777777777777
+	jmp rax
+not_on:
+	ret
+	.globl record
+record:
+	endbr64
+	movabs r8, 0x1111111111111111
+	mov r9, rdi
+	jmp append
+	.globl take_dropped
+take_dropped:
+	endbr64
+	movabs r8, 0x1212121212121212
+	xor eax, eax
+	xchg [r8+0x10], rax
+	ret
+	.globl put_code
+put_code:
+	endbr64
+	movabs r8, 0x1111111111111111
+	cmp qword ptr [r8+0x101040], 0x8000
+	jae put_no
+	mov r9, rdi
+	shr r9, 4
+	and r9, 0xffff
+pc_probe:
+	mov r10, r9
+	shl r10, 4
+	mov r11, [r8+r10+0x40]
+	cmp r11, rdi
+	je put_no
+	test r11, r11
+	je pc_insert
+	inc r9
+	and r9, 0xffff
+	jmp pc_probe
+pc_insert:
+	mov [r8+r10+0x48], rsi
+	mov [r8+r10+0x40], rdi
+	inc qword ptr [r8+0x101040]
+	mov eax, 1
+	ret
+put_no:
+	xor eax, eax
+	ret
+	.globl put_thread
+put_thread:
+	endbr64
+	movabs r8, 0x1111111111111111
+	mov r9, rdi
+	shr r9, 12
+	and r9, 0xff
+pt_probe:
+	mov r10, r9
+	shl r10, 4
+	mov r11, [r8+r10+0x100040]
+	cmp r11, rdi
+	je pt_update
+	test r11, r11
+	je pt_insert
+	inc r9
+	and r9, 0xff
+	jmp pt_probe
+pt_insert:
+	cmp qword ptr [r8+0x101048], 0x80
+	jae put_no
+	mov [r8+r10+0x100048], rsi
+	mov [r8+r10+0x100040], rdi
+	inc qword ptr [r8+0x101048]
+	mov eax, 1
+	ret
+pt_update:
+	mov [r8+r10+0x100048], rsi
+	mov qword ptr [r8+0x20], 0
+	xor eax, eax
+	ret
+	.globl retire
+retire:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	movabs r8, 0x1111111111111111
+	mov qword ptr [r8+0x30], 0
+	movabs rax, 0xaaaaaaaaaaaaaaaa
+	call rax
+	mov rbx, rax
+interp_next:
+	test rbx, rbx
+	je retired
+	mov rdi, rbx
+	movabs rax, 0xbbbbbbbbbbbbbbbb
+	call rax
+	mov r12, rax
+state_next:
+	test r12, r12
+	je interp_done
+	lea r13, [rip+cb]
+	movabs rcx, 0x5a5a5a5a5a5a5a5a
+	cmp [r12+rcx], r13
+	jne state_done
+	movabs rdx, 0x4444444444444444
+	mov [r12+rcx], rdx
+state_done:
+	mov rdi, r12
+	movabs rax, 0xcccccccccccccccc
+	call rax
+	mov r12, rax
+	jmp state_next
+interp_done:
+	mov rdi, rbx
+	movabs rax, 0xdddddddddddddddd
+	call rax
+	mov rbx, rax
+	jmp interp_next
+retired:
+	pop r13
+	pop r12
+	pop rbx
+	ret
+
+# The ring's writers for the Python callback (every tracing mode): an
+# event of two or three words appended whole, or counted as dropped; and
+# put_meta(bytes, n), a record (a definition, a value) into the byte ring
+# at 0x201000 (1 MiB; head at 24, tail at 32, records dropped at 40): 1 if
+# it fit, else 0.
+	.globl record2
+record2:
+	endbr64
+	movabs r8, 0x1212121212121212
+	mov r10, [r8]
+	mov r11, r10
+	sub r11, [r8+0x8]
+	cmp r11, 0x40000-2
+	ja ring2_full
+	mov r11, r10
+	and r11, 0x3ffff
+	mov [r8+r11*8+0x1000], rdi
+	lea r11, [r10+1]
+	and r11, 0x3ffff
+	mov [r8+r11*8+0x1000], rsi
+	add r10, 2
+	mov [r8], r10
+	xor eax, eax
+	ret
+	.globl record3
+record3:
+	endbr64
+	movabs r8, 0x1212121212121212
+	mov r10, [r8]
+	mov r11, r10
+	sub r11, [r8+0x8]
+	cmp r11, 0x40000-3
+	ja ring2_full
+	mov r11, r10
+	and r11, 0x3ffff
+	mov [r8+r11*8+0x1000], rdi
+	lea r11, [r10+1]
+	and r11, 0x3ffff
+	mov [r8+r11*8+0x1000], rsi
+	lea r11, [r10+2]
+	and r11, 0x3ffff
+	mov [r8+r11*8+0x1000], rdx
+	add r10, 3
+	mov [r8], r10
+	xor eax, eax
+	ret
+	.globl put_meta
+put_meta:
+	endbr64
+	movabs r8, 0x1212121212121212
+	mov r9, [r8+0x18]
+	mov r10, r9
+	sub r10, [r8+0x20]
+	mov r11, 0x100000
+	sub r11, r10
+	cmp rsi, r11
+	ja meta_full
+	xor ecx, ecx
+meta_copy:
+	cmp rcx, rsi
+	jae meta_done
+	mov al, [rdi+rcx]
+	lea r10, [r9+rcx]
+	and r10, 0xfffff
+	mov [r8+r10+0x201000], al
+	inc rcx
+	jmp meta_copy
+meta_done:
+	add r9, rsi
+	mov [r8+0x18], r9
+	mov eax, 1
+	ret
+meta_full:
+	inc qword ptr [r8+0x28]
+	xor eax, eax
+	ret
+ring2_full:
+	inc qword ptr [r8+0x10]
+	xor eax, eax
+	ret
