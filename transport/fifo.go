@@ -52,13 +52,13 @@ type Channel struct {
 	// anything else is done (a process that died: its exit status is
 	// readable a moment only).
 	OnEnd func()
-	name        string
-	swept       chan struct{} // closed once removeStale is done
-	r           *os.File
-	mu          sync.Mutex // guards keep and the names: Stream's goroutine drops them
-	keep        *os.File   // a write end held until the target opens its own
-	in          *os.File   // lptrace -> target, when AddInput made one
-	br          *bufio.Reader
+	name  string
+	swept chan struct{} // closed once removeStale is done
+	r     *os.File
+	mu    sync.Mutex // guards keep and the names: Stream's goroutine drops them
+	keep  *os.File   // a write end held until the target opens its own
+	in    *os.File   // lptrace -> target, when AddInput made one
+	br    *bufio.Reader
 }
 
 // Places tried for the private directory, in the target's file system.
