@@ -926,6 +926,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             pass
         fork_ref[:] = [None, None, None]
         forget()
+        # The ring goes with its last reference (a callback running now
+        # holds one a moment more): unmapped, nothing of it stays.
+        ring[0] = None
+        wr[:] = [lambda w: None, lambda w, x: None, lambda w, x, y: None, None]
         if monitoring is None:
             try:
                 unhook_all_threads()

@@ -126,10 +126,10 @@ func rssKiB(pid int) int {
 	return 0
 }
 
-// nativeMappings counts the mappings of the machine-code callback's data
-// (hook/native.py: the tables and the ring, 0x301040 bytes rounded up to
-// pages, read-write between two inaccessible pages, so never merged with a
-// neighbour): none may outlive its session. The guard pages are part of the
+// nativeMappings counts the mappings of the machine-code callback's tables
+// (hook/native.py: 0x102000 bytes, read-write between two inaccessible
+// pages, so never merged with a neighbour) and of lptrace's ring file
+// (transport.Ring): none may outlive its session. The guard pages are part of the
 // fingerprint: a thread's glibc malloc arena (64 MiB reserved, the used part
 // read-write, the rest inaccessible after it) has that size at times, e.g.
 // one that compiled the modules the hook imports when the hook's install ran
@@ -142,7 +142,12 @@ func nativeMappings(pid int) int {
 		anon       bool // no path, not even [heap], which can have that size
 	}
 	var maps []mapping
+	n := 0
 	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "/lptrace-") && strings.Contains(l, "/ring") {
+			n++ // the ring file (deleted)
+			continue
+		}
 		var m mapping
 		if _, err := fmt.Sscanf(l, "%x-%x %s", &m.start, &m.end, &m.perms); err == nil {
 			m.anon = len(strings.Fields(l)) == 5
@@ -150,10 +155,9 @@ func nativeMappings(pid int) int {
 		}
 	}
 	guard := func(m mapping) bool { return m.anon && m.perms == "---p" && m.end-m.start == 0x1000 }
-	n := 0
 	for i := 1; i+1 < len(maps); i++ {
 		m, before, after := maps[i], maps[i-1], maps[i+1]
-		if m.anon && m.perms == "rw-p" && m.end-m.start == 0x302000 &&
+		if m.anon && m.perms == "rw-p" && m.end-m.start == 0x102000 &&
 			guard(before) && before.end == m.start && guard(after) && after.start == m.end {
 			n++
 		}
