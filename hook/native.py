@@ -57,14 +57,29 @@ def _lptrace_open_ring(path, ident, slots, slot):
     file's identity as the FIFO's is checked), whole: a forked child takes
     another slot of the same mapping. Returns the mmap, or None."""
     import os
+    import sys
     import mmap
     fd = _lptrace_open_checked(path, ident, os.O_RDWR)
     if fd < 0:
         return None
     try:
-        if os.fstat(fd).st_size != slots * _LPTRACE_SLOT:
+        st = os.fstat(fd)
+        if st.st_size != slots * _LPTRACE_SLOT:
             return None
-        return mmap.mmap(fd, slots * _LPTRACE_SLOT, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        mm = mmap.mmap(fd, slots * _LPTRACE_SLOT, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        if sys.version_info[0] == 2:
+            # 2.7's mmap keeps a dup() of the descriptor, inheritable: a
+            # program that execs would carry the ring into the new one.
+            import fcntl
+            for name in os.listdir('/proc/self/fd'):
+                try:
+                    f = int(name)
+                    s = os.fstat(f)
+                    if f != fd and (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino):
+                        fcntl.fcntl(f, fcntl.F_SETFD, fcntl.fcntl(f, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
+                except (OSError, ValueError):
+                    pass
+        return mm
     except Exception:
         return None
     finally:
@@ -215,8 +230,11 @@ def _lptrace_machine_writers(ring):
 
     def put(rec, keep=keep):
         return put_c(rec, len(rec)) == 1
-    # (record* are called directly: a Python function around each would
-    # cost as much again. put holds the mappings; the caller keeps it.)
+    # Each one holds the mappings, which go only once no thread can call
+    # it: a thread that fetched it just before the session ended calls it
+    # after (record* are called directly: a Python function around each
+    # would cost as much again).
+    record.lptrace_keep = record2.lptrace_keep = record3.lptrace_keep = keep
     return record, record2, record3, put
 
 

@@ -143,18 +143,24 @@ func (p *Printer) Exit(pid int, status int, known bool) {
 	if p.showPID {
 		fmt.Fprintf(p.w, "[pid %d] ", pid)
 	}
+	fmt.Fprintf(p.w, "+++ %s +++\n", HowEnded(status, known))
+	p.err = p.w.Flush()
+}
+
+// HowEnded says how a process ended (waitpid's status), as strace does:
+// "exited with 5", "killed by SIGKILL", "killed by SIGSEGV (core dumped)";
+// known false: "exited".
+func HowEnded(status int, known bool) string {
 	ws := unix.WaitStatus(status)
 	switch {
 	case !known:
-		p.w.WriteString("+++ exited +++\n")
+		return "exited"
 	case ws.Signaled() && ws.CoreDump():
-		fmt.Fprintf(p.w, "+++ killed by %s (core dumped) +++\n", unix.SignalName(ws.Signal()))
+		return fmt.Sprintf("killed by %s (core dumped)", unix.SignalName(ws.Signal()))
 	case ws.Signaled():
-		fmt.Fprintf(p.w, "+++ killed by %s +++\n", unix.SignalName(ws.Signal()))
-	default:
-		fmt.Fprintf(p.w, "+++ exited with %d +++\n", ws.ExitStatus())
+		return fmt.Sprintf("killed by %s", unix.SignalName(ws.Signal()))
 	}
-	p.err = p.w.Flush()
+	return fmt.Sprintf("exited with %d", ws.ExitStatus())
 }
 
 // Flush writes out what is buffered; it returns the first write error (the

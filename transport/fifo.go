@@ -46,8 +46,10 @@ type Channel struct {
 	// The temporary directory and ours, held open so that they can be
 	// cleaned up even after the target exited and /proc/PID/root vanished.
 	parent, dir *os.File
-	refused     string // see Refused
-	ring        *Ring  // when AddRing made one
+	refused     string        // see Refused
+	ring        *Ring         // when AddRing made one
+	closed      chan struct{} // closed by Close: Stream's sends give up
+	closeOnce   sync.Once
 	// OnEnd, if set, is called by Stream as soon as the pipe ends, before
 	// anything else is done (a process that died: its exit status is
 	// readable a moment only).
@@ -115,7 +117,8 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 		parent.Close()
 		return nil, err
 	}
-	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: filepath.Join(root, dir, name), parent: parent, name: name, swept: swept}
+	c := &Channel{TargetPath: dir + "/" + name + "/pipe", hostDir: filepath.Join(root, dir, name), parent: parent, name: name, swept: swept,
+		closed: make(chan struct{})}
 	fail := func(err error) (*Channel, error) {
 		c.Close()
 		return nil, err
@@ -318,6 +321,11 @@ func (c *Channel) Read() (Record, error) {
 
 // Close closes both ends and removes anything left in the file system.
 func (c *Channel) Close() error {
+	c.closeOnce.Do(func() {
+		if c.closed != nil {
+			close(c.closed)
+		}
+	})
 	c.mu.Lock()
 	c.unlink()
 	if c.keep != nil {
@@ -432,7 +440,12 @@ type Item struct {
 func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 	ch := make(chan Item, 256)
 	st := make(chan struct{})
-	send := func(r Record) { ch <- Item{Rec: r} }
+	send := func(r Record) {
+		select {
+		case ch <- Item{Rec: r}:
+		case <-c.closed:
+		}
+	}
 	// The periodic read, once the hook started: its records come after
 	// the start record.
 	stopPolling, polled := make(chan struct{}), make(chan struct{})

@@ -113,13 +113,18 @@ func (r *Ring) word(slot int, off int) *uint64 {
 // D if it dropped some, and its events as one B record. The target is
 // untrusted: a slot with a record that does not fit is read no more.
 func (r *Ring) Drain(emit func(Record)) {
+	// Read under the lock, handed on after it: emit may block (a slow
+	// reader), and Close must never wait for it.
+	var recs []Record
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.mem == nil {
-		return
+	if r.mem != nil {
+		for i := range r.slots {
+			r.drain(i, func(rec Record) { recs = append(recs, rec) })
+		}
 	}
-	for i := range r.slots {
-		r.drain(i, emit)
+	r.mu.Unlock()
+	for _, rec := range recs {
+		emit(rec)
 	}
 }
 

@@ -104,7 +104,8 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		printer.ShowPID()
 	}
 	newRun := func(pid int) *attachRun {
-		return &attachRun{pid: pid, timeout: c.Duration("timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr}
+		return &attachRun{pid: pid, timeout: c.Duration("timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
+			traceToFile: c.String("output") != ""}
 	}
 	var status error
 	if launch != nil {
@@ -149,6 +150,9 @@ type attachRun struct {
 	child *launch.Child
 	// exit follows how the process ends (attach mode).
 	exit *proc.ExitWatch
+	// traceToFile: -o, the trace (and its closing lines) goes to a file;
+	// the terminal is told of the end too.
+	traceToFile bool
 	// allHooked is closed when the hook (before 3.12) has set the profile
 	// function of every thread that existed at attach.
 	allHooked  chan struct{}
@@ -351,6 +355,9 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	case "exited":
 		status, known := a.exitStatus()
 		a.printer.Exit(a.pid, status, known)
+		if a.traceToFile {
+			a.say("process %d %s", a.pid, report.HowEnded(status, known))
+		}
 		return nil
 	case "execd":
 		exe := proc.Executable(a.pid)
