@@ -147,8 +147,8 @@ def _lptrace_main_ident():
     done from a thread)."""
     import sys
     t = sys.modules.get('threading')
-    if type(getattr(t, 'get_ident', None)) is not type(len):
-        return None  # patched (gevent): its idents name greenlets, not threads
+    if type(getattr(t, 'get_ident', None) or getattr(t, '_get_ident', None)) is not type(len):
+        return None  # patched (gevent): its idents name greenlets, not threads (2.7: _get_ident)
     try:
         if hasattr(t, 'main_thread'):
             return t.main_thread().ident
