@@ -127,17 +127,52 @@ def _lptrace_raised_by_program():
     our code, like a SIGALRM timeout) rather than from ours: its innermost
     frame is not one of ours."""
     import sys
-    # 3.6-3.8: a RecursionError raised in our code must reach the program.
-    # Swallowed, it leaves the interpreter's "overflowed" state on, which
-    # lets the program's recursion run 50 frames past the limit, then
-    # aborts the process ("Cannot recover from stack overflow"). The
-    # program gets the error its next calls would have raised.
-    if (3, 0) <= sys.version_info < (3, 9) and isinstance(sys.exc_info()[1], RecursionError):
-        return True
     tb = sys.exc_info()[2]
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>'
+    if tb is not None and tb.tb_frame.f_code.co_filename != '<lptrace>':
+        return True
+    # 3.6-3.8: our code ran out of recursion limit (a program deep in its
+    # own recursion). Swallowed as is, the error would leave the thread's
+    # "overflowed" state on, which lets the program's recursion run 50
+    # frames past its limit, then aborts the process ("Cannot recover from
+    # stack overflow"): the state is put back as it was before our code
+    # ran. (ctypes reports the error in its argument conversion as an
+    # ArgumentError.)
+    if (3, 6) <= sys.version_info < (3, 9):
+        exc = sys.exc_info()[1]
+        try:
+            if isinstance(exc, RecursionError) or (
+                    type(exc).__name__ == 'ArgumentError' and 'RecursionError' in exc.args[0]):
+                _lptrace_overflow_cleared()
+        except Exception:
+            pass
+    return False
+
+
+def _lptrace_overflow_cleared():
+    """3.6-3.8: clears the current thread's "overflowed" flag (a char at 36
+    of its state), through ctypes if the hook has imported it already.
+    Returns whether it could."""
+    import sys
+    ctypes = sys.modules.get('ctypes')
+    if ctypes is None:
+        return False
+    try:
+        ctypes.c_char.from_address(_lptrace_state_getter(ctypes)() + 36).value = b'\0'
+        return True
+    except Exception:
+        return False
+
+
+def _lptrace_state_getter(ctypes, made=[]):
+    # PyThreadState_Get through ctypes, made once (our own handle: the
+    # program's ctypes.pythonapi settings are its own).
+    if not made:
+        f = ctypes.PyDLL(None).PyThreadState_Get
+        f.restype, f.argtypes = ctypes.c_void_p, []
+        made.append(f)
+    return made[0]
 
 
 def _lptrace_main_ident():
@@ -299,11 +334,12 @@ def _lptrace_headroom_back(kept):
     import sys
     if sys.getrecursionlimit() != kept:
         return
+    to = kept - 100
     try:
-        sys.setrecursionlimit(kept - 100)
+        sys.setrecursionlimit(to)
     except Exception:
         try:
             import ctypes
-            ctypes.PyDLL(None).Py_SetRecursionLimit(ctypes.c_int(kept - 100))
+            ctypes.PyDLL(None).Py_SetRecursionLimit(ctypes.c_int(to))
         except Exception:
             pass

@@ -126,11 +126,12 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
             # program's own would (cProfile, pdb, a trace function of its
             # own work there; the program's tools see it, as '<lptrace>').
             untraced = getattr(sys, 'call_tracing', None) or (lambda f, a: f(*a))
-            # The code runs with the recursion limit raised by 100 (see
-            # inject.Headroom: in a thread near its limit, its own calls
-            # need the room), which lptrace lowers again afterwards: a limit
-            # the code sets is raised by as much, so that it stays.
-            limit = sys.getrecursionlimit()
+            # 3.11+: the code runs with the recursion limit raised by 100
+            # (see inject.Headroom: in a thread near its limit, its own
+            # calls need the room), which lptrace lowers again afterwards:
+            # a limit the code sets is raised by as much, so that it stays.
+            # (Before, the thread's depth counter is lowered instead.)
+            limit = sys.getrecursionlimit() if sys.version_info >= (3, 11) else None
             try:
                 # (eval runs a code object of any mode, on 2.7 too: no frame of
                 # ours between the user's code and its caller.)
@@ -141,7 +142,7 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
                     if value is not None:
                         send(b'O', repr(value) + '\n')
             finally:
-                if sys.getrecursionlimit() != limit:
+                if limit is not None and sys.getrecursionlimit() != limit:
                     sys.setrecursionlimit(sys.getrecursionlimit() + 100)
         except Gone:
             raise

@@ -10,9 +10,9 @@
 #   0 event head (words written)  8 event tail (words read)  16 events dropped
 #   24 record head (bytes)  32 record tail  40 records dropped
 #   48 pid (0: a free slot)  56 stride (words per event)
-#   0x1000      2**18 event words: kind << 56 | thread << 32 | function,
+#   0x1000      2**19 event words: kind << 56 | thread << 32 | function,
 #               then a clock and a value word when the session asks
-#   0x201000    1 MiB of records (definitions, values, the start of a
+#   0x401000    1 MiB of records (definitions, values, the start of a
 #               forked child), as the pipe carries them
 # Before 3.12 a thread switch may happen between any two bytecodes, so the
 # writers are machine code (native_profile_amd64.s: record, record2,
@@ -47,9 +47,9 @@
 # native_code.py; what each entry does is written there. Its placeholders
 # are replaced here.
 
-_LPTRACE_SLOT = 0x301000  # a slot of the ring file
-_LPTRACE_EVENTS, _LPTRACE_EVENT_WORDS = 0x1000, 1 << 18
-_LPTRACE_RECORDS, _LPTRACE_RECORD_BYTES = 0x201000, 1 << 20
+_LPTRACE_SLOT = 0x501000  # a slot of the ring file
+_LPTRACE_EVENTS, _LPTRACE_EVENT_WORDS = 0x1000, 1 << 19
+_LPTRACE_RECORDS, _LPTRACE_RECORD_BYTES = 0x401000, 1 << 20
 
 
 def _lptrace_open_ring(path, ident, slots, slot):

@@ -1062,6 +1062,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # Ctrl-C is lost. Raising it here instead lands it in whatever
             # runs next, lptrace's own payloads included.)
             st['kbd'] = True
+        except an_exception:
+            # (3.6: even the comparisons above may run out of recursion
+            # limit, in a program at its deepest)
+            if raised_by_program():
+                raise
 
     profiler.lptrace_alive = lambda: st['on']
     profiler.lptrace_chain = lambda ident: prev_profiles.get(ident)
@@ -1506,11 +1511,30 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     hurry()
     start_thread(ticker, ())
     try:
-        # (from here on undo never runs: the session is complete)
-        sys.setrecursionlimit(sys.getrecursionlimit() + 100)
-        limit[0] = sys.getrecursionlimit() - 100  # once lptrace lowered its own
+        # (from here on undo never runs: the session is complete) Not on
+        # 3.6-3.8, where a thread that recursed into the headroom and got a
+        # RecursionError there aborts the program once the limit comes
+        # down ("Cannot recover from stack overflow": deeper than the limit
+        # + 50 after an overflow); there the calls a program makes within a
+        # few frames of its limit are missing from a trace that records
+        # values or times (our callback's own calls fail there: see
+        # _lptrace_raised_by_program), and one at the limit gets its
+        # RecursionError a frame early.
+        if not (3, 6) <= sys.version_info < (3, 9):
+            sys.setrecursionlimit(sys.getrecursionlimit() + 100)
+            limit[0] = sys.getrecursionlimit()
+            if sys.version_info >= (3, 11):
+                limit[0] -= 100  # once lptrace lowered its own (inject.Headroom)
     except an_exception:
         pass
+    if (3, 6) <= sys.version_info < (3, 9):
+        try:
+            # Made now: _lptrace_overflow_cleared needs it, deep in a
+            # recursion, with few frames left.
+            import ctypes
+            _lptrace_state_getter(ctypes)
+        except an_exception:
+            pass
     st['live'] = True
     undo['done'] = True
     _lptrace_remove_fifo(fifo)

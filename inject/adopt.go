@@ -66,7 +66,9 @@ func (inj *Injector) RunPythonAtEntry(ctx context.Context, th *Thread, src []byt
 		}
 	}
 	var run int
-	calls := inj.headroom().around([]Call{{Fn: sym("PyGILState_Ensure")}}, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run)
+	calls, at := inj.tracingMark().enterCalls([]Call{{Fn: sym("PyGILState_Ensure")}})
+	calls = inj.headroom().around(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run, at)
+	calls = inj.tracingMark().leaveCalls(calls, at)
 	if _, _, err := th.Run(ctx, append(calls, Call{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{1}})); err != nil {
 		return false, err
 	}

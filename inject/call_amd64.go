@@ -206,22 +206,23 @@ func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark, h headroom) []b
 	img := make([]byte, pendingCodeOffset)
 	copy(img, trampCode[pentryStart:pentryEnd])
 	le := binary.LittleEndian
-	le.PutUint64(img[0x100:], buf+pendingCodeOffset)
-	le.PutUint64(img[0x108:], pyRun)
-	le.PutUint64(img[0x110:], size)
-	le.PutUint64(img[0x118:], munmap)
-	le.PutUint64(img[0x120:], pendingBlocked)
-	le.PutUint64(img[0x128:], m.get)
-	le.PutUint64(img[0x130:], m.enter)
-	le.PutUint64(img[0x138:], m.leave)
-	le.PutUint64(img[0x140:], m.off)
-	le.PutUint64(img[0x148:], h.get)
-	le.PutUint64(img[0x150:], h.set)
-	le.PutUint64(img[0x158:], Headroom)
+	le.PutUint64(img[0x180:], buf+pendingCodeOffset)
+	le.PutUint64(img[0x188:], pyRun)
+	le.PutUint64(img[0x190:], size)
+	le.PutUint64(img[0x198:], munmap)
+	le.PutUint64(img[0x1a0:], pendingBlocked)
+	le.PutUint64(img[0x1a8:], m.get)
+	le.PutUint64(img[0x1b0:], m.enter)
+	le.PutUint64(img[0x1b8:], m.leave)
+	le.PutUint64(img[0x1c0:], m.off)
+	le.PutUint64(img[0x1c8:], h.get)
+	le.PutUint64(img[0x1d0:], h.set)
+	le.PutUint64(img[0x1d8:], Headroom)
+	le.PutUint64(img[0x1e0:], h.depthAt)
 	return img
 }
 
-const pendingCodeOffset = 0x160
+const pendingCodeOffset = 0x1e8
 
 // pendingBlocked is the kernel signal set the pending-call entry blocks
 // while the code runs: every standard signal but those a fault raises in

@@ -393,7 +393,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	m := inj.tracingMark()
 	calls, at := m.enterCalls(calls)
 	var run int
-	calls = inj.headroom().around(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run)
+	calls = inj.headroom().around(calls, Call{Fn: sym("PyRun_SimpleString"), Args: [6]uint64{buf}}, &run, at)
 	calls = m.leaveCalls(calls, at)
 	calls = append(calls,
 		Call{Fn: sym("PyGILState_Release"), ArgFrom: [6]byte{3}},
@@ -593,18 +593,44 @@ func (inj *Injector) pySym(name string) uint64 {
 // around PyRun_SimpleString, and lowered by as much afterwards: the code
 // keeps the limit the program set meanwhile, and a tracing session keeps
 // its headroom by raising the limit once more (hook/trace.py).
+//
+// Before 3.11 the headroom is the thread's own: its depth counter goes
+// down by as much around the code, and back up. There a thread deeper
+// than the limit + 50 after a RecursionError aborts the program ("Cannot
+// recover from stack overflow", 3.6-3.8): another thread that recursed past
+// the raised limit while the code ran would have been deeper than that
+// once the limit came down.
 const Headroom = 100
 
-// headroom is the C API that raises and lowers the limit.
-type headroom struct{ get, set uint64 }
+// headroom is the C API that raises and lowers the limit, or where the
+// thread's depth counter is (depthAt: its offset in the thread state,
+// before 3.11).
+type headroom struct{ get, set, depthAt uint64 }
 
 func (inj *Injector) headroom() headroom {
+	v := inj.tgt.Version
+	switch {
+	case v.Major == 2 && v.Minor == 7:
+		return headroom{depthAt: 24} // PyThreadState.recursion_depth, 64-bit
+	case v.Major == 3 && v.Minor < 11:
+		return headroom{depthAt: 32}
+	}
 	return headroom{get: inj.pySym("Py_GetRecursionLimit"), set: inj.pySym("Py_SetRecursionLimit")}
 }
 
-// around appends run with the limit raised by Headroom around it, and
-// sets *at to run's index.
-func (h headroom) around(calls []Call, run Call, at *int) []Call {
+// around appends run with Headroom around it, and sets *at to run's
+// index; tstate is the call whose result is the thread's state (1-based:
+// see tracingMark.enterCalls; 0 if none).
+func (h headroom) around(calls []Call, run Call, at *int, tstate byte) []Call {
+	if h.depthAt != 0 {
+		if tstate == 0 {
+			*at = len(calls)
+			return append(calls, run)
+		}
+		calls = append(calls, Call{Fn: FnAddInt32, ArgFrom: [6]byte{tstate}, Args: [6]uint64{0, h.depthAt, uint64(uint32(neg32(Headroom)))}})
+		*at = len(calls)
+		return append(calls, run, Call{Fn: FnAddInt32, ArgFrom: [6]byte{tstate}, Args: [6]uint64{0, h.depthAt, Headroom}})
+	}
 	if h.get == 0 || h.set == 0 {
 		*at = len(calls)
 		return append(calls, run)
@@ -624,6 +650,8 @@ func (h headroom) around(calls []Call, run Call, at *int) []Call {
 }
 
 func neg(n int64) int64 { return -n }
+
+func neg32(n int32) int32 { return -n }
 
 // tracingMark says how injected code marks its thread as tracing while it
 // runs (tstate->tracing + 1, as CPython does around a trace or profile

@@ -497,7 +497,7 @@ func TestAttachNative(t *testing.T) {
 					}
 				}
 				if !strings.Contains(tr.Stderr(), "dropped") {
-					checkOwnerRounds(t, opts, tr.Trace())
+					checkOwnerRounds(t, opts, tr.Trace(), tr.Stderr())
 				}
 				hookGone(t, tg.PID, 2*time.Second)
 				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != "False\n" {
@@ -547,8 +547,14 @@ func TestAttachNativeFilteredOut(t *testing.T) {
 // thread, 50 shared_call then its owned_by_wK, over and over, from its first
 // owned_by_wK on (nothing lost, nothing out of order, also where the
 // machine-code callback took over from the Python one).
-func checkOwnerRounds(t *testing.T, opts []string, trace string) {
+func checkOwnerRounds(t *testing.T, opts []string, trace, stderr string) {
 	t.Helper()
+	if strings.Contains(stderr, "dropped") {
+		// Events lost to a full ring (lptrace starved of CPU for long on a
+		// loaded machine): rounds across the loss cannot be checked.
+		t.Logf("%v: events were dropped, the rounds are not checked: %s", opts, lastLines(stderr, 2))
+		return
+	}
 	line := regexp.MustCompile(`^\[tid (\d+)\] (shared_call|owned_by_w\d) `)
 	shared := map[string]int{} // per thread since its last owned_by_wK; -1 before the first
 	rounds := 0

@@ -120,7 +120,7 @@ func TestAttachTargetEnds(t *testing.T) {
 		{"exec", syscall.SIGUSR2}, // os.execv from a signal handler
 		{"crash", syscall.SIGSEGV},
 	}
-	said := regexp.MustCompile(`lptrace: (process \d+ (exited.*|killed by .*|exec'd .*)|cannot attach to \d+: (no such process|it is a zombie.*|.* is not a Python process.*|process \d+ exec'd .*))$`)
+	said := regexp.MustCompile(`lptrace: (process \d+ (exited.*|killed by .*|exec'd .*)|cannot attach to \d+: (no such process|the process exited|it is a zombie.*|.* is not a Python process.*|process \d+ exec'd .*))$`)
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()

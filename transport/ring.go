@@ -37,7 +37,7 @@ type Ring struct {
 }
 
 // SlotSize is the size of one process's part of the ring file.
-const SlotSize = 0x301000
+const SlotSize = 0x501000
 
 // Offsets in a slot (hook/native.py).
 const (
@@ -50,8 +50,8 @@ const (
 	offPID         = 0x30
 	offStride      = 0x38
 	offEvents      = 0x1000
-	evWords        = 1 << 18
-	offMeta        = 0x201000
+	evWords        = 1 << 19
+	offMeta        = 0x401000
 	metaBytes      = 1 << 20
 )
 

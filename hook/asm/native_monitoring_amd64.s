@@ -10,7 +10,7 @@
 # Tables (private): 24/32/40 the latest (code, thread, word), 48 on (0:
 # every call to SLOW, around a fork), 64 the
 # function table, 0x100040 the thread table. Ring (shared with lptrace, see
-# native.py): 0 head, 8 tail, 16 dropped, 0x1000 2**18 event words.
+# native.py): 0 head, 8 tail, 16 dropped, 0x1000 2**19 event words.
 
 	.intel_syntax noprefix
 	.text
@@ -34,10 +34,10 @@ append:
 	mov r10, [rcx]
 	mov r11, r10
 	sub r11, [rcx+0x8]
-	cmp r11, 0x40000
+	cmp r11, 0x80000
 	jae full
 	mov r11, r10
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [rcx+r11*8+0x1000], r9
 	inc r10
 	mov [rcx], r10

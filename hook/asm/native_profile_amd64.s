@@ -42,10 +42,10 @@ append:
 	mov r10, [rcx]
 	mov r11, r10
 	sub r11, [rcx+0x8]
-	cmp r11, 0x40000
+	cmp r11, 0x80000
 	jae ring_full
 	mov r11, r10
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [rcx+r11*8+0x1000], r9
 	inc r10
 	mov [rcx], r10
@@ -247,7 +247,7 @@ retired:
 # The ring's writers for the Python callback (every tracing mode): an
 # event of two or three words appended whole, or counted as dropped; and
 # put_meta(bytes, n), a record (a definition, a value) into the byte ring
-# at 0x201000 (1 MiB; head at 24, tail at 32, records dropped at 40): 1 if
+# at 0x401000 (1 MiB; head at 24, tail at 32, records dropped at 40): 1 if
 # it fit, else 0.
 	.globl record2
 record2:
@@ -256,13 +256,13 @@ record2:
 	mov r10, [r8]
 	mov r11, r10
 	sub r11, [r8+0x8]
-	cmp r11, 0x40000-2
+	cmp r11, 0x80000-2
 	ja ring2_full
 	mov r11, r10
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [r8+r11*8+0x1000], rdi
 	lea r11, [r10+1]
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [r8+r11*8+0x1000], rsi
 	add r10, 2
 	mov [r8], r10
@@ -275,16 +275,16 @@ record3:
 	mov r10, [r8]
 	mov r11, r10
 	sub r11, [r8+0x8]
-	cmp r11, 0x40000-3
+	cmp r11, 0x80000-3
 	ja ring2_full
 	mov r11, r10
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [r8+r11*8+0x1000], rdi
 	lea r11, [r10+1]
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [r8+r11*8+0x1000], rsi
 	lea r11, [r10+2]
-	and r11, 0x3ffff
+	and r11, 0x7ffff
 	mov [r8+r11*8+0x1000], rdx
 	add r10, 3
 	mov [r8], r10
@@ -308,7 +308,7 @@ meta_copy:
 	mov al, [rdi+rcx]
 	lea r10, [r9+rcx]
 	and r10, 0xfffff
-	mov [r8+r10+0x201000], al
+	mov [r8+r10+0x401000], al
 	inc rcx
 	jmp meta_copy
 meta_done:

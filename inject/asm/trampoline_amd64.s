@@ -183,10 +183,10 @@ tramp_end:
 
 # Pending-call entry, copied into an mmap'd buffer at offset 0: called by the
 # interpreter's eval loop with rdi = the buffer. It blocks the program's
-# asynchronous signals in this thread ([buf+0x120], a kernel sigset), runs the
-# code string at [buf+0x100] with the function at [buf+0x108]
+# asynchronous signals in this thread ([buf+0x1a0], a kernel sigset), runs the
+# code string at [buf+0x180] with the function at [buf+0x188]
 # (PyRun_SimpleString), puts the signal mask back, then tail-calls
-# munmap(buf, [buf+0x110]) through [buf+0x118], so that the buffer is gone
+# munmap(buf, [buf+0x190]) through [buf+0x198], so that the buffer is gone
 # without a return into it. It always returns 0: a pending call that returns
 # -1 would raise an error in the program. With the signals blocked, a Ctrl-C
 # that arrives meanwhile waits in the kernel and reaches the program once the
@@ -195,17 +195,19 @@ tramp_end:
 #
 # Around the code, the thread is marked as tracing (tstate->tracing + 1), so
 # that the program's trace and profile functions and sys.monitoring tools
-# never see it: tstate from [buf+0x128] (PyGILState_GetThisThreadState; 0:
-# no marking), then [buf+0x130](tstate) (PyThreadState_EnterTracing, 3.11+)
-# or, when that is 0, the int32 at tstate + [buf+0x140] incremented;
-# afterwards [buf+0x138](tstate) (PyThreadState_LeaveTracing) or the int32
+# never see it: tstate from [buf+0x1a8] (PyGILState_GetThisThreadState; 0:
+# no marking), then [buf+0x1b0](tstate) (PyThreadState_EnterTracing, 3.11+)
+# or, when that is 0, the int32 at tstate + [buf+0x1c0] incremented;
+# afterwards [buf+0x1b8](tstate) (PyThreadState_LeaveTracing) or the int32
 # decremented.
 #
-# Around the code too, the recursion limit is raised by [buf+0x158]
-# frames ([buf+0x148] Py_GetRecursionLimit, [buf+0x150]
-# Py_SetRecursionLimit) and lowered by as many afterwards: the code runs at
-# the program's depth, where a program near its limit left it no frame
-# (PyRun_SimpleString's own compilation failed).
+# Around the code too, the thread gets [buf+0x1d8] frames of headroom:
+# the code runs at the program's depth, where a program near its limit left
+# it no frame (PyRun_SimpleString's own compilation failed). Where
+# [buf+0x1e0] is not 0 (before 3.11), the thread's own depth counter (the
+# int32 at tstate + [buf+0x1e0]) goes down by as much and back up
+# afterwards; else the recursion limit goes up ([buf+0x1c8]
+# Py_GetRecursionLimit, [buf+0x1d0] Py_SetRecursionLimit) and back down.
 	.globl pentry
 pentry:
 	push rbx
@@ -213,13 +215,13 @@ pentry:
 	mov rbx, rdi
 	mov eax, 14                  # rt_sigprocmask(SIG_BLOCK, set, &old, 8)
 	xor edi, edi
-	lea rsi, [rbx+0x120]
+	lea rsi, [rbx+0x1a0]
 	mov rdx, rsp
 	mov r10d, 8
 	syscall
 	mov [rsp+8], rax             # 0 once blocked
 	mov qword ptr [rsp+16], 0
-	mov rax, [rbx+0x128]
+	mov rax, [rbx+0x1a8]
 	test rax, rax
 	jz 3f
 	call rax
@@ -227,35 +229,57 @@ pentry:
 	test rax, rax
 	jz 3f
 	mov rdi, rax
-	mov rax, [rbx+0x130]
+	mov rax, [rbx+0x1b0]
 	test rax, rax
 	jz 2f
 	call rax
 	jmp 3f
 2:
-	mov rcx, [rbx+0x140]
+	mov rcx, [rbx+0x1c0]
 	add dword ptr [rdi+rcx], 1
 3:
-	call qword ptr [rbx+0x148]
-	add eax, [rbx+0x158]
+	mov rcx, [rbx+0x1e0]
+	test rcx, rcx
+	jz 6f
+	mov rdi, [rsp+16]
+	test rdi, rdi
+	jz 7f
+	mov eax, [rbx+0x1d8]
+	sub [rdi+rcx], eax
+	jmp 7f
+6:
+	call qword ptr [rbx+0x1c8]
+	add eax, [rbx+0x1d8]
 	mov edi, eax
-	call qword ptr [rbx+0x150]
-	mov rdi, [rbx+0x100]
-	call qword ptr [rbx+0x108]
-	call qword ptr [rbx+0x148]
-	sub eax, [rbx+0x158]
+	call qword ptr [rbx+0x1d0]
+7:
+	mov rdi, [rbx+0x180]
+	call qword ptr [rbx+0x188]
+	mov rcx, [rbx+0x1e0]
+	test rcx, rcx
+	jz 8f
+	mov rdi, [rsp+16]
+	test rdi, rdi
+	jz 9f
+	mov eax, [rbx+0x1d8]
+	add [rdi+rcx], eax
+	jmp 9f
+8:
+	call qword ptr [rbx+0x1c8]
+	sub eax, [rbx+0x1d8]
 	mov edi, eax
-	call qword ptr [rbx+0x150]
+	call qword ptr [rbx+0x1d0]
+9:
 	mov rdi, [rsp+16]
 	test rdi, rdi
 	jz 5f
-	mov rax, [rbx+0x138]
+	mov rax, [rbx+0x1b8]
 	test rax, rax
 	jz 4f
 	call rax
 	jmp 5f
 4:
-	mov rcx, [rbx+0x140]
+	mov rcx, [rbx+0x1c0]
 	sub dword ptr [rdi+rcx], 1
 5:
 	cmp qword ptr [rsp+8], 0
@@ -268,8 +292,8 @@ pentry:
 	syscall
 1:
 	mov rdi, rbx
-	mov rsi, [rbx+0x110]
-	mov rax, [rbx+0x118]
+	mov rsi, [rbx+0x190]
+	mov rax, [rbx+0x198]
 	add rsp, 32
 	pop rbx
 	jmp rax
