@@ -388,6 +388,15 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 		gilCheck,
 		{Fn: sym("PyGILState_Ensure")},
 	}
+	// 2.7 runs a signal's Python handler at the first instruction of the
+	// code when a signal came meanwhile (its check interval's counter is
+	// 0): a Ctrl-C raised there, before the code's try, is printed on the
+	// program's stderr. The counter put 100 instructions further, the
+	// handler runs inside the code's try, or in the program's code after
+	// it.
+	if ticker := sym("_Py_Ticker"); ticker != 0 && inj.tgt.Version.Major == 2 {
+		calls = append(calls, Call{Fn: FnAddInt32, Args: [6]uint64{ticker, 0, 100}})
+	}
 	// The code runs with the thread marked as tracing: the program's trace
 	// and profile functions and sys.monitoring tools never see it.
 	m := inj.tracingMark()

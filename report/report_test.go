@@ -531,7 +531,7 @@ func TestSummary(t *testing.T) {
 func TestSummaryDropped(t *testing.T) {
 	got := summary(t, Options{Summary: true}, 7, summaryEvents()...)
 	want := sumHeader + rowOuter + rowInner + rowOther + sumTotal +
-		"lptrace: 7 events were dropped (the pipe was full): the counts above are incomplete\n"
+		"lptrace: 7 events were dropped (lptrace fell behind: its buffer in the process was full): the counts above are incomplete\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

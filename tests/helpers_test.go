@@ -388,7 +388,7 @@ func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result
 	defer cancel()
 	full := append(append(append([]string(nil), wrap...), lptraceBin), args...)
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-	var so, se bytes.Buffer
+	var so, se cappedBuffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	cmd.Stdin = strings.NewReader(stdin)
 	start := time.Now()
@@ -407,6 +407,38 @@ func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result
 		t.Fatalf("lptrace %v crashed:\n%s", args, r.Stderr)
 	}
 	return r
+}
+
+// cappedBuffer keeps the first 32 MiB written to it and the last 4 MiB: a
+// trace of busy threads makes hundreds of megabytes a second, and the tests
+// look at its beginning (the functions) and its end (how lptrace ended).
+type cappedBuffer struct {
+	head, tail []byte
+	cut        int
+}
+
+const capHead, capTail = 32 << 20, 4 << 20
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := capHead - len(b.head); room > 0 {
+		k := min(room, len(p))
+		b.head = append(b.head, p[:k]...)
+		p = p[k:]
+	}
+	b.tail = append(b.tail, p...)
+	if over := len(b.tail) - capTail; over > capTail {
+		b.cut += over
+		b.tail = append(b.tail[:0], b.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (b *cappedBuffer) String() string {
+	if b.cut == 0 {
+		return string(b.head) + string(b.tail)
+	}
+	return fmt.Sprintf("%s\n[%d bytes not kept by the test]\n%s", b.head, b.cut, b.tail)
 }
 
 // ranPIDs holds the PIDs of the lptrace runs that have finished, with

@@ -631,7 +631,7 @@ func TestRealTwoSessions(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						results[i] = lptrace(t, "", "attach", "--duration", "1s", "--timeout", "10s", pid)
+						results[i] = lptrace(t, "", "attach", "--duration", "1s", "--timeout", "10s", "-o", "/dev/null", pid)
 					}()
 				}
 				time.Sleep(time.Duration(300+200*round) * time.Millisecond)

@@ -446,6 +446,21 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 		case <-c.closed:
 		}
 	}
+	// The ring is read only once the consumer has taken nearly all that
+	// was handed on before: a read of the ring can be megabytes, and a
+	// consumer that falls behind (its own output blocked) would otherwise
+	// have hundreds of them queued. Meanwhile the ring is the buffer, and
+	// the hook counts what it drops once the ring is full.
+	room := func() bool {
+		for len(ch) > 1 {
+			select {
+			case <-c.closed:
+				return false
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return true
+	}
 	// The periodic read, once the hook started: its records come after
 	// the start record.
 	stopPolling, polled := make(chan struct{}), make(chan struct{})
@@ -458,7 +473,9 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 			case <-stopPolling:
 				return
 			case <-tick.C:
-				c.ring.Drain(send)
+				if room() {
+					c.ring.Drain(send)
+				}
 			}
 		}
 	}
@@ -480,7 +497,9 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 				}
 			}
 			if c.ring != nil && err == nil && r.Kind == 'K' {
-				c.ring.Drain(send)
+				if room() {
+					c.ring.Drain(send)
+				}
 				continue
 			}
 			if err != nil && c.OnEnd != nil {
