@@ -30,7 +30,11 @@ import (
 // gets one from its parent at the fork, while there are). A slot's layout
 // is in hook/native.py; the offsets below are the same.
 type Ring struct {
-	mu    sync.Mutex // one reader at a time: the kicks' and the periodic one
+	mu sync.Mutex // one reader of the memory at a time: the kicks', the periodic one, Close
+	// order is held by a Drain from its read to the end of its handing
+	// on: two Drains (a kick's, the periodic one) hand on in the order
+	// they read. Close takes only mu: it never waits for a slow reader.
+	order sync.Mutex
 	f     *os.File
 	mem   []byte
 	slots []ringSlot
@@ -116,6 +120,8 @@ func (r *Ring) Drain(emit func(Record)) {
 	// Read under the lock, handed on after it: emit may block (a slow
 	// reader), and Close must never wait for it.
 	var recs []Record
+	r.order.Lock()
+	defer r.order.Unlock()
 	r.mu.Lock()
 	if r.mem != nil {
 		for i := range r.slots {
