@@ -11,7 +11,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand"
@@ -409,7 +408,7 @@ func TestRealGunicornGevent(t *testing.T) {
 			l.Close()
 			cmd := exec.Command(py.Path, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--graceful-timeout", "8",
 				"-b", fmt.Sprintf("127.0.0.1:%d", port), "--chdir", programsDir, "flask_app:app")
-			var log lockedBuffer
+			var log syncBuffer
 			cmd.Stdout, cmd.Stderr = &log, &log
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
@@ -464,23 +463,6 @@ func TestRealGunicornGevent(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // numpy multiplying matrices with its BLAS (OpenBLAS when .ci/run installs
