@@ -5,14 +5,23 @@
 
 
 def _lptrace_thread_state_layout(me):
-    """What hook_all_threads (trace.py) needs to set another thread's profile
-    function (Python 2.7 to 3.11), or None: (api, ctypes, the profile
-    trampoline, the word index of c_profilefunc, the byte offsets of the
-    thread's ident and of its use_tracing flag (2.7-3.8; 3.9+ set it
-    themselves), and a function listing this interpreter's thread states).
-    All read from this thread's own state (ident me), as
-    _lptrace_profile_trampoline does."""
+    """What hook_all_threads (trace.py) needs to set other threads' profile
+    functions (Python 2.7 to 3.11), or None: (ctypes, the profile
+    trampoline, walk, gate). walk(decide, gated) calls decide(ident,
+    function, object) for every thread state of this interpreter, which
+    returns the new (function, object) or None, and sets those in one C
+    call (native_threads_amd64.s): a thread may end and its state be freed
+    at any switch between two bytecodes, so no Python code may hold a
+    state's address. It returns (ident, result) of each change asked: 1
+    done, else the thread ended or changed meanwhile, or an audit hook
+    refused. A gated walk changes nothing once gate.value is 0. Offsets are
+    read from this thread's own state (ident me), as
+    _lptrace_profile_trampoline does. Machine code only: elsewhere, None."""
+    import os
     import sys
+    import struct
+    if os.uname()[4] != 'x86_64' or struct.calcsize('P') != 8:
+        return None
     import ctypes
     api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's settings are the program's
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
@@ -22,18 +31,17 @@ def _lptrace_thread_state_layout(me):
         return None
     trampoline, slot = found
     vp = ctypes.c_void_p
-    for name, args in (('PyThreadState_Get', []), ('PyInterpreterState_Head', []), ('PyInterpreterState_Next', [vp]),
-                       ('PyInterpreterState_ThreadHead', [vp]), ('PyThreadState_Next', [vp])):
-        f = getattr(api, name)
-        f.restype, f.argtypes = vp, args
+    api.PyThreadState_Get.restype, api.PyThreadState_Get.argtypes = vp, []
     api.Py_DecRef.restype, api.Py_DecRef.argtypes = None, [vp]
+    api.Py_IncRef.restype, api.Py_IncRef.argtypes = None, [vp]
     mine = api.PyThreadState_Get()
     words = (ctypes.c_ulong * 64).from_address(mine)
     at = [i for i in range(64) if words[i] == me]
     if len(at) != 1:
         return None
     ident_at = at[0] * 8
-    tracing_at = None
+    tracing_at = 0
+    setter = 0
     if sys.version_info < (3, 9):
         # use_tracing: the int before c_profilefunc that sys.setprofile
         # turns on and off (this thread has no trace function).
@@ -52,21 +60,64 @@ def _lptrace_thread_state_layout(me):
         if len(flag) != 1:
             return None
         tracing_at = flag[0] * 4
+    else:
+        # 3.9+: one call sets a thread's function, object and flag.
+        setter = ctypes.cast(api._PyEval_SetProfile, vp).value
+    libc = ctypes.CDLL(None)
+    libc.mprotect.argtypes = [vp, ctypes.c_size_t, ctypes.c_int]
+    page = _lptrace_code_page(_LPTRACE_NATIVE_THREADS_CODE, (), ctypes, libc)
+    if page is None:
+        return None
+    taddr, text = page
+    entry = lambda name, *types: ctypes.PYFUNCTYPE(*types)(taddr + _LPTRACE_NATIVE_THREADS_ENTRIES[name])
+    snapshot, swap = entry('snapshot', ctypes.c_size_t, vp), entry('swap', None, vp)
+    cap = 2048
+    table = (ctypes.c_uint64 * (16 + 8 * cap))()
+    fn = lambda name: ctypes.cast(getattr(api, name), vp).value
+    table[1:11] = [cap, 8 * slot, tracing_at, setter, ident_at, fn('PyInterpreterState_Head'),
+                   fn('PyInterpreterState_Next'), fn('PyInterpreterState_ThreadHead'),
+                   fn('PyThreadState_Next'), fn('Py_IncRef')]
+    gate = ctypes.c_uint64(1)
+    at = ctypes.addressof(table)
 
-    def threads_of():
-        # This thread's interpreter's thread states.
-        interp = api.PyInterpreterState_Head()
-        while interp:
-            states = []
-            state = api.PyInterpreterState_ThreadHead(interp)
-            while state:
-                states.append(state)
-                state = api.PyThreadState_Next(state)
-            if mine in states:
-                return states
-            interp = api.PyInterpreterState_Next(interp)
-        return []
-    return api, ctypes, trampoline, slot, ident_at, tracing_at, threads_of
+    def walk(decide, gated, keep=(text, table, gate)):
+        table[0] = api.PyThreadState_Get()
+        table[13] = ctypes.addressof(gate) if gated else 0
+        n = snapshot(at)
+        asked, taken, given = [], [], []
+        try:
+            for i in range(n):
+                e = 16 + 8 * i
+                ident, func, obj = table[e + 1], table[e + 2], table[e + 3]
+                if obj:
+                    taken.append(obj)  # snapshot's reference: obj stays alive
+                change = decide(ident, func, obj)
+                if change is None:
+                    table[e] = 0  # never matched
+                    continue
+                table[e + 4], table[e + 5] = change[0] or 0, change[1] or 0
+                if not setter and change[1]:
+                    api.Py_IncRef(change[1])  # the state's, if swap sets it
+                    given.append(change[1])
+                asked.append(i)
+            swap(at)
+            given = []
+            out = []
+            for i in asked:
+                e = 16 + 8 * i
+                done = table[e + 6] == 1
+                if not setter:
+                    # The old object's reference is ours if it was swapped,
+                    # the new one's if not.
+                    drop = table[e + 3] if done else table[e + 5]
+                    if drop:
+                        taken.append(drop)
+                out.append((table[e + 1], done))
+            return out
+        finally:
+            for obj in taken + given:
+                api.Py_DecRef(obj)
+    return ctypes, trampoline, walk, gate
 
 
 def _lptrace_profile_trampoline(api, ctypes):

@@ -1150,53 +1150,36 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # went untraced. True when every thread is done. A thread with the
         # program's Python profile function chains to it, as in
         # install_thread; one with a C profiler (cProfile) is left to it.
-        # Run by the timer thread with the GIL held; a thread switch may
-        # come between two bytecodes, so each thread's change is one C call
-        # (3.9+: _PyEval_SetProfile), or writes in an order that is safe at
-        # every step (before).
+        # Run by the timer thread; the states are changed by machine code
+        # in one C call (see _lptrace_thread_state_layout).
         layout = state_layout()
         if layout is None:
             return False
-        api, ctypes, trampoline, slot, ident_at, tracing_at, threads_of = layout
-        set_profile, incref = profile_setters(api, ctypes)
-        me = get_ident()
-        done = True
-        for state in threads_of():
+        ctypes, trampoline, walk, gate = layout
+        me, ours, done, prevs = get_ident(), id(profiler), [True], {}
+
+        def decide(ident, func, obj):
             if not st['on']:
-                return False
-            words = (ctypes.c_void_p * (slot + 3)).from_address(state)
-            ident = ctypes.c_ulong.from_address(state + ident_at).value
-            if ident == me:
-                continue  # the timer thread
-            func, obj = words[slot] or 0, words[slot + 2] or 0
-            if func == trampoline and obj == id(profiler):
-                continue  # ours already
+                done[0] = False
+                return None
+            if ident == me or (func == trampoline and obj == ours):
+                return None  # the timer thread, or ours already
             prev = None
             if func:
                 if func != trampoline or not obj:
-                    continue  # a C profiler (cProfile), or another session's machine code
+                    return None  # a C profiler (cProfile), or another session's machine code
                 prev = ctypes.cast(obj, ctypes.py_object).value
                 if calls_us(prev, ident):
-                    continue
+                    return None
                 prev = the_programs(prev)
-            if prev is not None:
-                prev_profiles[ident] = prev
-            if set_profile is not None:
-                if set_profile(state, trampoline, id(profiler)) != 0:
-                    done = False  # an audit hook of the program refused it
-                continue
-            # 2.7-3.8: the object first (the old function, the trampoline
-            # or none, then calls ours), then the function, then the flag
-            # the eval loop checks. The old object stays alive in
-            # prev_profiles, or is dropped (its reference with it) when
-            # another session's ended.
-            incref(profiler)
-            words[slot + 2] = id(profiler)
-            words[slot] = trampoline
-            ctypes.c_int.from_address(state + tracing_at).value = 1
-            if obj:
-                api.Py_DecRef(ctypes.c_void_p(obj))
-        return done
+            prevs[ident] = prev
+            return trampoline, ours
+        for ident, ok in walk(decide, True):
+            if not ok:
+                done[0] = False  # it ended, changed, or an audit hook refused
+            elif prevs.get(ident) is not None:
+                prev_profiles[ident] = prevs[ident]
+        return done[0]
 
     layout_cache = []
 
@@ -1210,46 +1193,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 layout_cache.append(None)
         return layout_cache[0] if layout_cache else None
 
-    def profile_setters(api, ctypes):
-        # _PyEval_SetProfile (3.9+: one C call sets a thread's function,
-        # object and flag), and Py_IncRef.
-        set_profile = getattr(api, '_PyEval_SetProfile', None)
-        if set_profile is not None:
-            set_profile.restype = ctypes.c_int
-            set_profile.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        incref = api.Py_IncRef
-        incref.restype, incref.argtypes = None, [ctypes.py_object]
-        return set_profile, incref
-
     def unhook_all_threads():
         # Before 3.12, at the end of the session: every thread whose profile
         # function is ours gets the program's back (or none) at once, as
         # hook_all_threads set them. (Without it, a thread that makes no
-        # Python call, idle in C, kept ours, and with it the session.)
+        # Python call, idle in C, kept ours, and with it the session.) The
+        # gate closed first: a hook_all_threads under way sets nothing more.
         layout = layout_cache[0] if layout_cache else None
         if layout is None:
             return
-        api, ctypes, trampoline, slot, ident_at, tracing_at, threads_of = layout
-        set_profile, incref = profile_setters(api, ctypes)
-        for state in threads_of():
-            words = (ctypes.c_void_p * (slot + 3)).from_address(state)
-            if (words[slot] or 0) != trampoline or (words[slot + 2] or 0) != id(profiler):
-                continue
-            ident = ctypes.c_ulong.from_address(state + ident_at).value
-            prev = the_programs(prev_profiles.pop(ident, None))
-            if set_profile is not None:
-                set_profile(state, trampoline if prev is not None else None, id(prev) if prev is not None else None)
-                continue
-            # 2.7-3.8: the object swapped in one write while the function
-            # stays the trampoline; or the function cleared first.
-            if prev is not None:
-                incref(prev)
-                words[slot + 2] = id(prev)
-            else:
-                words[slot] = None
-                words[slot + 2] = None
-                ctypes.c_int.from_address(state + tracing_at).value = int(bool(words[slot + 1]))
-            api.Py_DecRef(ctypes.c_void_p(id(profiler)))
+        ctypes, trampoline, walk, gate = layout
+        gate.value = 0
+        ours = id(profiler)
+
+        def decide(ident, func, obj):
+            if func != trampoline or obj != ours:
+                return None
+            prev = the_programs(prev_profiles.get(ident))
+            return (trampoline, id(prev)) if prev is not None else (0, 0)
+        for ident, ok in walk(decide, False):
+            if ok:
+                prev_profiles.pop(ident, None)
 
     def thread_start(frame, what, arg):
         # threading's hook: at a new thread's first event, puts the profile
@@ -1267,6 +1231,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         profiler(frame, what, arg)
 
     thread_start.lptrace_alive = profiler.lptrace_alive
+    # It calls ours on: a thread that has it is ours to be (it takes ours at
+    # its first event), not one to chain ours to (a loop: found with threads
+    # that live a moment, hooked by hook_all_threads before their first
+    # event, 2.7).
+    thread_start.lptrace_chain = lambda ident: profiler
 
     def build_native(slow):
         # The machine-code callback (native.py) over SLOW, or None: the

@@ -321,6 +321,36 @@ func TestAttachOutputBlocked(t *testing.T) {
 		t.Logf("exited %v after Ctrl-C", time.Since(start))
 		hookGone(t, tg.PID, 2*time.Second)
 	})
+	// A busy program (four threads calling without pause) and a reader
+	// that never reads: lptrace's memory stays bounded (the ring is the
+	// buffer, what it cannot hold is dropped and counted); megabyte-sized
+	// reads of the ring used to pile up in lptrace (237 MB in 3 s).
+	t.Run("reader stops, busy program", func(t *testing.T) {
+		busy := startProgram(t, py, "spinners.py")
+		busy.waitTicks(t, 2, 10*time.Second)
+		cmd := exec.Command(lptraceBin, "attach", strconv.Itoa(busy.PID))
+		r, w, _ := os.Pipe()
+		defer r.Close() // never read
+		cmd.Stderr = w
+		cmd.Start()
+		w.Close()
+		time.Sleep(3 * time.Second)
+		hwm := vmHWM(cmd.Process.Pid)
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("lptrace ignored Ctrl-C while its output was blocked")
+		}
+		ranPIDs.Store(cmd.Process.Pid, time.Now())
+		if hwm == 0 || hwm > 100<<20 {
+			t.Errorf("lptrace's memory peaked at %d MiB with its reader stopped", hwm>>20)
+		}
+		hookGone(t, busy.PID, 2*time.Second)
+	})
 	t.Run("FIFO reader goes away", func(t *testing.T) {
 		fifo := filepath.Join(t.TempDir(), "out")
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -455,4 +485,17 @@ func testSignalStorm(t *testing.T, py Python, mode string) {
 			}
 		}
 	})
+}
+
+// vmHWM is the peak resident memory of process pid, in bytes (0 if
+// unknown).
+func vmHWM(pid int) int {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb << 10
+		}
+	}
+	return 0
 }

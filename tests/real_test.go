@@ -873,3 +873,57 @@ func TestRealAiohttp(t *testing.T) {
 		})
 	}
 }
+
+// Threads that each live a moment, hundreds a second, beside two that never
+// block: a session sets every thread's profile function from its own thread
+// before 3.12, while threads end and their states are freed (sessions
+// wrote into freed states and the program crashed later, in its own code:
+// TestLoadCycles on 2.7, whose sessions' own timer threads ended so). Each
+// session traces the short threads' and the busy ones' calls, the program
+// lives on and keeps starting threads, and the hook leaves.
+func TestRealThreadChurn(t *testing.T) {
+	cycles := 6
+	if os.Getenv("LPTRACE_TORTURE") != "" {
+		cycles = 60
+	}
+	options := [][]string{nil, {"-c"}, {"-T", "--ret"}}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			tg := startProgram(t, py, "churn.py")
+			tg.waitTicks(t, 2, 10*time.Second)
+			pid := strconv.Itoa(tg.PID)
+			seen := map[string]bool{}
+			for i := 0; i < cycles; i++ {
+				out := filepath.Join(t.TempDir(), "trace")
+				args := append([]string{"-p", pid, "--duration", "300ms", "-o", out}, options[i%len(options)]...)
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("cycle %d: exit %d: %s", i, r.Code, r.Stderr)
+				}
+				if !tg.Alive() {
+					t.Fatalf("the program died at cycle %d (%q)", i, tg.Stderr())
+				}
+				trace, _ := os.ReadFile(out)
+				for _, f := range []string{"short_job", "busy_step"} {
+					if strings.Contains(string(trace), f) {
+						seen[f] = true
+					}
+				}
+			}
+			for _, f := range []string{"short_job", "busy_step"} {
+				if !seen[f] {
+					t.Errorf("%s never traced in %d sessions", f, cycles)
+				}
+			}
+			hookGone(t, tg.PID, 2*time.Second)
+			before := len(tg.Other())
+			tg.waitTicks(t, 12, 10*time.Second)
+			other := tg.Other()
+			if len(other) <= before || len(other) < 2 || other[len(other)-1] == other[len(other)-2] {
+				t.Errorf("the program stopped starting threads: %q", other)
+			}
+			if len(tg.Stderr()) > 0 {
+				t.Errorf("the program's stderr: %q", tg.Stderr())
+			}
+		})
+	}
+}
