@@ -2,6 +2,7 @@ package inject
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"syscall"
 	"time"
@@ -19,8 +20,16 @@ import (
 // was. Only the main thread's stack grows ([stack], checked by the
 // caller); its limit was checked too. Reports whether it ran.
 func (inj *Injector) growStack(th *Thread) bool {
-	if probeStart == probeEnd || inj.tramp == 0 && inj.installTrampoline(th.TID) != nil {
+	if probeStart == probeEnd {
 		return false
+	}
+	if inj.tramp == 0 || inj.lock == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := inj.installTrampoline(ctx, th.TID)
+		cancel()
+		if err != nil {
+			return false
+		}
 	}
 	resume := resumeRegs(th.orig)
 	n := probeEnd - probeStart

@@ -105,6 +105,8 @@ type Injector struct {
 	found  []byte      // bytes at tramp before lptrace wrote there
 	wrote  bool
 	region *symbols.Module
+	// lock is held while the trampoline is in use (see trampolineLock).
+	lock *trampolineLock
 	// inFlight is set once lptrace let go of a thread in the middle of a
 	// call: that thread will run the trampoline on its own, so its bytes
 	// must stay.
@@ -149,6 +151,7 @@ func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
 
 // Close releases what New opened.
 func (inj *Injector) Close() {
+	inj.dropLock()
 	if inj.mem != nil {
 		inj.mem.Close()
 		inj.mem = nil
@@ -592,10 +595,10 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	if !Supported {
 		return nil, -1, ErrUnsupportedArch
 	}
-	if inj.signal(th.TID) == 0 {
+	if inj.signalNow(th.TID) == 0 {
 		return nil, -1, fmt.Errorf("%w: %s", ErrUnusableThread, unusable(th.TID))
 	}
-	if err := inj.installTrampoline(th.TID); err != nil {
+	if err := inj.installTrampoline(ctx, th.TID); err != nil {
 		return nil, -1, err
 	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
@@ -753,6 +756,24 @@ func unusable(tid int) string {
 	return fmt.Sprintf("thread %d blocks SIGURG, SIGWINCH and SIGCHLD", tid)
 }
 
+// signalNow is signal, checked against the mask the stopped thread has
+// now: a thread may block more at times (one stopped inside another
+// lptrace's pending call blocks nearly every signal), and a completion
+// signal it blocks never stops it, which left lptrace waiting out the
+// call's whole timeout (3 s, the program's main thread held meanwhile).
+func (inj *Injector) signalNow(tid int) int {
+	s := inj.signal(tid)
+	if s == 0 {
+		return 0
+	}
+	tst, err := proc.ReadTaskStatus(inj.pid, tid)
+	if err != nil || tst.SigBlk&(uint64(1)<<(s-1)) == 0 {
+		return s
+	}
+	delete(inj.sigs, tid)
+	return inj.signal(tid)
+}
+
 // signal picks the completion signal for a thread: one not blocked in it
 // and, if possible, left at its default action (ignore) by the program, so
 // that a trampoline finishing after lptrace died goes unnoticed. 0 means
@@ -797,7 +818,10 @@ func (inj *Injector) signal(tid int) int {
 // dynamic loader's. It takes the last 64-byte-aligned slot that is all zero
 // (or already holds this very trampoline, left by another lptrace), so a
 // different trampoline left by another lptrace version is never disturbed.
-func (inj *Injector) installTrampoline(tid int) error {
+func (inj *Injector) installTrampoline(ctx context.Context, tid int) error {
+	if err := inj.takeLock(ctx); err != nil {
+		return err
+	}
 	size := (len(trampCode) + 7) &^ 7
 	code := make([]byte, size)
 	copy(code, trampCode)
@@ -860,8 +884,10 @@ func isZero(b []byte) bool {
 
 // Restore puts back the bytes under the trampoline, through a thread that
 // is stopped by lptrace. It leaves them when another tracer holds a thread
-// of the process, since that may be another lptrace in the middle of a call.
+// of the process, since that may be another lptrace in the middle of a call
+// (one of a version without the lock). Either way the lock goes.
 func (inj *Injector) Restore(th *Thread) error {
+	defer inj.dropLock()
 	if !inj.wrote || inj.inFlight || th.detached || inj.execd {
 		return nil
 	}

@@ -345,8 +345,12 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 		// Told before stopping it: the hook's own timer thread is one.
 		return Route{}, unusable(p.TID), nil
 	}
+	if err := inj.takeLock(ctx); err != nil {
+		return Route{}, "", err
+	}
 	th, err := inj.Attach(ctx, p.TID)
 	if err != nil {
+		inj.dropLock()
 		return Route{}, "", err
 	}
 	defer inj.finish(th)
@@ -458,8 +462,12 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	if inj.signal(tid) == 0 {
 		return Route{}, unusable(tid), nil
 	}
+	if err := inj.takeLock(ctx); err != nil {
+		return Route{}, "", err
+	}
 	th, err := inj.Attach(ctx, tid)
 	if err != nil {
+		inj.dropLock()
 		return Route{}, "", err
 	}
 	defer inj.finish(th)
