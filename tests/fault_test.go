@@ -299,14 +299,18 @@ func TestAttachRecursionLimit(t *testing.T) {
 func TestAttachOutputBlocked(t *testing.T) {
 	py := newest(t)
 	tg := startTarget(t, py, "calls")
-	t.Run("reader stops", func(t *testing.T) {
-		cmd := exec.Command(lptraceBin, "attach", strconv.Itoa(tg.PID))
+	// attachUnread runs an attach whose output nobody reads for the given
+	// time, then Ctrl-C, which must end it within 5 s; it returns
+	// lptrace's peak memory before the Ctrl-C.
+	attachUnread := func(t *testing.T, pid int, unread time.Duration) int {
+		cmd := exec.Command(lptraceBin, "attach", strconv.Itoa(pid))
 		r, w, _ := os.Pipe()
 		defer r.Close() // never read
 		cmd.Stderr = w
 		cmd.Start()
 		w.Close()
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(unread)
+		hwm := vmHWM(cmd.Process.Pid)
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan error, 1)
@@ -319,6 +323,10 @@ func TestAttachOutputBlocked(t *testing.T) {
 		}
 		ranPIDs.Store(cmd.Process.Pid, time.Now())
 		t.Logf("exited %v after Ctrl-C", time.Since(start))
+		return hwm
+	}
+	t.Run("reader stops", func(t *testing.T) {
+		attachUnread(t, tg.PID, 1500*time.Millisecond)
 		hookGone(t, tg.PID, 2*time.Second)
 	})
 	// A busy program (four threads calling without pause) and a reader
@@ -328,25 +336,7 @@ func TestAttachOutputBlocked(t *testing.T) {
 	t.Run("reader stops, busy program", func(t *testing.T) {
 		busy := startProgram(t, py, "spinners.py")
 		busy.waitTicks(t, 2, 10*time.Second)
-		cmd := exec.Command(lptraceBin, "attach", strconv.Itoa(busy.PID))
-		r, w, _ := os.Pipe()
-		defer r.Close() // never read
-		cmd.Stderr = w
-		cmd.Start()
-		w.Close()
-		time.Sleep(3 * time.Second)
-		hwm := vmHWM(cmd.Process.Pid)
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("lptrace ignored Ctrl-C while its output was blocked")
-		}
-		ranPIDs.Store(cmd.Process.Pid, time.Now())
-		if hwm == 0 || hwm > 100<<20 {
+		if hwm := attachUnread(t, busy.PID, 3*time.Second); hwm == 0 || hwm > 100<<20 {
 			t.Errorf("lptrace's memory peaked at %d MiB with its reader stopped", hwm>>20)
 		}
 		hookGone(t, busy.PID, 2*time.Second)
