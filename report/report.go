@@ -68,6 +68,7 @@ type Printer struct {
 	firstThread      map[*trace.Process]*trace.Thread // until showTID: a second thread turns it on
 	lastThread       *trace.Thread
 	stacks           map[*trace.Thread][]frame
+	active           map[activeKey]int
 	labels           map[*trace.Code]string
 	prefixes         map[threadKey]string
 	stats            map[string]*stat
@@ -91,6 +92,15 @@ type frame struct {
 	start int64 // the hook's clock
 	child int64 // time spent in traced callees
 	args  string
+	outer bool // the function was not already running in this thread (-c)
+}
+
+// activeKey counts a function's calls running in a thread (-c): a
+// recursive function's total time is that of its outermost call, as
+// cProfile counts it, never the sum over its nested calls.
+type activeKey struct {
+	thread *trace.Thread
+	code   *trace.Code
 }
 
 type stat struct {
@@ -197,11 +207,18 @@ func (p *Printer) Event(e trace.Event) {
 	matched := false
 	switch e.Kind {
 	case trace.Call:
-		st = append(st, frame{code: e.Code, start: e.Clock, args: e.Value})
-		p.stacks[e.Thread] = st
+		outer := true
 		if p.opts.Summary {
 			p.stat(e.Code).calls++
+			if p.active == nil {
+				p.active = map[activeKey]int{}
+			}
+			k := activeKey{e.Thread, e.Code}
+			outer = p.active[k] == 0
+			p.active[k]++
 		}
+		st = append(st, frame{code: e.Code, start: e.Clock, args: e.Value, outer: outer})
+		p.stacks[e.Thread] = st
 	default:
 		// Pop to the frame of this function: frames above it whose return
 		// we missed (events dropped) go too. A return with no call is of a
@@ -210,6 +227,14 @@ func (p *Printer) Event(e trace.Event) {
 			if st[i].code == e.Code {
 				f, matched = st[i], true
 				depth = i
+				if p.opts.Summary {
+					for _, g := range st[i:] {
+						k := activeKey{e.Thread, g.code}
+						if p.active[k]--; p.active[k] <= 0 {
+							delete(p.active, k)
+						}
+					}
+				}
 				if i == 0 {
 					delete(p.stacks, e.Thread) // (a thread per request: one entry each, else)
 				} else {
@@ -227,7 +252,9 @@ func (p *Printer) Event(e trace.Event) {
 		if p.opts.Summary && matched {
 			s := p.stat(e.Code)
 			d := e.Clock - f.start
-			s.total += d
+			if f.outer {
+				s.total += d
+			}
 			s.own += d - f.child
 			if e.Kind == trace.Exception {
 				s.errors++

@@ -545,10 +545,11 @@ func TestSummaryDropped(t *testing.T) {
 
 func TestSummaryRecursion(t *testing.T) {
 	// f -> f: the inner call's time is the outer one's child, so the own
-	// times add up to the wall time once, not twice.
+	// times add up to the wall time once, not twice; the total is the
+	// outermost call's (it was the sum over both, 6 ms of a 4 ms run).
 	events := []trace.Event{call(outer, 1000*ms), call(outer, 1001*ms), ret(outer, 1003*ms), ret(outer, 1004*ms)}
 	got := summary(t, Options{Summary: true, Trace: true}, 0, events...)
-	row := "100.00    0.004000    0.006000        3000         2           outer (app.py:1)\n"
+	row := "100.00    0.004000    0.004000        2000         2           outer (app.py:1)\n"
 	total := "------ ----------- ----------- ----------- --------- --------- ----------------\n" +
 		"100.00    0.004000                                 2           total\n"
 	if want := sumHeader + row + total; got != want {

@@ -36,7 +36,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "S", Value: "time", Usage: "sort the -c table by `KEY`: " + strings.Join(report.SortKeys, ", ")},
 		&cli.BoolFlag{Name: "json", Usage: "write events as JSON Lines"},
 		&cli.BoolFlag{Name: "f", Usage: "follow forked children (multiprocessing with fork)"},
-		&cli.BoolFlag{Name: "no-native", Usage: "record calls with the hook's Python callback only (default on Python 3.12+, x86-64: a machine-code callback, ten times cheaper, where the trace shows calls only)"},
+		&cli.BoolFlag{Name: "no-native", Usage: "record calls with the hook's Python callback only (by default, on x86-64, a trace of calls only is recorded by a machine-code callback, many times cheaper)"},
 		&cli.StringFlag{Name: "color", Value: "auto", Usage: "color the output: `WHEN` is never, auto (on a terminal) or always"},
 	}
 }

@@ -1,0 +1,76 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The -c table and -T's durations against a program whose work is known
+// (programs/timed.py, run to its end in launch mode): exact call counts,
+// a 50 ms sleep shown as 0.050 s within 10%, and a recursive function's
+// total no more than the wall time it ran in (it was the sum over its
+// nested calls: 1.28 s for 0.06 s of work). With the machine-code callback
+// where it may serve, and with --no-native.
+func TestCountsAndDurations(t *testing.T) {
+	prog := filepath.Join(programsDir, "timed.py")
+	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+([\d.]+)\s+([\d.]+)\s+\d+\s+(\d+)\s+\d*\s+(\w+) \(`)
+	duration := regexp.MustCompile(`(?m)^<- sleeper <([\d.]+)>`)
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			for _, native := range [][]string{nil, {"--no-native"}} {
+				out := filepath.Join(t.TempDir(), "table")
+				args := append(append([]string{"-c", "-o", out}, native...), "--", py.Path, prog)
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
+				}
+				data, _ := os.ReadFile(out)
+				type stat struct {
+					own, total float64
+					calls      int
+				}
+				stats := map[string]stat{}
+				for _, m := range row.FindAllStringSubmatch(string(data), -1) {
+					own, _ := strconv.ParseFloat(m[1], 64)
+					total, _ := strconv.ParseFloat(m[2], 64)
+					calls, _ := strconv.Atoi(m[3])
+					stats[m[4]] = stat{own, total, calls}
+				}
+				for name, want := range map[string]int{"sleeper": 6, "rec": 63, "tiny": 1000, "main": 1} {
+					if stats[name].calls != want {
+						t.Errorf("%v: %s called %d times, want %d:\n%s", native, name, stats[name].calls, want, data)
+					}
+				}
+				if s := stats["sleeper"]; s.total < 0.3*0.98 || s.total > 0.3*1.1 {
+					t.Errorf("%v: sleeper's 6 sleeps of 50 ms took %.6f s:\n%s", native, s.total, data)
+				}
+				wall := stats["main"].total
+				if s := stats["rec"]; s.total < 0.06*0.98 || s.total > wall || s.own > s.total+1e-6 {
+					t.Errorf("%v: rec's total %.6f s (own %.6f) in a run of %.6f s:\n%s", native, s.total, s.own, wall, data)
+				}
+
+				out = filepath.Join(t.TempDir(), "trace")
+				args = append(append([]string{"-T", "-o", out}, native...), "--", py.Path, prog)
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
+				}
+				data, _ = os.ReadFile(out)
+				ds := duration.FindAllStringSubmatch(string(data), -1)
+				if len(ds) != 6 {
+					t.Errorf("%v: %d durations of sleeper, want 6:\n%.2000s", native, len(ds), data)
+				}
+				for _, d := range ds {
+					if v, _ := strconv.ParseFloat(d[1], 64); v < 0.050*0.98 || v > 0.050*1.1 {
+						t.Errorf("%v: a 50 ms sleep shown as <%s>", native, d[1])
+					}
+				}
+				if strings.Count(string(data), "<- tiny <") != 1000 {
+					t.Errorf("%v: %d returns of tiny, want 1000", native, strings.Count(string(data), "<- tiny <"))
+				}
+			}
+		})
+	}
+}
