@@ -29,7 +29,7 @@ var (
 	pythonList = flag.String("pythons", os.Getenv("LPTRACE_PYTHONS"), "colon-separated interpreters (default: every one found)")
 	runs       = flag.Int("runs", 20, "attach/detach runs per case")
 	jsonOut    = flag.String("json", "bench/results.json", "where to write the results")
-	only       = flag.String("only", "", "comma-separated parts to run: latency, overhead, throughput (default: all)")
+	only       = flag.String("only", "", "comma-separated parts to run: latency, overhead, modes, throughput (default: all)")
 	quick      = flag.Bool("quick", false, "5 runs, and the overhead of the newest and oldest interpreters only")
 )
 
@@ -38,7 +38,27 @@ type Results struct {
 	When       time.Time    `json:"when"`
 	Latency    []Latency    `json:"latency"`
 	Overhead   []Overhead   `json:"overhead"`
+	Modes      []Modes      `json:"modes"`
 	Throughput []Throughput `json:"throughput"`
+}
+
+// Modes is a workload's speed in units/s untraced, under cProfile (run
+// in-process by python -m cProfile, the C profiler users know), and traced
+// in each of lptrace's modes (tracingModes).
+type Modes struct {
+	Python, Workload string
+	Untraced         float64
+	CProfile         float64
+	Traced           map[string]float64
+}
+
+// tracingModes are the modes measured beside cProfile, by name.
+var tracingModes = []struct {
+	Name string
+	Args []string
+}{
+	{"calls", nil}, {"-c", []string{"-c"}}, {"-T", []string{"-T"}}, {"-t", []string{"-t"}},
+	{"--ret", []string{"--ret"}}, {"-a", []string{"-a"}},
 }
 
 // Latency of attach (lptrace start to hook installed, and to first event)
@@ -133,6 +153,20 @@ func main() {
 			res.Overhead = append(res.Overhead, o)
 			fmt.Printf("overhead %-8s %-4s untraced %11.0f/s  traced %5.2fx slower  filtered out %5.2fx  after detach %5.2fx\n",
 				name(py), w, o.Untraced, ratio(o.Untraced, o.Traced), ratio(o.Untraced, o.FilteredOut), ratio(o.Untraced, o.Detached))
+		}
+	}
+	for _, py := range over {
+		if !part("modes") {
+			break
+		}
+		for _, w := range []string{"loop", "fib"} {
+			m := modes(py, w)
+			res.Modes = append(res.Modes, m)
+			line := fmt.Sprintf("modes    %-8s %-4s cProfile %5.1fx", name(py), w, ratio(m.Untraced, m.CProfile))
+			for _, mode := range tracingModes {
+				line += fmt.Sprintf("  %s %5.1fx", mode.Name, ratio(m.Untraced, m.Traced[mode.Name]))
+			}
+			fmt.Println(line)
 		}
 	}
 	for _, py := range uniq(newest, pick(pys, "3.11")) {
@@ -254,7 +288,14 @@ type workload struct {
 }
 
 func startWorkload(py, mode string, args ...string) *workload {
-	cmd := exec.Command(py, append([]string{"bench/workload.py", mode}, args...)...)
+	return startWorkloadWith(py, nil, mode, args...)
+}
+
+// startWorkloadWith runs the workload with options of the interpreter's
+// before it (-m cProfile).
+func startWorkloadWith(py string, pyArgs []string, mode string, args ...string) *workload {
+	argv := append(append(append([]string(nil), pyArgs...), "bench/workload.py", mode), args...)
+	cmd := exec.Command(py, argv...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		fatal("%s: %v", py, err)
@@ -477,6 +518,26 @@ func overhead(py, mode string) Overhead {
 	}
 	o.Detached = w.rate(3)
 	return o
+}
+
+// modes measures one workload in every tracing mode and under cProfile.
+func modes(py, workload string) Modes {
+	m := Modes{Python: name(py), Workload: workload, Traced: map[string]float64{}}
+	w := startWorkload(py, workload)
+	m.Untraced = w.rate(3)
+	for _, mode := range tracingModes {
+		s := attach(w.cmd.Process.Pid, os.DevNull, mode.Args...)
+		s.waitAttached()
+		time.Sleep(300 * time.Millisecond) // threads hooked, caches warm
+		m.Traced[mode.Name] = w.rate(3)
+		s.stop()
+		time.Sleep(200 * time.Millisecond)
+	}
+	w.stop()
+	cp := startWorkloadWith(py, []string{"-m", "cProfile"}, workload)
+	m.CProfile = cp.rate(3)
+	cp.stop()
+	return m
 }
 
 func throughput(py string) Throughput {
