@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -69,6 +70,7 @@ type Latency struct {
 	FirstEventMedian, FirstEventP95 float64 `json:",omitempty"`
 	DetachMedian, DetachP95         float64
 	GdbMedian                       float64 `json:",omitempty"` // the same injection driven by gdb
+	GdbFailed                       string  `json:",omitempty"` // why gdb could not make the calls
 	Runs                            int
 	// The first attach to a process (each run a new one, a call loop): the
 	// hook then also imports what the process has not loaded yet.
@@ -128,8 +130,12 @@ func main() {
 		for _, target := range []string{"loop", "idle", "accept"} {
 			l := latency(py, target)
 			res.Latency = append(res.Latency, l)
-			fmt.Printf("latency  %-8s %-6s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  gdb %6.1f ms\n",
-				name(py), target, l.AttachMedian, l.AttachP95, l.FirstEventMedian, l.DetachMedian, l.DetachP95, l.GdbMedian)
+			gdb := fmt.Sprintf("gdb %6.1f ms", l.GdbMedian)
+			if l.GdbFailed != "" {
+				gdb = "gdb failed: " + l.GdbFailed
+			}
+			fmt.Printf("latency  %-8s %-6s attach %6.1f ms (p95 %6.1f)  first event %6.1f ms  detach %6.1f ms (p95 %6.1f)  %s\n",
+				name(py), target, l.AttachMedian, l.AttachP95, l.FirstEventMedian, l.DetachMedian, l.DetachP95, gdb)
 			var ph []string
 			for _, p := range l.Phases {
 				ph = append(ph, fmt.Sprintf("%s %.1f", p.Name, p.MedianMs))
@@ -435,7 +441,7 @@ func latency(py, target string) Latency {
 	for _, name := range order {
 		l.Phases = append(l.Phases, Phase{name, median(phases[name])})
 	}
-	l.GdbMedian = gdbLatency(w.cmd.Process.Pid)
+	l.GdbMedian, l.GdbFailed = gdbLatency(w.cmd.Process.Pid)
 	// Stopped first: its busy loop would hold one of the machine's cores
 	// while the new processes are attached (on 2 cores, that alone made
 	// the first attach look 6-8 ms slower).
@@ -479,24 +485,29 @@ func freshLatency(py, dir string) (attachMs, firstMs float64, n int) {
 
 // gdbLatency runs the same kind of injection through gdb (the way older
 // tools do), a few times: 0 when gdb is not installed.
-func gdbLatency(pid int) float64 {
+func gdbLatency(pid int) (float64, string) {
 	gdb, err := exec.LookPath("gdb")
 	if err != nil {
-		return 0
+		return 0, "no gdb"
 	}
 	var t []float64
 	for i := 0; i < 5; i++ {
 		start := time.Now()
-		err := exec.Command(gdb, "-p", strconv.Itoa(pid), "-batch", "-nx",
+		out, err := exec.Command(gdb, "-p", strconv.Itoa(pid), "-batch", "-nx",
 			"-ex", "call (int)PyGILState_Ensure()",
 			"-ex", `call (int)PyRun_SimpleString("x = 1")`,
-			"-ex", "call (void)PyGILState_Release($1)").Run()
-		if err != nil {
-			return 0
+			"-ex", "call (void)PyGILState_Release($1)").CombinedOutput()
+		if err != nil || bytes.Contains(out, []byte("Couldn't")) || bytes.Contains(out, []byte("History has not yet")) {
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(line, "Couldn't") || strings.Contains(line, "rror") {
+					return 0, line
+				}
+			}
+			return 0, fmt.Sprintf("gdb: %v", err)
 		}
 		t = append(t, ms(time.Since(start)))
 	}
-	return median(t)
+	return median(t), ""
 }
 
 func overhead(py, mode string) Overhead {
