@@ -417,3 +417,26 @@ func TestLaunchCompleteAtExit(t *testing.T) {
 		})
 	}
 }
+
+// A malformed command line gets one line on stderr (and the usual hint),
+// status 2, never a Go panic: an option missing its value, last, crashed
+// the argument reordering (lptrace -p); a negative --duration traced
+// forever; plain seconds were refused.
+func TestMalformedCommandLines(t *testing.T) {
+	for _, line := range []string{"-p", "-e", "-p 1 -S", "-p 1 --color", "-o", "attach --duration",
+		"-p 1 --duration -1s", "-p 1 --duration 0", "-p 1 --timeout abc", "exec 1 --timeout -5"} {
+		r := lptrace(t, "", strings.Fields(line)...)
+		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+		if r.Code != 2 || strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine") ||
+			len(lines) > 2 || !strings.HasPrefix(lines[0], "lptrace: ") {
+			t.Errorf("lptrace %s: status %d, stderr %q", line, r.Code, r.Stderr)
+		}
+	}
+	// Plain seconds are a duration.
+	py := newest(t)
+	tg := startTarget(t, py, "sleep")
+	if r := lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "0.3", "--timeout", "10", "-o", os.DevNull); r.Code != 0 {
+		t.Errorf("--duration 0.3 --timeout 10: status %d: %s", r.Code, r.Stderr)
+	}
+	tg.checkUntouched(t)
+}

@@ -27,6 +27,8 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 		i++
 	}
+	// (An option missing its value, last: the parser says so.)
+	i = min(i, len(args))
 	if i >= len(args) || args[i] == "--" {
 		if i < len(args) && i+1 < len(args) {
 			if app.Metadata == nil {

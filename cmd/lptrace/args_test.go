@@ -130,7 +130,7 @@ func TestReorderArgsParse(t *testing.T) {
 		app := newApp(io.Discard, io.Discard)
 		var got parsed
 		app.Command("exec").Action = func(c *cli.Context) error {
-			got = parsed{c.String("file"), c.Duration("timeout"), c.Bool("raw"), c.Args().Slice()}
+			got = parsed{c.String("file"), durationOf(c, "timeout"), c.Bool("raw"), c.Args().Slice()}
 			return nil
 		}
 		args := append([]string{"lptrace"}, strings.Fields(tt.in)...)
@@ -140,6 +140,46 @@ func TestReorderArgsParse(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: exec got %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzReorderArgs: whatever the command line, reordering it never panics
+// (an option missing its value, last, did: lptrace -p), keeps the program
+// name first and leaves its input alone.
+func FuzzReorderArgs(f *testing.F) {
+	for _, seed := range []string{"-p", "-e", "-p 1 -S", "-p 1 --color", "exec", "exec 1 --file",
+		"-- python3 app.py", "attach --duration", "-c -p 12 -- x", "stack -- --", "-o"} {
+		f.Add(seed)
+	}
+	app := newApp(io.Discard, io.Discard)
+	f.Fuzz(func(t *testing.T, line string) {
+		in := append([]string{"lptrace"}, strings.Fields(line)...)
+		keep := append([]string(nil), in...)
+		out := reorderArgs(app, in)
+		if len(out) == 0 || out[0] != "lptrace" {
+			t.Fatalf("reorderArgs(%q) = %q", in, out)
+		}
+		if !reflect.DeepEqual(in, keep) {
+			t.Fatalf("reorderArgs changed its argument to %q", in)
+		}
+	})
+}
+
+// --duration and --timeout take Go durations and plain seconds, and refuse
+// zero, negative and unreadable values (--duration -1s traced forever).
+func TestDurationValue(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5": 5 * time.Second, "0.5": 500 * time.Millisecond,
+		"1.5s": 1500 * time.Millisecond, "300ms": 300 * time.Millisecond, "2m": 2 * time.Minute} {
+		var v durationValue
+		if err := v.Set(in); err != nil || v.d != want {
+			t.Errorf("%q: %v, %v; want %v", in, v.d, err, want)
+		}
+	}
+	for _, in := range []string{"0", "0s", "-1s", "-3", "abc", "", "NaN", "Inf", "1e400", "1e12"} {
+		var v durationValue
+		if err := v.Set(in); err == nil {
+			t.Errorf("%q accepted as %v", in, v.d)
 		}
 	}
 }

@@ -92,7 +92,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	duration := c.Duration("duration")
+	duration := durationOf(c, "duration")
 	if duration > 0 && launch != nil {
 		// From the launch on: the program is traced from its start.
 		var cancel context.CancelFunc
@@ -104,7 +104,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		printer.ShowPID()
 	}
 	newRun := func(pid int) *attachRun {
-		return &attachRun{pid: pid, timeout: c.Duration("timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
+		return &attachRun{pid: pid, timeout: durationOf(c, "timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
 			traceToFile: c.String("output") != ""}
 	}
 	var status error

@@ -24,8 +24,8 @@ type (
 		*cli.IntFlag
 		names []string
 	}
-	durationFlag struct {
-		*cli.DurationFlag
+	genericFlag struct {
+		*cli.GenericFlag
 		names []string
 	}
 )
@@ -34,7 +34,7 @@ func (f boolFlag) Names() []string        { return f.names }
 func (f stringFlag) Names() []string      { return f.names }
 func (f stringSliceFlag) Names() []string { return f.names }
 func (f intFlag) Names() []string         { return f.names }
-func (f durationFlag) Names() []string    { return f.names }
+func (f genericFlag) Names() []string     { return f.names }
 
 // cacheNames wraps the app's flags and its commands' (a flag of another
 // type stays as it is).
@@ -50,8 +50,8 @@ func cacheNames(app *cli.App) {
 				fs[i] = stringSliceFlag{t, t.Names()}
 			case *cli.IntFlag:
 				fs[i] = intFlag{t, t.Names()}
-			case *cli.DurationFlag:
-				fs[i] = durationFlag{t, t.Names()}
+			case *cli.GenericFlag:
+				fs[i] = genericFlag{t, t.Names()}
 			}
 		}
 	}

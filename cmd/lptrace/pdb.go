@@ -24,7 +24,7 @@ import (
 func pdbFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "tid", Usage: "debug thread `TID` (default: the main thread)"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if the thread reaches no safe point within `DURATION`"},
+		durationFlag("timeout", 10 * time.Second, "give up if the thread reaches no safe point within `DURATION`"),
 	}
 }
 
@@ -64,7 +64,7 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	recs, started := ch.Stream()
-	timeout := c.Duration("timeout")
+	timeout := durationOf(c, "timeout")
 	if _, err := o.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
 		return explainRun(ctx, pid, timeout, "pdb", err)
 	}

@@ -33,7 +33,7 @@ func stackCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per thread"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
+			durationFlag("timeout", 5 * time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 		},
 		OnUsageError: usageErrors("stack"),
 		Action: onePID("stack", func(c *cli.Context, pid int) error {
@@ -73,7 +73,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	recs, started := ch.Stream()
-	timeout := c.Duration("timeout")
+	timeout := durationOf(c, "timeout")
 	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
 	route, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started})
 	if err != nil {

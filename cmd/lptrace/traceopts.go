@@ -16,8 +16,8 @@ import (
 func traceFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the trace to `FILE` instead of stderr"},
-		&cli.DurationFlag{Name: "duration", Usage: "detach `DURATION` after the hook started (default: until Ctrl-C)"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up if no thread reaches a safe point within `DURATION`"},
+		durationFlag("duration", 0, "detach `DURATION` after the hook started (default: until Ctrl-C)"),
+		durationFlag("timeout", 10 * time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 		&cli.StringSliceFlag{Name: "filter", Aliases: []string{"e"}, Usage: "trace only functions matching `PATTERN` (name, module.qualname, module or file path; globs; '!' excludes; repeatable)"},
 		&cli.BoolFlag{Name: "no-stdlib", Usage: "hide functions of the standard library and site-packages"},
 		&cli.BoolFlag{Name: "t", Usage: "prefix each line with the time of day"},
