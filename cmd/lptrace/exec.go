@@ -31,7 +31,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 			"'import app; app.DEBUG = True'. Exit status: 0, or 1 if the code raised.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the code from `FILE` (on lptrace's side)"},
-			durationFlag("timeout", 10 * time.Second, "give up if no thread reaches a safe point within `DURATION`"),
+			durationFlag("timeout", 10*time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 			&cli.IntFlag{Name: "tid", Usage: "run the code in thread `TID` of the process (default: whichever reaches a safe point first)"},
 			&cli.BoolFlag{Name: "raw", Usage: "print the output as is, without escaping control characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how the code reached the interpreter"},

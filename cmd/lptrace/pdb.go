@@ -24,7 +24,7 @@ import (
 func pdbFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "tid", Usage: "debug thread `TID` (default: the main thread)"},
-		durationFlag("timeout", 10 * time.Second, "give up if the thread reaches no safe point within `DURATION`"),
+		durationFlag("timeout", 10*time.Second, "give up if the thread reaches no safe point within `DURATION`"),
 	}
 }
 

@@ -33,7 +33,7 @@ func stackCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per thread"},
-			durationFlag("timeout", 5 * time.Second, "give up if no thread reaches a safe point within `DURATION`"),
+			durationFlag("timeout", 5*time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 		},
 		OnUsageError: usageErrors("stack"),
 		Action: onePID("stack", func(c *cli.Context, pid int) error {

@@ -17,7 +17,7 @@ func traceFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the trace to `FILE` instead of stderr"},
 		durationFlag("duration", 0, "detach `DURATION` after the hook started (default: until Ctrl-C)"),
-		durationFlag("timeout", 10 * time.Second, "give up if no thread reaches a safe point within `DURATION`"),
+		durationFlag("timeout", 10*time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 		&cli.StringSliceFlag{Name: "filter", Aliases: []string{"e"}, Usage: "trace only functions matching `PATTERN` (name, module.qualname, module or file path; globs; '!' excludes; repeatable)"},
 		&cli.BoolFlag{Name: "no-stdlib", Usage: "hide functions of the standard library and site-packages"},
 		&cli.BoolFlag{Name: "t", Usage: "prefix each line with the time of day"},
