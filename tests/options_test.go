@@ -440,3 +440,19 @@ func TestMalformedCommandLines(t *testing.T) {
 	}
 	tg.checkUntouched(t)
 }
+
+// A trace that cannot be written (-o /dev/full) is an error, said on
+// stderr with status 1 (it ended with status 0 and no word); a reader
+// that goes away (| head) stays a normal end.
+func TestOutputWriteError(t *testing.T) {
+	tg := startTarget(t, newest(t), "calls")
+	pid := strconv.Itoa(tg.PID)
+	for _, mode := range [][]string{nil, {"-c"}} {
+		r := lptrace(t, "", append([]string{"-p", pid, "--duration", "500ms", "-o", "/dev/full"}, mode...)...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "cannot write the trace to /dev/full: no space left on device") {
+			t.Errorf("%v -o /dev/full: status %d, %q", mode, r.Code, r.Stderr)
+		}
+	}
+	hookGone(t, tg.PID, 2*time.Second)
+	tg.checkUntouched(t)
+}

@@ -130,11 +130,31 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		time.Sleep(100 * time.Millisecond)
 		os.Exit(1)
 	}
-	printer.Flush()
-	if opts.Summary {
-		printer.WriteSummary(out, printer.Dropped())
+	werr := printer.Flush()
+	if opts.Summary && werr == nil {
+		werr = printer.WriteSummary(out, printer.Dropped())
+	}
+	// A reader that went away (| head) ends the trace as strace's does;
+	// any other write error (a full disk, -o /dev/full) is the user's to
+	// know: the trace is incomplete.
+	if werr != nil && !errors.Is(werr, syscall.EPIPE) && status == nil {
+		name := c.String("output")
+		if name == "" {
+			name = "stderr"
+		}
+		return fmt.Errorf("cannot write the trace to %s: %v; the trace is incomplete", name, unwrapPathError(werr))
 	}
 	return status
+}
+
+// unwrapPathError drops the "write FILE:" of an *os.PathError, which the
+// message names already.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 type attachRun struct {
