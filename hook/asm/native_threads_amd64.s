@@ -18,17 +18,31 @@
 	.intel_syntax noprefix
 	.text
 
+# The callee-saved registers both entries use (five pushes: the stack
+# stays 16-byte aligned for their calls).
+	.macro enter_saved
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	.endm
+	.macro leave_saved
+	pop r15
+	pop r14
+	pop r13
+	pop r12
+	pop rbx
+	ret
+	.endm
+
 # snapshot(table): the thread states of this thread's interpreter, each
 # one's ident, function and object (a reference to the object taken, for
 # the caller to drop). Returns the count.
 	.globl snapshot
 snapshot:
 	endbr64
-	push rbx
-	push r12
-	push r13
-	push r14
-	push r15
+	enter_saved
 	mov rbx, rdi
 	mov qword ptr [rbx+0x58], 0
 	mov qword ptr [rbx+0x60], 0
@@ -90,12 +104,7 @@ snap_no_ref:
 	jmp snap_state
 snap_done:
 	mov rax, [rbx+0x58]
-	pop r15
-	pop r14
-	pop r13
-	pop r12
-	pop rbx
-	ret
+	leave_saved
 
 # swap(table): each entry (of count) whose state is still in the
 # interpreter's list, with the same ident, function and object as
@@ -108,11 +117,7 @@ snap_done:
 	.globl swap
 swap:
 	endbr64
-	push rbx
-	push r12
-	push r13
-	push r14
-	push r15
+	enter_saved
 	mov rbx, rdi
 restart:
 	mov rax, [rbx+0x68]
@@ -188,9 +193,4 @@ swap_advance:
 	mov r12, rax
 	jmp swap_state
 swap_done:
-	pop r15
-	pop r14
-	pop r13
-	pop r12
-	pop rbx
-	ret
+	leave_saved
