@@ -66,7 +66,7 @@ export LPTRACE_PYTHONS
 
 step "unit and integration tests"
 [ -n "$torture" ] && export LPTRACE_TORTURE=1
-go test -count=1 -timeout 30m ./...
+go test -count=1 -timeout 45m ./...
 
 step "fuzzing"
 fuzztime=5s
