@@ -1,12 +1,11 @@
 package inject
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"time"
 
+	"github.com/lptrace/lptrace/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +24,7 @@ type trampolineLock struct {
 
 // lockTrampoline waits for the lock of process pid until ctx is done.
 func lockTrampoline(ctx context.Context, pid int) (*trampolineLock, error) {
-	name := fmt.Sprintf("@lptrace/trampoline/%d/%s", pid, startTime(pid))
+	name := fmt.Sprintf("@lptrace/trampoline/%d/%s", pid, proc.StartTime(pid))
 	pause := 200 * time.Microsecond
 	for {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -56,21 +55,6 @@ func (l *trampolineLock) unlock() {
 		unix.Close(l.fd)
 		l.fd = -1
 	}
-}
-
-// startTime is field 22 of /proc/PID/stat (the process's start, in clock
-// ticks since boot), which tells a process from a later one with its ID.
-func startTime(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	if i := bytes.LastIndexByte(data, ')'); i >= 0 {
-		if f := bytes.Fields(data[i+1:]); len(f) > 19 {
-			return string(f[19])
-		}
-	}
-	return ""
 }
 
 // takeLock gets the trampoline's lock, if this injector does not hold it.

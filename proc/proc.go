@@ -134,22 +134,43 @@ func Threads(pid int) ([]int, error) {
 
 // IsKernelThread reports whether pid is a kernel thread (PF_KTHREAD).
 func IsKernelThread(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The command name is in parentheses and may contain spaces.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(data[i+1:]))
-	// After ")": state(3) ppid pgrp session tty_nr tpgid flags(9).
+	f := statFields(pid)
+	// state(3) ppid pgrp session tty_nr tpgid flags(9).
 	if len(f) < 7 {
 		return false
 	}
 	flags, _ := strconv.ParseUint(f[6], 10, 64)
 	return flags&0x00200000 != 0
+}
+
+// StartTime is field 22 of /proc/PID/stat, the process's start in clock
+// ticks since boot: with the ID it tells a process from a later one that
+// got the same ID ("" if it is gone).
+func StartTime(pid int) string {
+	if f := statFields(pid); len(f) > 19 {
+		return f[19]
+	}
+	return ""
+}
+
+// statFields are the fields of /proc/PID/stat from the third (the state)
+// on, nil if it cannot be read.
+func statFields(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return parseStatFields(data)
+}
+
+// parseStatFields splits a stat line after the command name, which is in
+// parentheses and may hold spaces and parentheses itself.
+func parseStatFields(stat []byte) []string {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[i+1:]))
 }
 
 // Syscall is what /proc/PID/task/TID/syscall says about a thread.
@@ -367,11 +388,7 @@ func ExitStatus(pid int) (status int, final, ok bool) {
 }
 
 func parseExitStatus(stat []byte) (status int, final, ok bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false, false
-	}
-	f := strings.Fields(string(stat[i+1:]))
+	f := parseStatFields(stat)
 	// f[0] is field 3 (the state); exit_code is field 52.
 	if len(f) < 50 {
 		return 0, false, false

@@ -536,3 +536,17 @@ func FuzzParseSyscall(f *testing.F) {
 		}
 	})
 }
+
+// StartTime is field 22 of the stat line, whatever the command name holds.
+func TestStartTime(t *testing.T) {
+	stat := []byte("1234 (a) b (c)) S 1 1234 1234 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 987654 100000 200 18446744073709551615")
+	if f := parseStatFields(stat); len(f) < 20 || f[19] != "987654" {
+		t.Errorf("parseStatFields: %q", f)
+	}
+	if s := StartTime(os.Getpid()); s == "" || s == "0" {
+		t.Errorf("StartTime(self) = %q", s)
+	}
+	if s := StartTime(1 << 30); s != "" {
+		t.Errorf("StartTime of no process = %q", s)
+	}
+}
