@@ -762,16 +762,15 @@ func unusable(tid int) string {
 // signal it blocks never stops it, which left lptrace waiting out the
 // call's whole timeout (3 s, the program's main thread held meanwhile).
 func (inj *Injector) signalNow(tid int) int {
-	s := inj.signal(tid)
-	if s == 0 {
-		return 0
-	}
 	tst, err := proc.ReadTaskStatus(inj.pid, tid)
-	if err != nil || tst.SigBlk&(uint64(1)<<(s-1)) == 0 {
+	if err != nil {
+		return inj.signal(tid)
+	}
+	if s, ok := inj.sigs[tid]; ok && tst.SigBlk&(uint64(1)<<(s-1)) == 0 {
 		return s
 	}
 	delete(inj.sigs, tid)
-	return inj.signal(tid)
+	return inj.pickSignal(tid, tst)
 }
 
 // signal picks the completion signal for a thread: one not blocked in it
@@ -783,12 +782,17 @@ func (inj *Injector) signal(tid int) int {
 	if s, ok := inj.sigs[tid]; ok {
 		return s
 	}
-	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
 	// A thread's status has the process's handlers too (SigCgt, SigIgn).
 	tst, err := proc.ReadTaskStatus(inj.pid, tid)
 	if err != nil {
 		return 0
 	}
+	return inj.pickSignal(tid, tst)
+}
+
+// pickSignal is signal's choice from the thread's status, remembered.
+func (inj *Injector) pickSignal(tid int, tst *proc.Status) int {
+	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
 	best := 0
 	for _, s := range candidates {
 		bit := uint64(1) << (s - 1)
