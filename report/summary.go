@@ -61,7 +61,7 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 	b.WriteString(dash)
 	fmt.Fprintf(&b, "%6.2f %11.6f %11s %11s %9d %9s total\n", 100.0, secs(own), "", "", calls, count(errors))
 	if dropped > 0 {
-		fmt.Fprintf(&b, "lptrace: %d events were dropped (lptrace fell behind: its buffer in the process was full): the counts above are incomplete\n", dropped)
+		fmt.Fprintf(&b, "lptrace: %s: the counts above are incomplete\n", Dropped(dropped))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -74,4 +74,10 @@ func count(n uint64) string {
 		return ""
 	}
 	return fmt.Sprint(n)
+}
+
+// Dropped says what dropped events mean, for the end of a session and the
+// summary alike.
+func Dropped(n uint64) string {
+	return fmt.Sprintf("%d events were dropped (lptrace fell behind: its buffer in the process was full)", n)
 }

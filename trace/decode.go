@@ -36,7 +36,7 @@ type Process struct {
 	PID, PPID int
 	Version   string
 	Loaded    string // how the hook got its code: "precompiled" or "compiled" (hook/load.py)
-	Dropped   uint64 // events the hook could not send (pipe full)
+	Dropped   uint64 // events the hook could not record (its ring was full)
 
 	clock0  int64 // the hook's clock (ns) at wall0
 	wall0   time.Time

@@ -366,7 +366,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	}
 	a.printer.AddDropped(dec.Dropped)
 	if dec.Dropped > 0 {
-		a.say("process %d: %d events were dropped (lptrace fell behind: its buffer in the process was full)", a.pid, dec.Dropped)
+		a.say("process %d: %s", a.pid, report.Dropped(dec.Dropped))
 	}
 	if dec.Undefined > 0 {
 		a.say("process %d: %d events not shown: the hook lost the definition of their function or thread", a.pid, dec.Undefined)
