@@ -178,6 +178,21 @@ def _lptrace_ring_writers(words, raw):
     return record, record2, record3, put
 
 
+def _lptrace_x86_64():
+    # Where the machine code of native_code.py runs.
+    import os
+    import struct
+    return os.uname()[4] == 'x86_64' and struct.calcsize('P') == 8
+
+
+def _lptrace_libc(ctypes):
+    # The C library, its mprotect declared (_lptrace_code_page's, the
+    # guard pages').
+    libc = ctypes.CDLL(None)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc
+
+
 def _lptrace_code_page(source, marks, ctypes, libc, tail=None):
     """A page of machine code: SOURCE (hex) with its placeholders replaced
     (marks: (placeholder, value)), and tail(address), if given, at 3072,
@@ -208,13 +223,10 @@ def _lptrace_code_page(source, marks, ctypes, libc, tail=None):
 def _lptrace_machine_writers(ring):
     """Before 3.12: the ring's writers as machine code (see above), or
     None. RING is what _lptrace_ring returned."""
-    import os
-    import struct
-    if os.uname()[4] != 'x86_64' or struct.calcsize('P') != 8:
+    if not _lptrace_x86_64():
         return None
     import ctypes
-    libc = ctypes.CDLL(None)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc = _lptrace_libc(ctypes)
     # The callback's parts stay unpatched: only the writers run here.
     page = _lptrace_code_page(_LPTRACE_NATIVE_PROFILE_CODE, ((0x1212121212121212, ring[0]),), ctypes, libc)
     if page is None:
@@ -251,10 +263,9 @@ def _lptrace_native_ring(slow, ring):
     # which removes itself). Any failure leaves nothing behind. (The
     # program's audit hooks see ctypes and mmap at work here; one that
     # raises makes this fail.)
-    import os
     import sys
     import struct
-    if os.uname()[4] != 'x86_64' or struct.calcsize('P') != 8:
+    if not _lptrace_x86_64():
         return None
     if 't' in getattr(sys, 'abiflags', '') or not getattr(sys, '_is_gil_enabled', lambda: True)():
         return None  # free-threaded: calls are not serialized
@@ -307,8 +318,7 @@ def _lptrace_native_ring(slow, ring):
     data = mmap.mmap(-1, size + 2 * page, flags=flags)
     base = ctypes.addressof(ctypes.c_char.from_buffer(data))
     daddr = base + page
-    libc = ctypes.CDLL(None)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc = _lptrace_libc(ctypes)
     if libc.mprotect(base, page, 0) != 0 or libc.mprotect(daddr + size, page, 0) != 0:
         return None
     if hasattr(memoryview, 'cast'):

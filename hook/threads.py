@@ -17,10 +17,8 @@ def _lptrace_thread_state_layout(me):
     refused. A gated walk changes nothing once gate.value is 0. Offsets are
     read from this thread's own state (ident me), as
     _lptrace_profile_trampoline does. Machine code only: elsewhere, None."""
-    import os
     import sys
-    import struct
-    if os.uname()[4] != 'x86_64' or struct.calcsize('P') != 8:
+    if not _lptrace_x86_64():
         return None
     import ctypes
     api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's settings are the program's
@@ -63,9 +61,7 @@ def _lptrace_thread_state_layout(me):
     else:
         # 3.9+: one call sets a thread's function, object and flag.
         setter = ctypes.cast(api._PyEval_SetProfile, vp).value
-    libc = ctypes.CDLL(None)
-    libc.mprotect.argtypes = [vp, ctypes.c_size_t, ctypes.c_int]
-    page = _lptrace_code_page(_LPTRACE_NATIVE_THREADS_CODE, (), ctypes, libc)
+    page = _lptrace_code_page(_LPTRACE_NATIVE_THREADS_CODE, (), ctypes, _lptrace_libc(ctypes))
     if page is None:
         return None
     taddr, text = page
