@@ -250,19 +250,24 @@ def _lptrace_machine_writers(ring):
     return record, record2, record3, put
 
 
-def _lptrace_native_ring(slow, ring):
+def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     # The callback over RING (what _lptrace_ring returned; a private one is
     # made when it is None), or None where it cannot be used (then the
     # Python callback records every call). SLOW: the Python PY_START
-    # callback (3.12+) or the Python profile function. Returns (install,
-    # put, record, take, commit, off, pause): install is the builtin function to
-    # register (3.12+), or a function that makes the profile function this
-    # thread's; take and commit empty a private ring into the pipe; off()
-    # ends it: on 3.12+ after unregistering, before 3.12 no thread runs the
-    # profile function afterwards (each one's next event goes to SLOW,
-    # which removes itself). Any failure leaves nothing behind. (The
-    # program's audit hooks see ctypes and mmap at work here; one that
-    # raises makes this fail.)
+    # callback (3.12+) or the Python profile function. MODE: bit 0 returns
+    # too, bit 1 a clock word after each event word (the ring's stride is
+    # then 2), read as the hook's own clock reads it. SLOW_RETURNS (3.12+,
+    # with returns): the Python PY_RETURN and PY_UNWIND callbacks. Returns
+    # (install, put, record, take, commit, off, pause, (on_return,
+    # on_unwind)): install is the builtin function to register for PY_START
+    # (and PY_RESUME with returns; on_return and on_unwind are the builtins
+    # for PY_RETURN and PY_YIELD, and PY_UNWIND, or None) on 3.12+, or a
+    # function that makes the profile function this thread's; take and
+    # commit empty a private ring into the pipe; off() ends it: on 3.12+
+    # after unregistering, before 3.12 no thread runs the profile function
+    # afterwards (each one's next event goes to SLOW, which removes itself).
+    # Any failure leaves nothing behind. (The program's audit hooks see
+    # ctypes and mmap at work here; one that raises makes this fail.)
     import sys
     import struct
     if not _lptrace_x86_64():
@@ -280,14 +285,18 @@ def _lptrace_native_ring(slow, ring):
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
         return None  # another runtime's symbols come first in this process
     if ring is None:
-        ring = _lptrace_ring(None, 0, 1)
+        ring = _lptrace_ring(None, 0, 1 + (mode >> 1 & 1))
     if ring[0] is None:
         ring[0] = ctypes.addressof(ctypes.c_char.from_buffer(ring[5], ring[6]))
     raddr, rwords = ring[0], ring[1]
+    returns = None
     c_function = lambda name: ctypes.cast(getattr(api, name), ctypes.c_void_p).value
     if monitoring:
         source, entries = _LPTRACE_NATIVE_MONITORING_CODE, _LPTRACE_NATIVE_MONITORING_ENTRIES
+        if mode & 1 and None in slow_returns:
+            return None
         marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
+                 (0x3434343434343434, id(slow_returns[0])), (0x3535353535353535, id(slow_returns[1])),
                  (0x4444444444444444, c_function('PyObject_Vectorcall')))
     else:
         source, entries = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_ENTRIES
@@ -325,10 +334,12 @@ def _lptrace_native_ring(slow, ring):
         words = memoryview(data)[page:page + size].cast('Q')
     else:  # 2.7: its mmap has no memoryview
         words = (ctypes.c_uint64 * (size // 8)).from_buffer(data, page)
-    # 3.12+: PyMethodDef {name, function, METH_FASTCALL, doc} and the name.
+    # 3.12+: a PyMethodDef {name, function, METH_FASTCALL, doc} per entry
+    # (at 3072, 3104, 3136), and the name.
     method = None
     if monitoring:
-        method = lambda taddr: struct.pack('<QQiiQ', taddr + 3104, taddr, 0x80, 0, 0) + b'lptrace_native\0\0'
+        method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3168, taddr + entries[e], 0x80, 0, 0)
+                                        for e in ('cb', 'cb_return', 'cb_unwind')) + b'lptrace_native\0\0'
     made = _lptrace_code_page(source, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)) + marks, ctypes, libc, method)
     if made is None:
         return None
@@ -338,6 +349,27 @@ def _lptrace_native_ring(slow, ring):
     # would go to SLOW.
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
+    if mode & 2:
+        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
+        # 2.7's time.time(): CLOCK_REALTIME), through the C library (the
+        # vDSO, no system call); checked against the hook's reading.
+        import time
+        clock_id = 1 if hasattr(time, 'perf_counter') else 0
+        try:
+            clock_gettime = libc.clock_gettime
+        except AttributeError:
+            return None  # (a C library before 2.17: in librt)
+        ts = (ctypes.c_long * 2)()
+        clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        if clock_gettime(clock_id, ts) != 0:
+            return None
+        ours = getattr(time, 'perf_counter', time.time)()
+        if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
+            return None
+        words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
+        words[2] = clock_id
+    words[1] = id(slow)
+    words[7] = mode & 3
     words[6] = 1  # on
     # A C function: ctypes.string_at is Python code, which the timer thread
     # would trace on 3.12+ (sys.monitoring sees every thread).
@@ -349,6 +381,9 @@ def _lptrace_native_ring(slow, ring):
         # Its self keeps the mappings alive as long as the function lives.
         # SLOW is kept alive by it too.
         install = new(taddr + 3072, keep + (slow,), None)
+        if mode & 1:
+            returns = (new(taddr + 3104, keep + (slow_returns[0],), None),
+                       new(taddr + 3136, keep + (slow_returns[1],), None))
         used = [0, 0]
 
         # On 3.12+ a thread switch happens only at a call or a backward
@@ -447,7 +482,7 @@ def _lptrace_native_ring(slow, ring):
         # 0: every call goes to SLOW (around a fork); 1: as before.
         words[6] = on
 
-    return install, put, record, take, commit, off, pause
+    return install, put, record, take, commit, off, pause, returns
 
 
 def _lptrace_frame_code_offsets(ctypes):

@@ -166,11 +166,12 @@ type TraceConfig struct {
 	RingSlots int
 }
 
-// Native tells whether the hook may record calls with its machine-code
-// callback: calls only, in one process (the hook still decides by the
-// interpreter: 3.12+, x86-64, with the GIL).
+// Native tells whether the hook may record events with its machine-code
+// callback: calls, returns and their times, no values, in one process (the
+// hook still decides by the interpreter: x86-64, with the GIL; and with
+// more than calls only over lptrace's ring).
 func (c TraceConfig) Native() bool {
-	return !c.NoNative && !c.Returns && !c.Times && !c.Values() && !c.Follow
+	return !c.NoNative && !c.Values() && !c.Follow
 }
 
 // literal is the config as a Python dict literal (the hook imports

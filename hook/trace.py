@@ -597,7 +597,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if len(events) >= BATCH * stride:
             full()
 
-    fast = stride == 1  # calls only: one word per event
+    fast = stride == 1  # calls (and returns) only: one word per event
+    # The machine-code callback records calls, returns and their times;
+    # values only the Python callback can make.
+    native_ok = bool(cfg.get('native')) and not want_values
     # Events per batch: past it the main thread wakes the timer thread
     # (each wake-up costs the program a GIL hand-over; full() returns at
     # once while one is pending). Small batches: with 16384 the program
@@ -695,6 +698,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 elif first[0]:
                     first_events()
             else:
+                if n is not None:
+                    # Taught as above; the event goes to the same ring.
+                    if not start:
+                        n[1](0, id(code), c)
+                    n[1](1, ident, thread_index() << 32)
                 emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
                 if first[0]:
                     first_events()
@@ -779,6 +787,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             v = 0
             if want_ret_values:
                 v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
+            n = nat[0]
+            if n is not None:
+                # A thread the machine-code callback did not know yet.
+                n[1](1, get_ident(), thread_index() << 32)
             emit(kind, c[0], v)
         except keyboard_interrupt:
             st['kbd'] = True
@@ -1237,14 +1249,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # event, 2.7).
     thread_start.lptrace_chain = lambda ident: profiler
 
-    def build_native(slow):
-        # The machine-code callback (native.py) over SLOW, or None: the
-        # options need more than calls, or no ctypes, no executable memory,
-        # a check that failed (then the Python callback records).
+    def build_native(slow, slow_returns):
+        # The machine-code callback (native.py) over SLOW (and SLOW_RETURNS,
+        # 3.12+), or None: the options need values, or no ctypes, no
+        # executable memory, a check that failed (then the Python callback
+        # records). With more than calls, only over lptrace's ring: the
+        # Python callback's events must go to the same queue.
         builder = payload_globals.get('_lptrace_native_ring')
-        if fast and cfg.get('native') and builder is not None:
+        if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
             try:
-                return builder(slow, ring[0])
+                return builder(slow, ring[0], want_returns | want_times << 1, slow_returns)
             except an_exception:
                 pass
         return None
@@ -1294,7 +1308,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # with the GIL held, 0.6 ms in a process that has ctypes). Until then
     # on_start (3.12+) or the Python profiler records; before 3.12 each
     # thread switches to it at its next call.
-    later_native[0] = fast and bool(cfg.get('native'))
+    later_native[0] = native_ok
 
     if monitoring is not None:
         for i in (4, 3, 5, 1, 0):
@@ -1335,6 +1349,15 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 interrupted()  # see on_call()
 
         start = on_start
+
+        def on_py_return_native(code, offset, retval):
+            # Likewise for a return (PY_RETURN, PY_YIELD).
+            try:
+                if st['on'] and nat[0] is not None and on_return(code, 1, retval):
+                    return None
+                return DISABLE
+            except keyboard_interrupt:
+                st['kbd'] = True
 
         def on_py_return(code, offset, retval):
             try:
@@ -1392,21 +1415,31 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # anywhere; on 3.12+ the program's audit hooks run inside
         # register_callback): checked again after, and undone here.
         later_native[0] = False
-        n = build_native(on_start_native if monitoring is not None else profiler)
+        if monitoring is not None:
+            n = build_native(on_start_native, (on_py_return_native, on_unwind))
+        else:
+            n = build_native(profiler, None)
         if n is None:
             return
         tid = tool[0]
         if os.getpid() == st['pid'] and st['on'] and nat[0] is None:
             nat[0] = n
             last[0] = (None, None, 0)
+            mine = []
+            if monitoring is not None:
+                mine = [(E.PY_START, n[0])]
+                if want_returns:
+                    mine += [(E.PY_RESUME, n[0]), (E.PY_RETURN, n[7][0]), (E.PY_YIELD, n[7][0]),
+                             (E.PY_UNWIND, n[7][1])]
             try:
-                if monitoring is not None:
-                    monitoring.register_callback(tid, E.PY_START, n[0])
+                for e, f in mine:
+                    monitoring.register_callback(tid, e, f)
                 if st['on']:
                     return
                 if monitoring is not None and monitoring.get_tool(tid) is None:
                     # Registered under an id the undo had freed already.
-                    monitoring.register_callback(tid, E.PY_START, None)
+                    for e, f in mine:
+                        monitoring.register_callback(tid, e, None)
             except base_exception:
                 pass
             if nat[0] is n:

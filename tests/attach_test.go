@@ -447,13 +447,13 @@ func TestAttachFork(t *testing.T) {
 	}
 }
 
-// Calls are recorded by the hook's machine-code callback (hook/native.py;
-// x86-64): on 3.12+ a builtin function, which the timer thread puts in
-// place of the Python callback after its first flush; before, a C profile
-// function that the hook's Python profile function holds (as
-// lptrace_native). It is in place while traced, the trace is complete, and
-// nothing of it (the function, its mappings) outlives the session;
-// --no-native keeps it out.
+// Calls, returns and their times are recorded by the hook's machine-code
+// callback (hook/native.py; x86-64): on 3.12+ builtin functions, which the
+// timer thread puts in place of the Python callbacks after its first
+// flush; before, a C profile function that the hook's Python profile
+// function holds (as lptrace_native). It is in place while traced, the
+// trace is complete, and nothing of it (the functions, its mappings)
+// outlives the session; --no-native, and values (--ret), keep it out.
 func TestAttachNative(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
@@ -461,7 +461,8 @@ func TestAttachNative(t *testing.T) {
 			tg := startTarget(t, py, "owners")
 			pid := strconv.Itoa(tg.PID)
 			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' or 'lptrace_native' in (getattr(o, '__dict__', None) or {}) for o in gc.get_objects() if type(o).__name__ in ('builtin_function_or_method', 'function'))"
-			for _, opts := range [][]string{nil, {"--no-native"}} {
+			for _, opts := range [][]string{nil, {"--no-native"}, {"-T"}, {"--ret"}} {
+				native := opts == nil || opts[0] == "-T"
 				tr := startAttach(t, tg.PID, opts...)
 				// Before 3.12 lptrace hooks each busy thread when it catches it.
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -470,7 +471,7 @@ func TestAttachNative(t *testing.T) {
 					}
 				}
 				want := "True\n"
-				if opts != nil {
+				if !native {
 					want = "False\n"
 				}
 				// On 3.12+ the timer thread builds it after its first flush:
@@ -485,7 +486,7 @@ func TestAttachNative(t *testing.T) {
 					t.Errorf("%v: machine-code callback alive while traced: %q, want %q (%s)", opts, r.Stdout, want, r.Stderr)
 				}
 				// The ring file, and the tables of the machine-code callback.
-				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[opts == nil] {
+				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[native] {
 					t.Errorf("%v: %d mappings of its ring and tables while traced", opts, n)
 				}
 				time.Sleep(500 * time.Millisecond)
@@ -498,6 +499,9 @@ func TestAttachNative(t *testing.T) {
 				}
 				if !strings.Contains(tr.Stderr(), "dropped") {
 					checkOwnerRounds(t, opts, tr.Trace(), tr.Stderr())
+				}
+				if opts != nil && opts[0] == "-T" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w0 <\d+\.\d{6}>$`).MatchString(tr.Trace()) {
+					t.Errorf("-T: no timed return of owned_by_w0 in the trace:\n%.2000s", tr.Trace())
 				}
 				hookGone(t, tg.PID, 2*time.Second)
 				if r := lptrace(t, "", "exec", pid, alive); r.Stdout != "False\n" {

@@ -1,24 +1,47 @@
-# The machine-code PY_START callback of the calls-only hook (3.12+), a
-# METH_FASTCALL builtin: PyObject *cb(PyObject *self, PyObject *const *args,
-# Py_ssize_t nargs), args = (code, offset). Source of _LPTRACE_NATIVE_CODE in
-# ../native_code.py (made by gen.sh); see ../native.py for what it does.
+# The machine-code callbacks of the hook (3.12+), METH_FASTCALL builtins:
+# PyObject *f(PyObject *self, PyObject *const *args, Py_ssize_t nargs).
+#   cb         PY_START and PY_RESUME, args = (code, offset): a call
+#   cb_return  PY_RETURN and PY_YIELD, args = (code, offset, value): a return
+#   cb_unwind  PY_UNWIND, args = (code, offset, exception): a return by
+#              exception
+# Source of _LPTRACE_NATIVE_MONITORING_CODE in ../native_code.py (made by
+# gen.sh); see ../native.py for what it does.
 # Placeholders, replaced when the hook builds it: 0x1111... the tables,
 # 0x1212... the ring, 0x2222... None (immortal since 3.12: returned without
-# a reference), 0x3333... SLOW, 0x4444... PyObject_Vectorcall (tail-called
-# with the same arguments; a call with other than two arguments goes to
-# SLOW too).
-# Tables (private): 24/32/40 the latest (code, thread, word), 48 on (0:
-# every call to SLOW, around a fork), 64 the
-# function table, 0x100040 the thread table. Ring (shared with lptrace, see
+# a reference), 0x3333.../0x3434.../0x3535... SLOW of each entry, the
+# Python callback it hands what it does not know (tail-called through
+# 0x4444..., PyObject_Vectorcall, with the same arguments; so is a call
+# with an unexpected number of arguments).
+# Tables (private): 0 clock_gettime, 16 its clock, 24/32/40 the latest
+# (code, thread, word), 48 on (0: every event to SLOW, around a fork), 56
+# mode (bit 0 returns, bit 1 a clock word per event), 64 the function
+# table, 0x100040 the thread table. Ring (shared with lptrace, see
 # native.py): 0 head, 8 tail, 16 dropped, 0x1000 2**19 event words.
+# Registers: rax code, rcx thread, rdi kind << 56, r8 tables, r9-r11 work.
 
 	.intel_syntax noprefix
 	.text
 	.globl cb
 cb:
 	endbr64
+	xor edi, edi
 	cmp rdx, 2
 	jne slow
+	jmp event
+	.globl cb_return
+cb_return:
+	endbr64
+	movabs rdi, 0x0100000000000000
+	cmp rdx, 3
+	jne slow
+	jmp event
+	.globl cb_unwind
+cb_unwind:
+	endbr64
+	movabs rdi, 0x0200000000000000
+	cmp rdx, 3
+	jne slow
+event:
 	mov rax, [rsi]
 	mov rcx, fs:0
 	movabs r8, 0x1111111111111111
@@ -30,6 +53,9 @@ cb:
 	jne lookup
 	mov r9, [r8+0x28]
 append:
+	or r9, rdi
+	test byte ptr [r8+0x38], 2
+	jne append_timed
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]
 	mov r11, r10
@@ -46,6 +72,34 @@ ret_none:
 	ret
 full:
 	inc qword ptr [rcx+0x10]
+	jmp ret_none
+append_timed:
+	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
+	# stack (rsp is 8 off at entry).
+	push r9
+	sub rsp, 16
+	mov edi, [r8+0x10]
+	mov rsi, rsp
+	call [r8]
+	mov rax, [rsp]
+	imul rax, rax, 1000000000
+	add rax, [rsp+8]
+	add rsp, 16
+	pop r9
+	movabs rcx, 0x1212121212121212
+	mov r10, [rcx]
+	mov r11, r10
+	sub r11, [rcx+0x8]
+	cmp r11, 0x80000-2
+	ja full
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], r9
+	lea r11, [r10+1]
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], rax
+	add r10, 2
+	mov [rcx], r10
 	jmp ret_none
 lookup:
 	mov r9, rax
@@ -70,10 +124,9 @@ found_code:
 probe_thread:
 	mov r10, r9
 	shl r10, 4
-	mov rdi, [r8+r10+0x100040]
-	cmp rdi, rcx
+	cmp rcx, [r8+r10+0x100040]
 	je found_thread
-	test rdi, rdi
+	cmp qword ptr [r8+r10+0x100040], 0
 	je slow
 	inc r9
 	and r9, 0xff
@@ -86,9 +139,19 @@ found_thread:
 	mov [r8+0x28], r9
 	jmp append
 slow:
-	movabs rdi, 0x3333333333333333
 	xor ecx, ecx
 	movabs rax, 0x4444444444444444
+	test rdi, rdi
+	je slow_call
+	bt rdi, 57
+	jc slow_unwind
+	movabs rdi, 0x3434343434343434
+	jmp rax
+slow_call:
+	movabs rdi, 0x3333333333333333
+	jmp rax
+slow_unwind:
+	movabs rdi, 0x3535353535353535
 	jmp rax
 	.globl selftest
 selftest:

@@ -1,19 +1,23 @@
-# The machine-code profile function of the calls-only hook (Python 2.7 to
-# 3.11): int f(PyObject *self, PyFrameObject *frame, int what, PyObject
-# *arg), installed per thread with self = the hook's Python profile
-# function, SLOW; and the entries the hook calls with the GIL held (one C
-# call each: before 3.11 a thread switch may come between any two
-# bytecodes). Source of _LPTRACE_NATIVE_PROFILE_CODE in ../native_code.py
-# (made by gen.sh); see ../native.py for what each part does.
+# The machine-code profile function of the hook (Python 2.7 to 3.11): int
+# f(PyObject *self, PyFrameObject *frame, int what, PyObject *arg),
+# installed per thread with self = the hook's Python profile function,
+# SLOW; and the entries the hook calls with the GIL held (one C call each:
+# before 3.11 a thread switch may come between any two bytecodes). Source
+# of _LPTRACE_NATIVE_PROFILE_CODE in ../native_code.py (made by gen.sh); see
+# ../native.py for what each part does.
 # Placeholders, replaced when the hook builds it: 0x1111... the tables,
 # 0x4444... CPython's profile_trampoline, 0x5555.../0x6666... where a
 # frame's code object is, 0x7777... PyEval_SetProfile, 0x8888.../0x9999...
 # os.fork and os.forkpty, 0x5a5a... the offset of a thread state's profile
 # function, 0xaaaa...-0xdddd... PyInterpreterState_Head, _ThreadHead,
 # PyThreadState_Next, PyInterpreterState_Next.
-# Tables and ring: as the PY_START callback's (native_monitoring_amd64.s),
-# with "on" at 48 and the tables' counts at 0x101040 and 0x101048 of the
+# Tables and ring: as the 3.12+ callbacks' (native_monitoring_amd64.s),
+# with SLOW at 8 and the tables' counts at 0x101040 and 0x101048 of the
 # tables; 0x1212... the ring.
+# Events: a call (what 0), a return (3; arg NULL: by exception) when the
+# mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
+# Registers: rax code, rdx thread, rdi kind << 56 (SLOW is reloaded from
+# the tables), r8 tables, r9-r11 work; rsi and rcx stay for SLOW.
 
 	.intel_syntax noprefix
 	.text
@@ -22,8 +26,18 @@ cb:
 	movabs r8, 0x1111111111111111
 	cmp qword ptr [r8+0x30], 0
 	je slow_any
+	xor edi, edi
 	test edx, edx
+	je event
+	cmp edx, 3
 	jne other_event
+	test byte ptr [r8+0x38], 1
+	je ret0
+	movabs rdi, 0x0100000000000000
+	test rcx, rcx
+	jne event
+	movabs rdi, 0x0200000000000000
+event:
 	movabs r9, 0x5555555555555555
 	mov rax, [rsi+r9]
 	movabs r9, 0x6666666666666666
@@ -38,6 +52,10 @@ have_code:
 	jne lookup
 	mov r9, [r8+0x28]
 append:
+	or r9, rdi
+	test byte ptr [r8+0x38], 2
+	jne append_timed
+append_word:
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]
 	mov r11, r10
@@ -55,15 +73,43 @@ ret0:
 ring_full:
 	inc qword ptr [rcx+0x10]
 	jmp ret0
+append_timed:
+	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
+	# stack (rsp is 8 off at entry).
+	push r9
+	sub rsp, 16
+	mov edi, [r8+0x10]
+	mov rsi, rsp
+	call [r8]
+	mov rax, [rsp]
+	imul rax, rax, 1000000000
+	add rax, [rsp+8]
+	add rsp, 16
+	pop r9
+	movabs rcx, 0x1212121212121212
+	mov r10, [rcx]
+	mov r11, r10
+	sub r11, [rcx+0x8]
+	cmp r11, 0x80000-2
+	ja ring_full
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], r9
+	lea r11, [r10+1]
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], rax
+	add r10, 2
+	mov [rcx], r10
+	jmp ret0
 other_event:
 	cmp edx, 6
 	jne ret0
 	movabs r9, 0x8888888888888888
 	cmp rcx, r9
-	je slow_any
+	je slow_self
 	movabs r9, 0x9999999999999999
 	cmp rcx, r9
-	je slow_any
+	je slow_self
 	jmp ret0
 lookup:
 	mov r9, rax
@@ -76,7 +122,7 @@ probe_code:
 	cmp r11, rax
 	je found_code
 	test r11, r11
-	je slow_call
+	je slow_event
 	inc r9
 	and r9, 0xffff
 	jmp probe_code
@@ -93,7 +139,7 @@ probe_thread:
 	cmp rdx, [r8+r10+0x100040]
 	je found_thread
 	cmp qword ptr [r8+r10+0x100040], 0
-	je slow_call
+	je slow_event
 	inc r9
 	and r9, 0xff
 	jmp probe_thread
@@ -104,8 +150,15 @@ found_thread:
 	mov [r8+0x20], rdx
 	mov [r8+0x28], r9
 	jmp append
-slow_call:
+slow_event:
+	# SLOW gets the event as it came: what (0 or 3) from the kind, self
+	# from the tables; frame and arg are untouched.
+	mov edx, 3
+	test rdi, rdi
+	jne slow_self
 	xor edx, edx
+slow_self:
+	mov rdi, [r8+0x8]
 slow_any:
 	movabs rax, 0x4444444444444444
 	jmp rax
@@ -131,7 +184,7 @@ record:
 	endbr64
 	movabs r8, 0x1111111111111111
 	mov r9, rdi
-	jmp append
+	jmp append_word
 	.globl take_dropped
 take_dropped:
 	endbr64
