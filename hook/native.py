@@ -10,10 +10,15 @@
 #   0 event head (words written)  8 event tail (words read)  16 events dropped
 #   24 record head (bytes)  32 record tail  40 records dropped
 #   48 pid (0: a free slot)  56 stride (words per event)
+#   64 function ids the -c table below may hold (0: none kept)
 #   0x1000      2**19 event words: kind << 56 | thread << 32 | function,
 #               then a clock and a value word when the session asks
 #   0x401000    1 MiB of records (definitions, values, the start of a
 #               forked child), as the pipe carries them
+#   0x501000    the -c table, when the program keeps it (a session of -c
+#               alone, see native_aggregate_amd64.s): per function id 32
+#               bytes (calls, own ns, total ns, exceptions); ids from
+#               32767 on share the last entry
 # Before 3.12 a thread switch may happen between any two bytecodes, so the
 # writers are machine code (native_profile_amd64.s: record, record2,
 # record3, put_meta), each one C call with the GIL held; on 3.12+ a switch
@@ -47,7 +52,8 @@
 # native_code.py; what each entry does is written there. Its placeholders
 # are replaced here.
 
-_LPTRACE_SLOT = 0x501000  # a slot of the ring file
+_LPTRACE_SLOT = 0x601000  # a slot of the ring file
+_LPTRACE_COUNTS, _LPTRACE_COUNTED = 0x501000, 1 << 15
 _LPTRACE_EVENTS, _LPTRACE_EVENT_WORDS = 0x1000, 1 << 19
 _LPTRACE_RECORDS, _LPTRACE_RECORD_BYTES = 0x401000, 1 << 20
 
@@ -256,18 +262,22 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     # Python callback records every call). SLOW: the Python PY_START
     # callback (3.12+) or the Python profile function. MODE: bit 0 returns
     # too, bit 1 a clock word after each event word (the ring's stride is
-    # then 2), read as the hook's own clock reads it. SLOW_RETURNS (3.12+,
+    # then 2), read as the hook's own clock reads it; bit 2 (with both, and
+    # lptrace's ring) the -c table kept in the program instead (each event
+    # goes to agg, native_aggregate_amd64.s). SLOW_RETURNS (3.12+,
     # with returns): the Python PY_RETURN and PY_UNWIND callbacks. Returns
     # (install, put, record, take, commit, off, pause, (on_return,
-    # on_unwind)): install is the builtin function to register for PY_START
+    # on_unwind), feed): install is the builtin function to register for PY_START
     # (and PY_RESUME with returns; on_return and on_unwind are the builtins
     # for PY_RETURN and PY_YIELD, and PY_UNWIND, or None) on 3.12+, or a
     # function that makes the profile function this thread's; take and
     # commit empty a private ring into the pipe; off() ends it: on 3.12+
     # after unregistering, before 3.12 no thread runs the profile function
     # afterwards (each one's next event goes to SLOW, which removes itself).
-    # Any failure leaves nothing behind. (The program's audit hooks see
-    # ctypes and mmap at work here; one that raises makes this fail.)
+    # feed(word) hands agg an event of the Python callback (with bit 2: 0
+    # if the thread has no place in the table, then the event goes to the
+    # ring). Any failure leaves nothing behind. (The program's audit hooks
+    # see ctypes and mmap at work here; one that raises makes this fail.)
     import sys
     import struct
     if not _lptrace_x86_64():
@@ -284,6 +294,8 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     api = ctypes.PyDLL(None)  # our own handle: ctypes.pythonapi's function settings are the program's
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
         return None  # another runtime's symbols come first in this process
+    if mode & 4 and (ring is None or mode & 3 != 3):
+        return None
     if ring is None:
         ring = _lptrace_ring(None, 0, 1 + (mode >> 1 & 1))
     if ring[0] is None:
@@ -340,21 +352,47 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     if monitoring:
         method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3168, taddr + entries[e], 0x80, 0, 0)
                                         for e in ('cb', 'cb_return', 'cb_unwind')) + b'lptrace_native\0\0'
+    import time
+    clock_id = 1 if hasattr(time, 'perf_counter') else 0  # time.perf_counter_ns: CLOCK_MONOTONIC; 2.7's time.time
+    marks += ((0x1515151515151515, clock_id),)
     made = _lptrace_code_page(source, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)) + marks, ctypes, libc, method)
     if made is None:
         return None
     taddr, text = made
     keep = (text, data, words, ring[4])  # exported: the mappings cannot be closed or resized
+    feed = reset = None
+    if mode & 4:
+        # The threads' stacks (256 slots of 0x40000 bytes, touched only as
+        # deep as each thread goes), between inaccessible pages too; a page
+        # more, so that its size is its own (64 MiB is a malloc arena's).
+        ssize = 256 * 0x40000 + page
+        stacks = mmap.mmap(-1, ssize + 2 * page, flags=flags)
+        sbase = ctypes.addressof(ctypes.c_char.from_buffer(stacks))
+        if libc.mprotect(sbase, page, 0) != 0 or libc.mprotect(sbase + page + ssize, page, 0) != 0:
+            return None
+        amarks = ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
+                  (0x1313131313131313, raddr + _LPTRACE_COUNTS), (0x1414141414141414, sbase + page),
+                  (0x1515151515151515, clock_id))
+        amade = _lptrace_code_page(_LPTRACE_NATIVE_AGGREGATE_CODE, amarks, ctypes, libc)
+        if amade is None:
+            return None
+        aaddr = amade[0]
+        keep += (amade[1], stacks)
+        aentries = _LPTRACE_NATIVE_AGGREGATE_ENTRIES
+        words[0x101050 // 8] = aaddr + aentries['reset']
+        words[0x101058 // 8] = aaddr + aentries['agg']
+        feed_c = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_uint64)(aaddr + aentries['feed'])
+        reset = ctypes.PYFUNCTYPE(None, ctypes.c_uint64)(aaddr + aentries['reset'])
+
+        def feed(word, keep=keep):
+            return feed_c(word)
     # The thread pointer must be what get_ident() returns, or every call
     # would go to SLOW.
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
     if mode & 2:
-        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
-        # 2.7's time.time(): CLOCK_REALTIME), through the C library (the
-        # vDSO, no system call); checked against the hook's reading.
-        import time
-        clock_id = 1 if hasattr(time, 'perf_counter') else 0
+        # The clock the hook reads, through the C library (the vDSO, no
+        # system call); checked against the hook's reading.
         try:
             clock_gettime = libc.clock_gettime
         except AttributeError:
@@ -369,7 +407,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
         words[2] = clock_id
     words[1] = id(slow)
-    words[7] = mode & 3
+    words[7] = mode & 7
     words[6] = 1  # on
     # A C function: ctypes.string_at is Python code, which the timer thread
     # would trace on 3.12+ (sys.monitoring sees every thread).
@@ -400,9 +438,12 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
             while True:
                 k = words[base + 2 * i]
                 if k == key:
-                    if table:
+                    if table and words[base + 2 * i + 1] != value:
+                        # (a new thread with a dead one's ID)
                         words[base + 2 * i + 1] = value
                         words[4] = 0
+                        if reset is not None:
+                            reset(i)
                     return
                 if k == 0:
                     if used[table] * 2 >= n:
@@ -482,7 +523,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         # 0: every call goes to SLOW (around a fork); 1: as before.
         words[6] = on
 
-    return install, put, record, take, commit, off, pause, returns
+    return install, put, record, take, commit, off, pause, returns, feed
 
 
 def _lptrace_frame_code_offsets(ctypes):

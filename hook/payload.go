@@ -159,6 +159,9 @@ type TraceConfig struct {
 	Verbose   bool // repr() of any object (runs the program's code)
 	Follow    bool // forked children keep tracing
 	NoNative  bool // never the machine-code callback (native.py)
+	// Aggregate lets the machine-code callback keep the -c table in the
+	// program (transport.Ring reads it) instead of sending every event.
+	Aggregate bool
 	// Ring is lptrace's ring file (transport.AddRing) as the hook must find
 	// it, of RingSlots slots; none when RingSlots is 0 (the records go
 	// through the pipe).
@@ -185,9 +188,9 @@ func (c TraceConfig) literal() string {
 	if c.RingSlots > 0 {
 		ring = fmt.Sprintf("(%s, %s, %d)", PyLiteral(c.Ring.Path), PyLiteral(c.Ring.id()), c.RingSlots)
 	}
-	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'ring': %s}",
+	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'aggregate': %s, 'ring': %s}",
 		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.RetValues),
-		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()), ring)
+		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()), pyBool(c.Aggregate), ring)
 }
 
 func pyBool(b bool) string {

@@ -562,6 +562,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             i = next(counters['code'])
             if not define(record(b'C', '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500]))):
                 return -2  # not kept: defined again at its next call
+            r = ring[0]
+            if aggregate and r is not None and i < _LPTRACE_COUNTED:
+                r[1][8] = i + 1  # how far lptrace reads the -c table
             codes[id(code)] = (i, code)  # after its definition: see thread_index()
             return i
         return c[0]
@@ -586,6 +589,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     def emit(kind, c, val):
         # kind 0: call, 1: return, 2: exception; val: a value id or 0.
         w = kind << 56 | thread_index() << 32 | c
+        n = nat[0]
+        if n is not None and n[8] is not None and n[8](w):
+            return  # into the -c table kept in the program
         if stride == 1:
             wr[0](w)
         elif not want_values:
@@ -599,8 +605,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     fast = stride == 1  # calls (and returns) only: one word per event
     # The machine-code callback records calls, returns and their times;
-    # values only the Python callback can make.
+    # values only the Python callback can make. With -c alone it keeps the
+    # table itself (native.py): lptrace reads the counts, not every event.
     native_ok = bool(cfg.get('native')) and not want_values
+    aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
     # Events per batch: past it the main thread wakes the timer thread
     # (each wake-up costs the program a GIL hand-over; full() returns at
     # once while one is pending). Small batches: with 16384 the program
@@ -1258,7 +1266,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         builder = payload_globals.get('_lptrace_native_ring')
         if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
             try:
-                return builder(slow, ring[0], want_returns | want_times << 1, slow_returns)
+                return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2,
+                               slow_returns)
             except an_exception:
                 pass
         return None

@@ -188,6 +188,23 @@ func (p *Printer) Flush() error {
 func (p *Printer) Event(e trace.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	switch e.Kind {
+	case trace.Counted:
+		// The hook's own -c table: its calls were never sent.
+		if p.opts.Summary {
+			s := p.stat(e.Code)
+			s.calls += e.Counts.Calls
+			s.errors += e.Counts.Errors
+			s.own += e.Counts.Own
+			s.total += e.Counts.Total
+		}
+		return
+	case trace.Nested:
+		if st := p.stacks[e.Thread]; len(st) > 0 {
+			st[len(st)-1].child += e.Clock
+		}
+		return
+	}
 	if !p.showTID && e.Thread != p.lastThread {
 		p.noteThread(e)
 	}

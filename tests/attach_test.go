@@ -461,8 +461,8 @@ func TestAttachNative(t *testing.T) {
 			tg := startTarget(t, py, "owners")
 			pid := strconv.Itoa(tg.PID)
 			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' or 'lptrace_native' in (getattr(o, '__dict__', None) or {}) for o in gc.get_objects() if type(o).__name__ in ('builtin_function_or_method', 'function'))"
-			for _, opts := range [][]string{nil, {"--no-native"}, {"-T"}, {"--ret"}} {
-				native := opts == nil || opts[0] == "-T"
+			for _, opts := range [][]string{nil, {"--no-native"}, {"-T"}, {"--ret"}, {"-c"}} {
+				native := opts == nil || opts[0] == "-T" || opts[0] == "-c"
 				tr := startAttach(t, tg.PID, opts...)
 				// Before 3.12 lptrace hooks each busy thread when it catches it.
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -486,18 +486,26 @@ func TestAttachNative(t *testing.T) {
 					t.Errorf("%v: machine-code callback alive while traced: %q, want %q (%s)", opts, r.Stdout, want, r.Stderr)
 				}
 				// The ring file, and the tables of the machine-code callback.
-				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[native] {
+				// (-c alone: and the threads' stacks of the table it keeps)
+				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[native]+map[bool]int{true: 1}[opts != nil && opts[0] == "-c"] {
 					t.Errorf("%v: %d mappings of its ring and tables while traced", opts, n)
 				}
 				time.Sleep(500 * time.Millisecond)
 				tr.Stop(t, syscall.SIGINT)
 				c := calls(tr.Trace())
 				for _, fn := range []string{"shared_call", "owned_by_w0", "owned_by_w3", "heartbeat_step"} {
-					if c[fn] == nil {
+					if opts != nil && opts[0] == "-c" {
+						// The table: calls counted, time given.
+						if !regexp.MustCompile(`(?m)^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+[1-9]\d*\s+.*\b` + fn + ` \(`).MatchString(tr.Trace()) {
+							t.Errorf("-c: no row of %s in the table:\n%s", fn, tr.Trace())
+						}
+					} else if c[fn] == nil {
 						t.Errorf("%v: %s missing from the trace (stderr %q)", opts, fn, tr.Stderr())
 					}
 				}
-				if !strings.Contains(tr.Stderr(), "dropped") {
+				if opts != nil && opts[0] == "-c" {
+					// (no lines)
+				} else if !strings.Contains(tr.Stderr(), "dropped") {
 					checkOwnerRounds(t, opts, tr.Trace(), tr.Stderr())
 				}
 				if opts != nil && opts[0] == "-T" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w0 <\d+\.\d{6}>$`).MatchString(tr.Trace()) {

@@ -14,35 +14,50 @@ import (
 // a 50 ms sleep shown as 0.050 s within 10%, and a recursive function's
 // total no more than the wall time it ran in (it was the sum over its
 // nested calls: 1.28 s for 0.06 s of work). With the machine-code callback
-// where it may serve, and with --no-native.
+// where it may serve, and with --no-native. The machine code keeps the -c
+// table in the program: its counts stay exact with two threads calling as
+// fast as they can (a stream of events that fast drops some).
 func TestCountsAndDurations(t *testing.T) {
 	prog := filepath.Join(programsDir, "timed.py")
-	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+([\d.]+)\s+([\d.]+)\s+\d+\s+(\d+)\s+\d*\s+(\w+) \(`)
+	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+([\d.]+)\s+([\d.]+)\s+\d+\s+(\d+)\s+(\d*)\s+(\w+) \(`)
 	duration := regexp.MustCompile(`(?m)^<- sleeper <([\d.]+)>`)
+	const hot = 300000
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			for _, native := range [][]string{nil, {"--no-native"}} {
 				out := filepath.Join(t.TempDir(), "table")
 				args := append(append([]string{"-c", "-o", out}, native...), "--", py.Path, prog)
-				if r := lptrace(t, "", args...); r.Code != 0 {
+				if native == nil {
+					args = append(args, strconv.Itoa(hot))
+				}
+				r := lptrace(t, "", args...)
+				if r.Code != 0 {
 					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
 				}
 				data, _ := os.ReadFile(out)
 				type stat struct {
-					own, total float64
-					calls      int
+					own, total    float64
+					calls, errors int
 				}
 				stats := map[string]stat{}
 				for _, m := range row.FindAllStringSubmatch(string(data), -1) {
 					own, _ := strconv.ParseFloat(m[1], 64)
 					total, _ := strconv.ParseFloat(m[2], 64)
 					calls, _ := strconv.Atoi(m[3])
-					stats[m[4]] = stat{own, total, calls}
+					errors, _ := strconv.Atoi(m[4])
+					stats[m[5]] = stat{own, total, calls, errors}
 				}
-				for name, want := range map[string]int{"sleeper": 6, "rec": 63, "tiny": 1000, "main": 1} {
+				want := map[string]int{"sleeper": 6, "rec": 63, "tiny": 1000, "fail": 7, "main": 1}
+				if native == nil {
+					want["hot"], want["hot_loop"] = 2*hot, 2
+				}
+				for name, want := range want {
 					if stats[name].calls != want {
-						t.Errorf("%v: %s called %d times, want %d:\n%s", native, name, stats[name].calls, want, data)
+						t.Errorf("%v: %s called %d times, want %d:\n%s%s", native, name, stats[name].calls, want, data, r.Stderr)
 					}
+				}
+				if s := stats["fail"]; s.errors != 7 {
+					t.Errorf("%v: fail raised %d times, want 7:\n%s", native, s.errors, data)
 				}
 				if s := stats["sleeper"]; s.total < 0.3*0.98 || s.total > 0.3*1.1 {
 					t.Errorf("%v: sleeper's 6 sleeps of 50 ms took %.6f s:\n%s", native, s.total, data)

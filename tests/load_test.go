@@ -157,7 +157,7 @@ func nativeMappings(pid int) int {
 	guard := func(m mapping) bool { return m.anon && m.perms == "---p" && m.end-m.start == 0x1000 }
 	for i := 1; i+1 < len(maps); i++ {
 		m, before, after := maps[i], maps[i-1], maps[i+1]
-		if m.anon && m.perms == "rw-p" && m.end-m.start == 0x102000 &&
+		if m.anon && m.perms == "rw-p" && (m.end-m.start == 0x102000 || m.end-m.start == 0x4001000) &&
 			guard(before) && before.end == m.start && guard(after) && after.start == m.end {
 			n++
 		}

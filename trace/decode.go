@@ -52,6 +52,14 @@ const (
 	Call Kind = iota
 	Return
 	Exception // the function ended by an exception
+	// Nested is time (Clock, ns) spent in calls that the hook counted
+	// itself (-c kept in the program), nested directly in the thread's
+	// innermost call that lptrace counts: one made before the hook's
+	// machine code took over.
+	Nested
+	// Counted is what the -c table the hook keeps gained for one function
+	// (Counts).
+	Counted
 )
 
 func (k Kind) String() string {
@@ -60,9 +68,19 @@ func (k Kind) String() string {
 		return "call"
 	case Return:
 		return "return"
+	case Nested:
+		return "nested"
+	case Counted:
+		return "counted"
 	default:
 		return "exception"
 	}
+}
+
+// Counts is what a function's row of the -c table gained.
+type Counts struct {
+	Calls, Errors uint64
+	Own, Total    int64 // ns
 }
 
 // Event is one call, return or exception of a Python function.
@@ -77,6 +95,7 @@ type Event struct {
 	// function returned, or the exception it raised, when asked for.
 	Value    string
 	HasValue bool
+	Counts   Counts // Counted
 }
 
 // Decoder keeps the tables of each process's functions and threads.
@@ -196,6 +215,8 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		p.values[n] = text
 	case 'B':
 		return d.batch(p, r.Data, emit)
+	case 'A':
+		return d.counted(p, r.Data, emit)
 	case 'D':
 		n, _ := strconv.ParseUint(string(r.Data), 10, 64)
 		p.Dropped += n
@@ -266,8 +287,12 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 			th.seen, last = d.batches, th
 		}
 		kind := Kind(w >> 56)
-		if kind > Exception {
+		if kind > Nested || (kind == Nested && !d.Times) {
 			return fmt.Errorf("bad event kind %d", kind)
+		}
+		if kind == Nested && th != nil {
+			emit(Event{Proc: p, Thread: th, Kind: Nested, Clock: int64(word(i + 1))})
+			continue
 		}
 		if th == nil || code == nil {
 			d.Undefined++
@@ -290,6 +315,31 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 			}
 		}
 		emit(e)
+	}
+	return nil
+}
+
+// otherCode stands for the functions past the -c table's last id, which
+// share its last entry.
+var otherCode = &Code{Name: fmt.Sprintf("(functions past the %dth)", transport.CountedIDs-1)}
+
+func (d *Decoder) counted(p *Process, data []byte, emit func(Event)) error {
+	if len(data)%40 != 0 {
+		return fmt.Errorf("bad counts length %d", len(data))
+	}
+	for ; len(data) > 0; data = data[40:] {
+		w := func(k int) uint64 { return binary.LittleEndian.Uint64(data[8*k:]) }
+		id := w(0)
+		code := p.codes[id]
+		if id >= transport.CountedIDs-1 {
+			code = otherCode
+		}
+		if code == nil {
+			d.Undefined++
+			continue
+		}
+		emit(Event{Proc: p, Code: code, Kind: Counted,
+			Counts: Counts{Calls: w(1), Own: int64(w(2)), Total: int64(w(3)), Errors: w(4)}})
 	}
 	return nil
 }

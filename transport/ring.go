@@ -41,7 +41,7 @@ type Ring struct {
 }
 
 // SlotSize is the size of one process's part of the ring file.
-const SlotSize = 0x501000
+const SlotSize = 0x601000
 
 // Offsets in a slot (hook/native.py).
 const (
@@ -53,16 +53,22 @@ const (
 	offMetaDropped = 0x28
 	offPID         = 0x30
 	offStride      = 0x38
+	offCounted     = 0x40
 	offEvents      = 0x1000
 	evWords        = 1 << 19
 	offMeta        = 0x401000
 	metaBytes      = 1 << 20
+	offCounts      = 0x501000
+	// CountedIDs is how many function ids the -c table in a slot holds;
+	// ids from CountedIDs-1 on share its last entry.
+	CountedIDs = 1 << 15
 )
 
 // ringSlot is what lptrace keeps of a slot between two reads.
 type ringSlot struct {
-	dropped uint64 // the counts already reported
-	broken  bool   // it held garbage: read no more
+	dropped uint64   // the counts already reported
+	broken  bool     // it held garbage: read no more
+	counts  []uint64 // the -c table as last read (4 words per function id)
 }
 
 // AddRing makes the ring file, of nslots slots, in the channel's
@@ -184,17 +190,53 @@ func (r *Ring) drain(i int, emit func(Record)) {
 		emit(Record{'D', []byte(fmt.Sprint(dropped - s.dropped))})
 		s.dropped = dropped
 	}
-	n := (evHead - evTail) / stride * stride // whole events
-	if n == 0 {
+	if n := (evHead - evTail) / stride * stride; n > 0 { // whole events
+		ev := make([]byte, 8*n)
+		for k := uint64(0); k < n; k++ {
+			w := atomic.LoadUint64(r.word(i, offEvents+8*int((evTail+k)&(evWords-1))))
+			binary.LittleEndian.PutUint64(ev[8*k:], w)
+		}
+		atomic.StoreUint64(r.word(i, offEvTail), evTail+n)
+		emit(Record{'B', ev})
+	}
+	r.counts(i, emit)
+}
+
+// counts hands on what the -c table that the hook keeps in the program
+// (a session of -c alone) gained since the last read, as an A record:
+// per function id whose counts grew, five little-endian words (id, calls,
+// own ns, total ns, exceptions), the growth. After the events: a return
+// that lptrace counts itself (one the hook could not) comes first.
+func (r *Ring) counts(i int, emit func(Record)) {
+	s := &r.slots[i]
+	n := atomic.LoadUint64(r.word(i, offCounted))
+	if n == 0 || s.broken {
 		return
 	}
-	ev := make([]byte, 8*n)
-	for k := uint64(0); k < n; k++ {
-		w := atomic.LoadUint64(r.word(i, offEvents+8*int((evTail+k)&(evWords-1))))
-		binary.LittleEndian.PutUint64(ev[8*k:], w)
+	n = min(n, CountedIDs)
+	if uint64(len(s.counts)) < 4*n {
+		s.counts = append(s.counts, make([]uint64, 4*n-uint64(len(s.counts)))...)
 	}
-	atomic.StoreUint64(r.word(i, offEvTail), evTail+n)
-	emit(Record{'B', ev})
+	var out []byte
+	var delta [4]uint64
+	for id := uint64(0); id < n; id++ {
+		changed := false
+		for k := range delta {
+			v := atomic.LoadUint64(r.word(i, offCounts+int(32*id)+8*k))
+			delta[k] = v - s.counts[4*id+uint64(k)]
+			s.counts[4*id+uint64(k)] = v
+			changed = changed || delta[k] != 0
+		}
+		if changed {
+			out = binary.LittleEndian.AppendUint64(out, id)
+			for _, d := range delta {
+				out = binary.LittleEndian.AppendUint64(out, d)
+			}
+		}
+	}
+	if len(out) > 0 {
+		emit(Record{'A', out})
+	}
 }
 
 // Close unmaps the ring.

@@ -107,6 +107,8 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	cfg.Verbose = c.Bool("verbose")
 	cfg.Follow = c.Bool("f")
 	cfg.NoNative = c.Bool("no-native")
+	// -c alone: only the table is wanted, which the hook can keep itself.
+	cfg.Aggregate = opts.Summary && !opts.Trace
 	return cfg, opts, nil
 }
 

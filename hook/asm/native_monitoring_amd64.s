@@ -12,11 +12,14 @@
 # Python callback it hands what it does not know (tail-called through
 # 0x4444..., PyObject_Vectorcall, with the same arguments; so is a call
 # with an unexpected number of arguments).
-# Tables (private): 0 clock_gettime, 16 its clock, 24/32/40 the latest
-# (code, thread, word), 48 on (0: every event to SLOW, around a fork), 56
-# mode (bit 0 returns, bit 1 a clock word per event), 64 the function
-# table, 0x100040 the thread table. Ring (shared with lptrace, see
-# native.py): 0 head, 8 tail, 16 dropped, 0x1000 2**19 event words.
+# 0x1515... the clock (clock_gettime's first argument).
+# Tables (private): 0 clock_gettime, 16 the latest thread's slot in the
+# thread table, 24/32/40 the latest (code, thread, word), 48 on (0: every
+# event to SLOW, around a fork), 56 mode (bit 0 returns, bit 1 a clock word
+# per event, bit 2 the -c table in the program instead: the event goes to
+# agg, at 0x101058; reset at 0x101050), 64 the function table, 0x100040 the
+# thread table. Ring (shared with lptrace, see native.py): 0 head, 8 tail,
+# 16 dropped, 0x1000 2**19 event words.
 # Registers: rax code, rcx thread, rdi kind << 56, r8 tables, r9-r11 work.
 
 	.intel_syntax noprefix
@@ -54,6 +57,8 @@ event:
 	mov r9, [r8+0x28]
 append:
 	or r9, rdi
+	test byte ptr [r8+0x38], 4
+	jne append_agg
 	test byte ptr [r8+0x38], 2
 	jne append_timed
 	movabs rcx, 0x1212121212121212
@@ -73,12 +78,20 @@ ret_none:
 full:
 	inc qword ptr [rcx+0x10]
 	jmp ret_none
+append_agg:
+	# The -c table in the program (native_aggregate_amd64.s).
+	mov rdi, r9
+	mov rsi, [r8+0x10]
+	sub rsp, 8
+	call [r8+0x101058]
+	add rsp, 8
+	jmp ret_none
 append_timed:
 	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
 	# stack (rsp is 8 off at entry).
 	push r9
 	sub rsp, 16
-	mov edi, [r8+0x10]
+	movabs rdi, 0x1515151515151515
 	mov rsi, rsp
 	call [r8]
 	mov rax, [rsp]
@@ -132,6 +145,7 @@ probe_thread:
 	and r9, 0xff
 	jmp probe_thread
 found_thread:
+	mov [r8+0x10], r9
 	mov r9, [r8+r10+0x100048]
 	or r9, r11
 	mov [r8+0x18], rax

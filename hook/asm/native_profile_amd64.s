@@ -13,7 +13,7 @@
 # PyThreadState_Next, PyInterpreterState_Next.
 # Tables and ring: as the 3.12+ callbacks' (native_monitoring_amd64.s),
 # with SLOW at 8 and the tables' counts at 0x101040 and 0x101048 of the
-# tables; 0x1212... the ring.
+# tables; 0x1212... the ring, 0x1515... the clock.
 # Events: a call (what 0), a return (3; arg NULL: by exception) when the
 # mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
 # Registers: rax code, rdx thread, rdi kind << 56 (SLOW is reloaded from
@@ -53,6 +53,8 @@ have_code:
 	mov r9, [r8+0x28]
 append:
 	or r9, rdi
+	test byte ptr [r8+0x38], 4
+	jne append_agg
 	test byte ptr [r8+0x38], 2
 	jne append_timed
 append_word:
@@ -73,12 +75,20 @@ ret0:
 ring_full:
 	inc qword ptr [rcx+0x10]
 	jmp ret0
+append_agg:
+	# The -c table in the program (native_aggregate_amd64.s).
+	mov rdi, r9
+	mov rsi, [r8+0x10]
+	sub rsp, 8
+	call [r8+0x101058]
+	add rsp, 8
+	jmp ret0
 append_timed:
 	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
 	# stack (rsp is 8 off at entry).
 	push r9
 	sub rsp, 16
-	mov edi, [r8+0x10]
+	movabs rdi, 0x1515151515151515
 	mov rsi, rsp
 	call [r8]
 	mov rax, [rsp]
@@ -144,6 +154,7 @@ probe_thread:
 	and r9, 0xff
 	jmp probe_thread
 found_thread:
+	mov [r8+0x10], r9
 	mov r9, [r8+r10+0x100048]
 	or r9, r11
 	mov [r8+0x18], rax
@@ -248,8 +259,18 @@ pt_insert:
 	mov eax, 1
 	ret
 pt_update:
+	# A new thread with a dead one's ID: its slot's stack (-c in the
+	# program) is the dead one's no more.
+	cmp [r8+r10+0x100048], rsi
+	je pt_same
 	mov [r8+r10+0x100048], rsi
 	mov qword ptr [r8+0x20], 0
+	mov rax, [r8+0x101050]
+	test rax, rax
+	je pt_same
+	mov rdi, r9
+	jmp rax
+pt_same:
 	xor eax, eax
 	ret
 	.globl retire

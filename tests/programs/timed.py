@@ -1,7 +1,11 @@
 # A known amount of work for checking lptrace's counts and durations:
 # sleeper() sleeps 50 ms, 6 times; rec(20) recurses 20 deep and sleeps
-# 20 ms at the bottom, 3 times (63 calls); tiny() is called 1000 times.
-# Runs once and exits. Python 2.7 and 3.6+.
+# 20 ms at the bottom, 3 times (63 calls); tiny() is called 1000 times;
+# fail() raises 7 times. With an argument N: then two threads call hot()
+# N times each, as fast as they can. Runs once and exits. Python 2.7 and
+# 3.6+.
+import sys
+import threading
 import time
 
 
@@ -20,6 +24,19 @@ def tiny(x):
     return x
 
 
+def fail():
+    raise ValueError('expected')
+
+
+def hot(x):
+    return x
+
+
+def hot_loop(n):
+    for i in range(n):
+        hot(i)
+
+
 def main():
     for _ in range(6):
         sleeper()
@@ -27,6 +44,18 @@ def main():
         rec(20)
     for i in range(1000):
         tiny(i)
+    for _ in range(7):
+        try:
+            fail()
+        except ValueError:
+            pass
+    if len(sys.argv) > 1:
+        n = int(sys.argv[1])
+        workers = [threading.Thread(target=hot_loop, args=(n,)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
 
 
 main()
