@@ -352,9 +352,6 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     if monitoring:
         method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3168, taddr + entries[e], 0x80, 0, 0)
                                         for e in ('cb', 'cb_return', 'cb_unwind')) + b'lptrace_native\0\0'
-    import time
-    clock_id = 1 if hasattr(time, 'perf_counter') else 0  # time.perf_counter_ns: CLOCK_MONOTONIC; 2.7's time.time
-    marks += ((0x1515151515151515, clock_id),)
     made = _lptrace_code_page(source, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)) + marks, ctypes, libc, method)
     if made is None:
         return None
@@ -371,8 +368,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         if libc.mprotect(sbase, page, 0) != 0 or libc.mprotect(sbase + page + ssize, page, 0) != 0:
             return None
         amarks = ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
-                  (0x1313131313131313, raddr + _LPTRACE_COUNTS), (0x1414141414141414, sbase + page),
-                  (0x1515151515151515, clock_id))
+                  (0x1313131313131313, raddr + _LPTRACE_COUNTS), (0x1414141414141414, sbase + page))
         amade = _lptrace_code_page(_LPTRACE_NATIVE_AGGREGATE_CODE, amarks, ctypes, libc)
         if amade is None:
             return None
@@ -390,9 +386,15 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     # would go to SLOW.
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
+    calibrate = None
     if mode & 2:
-        # The clock the hook reads, through the C library (the vDSO, no
-        # system call); checked against the hook's reading.
+        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
+        # 2.7's time.time: CLOCK_REALTIME), through the C library (the
+        # vDSO, no system call), checked against the hook's reading; or
+        # the time-stamp counter, calibrated against it, where the
+        # kernel's clock is that counter (native_clock_amd64.s).
+        import time
+        clock_id = 1 if hasattr(time, 'perf_counter') else 0
         try:
             clock_gettime = libc.clock_gettime
         except AttributeError:
@@ -405,7 +407,23 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
             return None
         words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
-        words[2] = clock_id
+        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1515151515151515, clock_id)),
+                                   ctypes, libc)
+        if cmade is None:
+            return None
+        keep += (cmade[1],)
+        words[0x101078 // 8] = cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['now']
+        try:
+            with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
+                tsc = f.read().strip() == 'tsc'
+        except (IOError, OSError):
+            tsc = False
+        if tsc:
+            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['calibrate'])
+
+            def calibrate(keep=keep):
+                return calibrate_c()
+            calibrate()  # the first reading
     words[1] = id(slow)
     words[7] = mode & 7
     words[6] = 1  # on
@@ -523,7 +541,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         # 0: every call goes to SLOW (around a fork); 1: as before.
         words[6] = on
 
-    return install, put, record, take, commit, off, pause, returns, feed
+    return install, put, record, take, commit, off, pause, returns, feed, calibrate
 
 
 def _lptrace_frame_code_offsets(ctypes):

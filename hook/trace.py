@@ -1495,6 +1495,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 flush()
                 unhurry()
                 drain(15)
+                n = nat[0]
+                if n is not None and n[9] is not None and st['on']:
+                    n[9]()  # the machine code's clock: calibrated against ours
                 if later_native[0] and st['on'] and (not first[0] or turns > 1):
                     # After the flush that took the first events (built
                     # before them, cold, it would hold them back 3-5 ms),

@@ -258,7 +258,7 @@ func (p *Printer) Event(e trace.Event) {
 					p.stacks[e.Thread] = st[:i]
 				}
 				if i > 0 && e.Clock != 0 {
-					st[i-1].child += e.Clock - f.start
+					st[i-1].child += elapsed(f.start, e.Clock)
 				}
 				break
 			}
@@ -268,7 +268,7 @@ func (p *Printer) Event(e trace.Event) {
 		}
 		if p.opts.Summary && matched {
 			s := p.stat(e.Code)
-			d := e.Clock - f.start
+			d := elapsed(f.start, e.Clock)
 			if f.outer {
 				s.total += d
 			}
@@ -292,7 +292,7 @@ func (p *Printer) Event(e trace.Event) {
 	}
 	var dur time.Duration = -1
 	if matched && e.Clock != 0 {
-		dur = time.Duration(e.Clock - f.start)
+		dur = time.Duration(elapsed(f.start, e.Clock))
 	}
 	if p.opts.JSON {
 		p.json(e, depth, dur, f.args)
@@ -554,4 +554,12 @@ func shortName(q string) string {
 		return q[i+1:]
 	}
 	return q
+}
+
+// elapsed is the time from one clock reading of the hook to another, never
+// less than 0: the machine code's clock (the time-stamp counter,
+// recalibrated against the hook's clock while it runs) may read a few
+// nanoseconds behind a reading of the Python callback's.
+func elapsed(from, to int64) int64 {
+	return max(to-from, 0)
 }

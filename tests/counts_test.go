@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The -c table and -T's durations against a program whose work is known
@@ -21,6 +22,7 @@ func TestCountsAndDurations(t *testing.T) {
 	prog := filepath.Join(programsDir, "timed.py")
 	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+([\d.]+)\s+([\d.]+)\s+\d+\s+(\d+)\s+(\d*)\s+(\w+) \(`)
 	duration := regexp.MustCompile(`(?m)^<- sleeper <([\d.]+)>`)
+	stamp := regexp.MustCompile(`(?m)^(\d+\.\d{6}) sleeper \(`)
 	const hot = 300000
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
@@ -84,6 +86,33 @@ func TestCountsAndDurations(t *testing.T) {
 				}
 				if strings.Count(string(data), "<- tiny <") != 1000 {
 					t.Errorf("%v: %d returns of tiny, want 1000", native, strings.Count(string(data), "<- tiny <"))
+				}
+
+				// -ttt: wall times, within the run, 50 ms apart (the machine
+				// code's clock is the time-stamp counter once calibrated, a
+				// few of the sleeps in).
+				out = filepath.Join(t.TempDir(), "times")
+				args = append(append([]string{"-ttt", "-o", out}, native...), "--", py.Path, prog)
+				begin := time.Now()
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
+				}
+				end := time.Now()
+				data, _ = os.ReadFile(out)
+				ts := stamp.FindAllStringSubmatch(string(data), -1)
+				if len(ts) != 6 {
+					t.Fatalf("%v: %d calls of sleeper, want 6:\n%.2000s", native, len(ts), data)
+				}
+				var prev float64
+				for i, m := range ts {
+					v, _ := strconv.ParseFloat(m[1], 64)
+					if at := time.Unix(0, int64(v*1e9)); at.Before(begin) || at.After(end) {
+						t.Errorf("%v: sleeper called at %s, in a run from %s to %s", native, at.Format(time.StampMicro), begin.Format(time.StampMicro), end.Format(time.StampMicro))
+					}
+					if d := v - prev; i > 0 && (d < 0.050*0.98 || d > 0.050*1.2) {
+						t.Errorf("%v: sleeper's calls %.6f s apart, want 0.050", native, d)
+					}
+					prev = v
 				}
 			}
 		})

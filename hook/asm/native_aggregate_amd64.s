@@ -8,9 +8,9 @@
 #                    events): 1, or 0 if the thread has no slot (its events
 #                    then go to the ring)
 #   reset(slot)      a slot now holds another thread: its calls are over
-# Placeholders: 0x1111... the tables (clock_gettime at 0), 0x1212... the
+# Placeholders: 0x1111... the tables (now() at 0x101078), 0x1212... the
 # ring, 0x1313... the table of counts (in the ring's slot, lptrace reads
-# it), 0x1414... the threads' stacks (private), 0x1515... the clock.
+# it), 0x1414... the threads' stacks (private).
 # Counts: per function id (ids from 32767 on share the last entry) 32
 # bytes: calls, own ns, total ns, exceptions.
 # A thread's stack, 0x40000 bytes per slot: 0 depth, 8 calls past the
@@ -35,18 +35,14 @@ agg_here:	# (a call to the global name would need a relocation)
 	push r12
 	push r13
 	push r14
-	sub rsp, 24
+	sub rsp, 8	# (aligned for the calls)
 	mov rbx, rdi
 	movabs r12, 0x1414141414141414
 	shl rsi, 18
 	add r12, rsi
-	movabs rdi, 0x1515151515151515
-	mov rsi, rsp
 	movabs r8, 0x1111111111111111
-	call [r8]
-	mov r13, [rsp]
-	imul r13, r13, 1000000000
-	add r13, [rsp+8]
+	call [r8+0x101078]
+	mov r13, rax
 	mov eax, ebx
 	cmp eax, 0x7fff
 	jb have_index
@@ -153,7 +149,7 @@ agg_unmatched:
 	mov r11, r13
 	call put2
 agg_done:
-	add rsp, 24
+	add rsp, 8
 	pop r14
 	pop r13
 	pop r12

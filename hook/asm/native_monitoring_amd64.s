@@ -12,13 +12,13 @@
 # Python callback it hands what it does not know (tail-called through
 # 0x4444..., PyObject_Vectorcall, with the same arguments; so is a call
 # with an unexpected number of arguments).
-# 0x1515... the clock (clock_gettime's first argument).
 # Tables (private): 0 clock_gettime, 16 the latest thread's slot in the
 # thread table, 24/32/40 the latest (code, thread, word), 48 on (0: every
 # event to SLOW, around a fork), 56 mode (bit 0 returns, bit 1 a clock word
 # per event, bit 2 the -c table in the program instead: the event goes to
-# agg, at 0x101058; reset at 0x101050), 64 the function table, 0x100040 the
-# thread table. Ring (shared with lptrace, see native.py): 0 head, 8 tail,
+# agg, at 0x101058; reset at 0x101050; bit 3: now() reads the time-stamp
+# counter), 64 the function table, 0x100040 the thread table, 0x101078
+# now() (native_clock_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
 # 16 dropped, 0x1000 2**19 event words.
 # Registers: rax code, rcx thread, rdi kind << 56, r8 tables, r9-r11 work.
 
@@ -87,17 +87,10 @@ append_agg:
 	add rsp, 8
 	jmp ret_none
 append_timed:
-	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
-	# stack (rsp is 8 off at entry).
+	# The word and the clock (ns, from now(), native_clock_amd64.s, on an
+	# aligned stack: rsp is 8 off at entry).
 	push r9
-	sub rsp, 16
-	movabs rdi, 0x1515151515151515
-	mov rsi, rsp
-	call [r8]
-	mov rax, [rsp]
-	imul rax, rax, 1000000000
-	add rax, [rsp+8]
-	add rsp, 16
+	call [r8+0x101078]
 	pop r9
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]

@@ -13,7 +13,7 @@
 # PyThreadState_Next, PyInterpreterState_Next.
 # Tables and ring: as the 3.12+ callbacks' (native_monitoring_amd64.s),
 # with SLOW at 8 and the tables' counts at 0x101040 and 0x101048 of the
-# tables; 0x1212... the ring, 0x1515... the clock.
+# tables; 0x1212... the ring.
 # Events: a call (what 0), a return (3; arg NULL: by exception) when the
 # mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
 # Registers: rax code, rdx thread, rdi kind << 56 (SLOW is reloaded from
@@ -84,17 +84,10 @@ append_agg:
 	add rsp, 8
 	jmp ret0
 append_timed:
-	# The word and the clock (ns): clock_gettime(clock, &ts) on an aligned
-	# stack (rsp is 8 off at entry).
+	# The word and the clock (ns, from now(), native_clock_amd64.s, on an
+	# aligned stack: rsp is 8 off at entry).
 	push r9
-	sub rsp, 16
-	movabs rdi, 0x1515151515151515
-	mov rsi, rsp
-	call [r8]
-	mov rax, [rsp]
-	imul rax, rax, 1000000000
-	add rax, [rsp+8]
-	add rsp, 16
+	call [r8+0x101078]
 	pop r9
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]

@@ -1,0 +1,103 @@
+# The clock of the machine-code callbacks (see ../native.py): the hook's
+# own clock (time.perf_counter_ns's CLOCK_MONOTONIC, 2.7's time.time's
+# CLOCK_REALTIME) in ns, read without a system call. Source of
+# _LPTRACE_NATIVE_CLOCK_CODE in ../native_code.py (made by gen.sh).
+#   now()        the clock: through clock_gettime (the vDSO), or, once
+#                calibrated, from the time-stamp counter (rdtsc, a few
+#                times cheaper: the vDSO's read waits for every
+#                instruction before it)
+#   calibrate()  a reading of both; the first is kept, and once 20 ms
+#                later the counter's rate is known from the two, and the
+#                counter is used (mode bit 3) from this reading on. Called
+#                by the hook's timer thread with the GIL held, so no
+#                callback reads the clock meanwhile. 1 if calibrated.
+# The hook calibrates only where the kernel's own clock is the counter
+# (clocksource tsc: one rate, the same on every CPU).
+# Placeholders: 0x1111... the tables (0 clock_gettime, 56 mode; 0x101060
+# the counter and 0x101068 the clock at the latest reading, 0x101070 ns
+# per count << 32, 0x101080 and 0x101088 the first reading), 0x1515...
+# the clock.
+
+	.intel_syntax noprefix
+	.text
+	.globl now
+now:
+	endbr64
+	movabs r8, 0x1111111111111111
+	test byte ptr [r8+0x38], 8
+	jne now_tsc
+	sub rsp, 24
+	movabs rdi, 0x1515151515151515
+	mov rsi, rsp
+	call [r8]
+	mov rax, [rsp]
+	imul rax, rax, 1000000000
+	add rax, [rsp+8]
+	add rsp, 24
+	ret
+now_tsc:
+	rdtsc
+	shl rdx, 32
+	or rax, rdx
+	sub rax, [r8+0x101060]
+	imul qword ptr [r8+0x101070]
+	shrd rax, rdx, 32
+	add rax, [r8+0x101068]
+	ret
+
+	.globl calibrate
+calibrate:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	sub rsp, 16
+	movabs r13, 0x1111111111111111
+	rdtsc
+	shl rdx, 32
+	or rax, rdx
+	mov rbx, rax
+	movabs rdi, 0x1515151515151515
+	mov rsi, rsp
+	call [r13]
+	rdtsc
+	shl rdx, 32
+	or rax, rdx
+	add rbx, rax
+	shr rbx, 1
+	mov rax, [rsp]
+	imul rax, rax, 1000000000
+	add rax, [rsp+8]
+	mov r12, rax
+	cmp qword ptr [r13+0x101080], 0
+	jne have_first
+	mov [r13+0x101080], rbx
+	mov [r13+0x101088], r12
+	jmp not_yet
+have_first:
+	sub rax, [r13+0x101088]
+	cmp rax, 20000000
+	jl not_yet
+	mov rcx, rbx
+	sub rcx, [r13+0x101080]
+	jle not_yet
+	mov rdx, rax
+	shr rdx, 32
+	cmp rdx, rcx
+	jae not_yet	# (a quotient past 64 bits: no counter runs that slow)
+	shl rax, 32
+	div rcx
+	mov [r13+0x101060], rbx
+	mov [r13+0x101068], r12
+	mov [r13+0x101070], rax
+	or byte ptr [r13+0x38], 8
+	mov eax, 1
+	jmp calibrated
+not_yet:
+	xor eax, eax
+calibrated:
+	add rsp, 16
+	pop r13
+	pop r12
+	pop rbx
+	ret
