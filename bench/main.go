@@ -58,7 +58,8 @@ var tracingModes = []struct {
 	Name string
 	Args []string
 }{
-	{"calls", nil}, {"-c", []string{"-c"}}, {"-T", []string{"-T"}}, {"-t", []string{"-t"}},
+	{"calls", nil}, {"-c", []string{"-c"}}, {"-C", []string{"-C"}}, {"-T", []string{"-T"}}, {"-t", []string{"-t"}},
+	{"-T -e", []string{"-T", "-e", "*i*"}}, {"--json", []string{"--json"}},
 	{"--ret", []string{"--ret"}}, {"-a", []string{"-a"}},
 }
 

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -114,6 +115,28 @@ func TestCountsAndDurations(t *testing.T) {
 					}
 					prev = v
 				}
+			}
+		})
+	}
+}
+
+// A program that dies of SIGKILL right after its calls: the -c table it
+// kept (in the ring file, lptrace's memory too) is read after its death,
+// whole.
+func TestCountsSurviveDeath(t *testing.T) {
+	prog := filepath.Join(programsDir, "timed.py")
+	const hot = 100000
+	row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+\d*\s+hot \(`)
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			r := launchTraced(t, []string{"-c"}, py.Path, prog, strconv.Itoa(hot), "kill")
+			if !r.status.Signaled() || r.status.Signal() != syscall.SIGKILL {
+				t.Errorf("lptrace ended with %v, want killed by SIGKILL, as its program was: %s", howEnded(r.status), stderrEnd(r.stderr))
+			}
+			m := row.FindStringSubmatch(r.trace)
+			if m == nil || m[1] != strconv.Itoa(2*hot) {
+				t.Errorf("hot's calls: %v, want %d:\n%s\n%s", m, 2*hot, r.trace, stderrEnd(r.stderr))
 			}
 		})
 	}

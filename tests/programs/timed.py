@@ -2,8 +2,10 @@
 # sleeper() sleeps 50 ms, 6 times; rec(20) recurses 20 deep and sleeps
 # 20 ms at the bottom, 3 times (63 calls); tiny() is called 1000 times;
 # fail() raises 7 times. With an argument N: then two threads call hot()
-# N times each, as fast as they can. Runs once and exits. Python 2.7 and
-# 3.6+.
+# N times each, as fast as they can; with a second one, "kill", it then
+# dies of SIGKILL. Runs once and exits. Python 2.7 and 3.6+.
+import os
+import signal
 import sys
 import threading
 import time
@@ -56,6 +58,8 @@ def main():
             w.start()
         for w in workers:
             w.join()
+    if sys.argv[2:] == ['kill']:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 main()
