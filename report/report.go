@@ -70,6 +70,8 @@ type Printer struct {
 	stacks           map[*trace.Thread][]frame
 	active           map[activeKey]int
 	labels           map[*trace.Code]string
+	returnLabels     map[*trace.Code]string // "<- name", as the common return line starts
+	scratch          []byte
 	prefixes         map[threadKey]string
 	stats            map[string]*stat
 	last             time.Time // previous line's time (-r)
@@ -112,13 +114,14 @@ type stat struct {
 // NewPrinter returns a printer writing to w.
 func NewPrinter(w io.Writer, opts Options) *Printer {
 	return &Printer{
-		opts:        opts,
-		w:           bufio.NewWriterSize(w, 64<<10),
-		stacks:      map[*trace.Thread][]frame{},
-		firstThread: map[*trace.Process]*trace.Thread{},
-		labels:      map[*trace.Code]string{},
-		prefixes:    map[threadKey]string{},
-		stats:       map[string]*stat{},
+		opts:         opts,
+		w:            bufio.NewWriterSize(w, 64<<10),
+		stacks:       map[*trace.Thread][]frame{},
+		firstThread:  map[*trace.Process]*trace.Thread{},
+		labels:       map[*trace.Code]string{},
+		returnLabels: map[*trace.Code]string{},
+		prefixes:     map[threadKey]string{},
+		stats:        map[string]*stat{},
 	}
 }
 
@@ -409,13 +412,34 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 		w.WriteString(" " + p.where(e.Code) + "\n")
 		return
 	default:
-		w.WriteString("<- " + p.paint(colorName, p.esc(e.Code.Name)))
+		l, ok := p.returnLabels[e.Code]
+		if !ok {
+			// Made once per function, as the calls' labels.
+			l = "<- " + p.paint(colorName, p.esc(e.Code.Name))
+			p.returnLabels[e.Code] = l
+		}
+		w.WriteString(l)
 		p.result(e)
 	}
 	if e.Kind != trace.Call && p.opts.Durations && dur >= 0 {
-		fmt.Fprintf(w, " <%.6f>", dur.Seconds())
+		p.scratch = append(appendSeconds(append(p.scratch[:0], " <"...), dur), '>')
+		w.Write(p.scratch)
 	}
 	w.WriteByte('\n')
+}
+
+// appendSeconds appends d as seconds with six decimals, as %.6f writes
+// it (rounded to the microsecond, a half up), without fmt: a line of -T
+// each.
+func appendSeconds(b []byte, d time.Duration) []byte {
+	us := (int64(d) + 500) / 1000
+	b = strconv.AppendInt(b, us/1e6, 10)
+	frac := us % 1e6
+	b = append(b, '.')
+	for div := int64(1e5); div > 0; div /= 10 {
+		b = append(b, byte('0'+frac/div%10))
+	}
+	return b
 }
 
 // where is "(file:line)".

@@ -677,3 +677,14 @@ func TestJSONEscapesTerminalControls(t *testing.T) {
 		t.Errorf("got %q", lines[0])
 	}
 }
+
+// appendSeconds writes what %.6f writes, for durations a trace shows (an
+// exact half microsecond aside: %.6f rounds the nearest float).
+func TestAppendSeconds(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, 499, 501, 999, 1000, 1499, 1501, 123456789, 999999499, 999999501, 1e9, 50e6 + 4321, 3600e9 + 7} {
+		want := fmt.Sprintf("%.6f", d.Seconds())
+		if got := string(appendSeconds(nil, d)); got != want {
+			t.Errorf("%d ns: %q, want %q", int64(d), got, want)
+		}
+	}
+}
