@@ -108,6 +108,12 @@ type Throughput struct {
 	PacedRate         float64
 	PacedEventsPerSec float64
 	PacedDropped      int64
+	// The same with -T at TimedRate calls a second (two events each: a
+	// call and a return, each with its time), and lptrace's CPU.
+	TimedRate         float64
+	TimedEventsPerSec float64
+	TimedDropped      int64
+	TimedCPUPct       float64
 }
 
 func main() {
@@ -185,6 +191,7 @@ func main() {
 		fmt.Printf("stream   %-8s %8.0f events/s delivered, %d dropped; lptrace CPU %.1f%% streaming, %.2f%% idle; lptrace RSS %.1f MiB; target +%.1f MiB\n",
 			name(py), t.EventsPerSec, t.Dropped, t.LptraceCPUStreamingPct, t.LptraceCPUIdlePct, t.LptraceRSSMiB, t.TargetExtraRSSMiB)
 		fmt.Printf("         paced at %.0f events/s: %.0f events/s delivered, %d dropped\n", t.PacedRate, t.PacedEventsPerSec, t.PacedDropped)
+		fmt.Printf("         -T paced at %.0f calls/s: %.0f events/s delivered, %d dropped; lptrace CPU %.1f%%\n", t.TimedRate, t.TimedEventsPerSec, t.TimedDropped, t.TimedCPUPct)
 	}
 	data, _ := json.MarshalIndent(res, "", "  ")
 	if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
@@ -588,7 +595,6 @@ func throughput(py string) Throughput {
 	// Paced: 1 M calls a second, under what the traced target can do.
 	t.PacedRate = 1e6
 	p := startWorkload(py, "paced", strconv.Itoa(int(t.PacedRate)))
-	defer p.stop()
 	paced := filepath.Join(dir, "paced")
 	s = attach(p.cmd.Process.Pid, paced)
 	s.waitAttached()
@@ -599,6 +605,23 @@ func throughput(py string) Throughput {
 	s.stop()
 	t.PacedEventsPerSec = float64(n1-n0) / el
 	t.PacedDropped = dropped(s.stderr.String())
+	p.stop()
+
+	// Paced, -T: 2.5 M calls a second, 5 M events.
+	t.TimedRate = 2.5e6
+	p = startWorkload(py, "paced", strconv.Itoa(int(t.TimedRate)))
+	timed := filepath.Join(dir, "timed")
+	s = attach(p.cmd.Process.Pid, timed, "-T")
+	s.waitAttached()
+	time.Sleep(300 * time.Millisecond)
+	n0, c0, wall0 = lines(timed), cpu(s.cmd.Process.Pid), time.Now()
+	time.Sleep(2 * time.Second)
+	n1, c1, el = lines(timed), cpu(s.cmd.Process.Pid), time.Since(wall0).Seconds()
+	s.stop()
+	t.TimedEventsPerSec = float64(n1-n0) / el
+	t.TimedCPUPct = 100 * (c1 - c0) / el
+	t.TimedDropped = dropped(s.stderr.String())
+	p.stop()
 	return t
 }
 
