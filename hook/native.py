@@ -256,7 +256,7 @@ def _lptrace_machine_writers(ring):
     return record, record2, record3, put
 
 
-def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
+def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     # The callback over RING (what _lptrace_ring returned; a private one is
     # made when it is None), or None where it cannot be used (then the
     # Python callback records every call). SLOW: the Python PY_START
@@ -265,11 +265,12 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     # then 2), read as the hook's own clock reads it; bit 2 (with both, and
     # lptrace's ring) the -c table kept in the program instead (each event
     # goes to agg, native_aggregate_amd64.s). SLOW_RETURNS (3.12+,
-    # with returns): the Python PY_RETURN and PY_UNWIND callbacks. Returns
-    # (install, put, record, take, commit, off, pause, (on_return,
-    # on_unwind), feed): install is the builtin function to register for PY_START
-    # (and PY_RESUME with returns; on_return and on_unwind are the builtins
-    # for PY_RETURN and PY_YIELD, and PY_UNWIND, or None) on 3.12+, or a
+    # with returns): the Python PY_RETURN, PY_UNWIND and PY_THROW
+    # callbacks. Returns (install, put, record, take, commit, off, pause,
+    # (on_return, on_unwind, on_throw), feed, calibrate): install is the
+    # builtin function to register for PY_START (and PY_RESUME with
+    # returns; the others are the builtins for PY_RETURN and PY_YIELD,
+    # PY_UNWIND and PY_THROW, or None) on 3.12+, or a
     # function that makes the profile function this thread's; take and
     # commit empty a private ring into the pipe; off() ends it: on 3.12+
     # after unregistering, before 3.12 no thread runs the profile function
@@ -309,6 +310,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
             return None
         marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
                  (0x3434343434343434, id(slow_returns[0])), (0x3535353535353535, id(slow_returns[1])),
+                 (0x3636363636363636, id(slow_returns[2])),
                  (0x4444444444444444, c_function('PyObject_Vectorcall')))
     else:
         source, entries = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_ENTRIES
@@ -347,16 +349,56 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     else:  # 2.7: its mmap has no memoryview
         words = (ctypes.c_uint64 * (size // 8)).from_buffer(data, page)
     # 3.12+: a PyMethodDef {name, function, METH_FASTCALL, doc} per entry
-    # (at 3072, 3104, 3136), and the name.
+    # (at 3072, 3104, 3136, 3168), and the name.
     method = None
     if monitoring:
-        method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3168, taddr + entries[e], 0x80, 0, 0)
-                                        for e in ('cb', 'cb_return', 'cb_unwind')) + b'lptrace_native\0\0'
+        method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3200, taddr + entries[e], 0x80, 0, 0)
+                                        for e in ('cb', 'cb_return', 'cb_unwind', 'cb_throw')) + b'lptrace_native\0\0'
     made = _lptrace_code_page(source, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)) + marks, ctypes, libc, method)
     if made is None:
         return None
     taddr, text = made
     keep = (text, data, words, ring[4])  # exported: the mappings cannot be closed or resized
+    calibrate = None
+    if mode & 2:
+        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
+        # 2.7's time.time: CLOCK_REALTIME), through the C library (the
+        # vDSO, no system call), checked against the hook's reading; or
+        # the time-stamp counter, calibrated against it, where the
+        # kernel's clock is that counter (native_clock_amd64.s).
+        import time
+        clock_id = 1 if hasattr(time, 'perf_counter') else 0
+        try:
+            clock_gettime = libc.clock_gettime
+        except AttributeError:
+            return None  # (a C library before 2.17: in librt)
+        ts = (ctypes.c_long * 2)()
+        clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        if clock_gettime(clock_id, ts) != 0:
+            return None
+        ours = getattr(time, 'perf_counter', time.time)()
+        if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
+            return None
+        words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
+        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1515151515151515, clock_id)),
+                                   ctypes, libc)
+        if cmade is None:
+            return None
+        keep += (cmade[1],)
+        words[0x101078 // 8] = cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['now']
+        # (Not against 2.7's CLOCK_REALTIME, which may step.)
+        tsc = False
+        try:
+            with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
+                tsc = clock_id == 1 and f.read().strip() == 'tsc'
+        except (IOError, OSError):
+            pass
+        if tsc:
+            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['calibrate'])
+
+            def calibrate(keep=keep):
+                return calibrate_c()
+            calibrate()  # the first reading
     feed = reset = None
     if mode & 4:
         # The threads' stacks (256 slots of 0x40000 bytes, touched only as
@@ -386,44 +428,6 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
     # would go to SLOW.
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
-    calibrate = None
-    if mode & 2:
-        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
-        # 2.7's time.time: CLOCK_REALTIME), through the C library (the
-        # vDSO, no system call), checked against the hook's reading; or
-        # the time-stamp counter, calibrated against it, where the
-        # kernel's clock is that counter (native_clock_amd64.s).
-        import time
-        clock_id = 1 if hasattr(time, 'perf_counter') else 0
-        try:
-            clock_gettime = libc.clock_gettime
-        except AttributeError:
-            return None  # (a C library before 2.17: in librt)
-        ts = (ctypes.c_long * 2)()
-        clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
-        if clock_gettime(clock_id, ts) != 0:
-            return None
-        ours = getattr(time, 'perf_counter', time.time)()
-        if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
-            return None
-        words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
-        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1515151515151515, clock_id)),
-                                   ctypes, libc)
-        if cmade is None:
-            return None
-        keep += (cmade[1],)
-        words[0x101078 // 8] = cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['now']
-        try:
-            with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
-                tsc = f.read().strip() == 'tsc'
-        except (IOError, OSError):
-            tsc = False
-        if tsc:
-            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['calibrate'])
-
-            def calibrate(keep=keep):
-                return calibrate_c()
-            calibrate()  # the first reading
     words[1] = id(slow)
     words[7] = mode & 7
     words[6] = 1  # on
@@ -438,15 +442,14 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None)):
         # SLOW is kept alive by it too.
         install = new(taddr + 3072, keep + (slow,), None)
         if mode & 1:
-            returns = (new(taddr + 3104, keep + (slow_returns[0],), None),
-                       new(taddr + 3136, keep + (slow_returns[1],), None))
+            returns = tuple(new(taddr + at, keep + (f,), None) for at, f in zip((3104, 3136, 3168), slow_returns))
         used = [0, 0]
 
         # On 3.12+ a thread switch happens only at a call or a backward
         # jump: none between a read here and the write that depends on it
         # (put()'s loop may switch between two slots: harmless, since
         # nothing is ever removed from the tables).
-        def put(table, key, value):
+        def put(table, key, value, keep=keep):
             # Into the function (table 0) or thread (table 1) table, unless
             # it is half full. A thread already there gets the new value (a
             # new thread with a dead one's ID), and the cache is emptied.

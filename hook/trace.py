@@ -792,6 +792,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             c = codes.get(id(code))
             if c is None or c[0] < 0:
                 return c is None  # unseen (called before we came): keep
+            if ticker_ident[0] == get_ident():
+                return True  # our timer thread (see on_call)
             v = 0
             if want_ret_values:
                 v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
@@ -881,14 +883,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
     def forget():
         # What a session holds of the program's functions and threads, and
-        # its queues (the machine-code callback with them).
+        # its queues (the machine-code callback first: before 3.12 the GIL
+        # may pass between two lines, and a freed code object's address
+        # may be another's meanwhile).
+        n, nat[0] = nat[0], None
+        if n is not None:
+            n[5]()  # a thread's next event removes the profile function
         codes.clear()
         threads.clear()
         switched.clear()
         last[0] = (None, None, 0)
-        n, nat[0] = nat[0], None
-        if n is not None:
-            n[5]()  # a thread's next event removes the profile function
         del events[:]
         del meta[:]
         unhurry()
@@ -1349,9 +1353,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
         def on_start_native(code, offset):
             # SLOW of the machine-code callback: a function or a thread it
-            # does not know yet (on_call teaches them to it).
+            # does not know yet (on_call teaches them to it), or every call
+            # once it is off (a registration that failed half way leaves
+            # some of its builtins in place: the Python callback records).
             try:
-                if st['on'] and nat[0] is not None and on_call(code, None):
+                if st['on'] and on_call(code, None):
                     return None
                 return DISABLE
             except keyboard_interrupt:
@@ -1362,7 +1368,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         def on_py_return_native(code, offset, retval):
             # Likewise for a return (PY_RETURN, PY_YIELD).
             try:
-                if st['on'] and nat[0] is not None and on_return(code, 1, retval):
+                if st['on'] and on_return(code, 1, retval):
                     return None
                 return DISABLE
             except keyboard_interrupt:
@@ -1375,6 +1381,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 return DISABLE
             except keyboard_interrupt:
                 st['kbd'] = True
+
+        def on_throw(code, offset, exc):
+            # PY_THROW: a generator resumed by throw(), a call as the
+            # profile function of earlier versions sees it. It cannot be
+            # disabled: never DISABLE. (Itself SLOW of the machine-code
+            # one: on_call must stay one level below.)
+            try:
+                if st['on']:
+                    on_call(code, None)
+            except keyboard_interrupt:
+                interrupted()
 
         def on_unwind(code, offset, exc):
             # PY_UNWIND cannot be disabled: never return DISABLE here.
@@ -1389,7 +1406,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # A generator's yield leaves the function, its resumption
             # enters it again: the same as the profiler of older versions.
             callbacks += [(E.PY_RESUME, on_start), (E.PY_RETURN, on_py_return),
-                          (E.PY_YIELD, on_py_return), (E.PY_UNWIND, on_unwind)]
+                          (E.PY_YIELD, on_py_return), (E.PY_UNWIND, on_unwind), (E.PY_THROW, on_throw)]
         mask = 0
         for e, f in callbacks:
             monitoring.register_callback(tool[0], e, f)
@@ -1425,7 +1442,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # register_callback): checked again after, and undone here.
         later_native[0] = False
         if monitoring is not None:
-            n = build_native(on_start_native, (on_py_return_native, on_unwind))
+            n = build_native(on_start_native, (on_py_return_native, on_unwind, on_throw))
         else:
             n = build_native(profiler, None)
         if n is None:
@@ -1439,7 +1456,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 mine = [(E.PY_START, n[0])]
                 if want_returns:
                     mine += [(E.PY_RESUME, n[0]), (E.PY_RETURN, n[7][0]), (E.PY_YIELD, n[7][0]),
-                             (E.PY_UNWIND, n[7][1])]
+                             (E.PY_UNWIND, n[7][1]), (E.PY_THROW, n[7][2])]
             try:
                 for e, f in mine:
                     monitoring.register_callback(tid, e, f)

@@ -83,6 +83,9 @@ agg_return:
 	cmp qword ptr [r12+8], 0
 	je agg_find
 	dec qword ptr [r12+8]
+	cmp rcx, 2
+	jne agg_done
+	inc qword ptr [r9+24]
 	jmp agg_done
 agg_find:
 	mov rdx, [r12]

@@ -1,6 +1,9 @@
 # The machine-code callbacks of the hook (3.12+), METH_FASTCALL builtins:
 # PyObject *f(PyObject *self, PyObject *const *args, Py_ssize_t nargs).
 #   cb         PY_START and PY_RESUME, args = (code, offset): a call
+#   cb_throw   PY_THROW, args = (code, offset, exception): a call too (a
+#              generator resumed by throw(), as the profile function of
+#              earlier versions sees it)
 #   cb_return  PY_RETURN and PY_YIELD, args = (code, offset, value): a return
 #   cb_unwind  PY_UNWIND, args = (code, offset, exception): a return by
 #              exception
@@ -8,10 +11,11 @@
 # gen.sh); see ../native.py for what it does.
 # Placeholders, replaced when the hook builds it: 0x1111... the tables,
 # 0x1212... the ring, 0x2222... None (immortal since 3.12: returned without
-# a reference), 0x3333.../0x3434.../0x3535... SLOW of each entry, the
-# Python callback it hands what it does not know (tail-called through
-# 0x4444..., PyObject_Vectorcall, with the same arguments; so is a call
-# with an unexpected number of arguments).
+# a reference), 0x3333.../0x3434.../0x3535.../0x3636... SLOW of cb,
+# cb_return, cb_unwind and cb_throw: the Python callback each hands what
+# it does not know (tail-called through 0x4444..., PyObject_Vectorcall,
+# with the same arguments; so is a call with an unexpected number of
+# arguments).
 # Tables (private): 0 clock_gettime, 16 the latest thread's slot in the
 # thread table, 24/32/40 the latest (code, thread, word), 48 on (0: every
 # event to SLOW, around a fork), 56 mode (bit 0 returns, bit 1 a clock word
@@ -29,6 +33,13 @@ cb:
 	endbr64
 	xor edi, edi
 	cmp rdx, 2
+	jne slow
+	jmp event
+	.globl cb_throw
+cb_throw:
+	endbr64
+	xor edi, edi
+	cmp rdx, 3
 	jne slow
 	jmp event
 	.globl cb_return
@@ -149,7 +160,12 @@ slow:
 	xor ecx, ecx
 	movabs rax, 0x4444444444444444
 	test rdi, rdi
+	jne slow_return
+	cmp rdx, 2
 	je slow_call
+	movabs rdi, 0x3636363636363636
+	jmp rax
+slow_return:
 	bt rdi, 57
 	jc slow_unwind
 	movabs rdi, 0x3434343434343434
