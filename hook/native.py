@@ -264,7 +264,9 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     # too, bit 1 a clock word after each event word (the ring's stride is
     # then 2), read as the hook's own clock reads it; bit 2 (with both, and
     # lptrace's ring) the -c table kept in the program instead (each event
-    # goes to agg, native_aggregate_amd64.s). SLOW_RETURNS (3.12+,
+    # goes to agg, native_aggregate_amd64.s); bit 4 a value word after
+    # those (native_values_amd64.s: small builtins returned; anything else
+    # goes to SLOW, which makes its record). SLOW_RETURNS (3.12+,
     # with returns): the Python PY_RETURN, PY_UNWIND and PY_THROW
     # callbacks. Returns (install, put, record, take, commit, off, pause,
     # (on_return, on_unwind, on_throw), feed, calibrate): install is the
@@ -399,6 +401,22 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
             def calibrate(keep=keep):
                 return calibrate_c()
             calibrate()  # the first reading
+    if mode & 0x10:
+        vmarks = ((0x2121212121212121, id(None)), (0x2323232323232323, id(False)), (0x2424242424242424, id(True)),
+                  (0x2525252525252525, id(int)),
+                  (0x2626262626262626, 1 if sys.version_info[0] == 2 else 2 if sys.version_info < (3, 12) else 3))
+        vmade = _lptrace_code_page(_LPTRACE_NATIVE_VALUES_CODE, vmarks, ctypes, libc)
+        if vmade is None:
+            return None
+        keep += (vmade[1],)
+        ventries = _LPTRACE_NATIVE_VALUES_ENTRIES
+        encode = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.py_object)(vmade[0] + ventries['encode_c'])
+        # The layouts it reads, checked: else the Python callback makes
+        # every value.
+        for v, want in _lptrace_encoded():
+            if encode(v) != want:
+                return None
+        words[0x101090 // 8] = vmade[0] + ventries['encode']
     feed = reset = None
     if mode & 4:
         # The threads' stacks (256 slots of 0x40000 bytes, touched only as
@@ -429,7 +447,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
     words[1] = id(slow)
-    words[7] = mode & 7
+    words[7] = mode & 0x17
     words[6] = 1  # on
     # A C function: ctypes.string_at is Python code, which the timer thread
     # would trace on 3.12+ (sys.monitoring sees every thread).
@@ -545,6 +563,18 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
         words[6] = on
 
     return install, put, record, take, commit, off, pause, returns, feed, calibrate
+
+
+def _lptrace_encoded():
+    # Values and the words native_values_amd64.s must make of them.
+    word = lambda tag, payload=0: 1 << 63 | tag << 56 | payload & ((1 << 56) - 1)
+    cases = [(None, word(1)), (False, word(2)), (True, word(3)), (1.5, 0), ('x', 0), (b'', 0), ((), 0)]
+    for n in (0, 1, -1, 7, (1 << 30) - 1, 1 << 30, -(1 << 30), (1 << 31) + 5, (1 << 45) + 3, -(1 << 45) - 3,
+              (1 << 55) - 1, -(1 << 55)):
+        cases.append((n, word(4, n)))
+    for n in (1 << 55, -(1 << 55) - 1, 1 << 60, -(1 << 61), 1 << 64, -(1 << 70)):
+        cases.append((n, 0))
+    return cases
 
 
 def _lptrace_frame_code_offsets(ctypes):

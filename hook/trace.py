@@ -607,7 +607,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The machine-code callback records calls, returns and their times;
     # values only the Python callback can make. With -c alone it keeps the
     # table itself (native.py): lptrace reads the counts, not every event.
-    native_ok = bool(cfg.get('native')) and not want_values
+    native_ok = bool(cfg.get('native')) and not want_args
     aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
     # Events per batch: past it the main thread wakes the timer thread
     # (each wake-up costs the program a GIL hand-over; full() returns at
@@ -1270,8 +1270,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         builder = payload_globals.get('_lptrace_native_ring')
         if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
             try:
-                return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2,
-                               slow_returns)
+                return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2
+                               | want_values << 4, slow_returns)
             except an_exception:
                 pass
         return None

@@ -453,19 +453,30 @@ func TestAttachFork(t *testing.T) {
 // flush; before, a C profile function that the hook's Python profile
 // function holds (as lptrace_native). It is in place while traced, the
 // trace is complete, and nothing of it (the functions, its mappings)
-// outlives the session; --no-native, and values (--ret), keep it out.
+// outlives the session; --no-native, and arguments (-a), keep it out.
 func TestAttachNative(t *testing.T) {
+	type mode struct {
+		opts   []string
+		native bool
+		shows  string // "calls": lines of calls to check; "table": -c's; "": lines not parsed (-a's have arguments)
+	}
+	modes := []mode{{nil, true, "calls"}, {[]string{"--no-native"}, false, "calls"}, {[]string{"-T"}, true, "calls"},
+		{[]string{"--ret"}, true, "calls"}, {[]string{"-a"}, false, ""}, {[]string{"-c"}, true, "table"}}
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "owners")
 			pid := strconv.Itoa(tg.PID)
 			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' or 'lptrace_native' in (getattr(o, '__dict__', None) or {}) for o in gc.get_objects() if type(o).__name__ in ('builtin_function_or_method', 'function'))"
-			for _, opts := range [][]string{nil, {"--no-native"}, {"-T"}, {"--ret"}, {"-c"}} {
-				native := opts == nil || opts[0] == "-T" || opts[0] == "-c"
+			for _, m := range modes {
+				opts, native := m.opts, m.native
 				tr := startAttach(t, tg.PID, opts...)
 				// Before 3.12 lptrace hooks each busy thread when it catches it.
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if m.shows != "calls" {
+						time.Sleep(time.Second)
+						break
+					}
 					if c := calls(tr.Trace()); c["owned_by_w0"] != nil && c["owned_by_w3"] != nil {
 						break
 					}
@@ -487,26 +498,28 @@ func TestAttachNative(t *testing.T) {
 				}
 				// The ring file, and the tables of the machine-code callback.
 				// (-c alone: and the threads' stacks of the table it keeps)
-				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[native]+map[bool]int{true: 1}[opts != nil && opts[0] == "-c"] {
+				if n := nativeMappings(tg.PID); n != map[bool]int{true: 2, false: 1}[native]+map[bool]int{true: 1}[m.shows == "table"] {
 					t.Errorf("%v: %d mappings of its ring and tables while traced", opts, n)
 				}
 				time.Sleep(500 * time.Millisecond)
 				tr.Stop(t, syscall.SIGINT)
 				c := calls(tr.Trace())
 				for _, fn := range []string{"shared_call", "owned_by_w0", "owned_by_w3", "heartbeat_step"} {
-					if opts != nil && opts[0] == "-c" {
-						// The table: calls counted, time given.
+					switch {
+					case m.shows == "table":
+						// Calls counted, time given.
 						if !regexp.MustCompile(`(?m)^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+[1-9]\d*\s+.*\b` + fn + ` \(`).MatchString(tr.Trace()) {
 							t.Errorf("-c: no row of %s in the table:\n%s", fn, tr.Trace())
 						}
-					} else if c[fn] == nil {
+					case m.shows == "calls" && c[fn] == nil, m.shows == "" && !strings.Contains(tr.Trace(), "] "+fn+"("):
 						t.Errorf("%v: %s missing from the trace (stderr %q)", opts, fn, tr.Stderr())
 					}
 				}
-				if opts != nil && opts[0] == "-c" {
-					// (no lines)
-				} else if !strings.Contains(tr.Stderr(), "dropped") {
+				if m.shows == "calls" && !strings.Contains(tr.Stderr(), "dropped") {
 					checkOwnerRounds(t, opts, tr.Trace(), tr.Stderr())
+				}
+				if opts != nil && opts[0] == "--ret" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w3 = 3$`).MatchString(tr.Trace()) {
+					t.Errorf("--ret: no return of owned_by_w3 with its value in the trace:\n%.2000s", tr.Trace())
 				}
 				if opts != nil && opts[0] == "-T" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w0 <\d+\.\d{6}>$`).MatchString(tr.Trace()) {
 					t.Errorf("-T: no timed return of owned_by_w0 in the trace:\n%.2000s", tr.Trace())

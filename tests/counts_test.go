@@ -141,3 +141,43 @@ func TestCountsSurviveDeath(t *testing.T) {
 		})
 	}
 }
+
+// --ret: the values the machine code records itself (None, bools, ints
+// within 56 bits) and those the Python callback makes a record of read as
+// with --no-native, as repr() writes them.
+func TestReturnValues(t *testing.T) {
+	prog := filepath.Join(programsDir, "returns.py")
+	want := []string{"<- r_none = None", "<- r_int = 1", "<- r_int = -1099511627776", "<- r_int = 36028797018963967",
+		"<- r_int = 36028797018963968", "<- r_bool = True", "<- r_bool = False", "<- r_float = 1.5", "<- r_str = 'a\\tb'",
+		"<- r_big = 1180591620717411303424", "<- boom = ! "}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			var got [2]string
+			for i, native := range [][]string{nil, {"--no-native"}} {
+				out := filepath.Join(t.TempDir(), "trace")
+				args := append(append([]string{"--ret", "-o", out}, native...), "--", py.Path, prog)
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
+				}
+				data, _ := os.ReadFile(out)
+				var lines []string
+				for _, l := range strings.Split(string(data), "\n") {
+					if strings.HasPrefix(l, "<- r_") || strings.HasPrefix(l, "<- boom") {
+						lines = append(lines, l)
+					}
+				}
+				got[i] = strings.Join(lines, "\n")
+				for _, w := range want {
+					if !strings.Contains(got[i], w) {
+						t.Errorf("%v: no line %q in:\n%s", native, w, got[i])
+					}
+				}
+			}
+			// (2.7 writes its longs with an L: the same either way)
+			if got[0] != got[1] {
+				t.Errorf("the machine code's values differ from the Python callback's:\n%s\n--- --no-native:\n%s", got[0], got[1])
+			}
+		})
+	}
+}

@@ -309,7 +309,9 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 			n++
 		}
 		if d.Values {
-			if v := word(i + n); v != 0 {
+			if v := word(i + n); v>>63 != 0 {
+				e.Value, e.HasValue = inlineValue(v)
+			} else if v != 0 {
 				e.Value, e.HasValue = p.values[v-1]
 				delete(p.values, v-1)
 			}
@@ -342,4 +344,21 @@ func (d *Decoder) counted(p *Process, data []byte, emit func(Event)) error {
 			Counts: Counts{Calls: w(1), Own: int64(w(2)), Total: int64(w(3)), Errors: w(4)}})
 	}
 	return nil
+}
+
+// inlineValue is the text of a value word that holds its value itself
+// (hook/asm/native_values_amd64.s: a small builtin the machine code
+// recorded), as repr() writes it.
+func inlineValue(v uint64) (string, bool) {
+	switch v >> 56 & 0x7f {
+	case 1:
+		return "None", true
+	case 2:
+		return "False", true
+	case 3:
+		return "True", true
+	case 4:
+		return strconv.FormatInt(int64(v<<8)>>8, 10), true
+	}
+	return "", false
 }

@@ -186,3 +186,24 @@ func TestDecodeManyThreads(t *testing.T) {
 		t.Errorf("a definition sent again made a new thread")
 	}
 }
+
+// The value words the machine code writes (hook/asm/native_values_amd64.s).
+func TestInlineValue(t *testing.T) {
+	word := func(tag, payload uint64) uint64 { return 1<<63 | tag<<56 | payload&(1<<56-1) }
+	neg := func(n int64) uint64 { return uint64(n) }
+	for _, c := range []struct {
+		v    uint64
+		want string
+	}{
+		{word(1, 0), "None"}, {word(2, 0), "False"}, {word(3, 0), "True"},
+		{word(4, 0), "0"}, {word(4, 42), "42"}, {word(4, neg(-1)), "-1"},
+		{word(4, 1<<55-1), "36028797018963967"}, {word(4, neg(-1<<55)), "-36028797018963968"},
+	} {
+		if got, ok := inlineValue(c.v); !ok || got != c.want {
+			t.Errorf("%#x: %q %v, want %q", c.v, got, ok, c.want)
+		}
+	}
+	if _, ok := inlineValue(word(9, 0)); ok {
+		t.Error("an unknown tag made a value")
+	}
+}

@@ -70,8 +70,8 @@ append:
 	or r9, rdi
 	test byte ptr [r8+0x38], 4
 	jne append_agg
-	test byte ptr [r8+0x38], 2
-	jne append_timed
+	test byte ptr [r8+0x38], 0x12
+	jne append_more
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]
 	mov r11, r10
@@ -97,25 +97,58 @@ append_agg:
 	call [r8+0x101058]
 	add rsp, 8
 	jmp ret_none
-append_timed:
-	# The word and the clock (ns, from now(), native_clock_amd64.s, on an
-	# aligned stack: rsp is 8 off at entry).
+append_more:
+	# The word, then the clock (ns, from now(), native_clock_amd64.s) and
+	# the value word (native_values_amd64.s: 0 for a call; an exception, or
+	# a value it cannot write, goes to SLOW), as the mode asks.
+	xor edx, edx
+	test byte ptr [r8+0x38], 0x10
+	je have_value
+	test rdi, rdi
+	je have_value
+	bt rdi, 57
+	jc slow_value
+	mov rax, [rsi+16]
+	call [r8+0x101090]
+	test rax, rax
+	je slow_value
+	mov rdx, rax
+have_value:
+	sub rsp, 8	# (aligned for now(): rsp is 8 off at entry)
+	push rdx
 	push r9
+	test byte ptr [r8+0x38], 2
+	je no_clock
 	call [r8+0x101078]
+	movabs r8, 0x1111111111111111
+no_clock:
 	pop r9
+	pop rdx
+	add rsp, 8
 	movabs rcx, 0x1212121212121212
 	mov r10, [rcx]
 	mov r11, r10
 	sub r11, [rcx+0x8]
-	cmp r11, 0x80000-2
+	cmp r11, 0x80000-3
 	ja full
 	mov r11, r10
 	and r11, 0x7ffff
 	mov [rcx+r11*8+0x1000], r9
-	lea r11, [r10+1]
+	inc r10
+	test byte ptr [r8+0x38], 2
+	je no_clock_word
+	mov r11, r10
 	and r11, 0x7ffff
 	mov [rcx+r11*8+0x1000], rax
-	add r10, 2
+	inc r10
+no_clock_word:
+	test byte ptr [r8+0x38], 0x10
+	je no_value_word
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], rdx
+	inc r10
+no_value_word:
 	mov [rcx], r10
 	jmp ret_none
 lookup:
@@ -156,6 +189,8 @@ found_thread:
 	mov [r8+0x20], rcx
 	mov [r8+0x28], r9
 	jmp append
+slow_value:
+	mov edx, 3	# (nargs of a return: the value's encoding took rdx)
 slow:
 	xor ecx, ecx
 	movabs rax, 0x4444444444444444
