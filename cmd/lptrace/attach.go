@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -329,7 +330,17 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 			a.say("process %d (forked by %d) attached", p.PID, p.PPID)
 		}
 	}
-	emit := a.printer.Event // (it turns [tid N] on at a process's second thread)
+	// Once ctx ends, what is still queued is decoded but not shown: a
+	// backlog of millions of events (a busy program traced with -T) would
+	// take seconds to format, and look like an output nobody reads.
+	var ended atomic.Bool
+	stopWatch := context.AfterFunc(ctx, func() { ended.Store(true) })
+	defer stopWatch()
+	emit := func(e trace.Event) {
+		if !ended.Load() {
+			a.printer.Event(e) // (it turns [tid N] on at a process's second thread)
+		}
+	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	// The loop runs apart so that Ctrl-C is obeyed even while a write of
