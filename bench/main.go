@@ -32,6 +32,7 @@ var (
 	jsonOut    = flag.String("json", "bench/results.json", "where to write the results")
 	only       = flag.String("only", "", "comma-separated parts to run: latency, overhead, modes, throughput (default: all)")
 	quick      = flag.Bool("quick", false, "5 runs, and the overhead of the newest and oldest interpreters only")
+	tables     = flag.String("tables", "", "print the markdown tables of docs/performance.md from this results file, and run nothing")
 )
 
 // Results is what the JSON file holds.
@@ -118,6 +119,10 @@ type Throughput struct {
 
 func main() {
 	flag.Parse()
+	if *tables != "" {
+		tablesFrom(*tables)
+		return
+	}
 	if *quick {
 		*runs = 5
 	}

@@ -80,6 +80,8 @@ func (tr *Tracer) Stop(t *testing.T, sig syscall.Signal) {
 	ranPIDs.Store(tr.cmd.Process.Pid, time.Now())
 }
 
+// Trace is what lptrace wrote into its output file so far.
+//
 // A busy program's trace grows by hundreds of MB a second (four threads
 // spinning, traced by the machine code): read whole, and again at each
 // look for a function, it took the tests' memory past 24 GB. Past 96 MiB
