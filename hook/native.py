@@ -362,41 +362,45 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     taddr, text = made
     keep = (text, data, words, ring[4])  # exported: the mappings cannot be closed or resized
     calibrate = None
-    if mode & 2:
-        # The clock the hook reads (time.perf_counter_ns: CLOCK_MONOTONIC;
-        # 2.7's time.time: CLOCK_REALTIME), through the C library (the
-        # vDSO, no system call), checked against the hook's reading; or
-        # the time-stamp counter, calibrated against it, where the
-        # kernel's clock is that counter (native_clock_amd64.s).
+    if mode & 0x12:
+        # Events of more than one word (put_event), and the clock the hook
+        # reads (time.perf_counter_ns: CLOCK_MONOTONIC; 2.7's time.time:
+        # CLOCK_REALTIME), through the C library (the vDSO, no system
+        # call), checked against the hook's reading; or the time-stamp
+        # counter, calibrated against it, where the kernel's clock is that
+        # counter (native_clock_amd64.s).
         import time
         clock_id = 1 if hasattr(time, 'perf_counter') else 0
-        try:
-            clock_gettime = libc.clock_gettime
-        except AttributeError:
-            return None  # (a C library before 2.17: in librt)
-        ts = (ctypes.c_long * 2)()
-        clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
-        if clock_gettime(clock_id, ts) != 0:
-            return None
-        ours = getattr(time, 'perf_counter', time.time)()
-        if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
-            return None
-        words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
-        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1515151515151515, clock_id)),
-                                   ctypes, libc)
+        if mode & 2:
+            try:
+                clock_gettime = libc.clock_gettime
+            except AttributeError:
+                return None  # (a C library before 2.17: in librt)
+            ts = (ctypes.c_long * 2)()
+            clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            if clock_gettime(clock_id, ts) != 0:
+                return None
+            ours = getattr(time, 'perf_counter', time.time)()
+            if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
+                return None
+            words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
+        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
+                                                               (0x1515151515151515, clock_id)), ctypes, libc)
         if cmade is None:
             return None
         keep += (cmade[1],)
-        words[0x101078 // 8] = cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['now']
+        centries = _LPTRACE_NATIVE_CLOCK_ENTRIES
+        words[0x101078 // 8] = cmade[0] + centries['now']
+        words[0x101098 // 8] = cmade[0] + centries['put_event']
         # (Not against 2.7's CLOCK_REALTIME, which may step.)
         tsc = False
         try:
             with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
-                tsc = clock_id == 1 and f.read().strip() == 'tsc'
+                tsc = mode & 2 and clock_id == 1 and f.read().strip() == 'tsc'
         except (IOError, OSError):
             pass
         if tsc:
-            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + _LPTRACE_NATIVE_CLOCK_ENTRIES['calibrate'])
+            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + centries['calibrate'])
 
             def calibrate(keep=keep):
                 return calibrate_c()

@@ -1,11 +1,14 @@
-# The clock of the machine-code callbacks (see ../native.py): the hook's
-# own clock (time.perf_counter_ns's CLOCK_MONOTONIC, 2.7's time.time's
+# The clock of the machine-code callbacks (see ../native.py), and their
+# writer of events of more than one word. The hook's own clock (time.perf_counter_ns's CLOCK_MONOTONIC, 2.7's time.time's
 # CLOCK_REALTIME) in ns, read without a system call. Source of
 # _LPTRACE_NATIVE_CLOCK_CODE in ../native_code.py (made by gen.sh).
 #   now()        the clock: through clock_gettime (the vDSO), or, once
 #                calibrated, from the time-stamp counter (rdtsc, a few
 #                times cheaper: the vDSO's read waits for every
 #                instruction before it)
+#   put_event(word, value)  an event into the ring: the word, then the
+#                clock and the value word, as the mode (tables+56: bit 1,
+#                bit 4) asks; whole, or counted as dropped
 #   calibrate()  a reading of both; the first is kept, and once 20 ms
 #                later the counter's rate is known from the two, and the
 #                counter is used (mode bit 3) from this reading on. Called
@@ -15,14 +18,15 @@
 # (clocksource tsc: one rate, the same on every CPU).
 # Placeholders: 0x1111... the tables (0 clock_gettime, 56 mode; 0x101060
 # the counter and 0x101068 the clock at the latest reading, 0x101070 ns
-# per count << 32, 0x101080 and 0x101088 the first reading), 0x1515...
-# the clock.
+# per count << 32, 0x101080 and 0x101088 the first reading), 0x1212...
+# the ring, 0x1515... the clock.
 
 	.intel_syntax noprefix
 	.text
 	.globl now
 now:
 	endbr64
+now_here:	# (a call to the global name would need a relocation)
 	movabs r8, 0x1111111111111111
 	test byte ptr [r8+0x38], 8
 	jne now_tsc
@@ -43,6 +47,55 @@ now_tsc:
 	imul qword ptr [r8+0x101070]
 	shrd rax, rdx, 32
 	add rax, [r8+0x101068]
+	ret
+
+	.globl put_event
+put_event:
+	endbr64
+	push rbx
+	push r12
+	sub rsp, 8
+	mov rbx, rdi
+	mov r12, rsi
+	movabs r8, 0x1111111111111111
+	xor eax, eax
+	test byte ptr [r8+0x38], 2
+	je have_clock
+	call now_here
+	movabs r8, 0x1111111111111111
+have_clock:
+	movabs rcx, 0x1212121212121212
+	mov r10, [rcx]
+	mov r11, r10
+	sub r11, [rcx+0x8]
+	cmp r11, 0x80000-3
+	ja put_full
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], rbx
+	inc r10
+	test byte ptr [r8+0x38], 2
+	je no_clock_word
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], rax
+	inc r10
+no_clock_word:
+	test byte ptr [r8+0x38], 0x10
+	je no_value_word
+	mov r11, r10
+	and r11, 0x7ffff
+	mov [rcx+r11*8+0x1000], r12
+	inc r10
+no_value_word:
+	mov [rcx], r10
+	jmp put_done
+put_full:
+	inc qword ptr [rcx+0x10]
+put_done:
+	add rsp, 8
+	pop r12
+	pop rbx
 	ret
 
 	.globl calibrate

@@ -21,8 +21,9 @@
 # event to SLOW, around a fork), 56 mode (bit 0 returns, bit 1 a clock word
 # per event, bit 2 the -c table in the program instead: the event goes to
 # agg, at 0x101058; reset at 0x101050; bit 3: now() reads the time-stamp
-# counter), 64 the function table, 0x100040 the thread table, 0x101078
-# now() (native_clock_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
+# counter; bit 4 a value word per event), 64 the function table, 0x100040
+# the thread table, 0x101078 now() and 0x101098 put_event()
+# (native_clock_amd64.s), 0x101090 encode (native_values_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
 # 16 dropped, 0x1000 2**19 event words.
 # Registers: rax code, rcx thread, rdi kind << 56, r8 tables, r9-r11 work.
 
@@ -98,9 +99,9 @@ append_agg:
 	add rsp, 8
 	jmp ret_none
 append_more:
-	# The word, then the clock (ns, from now(), native_clock_amd64.s) and
-	# the value word (native_values_amd64.s: 0 for a call; an exception, or
-	# a value it cannot write, goes to SLOW), as the mode asks.
+	# The word, then the clock and the value word (native_values_amd64.s:
+	# 0 for a call; an exception, or a value it cannot write, goes to
+	# SLOW), as the mode asks: put_event (native_clock_amd64.s) writes them.
 	xor edx, edx
 	test byte ptr [r8+0x38], 0x10
 	je have_value
@@ -114,42 +115,11 @@ append_more:
 	je slow_value
 	mov rdx, rax
 have_value:
-	sub rsp, 8	# (aligned for now(): rsp is 8 off at entry)
-	push rdx
-	push r9
-	test byte ptr [r8+0x38], 2
-	je no_clock
-	call [r8+0x101078]
-	movabs r8, 0x1111111111111111
-no_clock:
-	pop r9
-	pop rdx
+	mov rdi, r9
+	mov rsi, rdx
+	sub rsp, 8	# (aligned: rsp is 8 off at entry)
+	call [r8+0x101098]
 	add rsp, 8
-	movabs rcx, 0x1212121212121212
-	mov r10, [rcx]
-	mov r11, r10
-	sub r11, [rcx+0x8]
-	cmp r11, 0x80000-3
-	ja full
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], r9
-	inc r10
-	test byte ptr [r8+0x38], 2
-	je no_clock_word
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], rax
-	inc r10
-no_clock_word:
-	test byte ptr [r8+0x38], 0x10
-	je no_value_word
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], rdx
-	inc r10
-no_value_word:
-	mov [rcx], r10
 	jmp ret_none
 lookup:
 	mov r9, rax

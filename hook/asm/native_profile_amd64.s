@@ -84,9 +84,9 @@ append_agg:
 	add rsp, 8
 	jmp ret0
 append_more:
-	# The word, then the clock (ns, from now(), native_clock_amd64.s) and
-	# the value word (native_values_amd64.s: 0 for a call; an exception, or
-	# a value it cannot write, goes to SLOW), as the mode asks.
+	# The word, then the clock and the value word (native_values_amd64.s:
+	# 0 for a call; an exception, or a value it cannot write, goes to
+	# SLOW), as the mode asks: put_event (native_clock_amd64.s) writes them.
 	xor edx, edx
 	test byte ptr [r8+0x38], 0x10
 	je have_value
@@ -100,42 +100,11 @@ append_more:
 	je slow_event
 	mov rdx, rax
 have_value:
-	sub rsp, 8	# (aligned for now(): rsp is 8 off at entry)
-	push rdx
-	push r9
-	test byte ptr [r8+0x38], 2
-	je no_clock
-	call [r8+0x101078]
-	movabs r8, 0x1111111111111111
-no_clock:
-	pop r9
-	pop rdx
+	mov rdi, r9
+	mov rsi, rdx
+	sub rsp, 8	# (aligned: rsp is 8 off at entry)
+	call [r8+0x101098]
 	add rsp, 8
-	movabs rcx, 0x1212121212121212
-	mov r10, [rcx]
-	mov r11, r10
-	sub r11, [rcx+0x8]
-	cmp r11, 0x80000-3
-	ja ring_full
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], r9
-	inc r10
-	test byte ptr [r8+0x38], 2
-	je no_clock_word
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], rax
-	inc r10
-no_clock_word:
-	test byte ptr [r8+0x38], 0x10
-	je no_value_word
-	mov r11, r10
-	and r11, 0x7ffff
-	mov [rcx+r11*8+0x1000], rdx
-	inc r10
-no_value_word:
-	mov [rcx], r10
 	jmp ret0
 other_event:
 	cmp edx, 6
