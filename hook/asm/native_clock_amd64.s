@@ -11,7 +11,8 @@
 #                bit 4) asks; whole, or counted as dropped
 #   calibrate()  a reading of both; the first is kept, and once 20 ms
 #                later the counter's rate is known from the two, and the
-#                counter is used (mode bit 3) from this reading on. Called
+#                counter is used (mode bit 3) from this reading on; a
+#                rate that moved by more than 1/128 starts it over. Called
 #                by the hook's timer thread with the GIL held, so no
 #                callback reads the clock meanwhile. 1 if calibrated.
 # The hook calibrates only where the kernel's own clock is the counter
@@ -160,6 +161,26 @@ have_first:
 	jae not_yet	# (a quotient past 64 bits: no counter runs that slow)
 	shl rax, 32
 	div rcx
+	# A rate more than 1/128 off the one before: the two clocks parted
+	# (a suspend, a migrated virtual machine). Start again from this
+	# reading, on clock_gettime meanwhile.
+	mov rcx, [r13+0x101070]
+	test rcx, rcx
+	je rate_ok
+	mov rdx, rax
+	sub rdx, rcx
+	jns rate_diff
+	neg rdx
+rate_diff:
+	shl rdx, 7
+	cmp rdx, rcx
+	jbe rate_ok
+	and byte ptr [r13+0x38], 0xf7
+	mov qword ptr [r13+0x101070], 0
+	mov [r13+0x101080], rbx
+	mov [r13+0x101088], r12
+	jmp not_yet
+rate_ok:
 	mov [r13+0x101060], rbx
 	mov [r13+0x101068], r12
 	mov [r13+0x101070], rax
