@@ -72,6 +72,8 @@ type Printer struct {
 	labels           map[*trace.Code]string
 	returnLabels     map[*trace.Code]string // "<- name", as the common return line starts
 	scratch          []byte
+	clockSec         int64  // -t/-tt: the second clockText shows
+	clockText        string // its "15:04:05"
 	prefixes         map[threadKey]string
 	stats            map[string]*stat
 	last             time.Time // previous line's time (-r)
@@ -364,23 +366,45 @@ func (p *Printer) prefix(e trace.Event) {
 		w.WriteString(s)
 	}
 	if p.opts.Time != NoTime && !e.Time.IsZero() {
+		// Without fmt or time.Format per line (millions a second): the
+		// clock's text is made once per second.
 		t := e.Time
+		b := p.scratch[:0]
 		switch p.opts.Time {
-		case Clock:
-			w.WriteString(t.Format("15:04:05 "))
-		case ClockUsec:
-			w.WriteString(t.Format("15:04:05.000000 "))
+		case Clock, ClockUsec:
+			if sec := t.Unix(); sec != p.clockSec || p.clockText == "" {
+				p.clockSec, p.clockText = sec, t.Format("15:04:05")
+			}
+			b = append(b, p.clockText...)
+			if p.opts.Time == ClockUsec {
+				b = appendMicros(append(b, '.'), int64(t.Nanosecond()/1000))
+			}
 		case Epoch:
-			fmt.Fprintf(w, "%d.%06d ", t.Unix(), t.Nanosecond()/1000)
+			b = appendMicros(append(strconv.AppendInt(b, t.Unix(), 10), '.'), int64(t.Nanosecond()/1000))
 		case Relative:
 			d := time.Duration(0)
 			if !p.last.IsZero() {
 				d = t.Sub(p.last)
 			}
 			p.last = t
-			fmt.Fprintf(w, "%12.6f ", d.Seconds())
+			n := len(b)
+			b = appendSeconds(b, d)
+			for len(b)-n < 12 { // %12.6f
+				b = append(b[:n+1], b[n:]...)
+				b[n] = ' '
+			}
 		}
+		p.scratch = append(b, ' ')
+		w.Write(p.scratch)
 	}
+}
+
+// appendMicros appends us (0-999999) as six digits.
+func appendMicros(b []byte, us int64) []byte {
+	for div := int64(1e5); div > 0; div /= 10 {
+		b = append(b, byte('0'+us/div%10))
+	}
+	return b
 }
 
 func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs string, matched bool) {
@@ -434,12 +458,7 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 func appendSeconds(b []byte, d time.Duration) []byte {
 	us := (int64(d) + 500) / 1000
 	b = strconv.AppendInt(b, us/1e6, 10)
-	frac := us % 1e6
-	b = append(b, '.')
-	for div := int64(1e5); div > 0; div /= 10 {
-		b = append(b, byte('0'+frac/div%10))
-	}
-	return b
+	return appendMicros(append(b, '.'), us%1e6)
 }
 
 // where is "(file:line)".
