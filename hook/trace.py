@@ -1365,15 +1365,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
         start = on_start
 
-        def on_py_return_native(code, offset, retval):
-            # Likewise for a return (PY_RETURN, PY_YIELD).
-            try:
-                if st['on'] and on_return(code, 1, retval):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                st['kbd'] = True
-
         def on_py_return(code, offset, retval):
             try:
                 if st['on'] and on_return(code, 1, retval):
@@ -1442,7 +1433,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         # register_callback): checked again after, and undone here.
         later_native[0] = False
         if monitoring is not None:
-            n = build_native(on_start_native, (on_py_return_native, on_unwind, on_throw))
+            # (The Python return callbacks serve as its SLOW as they are.)
+            n = build_native(on_start_native, (on_py_return, on_unwind, on_throw))
         else:
             n = build_native(profiler, None)
         if n is None:
