@@ -256,7 +256,7 @@ def _lptrace_machine_writers(ring):
     return record, record2, record3, put
 
 
-def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
+def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), budget=32):
     # The callback over RING (what _lptrace_ring returned; a private one is
     # made when it is None), or None where it cannot be used (then the
     # Python callback records every call). SLOW: the Python PY_START
@@ -266,7 +266,10 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     # lptrace's ring) the -c table kept in the program instead (each event
     # goes to agg, native_aggregate_amd64.s); bit 4 a value word after
     # those (native_values_amd64.s: small builtins returned; anything else
-    # goes to SLOW, which makes its record). SLOW_RETURNS (3.12+,
+    # goes to SLOW, which makes its record); bit 5 (3.6+, with bit 4) a
+    # call's value word is its arguments, when they are small builtins
+    # (native_args_amd64.s: text cut at BUDGET bytes; else SLOW writes
+    # them). SLOW_RETURNS (3.12+,
     # with returns): the Python PY_RETURN, PY_UNWIND and PY_THROW
     # callbacks. Returns (install, put, record, take, commit, off, pause,
     # (on_return, on_unwind, on_throw), feed, calibrate): install is the
@@ -298,6 +301,8 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     if ctypes.addressof(ctypes.c_char.in_dll(api, '_Py_NoneStruct')) != id(None):
         return None  # another runtime's symbols come first in this process
     if mode & 4 and (ring is None or mode & 3 != 3):
+        return None
+    if mode & 0x20 and (ring is None or not mode & 0x10):
         return None
     if ring is None:
         ring = _lptrace_ring(None, 0, 1 + (mode >> 1 & 1))
@@ -421,6 +426,11 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
             if encode(v) != want:
                 return None
         words[0x101090 // 8] = vmade[0] + ventries['encode']
+    if mode & 0x20:
+        more = []
+        if not _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, more):
+            return None
+        keep += tuple(more)
     feed = reset = None
     if mode & 4:
         # The threads' stacks (256 slots of 0x40000 bytes, touched only as
@@ -451,7 +461,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
     words[1] = id(slow)
-    words[7] = mode & 0x17
+    words[7] = mode & 0x37
     words[6] = 1  # on
     # A C function: ctypes.string_at is Python code, which the timer thread
     # would trace on 3.12+ (sys.monitoring sees every thread).
@@ -567,6 +577,184 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None)):
         words[6] = on
 
     return install, put, record, take, commit, off, pause, returns, feed, calibrate
+
+
+def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):
+    """Builds native_args_amd64.s over the tables at DADDR (WORDS), after
+    encode: its parameters found and checked on frames of ours, its records
+    checked against _lptrace_args_record. Appends its mapping to KEEP (a
+    list); False where it cannot be used (then SLOW writes every call's
+    arguments)."""
+    import sys
+    layout = _lptrace_args_layout(api, ctypes)
+    if layout is None:
+        return False
+    made = _lptrace_code_page(_LPTRACE_NATIVE_ARGS_CODE, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)),
+                              ctypes, libc)
+    if made is None:
+        return False
+    keep.append(made[1])
+    getter, tframe, then, first, flags, argc, kwonly, inner, code_at = layout
+    W = lambda at, v: words.__setitem__(at // 8, v)
+    W(0x1010a0, 1 << 61)  # its ids, far from the Python callback's
+    W(0x1010b0, getter)
+    W(0x1010b8, tframe)
+    W(0x1010c0, then & 0xffffffffffffffff)
+    W(0x1010c8, first)
+    W(0x1010d0, flags)
+    W(0x1010d8, argc)
+    W(0x1010e0, kwonly)
+    W(0x1010e8, id(float))
+    W(0x1010f0, id(str))
+    W(0x1010f8, 40 if sys.version_info >= (3, 12) else 48)  # sizeof(PyASCIIObject)
+    W(0x101100, 32)  # its state
+    W(0x101108, id(bytes))
+    W(0x101110, 32)  # PyBytesObject's ob_sval
+    W(0x101118, max(budget, 1))
+    W(0x101120, inner & 0xffffffffffffffff)
+    W(0x101128, code_at)
+    entries = _LPTRACE_NATIVE_ARGS_ENTRIES
+    build = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
+                              ctypes.c_void_p)(made[0] + entries['build'])
+    # The frame argument: the caller's frame object (what the profile
+    # function gets) before 3.12, else 0 (the running frame).
+    running = (lambda: id(sys._getframe(1))) if not getter else (lambda: 0)
+    read = getattr(ctypes, '_string_at', None) or ctypes.string_at
+    # Records it must make (checked byte for byte) and arguments it must
+    # leave to SLOW.
+    def probe(a, b, c, d, e, f, g, h):
+        return build(code[0], 0x5a5a, running()), read(daddr + 0x101200, 600)
+    code = [id(probe.__code__)]
+    wide = ''.join(['x', '\u00e9'])  # (2.7 compiles this file too)
+    cases = [((None, True, False, -5, (1 << 55) - 1, 1.5, -0.0, 1e300), True),
+             (('', 'it\'s\n', b'\x00\xff"', 'x' * 300, b'y' * 300, float('inf'), 0, 7), True),
+             (([], 1, 2, 3, 4, 5, 6, 7), False), ((wide, 1, 2, 3, 4, 5, 6, 7), False),
+             ((1 << 60, 1, 2, 3, 4, 5, 6, 7), False), ((1, 2, 3, 4, 5, 6, 7, type('S', (str,), {})('s')), False)]
+    for values, ok in cases:
+        n, raw = probe(*values)
+        want = _lptrace_args_record(values, 0x5a5a, max(budget, 1)) if ok else b''
+        if n != len(want) or (ok and (raw[:5] != want[:5] or raw[13:n] != want[13:])):
+            return False
+
+    def many(*a):
+        return build(code[1], 0, running())
+    code.append(id(many.__code__))
+    if many(1, 2) != 0:
+        return False
+    words[0x1010a8 // 8] = made[0] + entries['args']
+    return True
+
+
+def _lptrace_args_record(values, word, budget):
+    # The G record native_args_amd64.s makes of VALUES (its id left 0).
+    import struct
+    out = []
+    for v in values:
+        t = type(v)
+        if t is float:
+            out.append(struct.pack('<Qd', 0x85 << 56, v))
+        elif t is str or t is bytes:
+            raw = v.encode('ascii') if t is str else v
+            kept = raw[:budget]
+            out.append(struct.pack('<QI', (0x86 if t is str else 0x87) << 56 | len(raw), len(kept)) + kept)
+        else:
+            tag = 1 if v is None else 2 if v is False else 3 if v is True else 4
+            out.append(struct.pack('<Q', 1 << 63 | tag << 56 | (v & ((1 << 56) - 1) if tag == 4 else 0)))
+    body = struct.pack('<QQI', 0, word, budget) + b''.join(out)
+    return b'G' + struct.pack('<I', len(body)) + body
+
+
+def _lptrace_args_layout(api, ctypes):
+    """Where native_args_amd64.s finds what it reads, found on frames and
+    code of ours: (the C function returning the thread state (3.12+; else
+    0), the offset of its running frame, then the offset in what that
+    points to or -1, the offset of a frame's first local, of a code's
+    co_flags, co_argcount and co_kwonlyargcount, where a frame object's
+    frame is or -1, where a frame's code is); None if not found (2.7, a
+    layout of its own)."""
+    import sys
+    if sys.version_info < (3, 6):
+        return None
+    monitoring = sys.version_info >= (3, 12)
+    getter = 0
+    if monitoring:
+        for name in ('PyThreadState_GetUnchecked', '_PyThreadState_UncheckedGet'):
+            try:
+                getter = ctypes.cast(getattr(api, name), ctypes.c_void_p).value
+                break
+            except AttributeError:
+                pass
+        if not getter:
+            return None
+        get = ctypes.PYFUNCTYPE(ctypes.c_void_p)(getter)
+        inner, code_at = -1, 0
+    else:
+        where = _lptrace_frame_code_offsets(ctypes)
+        if where is None:
+            return None
+        # (3.11: the frame object's interpreter frame holds them)
+        inner, code_at = (-1, where[0]) if not where[1] else where
+    word = lambda a: ctypes.c_uint64.from_address(a).value
+    i32 = lambda a: ctypes.c_int32.from_address(a).value
+
+    def readable():
+        spans = []
+        with open('/proc/self/maps') as f:
+            for line in f:
+                r, perm = line.split()[:2]
+                if perm[0] == 'r':
+                    lo, hi = r.split('-')
+                    spans.append((int(lo, 16), int(hi, 16)))
+        return spans
+
+    def probe(a, b):
+        f = sys._getframe()
+        frame = id(f)
+        if inner != -1 or monitoring:
+            frame = word(frame + (inner if inner != -1 else 24))
+        del f
+        if word(frame + code_at) & ~3 != id(probe.__code__):
+            return None
+        first = None
+        for off in range(8, 512, 8):
+            if word(frame + off) & ~3 == id(a) and word(frame + off + 8) & ~3 == id(b):
+                first = off
+                break
+        if first is None:
+            return None
+        if not monitoring:
+            return 0, -1, first
+        ts = get()
+        if not ts:
+            return None
+        # Read as an array, without a Python call (word() would be the
+        # running frame).
+        state = (ctypes.c_uint64 * 64).from_address(ts)
+        for i in range(64):
+            if state[i] == frame:
+                return 8 * i, -1, first
+        spans = readable()
+        state = list(state)
+        for i, w in enumerate(state):
+            if w & 7 == 0 and any(lo <= w and w + 8 <= hi for lo, hi in spans) \
+                    and ctypes.c_uint64.from_address(w).value == frame:
+                return 8 * i, 0, first
+        return None
+    found = probe(object(), object())
+    if found is None:
+        return None
+    ns = {}
+    exec(compile('def f(a, b, c, *, d, e): pass\n'
+                 'def g(a, b, c, d, e, *, f): pass\n'
+                 'def h(a, *b, **c): pass\n', '<lptrace>', 'exec'), ns)
+    codes = [(id(ns[x].__code__), ns[x].__code__) for x in 'fgh']
+    fields = []
+    for field in ('co_flags', 'co_argcount', 'co_kwonlyargcount'):
+        at = [off for off in range(16, 160, 4) if all(i32(a + off) == getattr(c, field) for a, c in codes)]
+        if not at:
+            return None
+        fields.append(at[0])
+    return (getter,) + found + tuple(fields) + (inner, code_at)
 
 
 def _lptrace_encoded():

@@ -170,11 +170,12 @@ type TraceConfig struct {
 }
 
 // Native tells whether the hook may record events with its machine-code
-// callback: calls, returns, their times and the small values returned, not
-// arguments, in one process (the hook still decides by the interpreter:
-// x86-64, with the GIL; and with more than calls only over lptrace's ring).
+// callback: calls, returns, their times and the small values returned or
+// passed (arguments: 3.12+), in one process (the hook still decides by the
+// interpreter: x86-64, with the GIL; and with more than calls only over
+// lptrace's ring).
 func (c TraceConfig) Native() bool {
-	return !c.NoNative && !c.Args && !c.Follow
+	return !c.NoNative && !c.Follow
 }
 
 // literal is the config as a Python dict literal (the hook imports

@@ -560,7 +560,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 codes[id(code)] = c = (-1, code)
                 return -1
             i = next(counters['code'])
-            if not define(record(b'C', '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500]))):
+            text = '%d\t%s\t%s\t%d\t%s' % (i, name[:500], code.co_filename[:1000], code.co_firstlineno, module[:500].replace('\t', ' '))
+            if want_args:
+                # The names of the arguments the machine code writes
+                # (native_args_amd64.s: none with *args or **kwargs).
+                text += '\t' + ' '.join(code.co_varnames[:code.co_argcount + getattr(code, 'co_kwonlyargcount', 0)])
+            if not define(record(b'C', text)):
                 return -2  # not kept: defined again at its next call
             r = ring[0]
             if aggregate and r is not None and i < _LPTRACE_COUNTED:
@@ -607,7 +612,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The machine-code callback records calls, returns and their times;
     # values only the Python callback can make. With -c alone it keeps the
     # table itself (native.py): lptrace reads the counts, not every event.
-    native_ok = bool(cfg.get('native')) and not want_args
+    native_ok = bool(cfg.get('native'))
     aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
     # Events per batch: past it the main thread wakes the timer thread
     # (each wake-up costs the program a GIL hand-over; full() returns at
@@ -1271,7 +1276,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
             try:
                 return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2
-                               | want_values << 4, slow_returns)
+                               | want_values << 4 | want_args << 5, slow_returns, strsize)
             except an_exception:
                 pass
         return None

@@ -491,7 +491,8 @@ func TestAttachFork(t *testing.T) {
 // flush; before, a C profile function that the hook's Python profile
 // function holds (as lptrace_native). It is in place while traced, the
 // trace is complete, and nothing of it (the functions, its mappings)
-// outlives the session; --no-native, and arguments (-a), keep it out.
+// outlives the session; --no-native keeps it out, and so do arguments (-a)
+// on 2.7 (3.6+: their small builtins are recorded by it too).
 func TestAttachNative(t *testing.T) {
 	type mode struct {
 		opts   []string
@@ -499,7 +500,7 @@ func TestAttachNative(t *testing.T) {
 		shows  string // "calls": lines of calls to check; "table": -c's; "": lines not parsed (-a's have arguments)
 	}
 	modes := []mode{{nil, true, "calls"}, {[]string{"--no-native"}, false, "calls"}, {[]string{"-T"}, true, "calls"},
-		{[]string{"--ret"}, true, "calls"}, {[]string{"-a"}, false, ""}, {[]string{"-c"}, true, "table"}}
+		{[]string{"--ret"}, true, "calls"}, {[]string{"-a"}, true, ""}, {[]string{"-c"}, true, "table"}}
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
@@ -508,6 +509,9 @@ func TestAttachNative(t *testing.T) {
 			alive := "import gc; any(getattr(o, '__name__', '') == 'lptrace_native' or 'lptrace_native' in (getattr(o, '__dict__', None) or {}) for o in gc.get_objects() if type(o).__name__ in ('builtin_function_or_method', 'function'))"
 			for _, m := range modes {
 				opts, native := m.opts, m.native
+				if m.shows == "" && strings.HasPrefix(py.Name, "2.") {
+					native = false
+				}
 				tr := startAttach(t, tg.PID, opts...)
 				// Before 3.12 lptrace hooks each busy thread when it catches it.
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

@@ -167,7 +167,8 @@ func TestReturnValues(t *testing.T) {
 						lines = append(lines, l)
 					}
 				}
-				got[i] = strings.Join(lines, "\n")
+				// (the objects' addresses differ from run to run)
+				got[i] = regexp.MustCompile(`0x[0-9a-f]+`).ReplaceAllString(strings.Join(lines, "\n"), "0x?")
 				for _, w := range want {
 					if !strings.Contains(got[i], w) {
 						t.Errorf("%v: no line %q in:\n%s", native, w, got[i])
@@ -177,6 +178,48 @@ func TestReturnValues(t *testing.T) {
 			// (2.7 writes its longs with an L: the same either way)
 			if got[0] != got[1] {
 				t.Errorf("the machine code's values differ from the Python callback's:\n%s\n--- --no-native:\n%s", got[0], got[1])
+			}
+		})
+	}
+}
+
+// TestArguments: -a writes each argument as the Python callback does,
+// whether the machine code wrote it (3.12+: small builtins) or not, with
+// text cut at -s.
+func TestArguments(t *testing.T) {
+	prog := filepath.Join(programsDir, "arguments.py")
+	want := []string{"a_small(a=None, b=True, c=False, d=-1)", "a_small(a=-1099511627776, b=36028797018963967, c=36028797018963968, d=1180591620717411303424",
+		"a_float(x=-0.0)", "a_float(x=1e+16)", "a_float(x=1000000000000000.0)", "a_float(x=1e-05)", "a_float(x=0.0001)",
+		"a_float(x=nan)", "a_float(x=-inf)", "a_float(x=0.3333333333333333)", `a_text(s="it's")`, `a_text(s='tab\there')`,
+		`a_text(s='back\\sla'...)`, "a_text(s='xxxxxxxx'...)", "a_mixed(a=1, b=None, c=2.5)", "a_mixed(a=[1, 2], b=(3,), c=None)",
+		"a_cell(a=7)", "a_gen(a=1, b='z')"}
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			var got [2]string
+			for i, native := range [][]string{nil, {"--no-native"}} {
+				out := filepath.Join(t.TempDir(), "trace")
+				args := append(append([]string{"-a", "-s", "8", "-o", out}, native...), "--", py.Path, prog)
+				if r := lptrace(t, "", args...); r.Code != 0 {
+					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
+				}
+				data, _ := os.ReadFile(out)
+				var lines []string
+				for _, l := range strings.Split(string(data), "\n") {
+					if strings.HasPrefix(l, "a_") || strings.HasPrefix(l, "Thing.method") {
+						lines = append(lines, l)
+					}
+				}
+				// (the objects' addresses differ from run to run)
+				got[i] = regexp.MustCompile(`0x[0-9a-f]+`).ReplaceAllString(strings.Join(lines, "\n"), "0x?")
+				for _, w := range want {
+					if !strings.Contains(got[i], w) {
+						t.Errorf("%v: no line %q in:\n%s", native, w, got[i])
+					}
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("the machine code's arguments differ from the Python callback's:\n%s\n--- --no-native:\n%s", got[0], got[1])
 			}
 		})
 	}

@@ -21,6 +21,9 @@ type Code struct {
 	File   string
 	Line   int
 	Module string // the module's __name__, when known
+	// ArgNames are the names of the arguments the hook's machine code
+	// records (-a): the positional and keyword-only ones.
+	ArgNames []string
 }
 
 // Thread is a thread the target reported.
@@ -172,7 +175,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 	}
 	switch r.Kind {
 	case 'C':
-		f := strings.SplitN(string(r.Data), "\t", 5)
+		f := strings.SplitN(string(r.Data), "\t", 6)
 		if len(f) < 4 {
 			return fmt.Errorf("bad code record")
 		}
@@ -182,8 +185,11 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		}
 		line, _ := strconv.Atoi(f[3])
 		c := &Code{Name: f[1], File: f[2], Line: line}
-		if len(f) == 5 {
+		if len(f) >= 5 {
 			c.Module = f[4]
+		}
+		if len(f) == 6 {
+			c.ArgNames = strings.Fields(f[5])
 		}
 		p.codes[id] = c
 	case 'T':
@@ -213,6 +219,15 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			clear(p.values)
 		}
 		p.values[n] = text
+	case 'G':
+		id, text, err := argsRecord(p, r.Data)
+		if err != nil {
+			return err
+		}
+		if len(p.values) >= maxValues {
+			clear(p.values)
+		}
+		p.values[id] = text
 	case 'B':
 		return d.batch(p, r.Data, emit)
 	case 'A':

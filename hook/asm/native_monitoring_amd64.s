@@ -21,7 +21,8 @@
 # event to SLOW, around a fork), 56 mode (bit 0 returns, bit 1 a clock word
 # per event, bit 2 the -c table in the program instead: the event goes to
 # agg, at 0x101058; reset at 0x101050; bit 3: now() reads the time-stamp
-# counter; bit 4 a value word per event), 64 the function table, 0x100040
+# counter; bit 4 a value word per event; bit 5 a call's value word is its
+# arguments, from args() at 0x1010a8, native_args_amd64.s), 64 the function table, 0x100040
 # the thread table, 0x101078 now() and 0x101098 put_event()
 # (native_clock_amd64.s), 0x101090 encode (native_values_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
 # 16 dropped, 0x1000 2**19 event words.
@@ -102,11 +103,10 @@ append_more:
 	# The word, then the clock and the value word (native_values_amd64.s:
 	# 0 for a call; an exception, or a value it cannot write, goes to
 	# SLOW), as the mode asks: put_event (native_clock_amd64.s) writes them.
-	xor edx, edx
 	test byte ptr [r8+0x38], 0x10
-	je have_value
+	je no_value
 	test rdi, rdi
-	je have_value
+	je call_value
 	bt rdi, 57
 	jc slow_value
 	mov rax, [rsi+16]
@@ -114,6 +114,30 @@ append_more:
 	test rax, rax
 	je slow_value
 	mov rdx, rax
+	jmp have_value
+call_value:
+	# A call's value word: its arguments (-a: native_args_amd64.s), or
+	# SLOW writes them.
+	test byte ptr [r8+0x38], 0x20
+	je no_value
+	push r9
+	push rsi
+	push rdx	# (aligned: rsp was 8 off at entry)
+	mov rdi, rax
+	mov rsi, r9
+	xor edx, edx
+	call [r8+0x1010a8]
+	pop rdx
+	pop rsi
+	pop r9
+	xor edi, edi
+	test rax, rax
+	je slow
+	mov rdx, rax
+	movabs r8, 0x1111111111111111
+	jmp have_value
+no_value:
+	xor edx, edx
 have_value:
 	mov rdi, r9
 	mov rsi, rdx

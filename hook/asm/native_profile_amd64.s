@@ -14,8 +14,9 @@
 # Tables and ring: as the 3.12+ callbacks' (native_monitoring_amd64.s),
 # with SLOW at 8 and the tables' counts at 0x101040 and 0x101048 of the
 # tables; 0x1212... the ring.
-# Events: a call (what 0), a return (3; arg NULL: by exception) when the
-# mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
+# Events: a call (what 0; with mode bit 5 its arguments from args() at
+# 0x1010a8 of the tables, native_args_amd64.s), a return (3; arg NULL: by
+# exception) when the mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
 # Registers: rax code, rdx thread, rdi kind << 56 (SLOW is reloaded from
 # the tables), r8 tables, r9-r11 work; rsi and rcx stay for SLOW.
 
@@ -91,11 +92,32 @@ append_more:
 	test byte ptr [r8+0x38], 0x10
 	je have_value
 	test rdi, rdi
-	je have_value
+	je call_value
 	bt rdi, 57
 	jc slow_event
 	mov rax, rcx
 	call [r8+0x101090]
+	test rax, rax
+	je slow_event
+	mov rdx, rax
+	jmp have_value
+call_value:
+	# A call's value word: its arguments (-a: native_args_amd64.s), or
+	# SLOW writes them.
+	test byte ptr [r8+0x38], 0x20
+	je have_value
+	push rsi
+	push rcx
+	push r9	# (aligned: rsp was 8 off at entry)
+	mov rdi, rax
+	mov rdx, rsi
+	mov rsi, r9
+	call [r8+0x1010a8]
+	pop r9
+	pop rcx
+	pop rsi
+	movabs r8, 0x1111111111111111
+	xor edi, edi
 	test rax, rax
 	je slow_event
 	mov rdx, rax

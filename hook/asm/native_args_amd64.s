@@ -1,0 +1,238 @@
+# The arguments of a call, recorded by the machine code (-a on 3.12+, see
+# ../native.py) when every one of them is a small builtin: None, a bool,
+# an int of 56 bits (encode, native_values_amd64.s), a float, an ASCII
+# str or a bytes (their first `budget` bytes). Anything else (a list, an
+# object of the program's, a str subclass, *args) makes it return 0: the
+# Python callback then writes them. C functions, called with the GIL held.
+# Source of _LPTRACE_NATIVE_ARGS_CODE in ../native_code.py (made by gen.sh).
+#   args(code, word, frame)
+#                      the arguments of CODE's FRAME (before 3.12: the
+#                      frame object the profile function got; 3.12+: 0, the
+#                      thread's running frame), whose event word is WORD,
+#                      as a G record in the ring's records: the event's
+#                      value word (the record's id plus 1), or 0
+#   build(code, word, frame)
+#                      the record, left in the scratch area only: its
+#                      size, or 0 (the hook checks it at build)
+# A G record: 'G', u32 size of what follows, then u64 id, u64 event word,
+# u32 budget, and per argument a value word (1 << 63 | tag << 56 |
+# payload: tags 1-4 as encode's; 5 a float, its 8 bytes follow; 6 a str,
+# 7 a bytes, the payload its length, then u32 bytes kept and the bytes).
+# Placeholders: 0x1111... the tables, 0x1212... the ring.
+# Tables (private; set by the hook): 0x101090 encode, 0x1010a0 the next
+# id, 0x1010b0 the C function returning the thread state, 0x1010b8 the
+# offset of its current frame (0x1010c0: then the offset in what that
+# points to, or -1), 0x1010c8 the frame's first local, 0x1010d0/d8/e0 the
+# code's co_flags, co_argcount and co_kwonlyargcount (32 bits each),
+# 0x1010e8 float's type, 0x1010f0 str's, 0x1010f8 the data of an ASCII
+# str, 0x101100 its state bits (compact 0x20, ascii 0x40), 0x101108
+# bytes' type, 0x101110 its data, 0x101118 the budget, 0x101120 where a
+# frame object's frame is (3.11: the interpreter frame at 24) or -1,
+# 0x101128 where a frame's code is; 0x101200 the scratch area, to
+# 0x102000.
+# A frame's code (its first word) and locals are stack references from
+# 3.14 on: the low two bits are tags (3: a tagged int, never an object).
+
+	.intel_syntax noprefix
+	.text
+	.globl args
+args:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	call build_here
+	test rax, rax
+	je args_done
+	# Its id, then into the ring's records (bytes at 0x401000, 1 MiB;
+	# head at 24, tail at 32, dropped at 40), unless they are full: the
+	# call then shows without its arguments.
+	mov r8, [r13+0x1010a0]
+	lea r9, [r8+1]
+	mov [r13+0x1010a0], r9
+	mov [r13+0x101205], r8
+	movabs r10, 0x1212121212121212
+	mov r11, [r10+0x18]
+	mov rcx, r11
+	sub rcx, [r10+0x20]
+	add rcx, rax
+	cmp rcx, 0x100000
+	ja args_full
+	lea rsi, [r13+0x101200]
+	mov rdx, rax
+	mov rcx, r11
+	and rcx, 0xfffff
+	mov r8, 0x100000
+	sub r8, rcx	# room before the end
+	lea rdi, [r10+rcx+0x401000]
+	mov rcx, rdx
+	cmp rcx, r8
+	jbe copy_rest
+	mov rcx, r8
+	rep movsb
+	lea rdi, [r10+0x401000]
+	mov rcx, rdx
+	sub rcx, r8
+copy_rest:
+	rep movsb
+	add r11, rdx
+	mov [r10+0x18], r11
+	mov rax, r9
+	jmp args_done
+args_full:
+	inc qword ptr [r10+0x28]
+	mov rax, r9
+args_done:
+	pop r15
+	pop r14
+	pop r13
+	pop r12
+	pop rbx
+	ret
+
+	.globl build
+build:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	call build_here
+	pop r15
+	pop r14
+	pop r13
+	pop r12
+	pop rbx
+	ret
+
+# rdi code, rsi word, rdx frame -> rax the record's size in the scratch
+# area, or 0.
+# Uses rbx, r12-r15 (saved by the entries), r13 the tables after.
+build_here:
+	push rbp	# (aligned for the call below)
+	mov r12, rdi
+	mov r15, rsi
+	movabs r13, 0x1111111111111111
+	# No *args or **kwargs (a tuple, a dict), at most 16 arguments.
+	mov rcx, [r13+0x1010d0]
+	test dword ptr [r12+rcx], 0xc
+	jne no
+	mov rcx, [r13+0x1010d8]
+	mov r14d, dword ptr [r12+rcx]
+	mov rcx, [r13+0x1010e0]
+	add r14d, dword ptr [r12+rcx]
+	cmp r14, 16
+	ja no
+	# The frame, which must be CODE's.
+	mov rax, rdx
+	mov rcx, [r13+0x101120]
+	test rax, rax
+	jne in_frame
+	call [r13+0x1010b0]	# 3.12+: the running one
+	test rax, rax
+	je no
+	mov rcx, [r13+0x1010b8]
+	mov rax, [rax+rcx]
+	mov rcx, [r13+0x1010c0]
+in_frame:
+	cmp rcx, -1
+	je have_frame
+	test rax, rax
+	je no
+	mov rax, [rax+rcx]
+have_frame:
+	test rax, rax
+	je no
+	mov rcx, [r13+0x101128]
+	mov rcx, [rax+rcx]
+	and rcx, -4
+	cmp rcx, r12
+	jne no
+	add rax, [r13+0x1010c8]
+	mov r12, rax	# the locals
+	lea rbx, [r13+0x101200+25]	# where the next value goes
+	mov byte ptr [r13+0x101200], 0x47	# 'G'
+	mov [r13+0x101200+13], r15
+	mov rax, [r13+0x101118]
+	mov [r13+0x101200+21], eax
+	xor ebp, ebp
+one:
+	cmp rbp, r14
+	jae built
+	mov rax, [r12+rbp*8]
+	mov rcx, rax
+	and ecx, 3
+	cmp ecx, 3
+	je no
+	and rax, -4
+	je no
+	mov r15, rax
+	call [r13+0x101090]	# encode: changes r10, r11
+	test rax, rax
+	je not_small
+	mov [rbx], rax
+	add rbx, 8
+	jmp next
+not_small:
+	mov rax, [r15+8]
+	cmp rax, [r13+0x1010e8]
+	je a_float
+	cmp rax, [r13+0x1010f0]
+	je a_str
+	cmp rax, [r13+0x101108]
+	je a_bytes
+	jmp no
+a_float:
+	movabs rax, 0x8500000000000000
+	mov [rbx], rax
+	mov rax, [r15+16]
+	mov [rbx+8], rax
+	add rbx, 16
+	jmp next
+a_str:
+	mov rcx, [r13+0x101100]
+	mov eax, dword ptr [r15+rcx]
+	and eax, 0x60
+	cmp eax, 0x60
+	jne no
+	mov rsi, [r13+0x1010f8]
+	movabs rax, 0x8600000000000000
+	jmp text
+a_bytes:
+	mov rsi, [r13+0x101110]
+	movabs rax, 0x8700000000000000
+text:
+	add rsi, r15	# the bytes
+	mov rcx, [r15+16]	# the length
+	or rax, rcx
+	mov [rbx], rax
+	cmp rcx, [r13+0x101118]
+	jbe kept
+	mov rcx, [r13+0x101118]
+kept:
+	mov [rbx+8], ecx
+	lea rdi, [rbx+12]
+	lea rax, [rdi+rcx]
+	lea rdx, [r13+0x102000-256]
+	cmp rax, rdx
+	ja no	# (256 bytes left: the other arguments' words, unchecked)
+	rep movsb
+	mov rbx, rdi
+next:
+	inc rbp
+	jmp one
+built:
+	lea rax, [r13+0x101200]
+	sub rbx, rax
+	lea rcx, [rbx-5]
+	mov [r13+0x101201], ecx
+	mov rax, rbx
+	pop rbp
+	ret
+no:
+	xor eax, eax
+	pop rbp
+	ret
