@@ -43,7 +43,11 @@
 #               hash (pointer >> 12); the thread pointer (fs:0, per the
 #               x86-64 ABI) is pthread_self(), the thread's get_ident()
 #               (checked at install by `selftest`)
-#   0x101040    the tables' counts (before 3.12)
+#   0x101040    the tables' counts (before 3.12); then the parameters
+#               of the clock, values and arguments code (native_*.s)
+#   0x101200    scratch space of the arguments' code
+#   0x102000    type table (-a): 1024 slots of a type object whose
+#               objects the arguments' code may show, hash (address >> 4)
 # A key of 0 is an empty slot; the tables are kept at most half full (a
 # function past that always goes through SLOW: slower, still right).
 #
@@ -272,7 +276,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     # them). SLOW_RETURNS (3.12+,
     # with returns): the Python PY_RETURN, PY_UNWIND and PY_THROW
     # callbacks. Returns (install, put, record, take, commit, off, pause,
-    # (on_return, on_unwind, on_throw), feed, calibrate): install is the
+    # (on_return, on_unwind, on_throw), feed, calibrate, put_type): install is the
     # builtin function to register for PY_START (and PY_RESUME with
     # returns; the others are the builtins for PY_RETURN and PY_YIELD,
     # PY_UNWIND and PY_THROW, or None) on 3.12+, or a
@@ -282,7 +286,9 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     # afterwards (each one's next event goes to SLOW, which removes itself).
     # feed(word) hands agg an event of the Python callback (with bit 2: 0
     # if the thread has no place in the table, then the event goes to the
-    # ring). Any failure leaves nothing behind. (The program's audit hooks
+    # ring). put_type(address) (bit 5) lets the arguments' code show
+    # objects of that type (see native_args_amd64.s): the caller has told
+    # lptrace its name and holds it. Any failure leaves nothing behind. (The program's audit hooks
     # see ctypes and mmap at work here; one that raises makes this fail.)
     import sys
     import struct
@@ -341,7 +347,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     EV, EN = _LPTRACE_EVENTS, _LPTRACE_EVENT_WORDS
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # private: a forked child writes its own copy
     page = mmap.PAGESIZE
-    size = 0x102000  # the tables and their counts, whole pages
+    size = 0x104000  # the tables and their counts, whole pages
     # The tables between two inaccessible pages: an overrun faults at
     # once, and the kernel never merges them with a neighbour (one rw-p
     # mapping of this size in /proc/PID/maps; the tests look).
@@ -576,7 +582,27 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
         # 0: every call goes to SLOW (around a fork); 1: as before.
         words[6] = on
 
-    return install, put, record, take, commit, off, pause, returns, feed, calibrate
+    put_type = None
+    if mode & 0x20:
+        used_types = [0]
+
+        def put_type(t):
+            # Into the type table, unless half full: True if it went in.
+            # (Before 3.12 a thread switch may come between two lines
+            # here: another thread's type may then take the slot, and
+            # this one's objects keep going to SLOW.)
+            at = 0x102000 // 8
+            i = (t >> 4) & 1023
+            if used_types[0] >= 512:
+                return False
+            while words[at + i]:
+                if words[at + i] == t:
+                    return True
+                i = (i + 1) & 1023
+            used_types[0] += 1
+            words[at + i] = t
+            return True
+    return install, put, record, take, commit, off, pause, returns, feed, calibrate, put_type
 
 
 def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):

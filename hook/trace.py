@@ -588,8 +588,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         parts = []
         for name in code.co_varnames[:n]:
             if name in loc:
-                parts.append('%s=%s' % (name, srepr(loc[name]).replace('\t', '\\t')))
+                v = loc[name]
+                parts.append('%s=%s' % (name, srepr(v).replace('\t', '\\t')))
+                if id(type(v)) not in taught:
+                    teach(type(v))
         return '\t'.join(parts)
+
+    # Types whose objects the machine code may show as <Name at 0x...>
+    # (native_args_amd64.s), each held while it may: its address is never
+    # another type's meanwhile.
+    taught = {}
+
+    def teach(t):
+        n = nat[0]
+        if n is None or n[10] is None or len(taught) >= 512:
+            return
+        name = srepr.plain(t)
+        if name is None:
+            taught[id(t)] = None  # shown otherwise: never asked again
+            return
+        if define(record(b'Y', '%d\t%s' % (id(t), name))) and n[10](id(t)):
+            taught[id(t)] = t
 
     def emit(kind, c, val):
         # kind 0: call, 1: return, 2: exception; val: a value id or 0.
@@ -897,6 +916,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         codes.clear()
         threads.clear()
         switched.clear()
+        taught.clear()  # (the machine code is off: it shows none of them)
         last[0] = (None, None, 0)
         del events[:]
         del meta[:]

@@ -74,6 +74,19 @@ def _lptrace_repr(limit, verbose):
 
     most = max(4 * budget, 128)
 
+    def plain(t):
+        # The name objects of type T show with (<Name at 0x...>), or None
+        # if they show otherwise.
+        if verbose or id(t) in kinds:
+            return None
+        try:
+            name = type_name(t)
+        except Exception:
+            if raised_by_program():
+                raise
+            return None
+        return None if name == 'instance' else name
+
     def safe(v):
         # Text is cut at limit characters (strace's -s); other values, made
         # of many parts, at a few times that.
@@ -86,6 +99,7 @@ def _lptrace_repr(limit, verbose):
             if not verbose and raised_by_program():
                 raise
             return '<?>'
+    safe.plain = plain
     return safe
 
 

@@ -127,7 +127,7 @@ func rssKiB(pid int) int {
 }
 
 // nativeMappings counts the mappings of the machine-code callback's tables
-// (hook/native.py: 0x102000 bytes, read-write between two inaccessible
+// (hook/native.py: 0x104000 bytes, read-write between two inaccessible
 // pages, so never merged with a neighbour) and of lptrace's ring file
 // (transport.Ring): none may outlive its session. The guard pages are part of the
 // fingerprint: a thread's glibc malloc arena (64 MiB reserved, the used part
@@ -157,7 +157,7 @@ func nativeMappings(pid int) int {
 	guard := func(m mapping) bool { return m.anon && m.perms == "---p" && m.end-m.start == 0x1000 }
 	for i := 1; i+1 < len(maps); i++ {
 		m, before, after := maps[i], maps[i-1], maps[i+1]
-		if m.anon && m.perms == "rw-p" && (m.end-m.start == 0x102000 || m.end-m.start == 0x4001000) &&
+		if m.anon && m.perms == "rw-p" && (m.end-m.start == 0x104000 || m.end-m.start == 0x4001000) &&
 			guard(before) && before.end == m.start && guard(after) && after.start == m.end {
 			n++
 		}

@@ -58,6 +58,16 @@ func argsRecord(p *Process, data []byte) (uint64, string, error) {
 				r += "..."
 			}
 			data = data[4+kept:]
+		case 8:
+			if len(data) < 8 {
+				return 0, "", bad
+			}
+			name, ok := p.types[binary.LittleEndian.Uint64(data)]
+			if !ok {
+				name = "?"
+			}
+			r = "<" + name + " at 0x" + strconv.FormatUint(v&(1<<56-1), 16) + ">"
+			data = data[8:]
 		default:
 			var ok bool
 			if r, ok = inlineValue(v); !ok {

@@ -54,6 +54,11 @@ func TestArgsRecord(t *testing.T) {
 	if err != nil || id != 1<<61 || text != "a=-5\tb=2.5\tc='abcd'...\td=None" {
 		t.Fatalf("argsRecord = %d %q %v", id, text, err)
 	}
+	p.types = map[uint64]string{0x1000: "Thing"}
+	id, text, err = argsRecord(p, w(append(w(nil, 5, 7), 8, 0, 0, 0), 1<<63|8<<56|0x7f00aa, 0x1000, 1<<63|8<<56|0x10, 0x2000))
+	if err != nil || id != 5 || text != "a=<Thing at 0x7f00aa>\tb=<? at 0x10>" {
+		t.Fatalf("argsRecord = %d %q %v", id, text, err)
+	}
 	for _, cut := range []int{19, len(rec) - 1, len(rec) - 9} {
 		if _, _, err := argsRecord(p, rec[:cut]); err == nil && cut != len(rec)-8 {
 			t.Errorf("a record cut at %d decoded", cut)

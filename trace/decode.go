@@ -46,6 +46,7 @@ type Process struct {
 	codes   map[uint64]*Code // ids may arrive out of order (threads race)
 	threads map[uint64]*Thread
 	values  map[uint64]string
+	types   map[uint64]string // names of the types whose objects G records show
 }
 
 // Kind is what happened.
@@ -147,6 +148,7 @@ const (
 	maxCodes   = 1 << 22
 	maxThreads = 1 << 16
 	maxValues  = 1 << 16 // values of dropped events are never used: forget them
+	maxTypes   = 1 << 12 // the hook's machine code knows 512 at a time
 	maxProcs   = 1 << 12
 )
 
@@ -219,6 +221,16 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			clear(p.values)
 		}
 		p.values[n] = text
+	case 'Y':
+		addr, name, ok := strings.Cut(string(r.Data), "\t")
+		n, err := strconv.ParseUint(addr, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("bad type record")
+		}
+		if len(p.types) >= maxTypes {
+			clear(p.types)
+		}
+		p.types[n] = name
 	case 'G':
 		id, text, err := argsRecord(p, r.Data)
 		if err != nil {
@@ -250,7 +262,8 @@ func (d *Decoder) process(pid int) *Process {
 	if d.procs == nil {
 		d.procs = map[int]*Process{}
 	}
-	p := &Process{PID: pid, codes: map[uint64]*Code{}, threads: map[uint64]*Thread{}, values: map[uint64]string{}}
+	p := &Process{PID: pid, codes: map[uint64]*Code{}, threads: map[uint64]*Thread{}, values: map[uint64]string{},
+		types: map[uint64]string{}}
 	if len(d.procs) < maxProcs {
 		d.procs[pid] = p
 	}

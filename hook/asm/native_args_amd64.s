@@ -17,7 +17,9 @@
 # A G record: 'G', u32 size of what follows, then u64 id, u64 event word,
 # u32 budget, and per argument a value word (1 << 63 | tag << 56 |
 # payload: tags 1-4 as encode's; 5 a float, its 8 bytes follow; 6 a str,
-# 7 a bytes, the payload its length, then u32 bytes kept and the bytes).
+# 7 a bytes, the payload its length, then u32 bytes kept and the bytes; 8
+# an object of a type in the type table, the payload its address, its
+# type follows).
 # Placeholders: 0x1111... the tables, 0x1212... the ring.
 # Tables (private; set by the hook): 0x101090 encode, 0x1010a0 the next
 # id, 0x1010b0 the C function returning the thread state, 0x1010b8 the
@@ -29,7 +31,11 @@
 # bytes' type, 0x101110 its data, 0x101118 the budget, 0x101120 where a
 # frame object's frame is (3.11: the interpreter frame at 24) or -1,
 # 0x101128 where a frame's code is; 0x101200 the scratch area, to
-# 0x102000.
+# 0x102000; 0x102000 the type table: 1024 type objects (0: an empty slot;
+# linear probing, hash (address >> 4)), whose objects show as
+# <Name at 0x...> (without -v: the Python callback shows them so too),
+# each one's name told to lptrace (a Y record) and the type held by the
+# hook while it is there.
 # A frame's code (its first word) and locals are stack references from
 # 3.14 on: the low two bits are tags (3: a tagged int, never an object).
 
@@ -110,7 +116,7 @@ build:
 
 # rdi code, rsi word, rdx frame -> rax the record's size in the scratch
 # area, or 0.
-# Uses rbx, r12-r15 (saved by the entries), r13 the tables after.
+# Uses rbx, rbp, r12-r15 (saved by the entries), r13 the tables after.
 build_here:
 	push rbp	# (aligned for the call below)
 	mov r12, rdi
@@ -184,7 +190,26 @@ not_small:
 	je a_str
 	cmp rax, [r13+0x101108]
 	je a_bytes
-	jmp no
+	# An object of a type the hook taught (its name is lptrace's).
+	mov rcx, rax
+	shr rcx, 4
+	and ecx, 1023
+probe_type:
+	mov rdx, [r13+rcx*8+0x102000]
+	cmp rdx, rax
+	je an_object
+	test rdx, rdx
+	je no
+	inc ecx
+	and ecx, 1023
+	jmp probe_type
+an_object:
+	movabs rcx, 0x8800000000000000
+	or rcx, r15
+	mov [rbx], rcx
+	mov [rbx+8], rax
+	add rbx, 16
+	jmp next
 a_float:
 	movabs rax, 0x8500000000000000
 	mov [rbx], rax
