@@ -51,7 +51,10 @@ type Modes struct {
 	Python, Workload string
 	Untraced         float64
 	CProfile         float64
-	Traced           map[string]float64
+	// Floor: with the least that timing every call through sys.monitoring
+	// costs (3.12+, x86-64: workload.py's floor()); 0 where not measured.
+	Floor  float64 `json:",omitempty"`
+	Traced map[string]float64
 }
 
 // tracingModes are the modes measured beside cProfile, by name.
@@ -181,6 +184,9 @@ func main() {
 			m := modes(py, w)
 			res.Modes = append(res.Modes, m)
 			line := fmt.Sprintf("modes    %-8s %-4s cProfile %5.1fx", name(py), w, ratio(m.Untraced, m.CProfile))
+			if m.Floor > 0 {
+				line += fmt.Sprintf("  floor %5.1fx", ratio(m.Untraced, m.Floor))
+			}
 			for _, mode := range tracingModes {
 				line += fmt.Sprintf("  %s %5.1fx", mode.Name, ratio(m.Untraced, m.Traced[mode.Name]))
 			}
@@ -313,19 +319,26 @@ func startWorkload(py, mode string, args ...string) *workload {
 // startWorkloadWith runs the workload with options of the interpreter's
 // before it (-m cProfile).
 func startWorkloadWith(py string, pyArgs []string, mode string, args ...string) *workload {
+	return startWorkloadEnv(py, nil, pyArgs, mode, args...)
+}
+
+// startWorkloadEnv runs the workload with more environment variables
+// (LPTRACE_BENCH_FLOOR): nil if it says it cannot do what they ask.
+func startWorkloadEnv(py string, env, pyArgs []string, mode string, args ...string) *workload {
 	argv := append(append(append([]string(nil), pyArgs...), "bench/workload.py", mode), args...)
 	cmd := exec.Command(py, argv...)
+	cmd.Env = append(os.Environ(), env...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		fatal("%s: %v", py, err)
 	}
 	w := &workload{cmd: cmd, rates: make(chan float64, 1000)}
-	ready := make(chan bool)
+	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if sc.Text() == "READY" {
-				close(ready)
+			if sc.Text() == "READY" || sc.Text() == "NO FLOOR" {
+				ready <- sc.Text() == "READY"
 			}
 			if v, ok := strings.CutPrefix(sc.Text(), "rate "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
@@ -336,7 +349,10 @@ func startWorkloadWith(py string, pyArgs []string, mode string, args ...string) 
 			}
 		}
 	}()
-	<-ready
+	if !<-ready {
+		w.stop()
+		return nil
+	}
 	time.Sleep(300 * time.Millisecond)
 	return w
 }
@@ -561,6 +577,10 @@ func modes(py, workload string) Modes {
 	cp := startWorkloadWith(py, []string{"-m", "cProfile"}, workload)
 	m.CProfile = cp.rate(3)
 	cp.stop()
+	if fl := startWorkloadEnv(py, []string{"LPTRACE_BENCH_FLOOR=1"}, nil, workload); fl != nil {
+		m.Floor = fl.rate(3)
+		fl.stop()
+	}
 	return m
 }
 

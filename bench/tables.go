@@ -53,8 +53,8 @@ func writeTables(w io.Writer, res Results) {
 		fmt.Fprintln(w)
 	}
 	if len(res.Modes) > 0 {
-		head := "| Python | workload | cProfile |"
-		line := "|---|---|---|"
+		head := "| Python | workload | cProfile | floor |"
+		line := "|---|---|---|---|"
 		for _, m := range tracingModes {
 			head += " " + strings.ReplaceAll(m.Name, "*", "\\*") + " |"
 			line += "---|"
@@ -62,7 +62,11 @@ func writeTables(w io.Writer, res Results) {
 		fmt.Fprintln(w, head)
 		fmt.Fprintln(w, line)
 		for _, m := range res.Modes {
-			row := fmt.Sprintf("| %s | %s | %.1fx |", m.Python, m.Workload, ratio(m.Untraced, m.CProfile))
+			floor := "–"
+			if m.Floor > 0 {
+				floor = fmt.Sprintf("%.1fx", ratio(m.Untraced, m.Floor))
+			}
+			row := fmt.Sprintf("| %s | %s | %.1fx | %s |", m.Python, m.Workload, ratio(m.Untraced, m.CProfile), floor)
 			for _, mode := range tracingModes {
 				if v, ok := m.Traced[mode.Name]; ok {
 					row += fmt.Sprintf(" %.1fx |", ratio(m.Untraced, v))
