@@ -432,9 +432,13 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
             if encode(v) != want:
                 return None
         words[0x101090 // 8] = vmade[0] + ventries['encode']
-    if mode & 0x20:
+    if mode & 0x30 and ring is not None:
+        # Arguments (bit 5), and values returned that encode has no word
+        # for (bit 6), as records.
         more = []
-        if not _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, more):
+        if _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, more):
+            mode |= 0x40
+        elif mode & 0x20:
             return None
         keep += tuple(more)
     feed = reset = None
@@ -467,7 +471,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():
         return None
     words[1] = id(slow)
-    words[7] = mode & 0x37
+    words[7] = mode & 0x77
     words[6] = 1  # on
     # A C function: ctypes.string_at is Python code, which the timer thread
     # would trace on 3.12+ (sys.monitoring sees every thread).
@@ -583,7 +587,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
         words[6] = on
 
     put_type = None
-    if mode & 0x20:
+    if mode & 0x40:
         used_types = [0]
 
         def put_type(t):
@@ -610,7 +614,7 @@ def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):
     encode: its parameters found and checked on frames of ours, its records
     checked against _lptrace_args_record. Appends its mapping to KEEP (a
     list); False where it cannot be used (then SLOW writes every call's
-    arguments)."""
+    arguments, and every value returned that encode cannot)."""
     import sys
     layout = _lptrace_args_layout(api, ctypes)
     if layout is None:
@@ -630,36 +634,64 @@ def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):
     W(0x1010d0, flags)
     W(0x1010d8, argc)
     W(0x1010e0, kwonly)
+    # The layouts of str, bytes and float it reads, checked from here
+    # first (a wrong one would make the checks below read astray).
+    text, wide, raw = ''.join(['lp', 'trace']), ''.join(['x', '\u00e9']), b''.join([b'lp', b'\xfftrace'])
+    read = getattr(ctypes, '_string_at', None) or ctypes.string_at  # (C: not traced)
+    at = lambda o, off, n: read(id(o) + off, n)
+    data = 40 if sys.version_info >= (3, 12) else 48  # sizeof(PyASCIIObject)
+    state = lambda o: ctypes.c_uint32.from_address(id(o) + 32).value & 0x60
+    if at(text, data, 7) != b'lptrace' or ctypes.c_ssize_t.from_address(id(text) + 16).value != 7 \
+            or state(text) != 0x60 or state(wide) != 0x20 or at(raw, 32, 8) != raw \
+            or ctypes.c_ssize_t.from_address(id(raw) + 16).value != 8 \
+            or ctypes.c_double.from_address(id(1.25) + 16).value != 1.25:
+        return False
     W(0x1010e8, id(float))
     W(0x1010f0, id(str))
-    W(0x1010f8, 40 if sys.version_info >= (3, 12) else 48)  # sizeof(PyASCIIObject)
+    W(0x1010f8, data)
     W(0x101100, 32)  # its state
     W(0x101108, id(bytes))
     W(0x101110, 32)  # PyBytesObject's ob_sval
     W(0x101118, max(budget, 1))
     W(0x101120, inner & 0xffffffffffffffff)
     W(0x101128, code_at)
+    W(0x101130, id(tuple))
+    pair = (object(), object())
+    items = [at for at in (24, 32, 40) if ctypes.c_uint64.from_address(id(pair) + at).value == id(pair[0])
+             and ctypes.c_uint64.from_address(id(pair) + at + 8).value == id(pair[1])]
+    if not items:
+        return False
+    W(0x101140, items[0])
     entries = _LPTRACE_NATIVE_ARGS_ENTRIES
     build = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
                               ctypes.c_void_p)(made[0] + entries['build'])
+    build_value = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.py_object, ctypes.c_uint64)(made[0] + entries['build_value'])
     # The frame argument: the caller's frame object (what the profile
     # function gets) before 3.12, else 0 (the running frame).
     running = (lambda: id(sys._getframe(1))) if not getter else (lambda: 0)
-    read = getattr(ctypes, '_string_at', None) or ctypes.string_at
     # Records it must make (checked byte for byte) and arguments it must
     # leave to SLOW.
     def probe(a, b, c, d, e, f, g, h):
         return build(code[0], 0x5a5a, running()), read(daddr + 0x101200, 600)
     code = [id(probe.__code__)]
-    wide = ''.join(['x', '\u00e9'])  # (2.7 compiles this file too)
     cases = [((None, True, False, -5, (1 << 55) - 1, 1.5, -0.0, 1e300), True),
              (('', 'it\'s\n', b'\x00\xff"', 'x' * 300, b'y' * 300, float('inf'), 0, 7), True),
+             (((), (1, 'a', None, 2.5), tuple(range(40)), 0, 1, 2, 3, 4), True),
              (([], 1, 2, 3, 4, 5, 6, 7), False), ((wide, 1, 2, 3, 4, 5, 6, 7), False),
-             ((1 << 60, 1, 2, 3, 4, 5, 6, 7), False), ((1, 2, 3, 4, 5, 6, 7, type('S', (str,), {})('s')), False)]
+             ((1 << 60, 1, 2, 3, 4, 5, 6, 7), False), ((type('S', (str,), {})('s'), 1, 2, 3, 4, 5, 6, 7), False),
+             (((1, (2,)), 1, 2, 3, 4, 5, 6, 7), False), (((1, []), 1, 2, 3, 4, 5, 6, 7), False)]
     for values, ok in cases:
         n, raw = probe(*values)
         want = _lptrace_args_record(values, 0x5a5a, max(budget, 1)) if ok else b''
         if n != len(want) or (ok and (raw[:5] != want[:5] or raw[13:n] != want[13:])):
+            return False
+        # One value (a return's)
+        for v in values:
+            n = build_value(v, 0x1005a5a)
+            want = _lptrace_args_record((v,), 0x1005a5a, max(budget, 1)) if ok else b''
+            if ok and (n != len(want) or read(daddr + 0x101200, n)[13:] != want[13:]):
+                return False
+        if not ok and build_value(values[0], 0x1005a5a) != 0:  # (the first is the one it cannot)
             return False
 
     def many(*a):
@@ -668,6 +700,7 @@ def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):
     if many(1, 2) != 0:
         return False
     words[0x1010a8 // 8] = made[0] + entries['args']
+    words[0x101138 // 8] = made[0] + entries['value']
     return True
 
 
@@ -677,6 +710,10 @@ def _lptrace_args_record(values, word, budget):
     out = []
     for v in values:
         t = type(v)
+        if t is tuple:
+            out.append(struct.pack('<Q', 0x89 << 56 | len(v)))
+            out.append(_lptrace_args_record(v[:16], 0, budget)[25:])
+            continue
         if t is float:
             out.append(struct.pack('<Qd', 0x85 << 56, v))
         elif t is str or t is bytes:

@@ -590,14 +590,23 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if name in loc:
                 v = loc[name]
                 parts.append('%s=%s' % (name, srepr(v).replace('\t', '\\t')))
-                if id(type(v)) not in taught:
-                    teach(type(v))
+                teach_value(v)
         return '\t'.join(parts)
 
     # Types whose objects the machine code may show as <Name at 0x...>
     # (native_args_amd64.s), each held while it may: its address is never
     # another type's meanwhile.
     taught = {}
+
+    def teach_value(v):
+        # The types of V and of its items, if a tuple (see native_args_amd64.s)
+        t = type(v)
+        if id(t) not in taught:
+            teach(t)
+        if t is tuple:
+            for x in v[:16]:
+                if id(type(x)) not in taught:
+                    teach(type(x))
 
     def teach(t):
         n = nat[0]
@@ -821,6 +830,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             v = 0
             if want_ret_values:
                 v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
+                if kind == 1:
+                    teach_value(val)
             n = nat[0]
             if n is not None:
                 # A thread the machine-code callback did not know yet.

@@ -192,7 +192,8 @@ func TestArguments(t *testing.T) {
 		"a_float(x=-0.0)", "a_float(x=1e+16)", "a_float(x=1000000000000000.0)", "a_float(x=1e-05)", "a_float(x=0.0001)",
 		"a_float(x=nan)", "a_float(x=-inf)", "a_float(x=0.3333333333333333)", `a_text(s="it's")`, `a_text(s='tab\there')`,
 		`a_text(s='back\\sla'...)`, "a_text(s='xxxxxxxx'...)", "a_mixed(a=1, b=None, c=2.5)", "a_mixed(a=[1, 2], b=(3,), c=None)",
-		"a_cell(a=7)", "a_gen(a=1, b='z')"}
+		"a_cell(a=7)", "a_gen(a=1, b='z')", "a_mixed(a=(1, 'two', ...), b=(), c=(0, 1, 2, ...))",
+		"a_mixed(a=((1,),), b=(<Thing at 0x?>,), c=(None,))", "method(self=<Thing at 0x?>, n=5)"}
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
@@ -206,7 +207,7 @@ func TestArguments(t *testing.T) {
 				data, _ := os.ReadFile(out)
 				var lines []string
 				for _, l := range strings.Split(string(data), "\n") {
-					if strings.HasPrefix(l, "a_") || strings.HasPrefix(l, "Thing.method") {
+					if strings.HasPrefix(l, "a_") || strings.HasPrefix(l, "Thing.method") || strings.HasPrefix(l, "method(") {
 						lines = append(lines, l)
 					}
 				}

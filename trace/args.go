@@ -2,80 +2,48 @@ package trace
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
-// argsRecord decodes a G record: the arguments of a call as the hook's
-// machine code wrote them (hook/asm/native_args_amd64.s), small builtins
-// only. It returns the value id and the same text as the Python callback
-// makes of them: name=repr for each, tab-separated, repr() cut as
-// hook/values.py cuts it.
+var errArgsRecord = errors.New("bad values record")
+
+// argsRecord decodes a G record: the arguments of a call, or a value
+// returned, as the hook's machine code wrote them
+// (hook/asm/native_args_amd64.s), small builtins only. It returns the
+// value id and the same text as the Python callback makes of them
+// (hook/values.py): for a call name=repr for each argument, tab-separated;
+// for a return the value's repr.
 func argsRecord(p *Process, data []byte) (uint64, string, error) {
-	bad := fmt.Errorf("bad arguments record")
 	if len(data) < 20 {
-		return 0, "", bad
+		return 0, "", errArgsRecord
 	}
 	id := binary.LittleEndian.Uint64(data)
 	word := binary.LittleEndian.Uint64(data[8:])
-	budget := int(binary.LittleEndian.Uint32(data[16:]))
-	data = data[20:]
+	r := valueReader{p: p, data: data[20:], budget: int(binary.LittleEndian.Uint32(data[16:]))}
+	most := max(4*r.budget, 128)
 	var names []string
 	if c := p.codes[word&0xffffffff]; c != nil {
 		names = c.ArgNames
 	}
-	most := max(4*budget, 128)
+	call := Kind(word>>56) == Call
 	var b strings.Builder
-	for i := 0; len(data) > 0; i++ {
-		if len(data) < 8 {
-			return 0, "", bad
+	for i := 0; len(r.data) > 0; i++ {
+		s, err := r.value(0)
+		if err != nil {
+			return 0, "", err
 		}
-		v := binary.LittleEndian.Uint64(data)
-		data = data[8:]
-		if v>>63 == 0 {
-			return 0, "", bad
+		if len(s) > most && utf8.RuneCountInString(s) > most { // (a type's name may be UTF-8)
+			s = string([]rune(s)[:most]) + "..."
 		}
-		var r string
-		switch tag := v >> 56 & 0x7f; tag {
-		case 5:
-			if len(data) < 8 {
-				return 0, "", bad
+		if !call {
+			if len(r.data) > 0 {
+				return 0, "", errArgsRecord // one value only
 			}
-			r = floatRepr(math.Float64frombits(binary.LittleEndian.Uint64(data)))
-			data = data[8:]
-		case 6, 7:
-			if len(data) < 4 {
-				return 0, "", bad
-			}
-			kept := int(binary.LittleEndian.Uint32(data))
-			if kept > len(data)-4 {
-				return 0, "", bad
-			}
-			r = textRepr(data[4:4+kept], tag == 7)
-			if v&(1<<56-1) > uint64(kept) {
-				r += "..."
-			}
-			data = data[4+kept:]
-		case 8:
-			if len(data) < 8 {
-				return 0, "", bad
-			}
-			name, ok := p.types[binary.LittleEndian.Uint64(data)]
-			if !ok {
-				name = "?"
-			}
-			r = "<" + name + " at 0x" + strconv.FormatUint(v&(1<<56-1), 16) + ">"
-			data = data[8:]
-		default:
-			var ok bool
-			if r, ok = inlineValue(v); !ok {
-				return 0, "", bad
-			}
-		}
-		if len(r) > most {
-			r = r[:most] + "..."
+			return id, s, nil
 		}
 		if i > 0 {
 			b.WriteByte('\t')
@@ -86,9 +54,96 @@ func argsRecord(p *Process, data []byte) (uint64, string, error) {
 			b.WriteString("?")
 		}
 		b.WriteByte('=')
-		b.WriteString(r)
+		b.WriteString(s)
 	}
 	return id, b.String(), nil
+}
+
+// valueReader reads the values of a G record.
+type valueReader struct {
+	p      *Process
+	data   []byte
+	budget int
+}
+
+func (r *valueReader) word() (uint64, bool) {
+	if len(r.data) < 8 {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint64(r.data)
+	r.data = r.data[8:]
+	return v, true
+}
+
+// value is the next value's repr(), as hook/values.py's one() makes it at
+// DEPTH (tuples hold no tuples here).
+func (r *valueReader) value(depth int) (string, error) {
+	v, ok := r.word()
+	if !ok || v>>63 == 0 {
+		return "", errArgsRecord
+	}
+	payload := v & (1<<56 - 1)
+	switch tag := v >> 56 & 0x7f; tag {
+	case 5:
+		f, ok := r.word()
+		if !ok {
+			return "", errArgsRecord
+		}
+		return floatRepr(math.Float64frombits(f)), nil
+	case 6, 7:
+		if len(r.data) < 4 {
+			return "", errArgsRecord
+		}
+		kept := int(binary.LittleEndian.Uint32(r.data))
+		if kept > len(r.data)-4 {
+			return "", errArgsRecord
+		}
+		s := textRepr(r.data[4:4+kept], tag == 7)
+		if payload > uint64(kept) {
+			s += "..."
+		}
+		r.data = r.data[4+kept:]
+		return s, nil
+	case 8:
+		t, ok := r.word()
+		if !ok {
+			return "", errArgsRecord
+		}
+		name, ok := r.p.types[t]
+		if !ok {
+			name = "?"
+		}
+		return "<" + name + " at 0x" + strconv.FormatUint(payload, 16) + ">", nil
+	case 9:
+		if depth > 0 {
+			return "", errArgsRecord
+		}
+		// values.py: items until one starts past the budget or the 16th.
+		var parts []string
+		size, cut := 0, false
+		for i := uint64(0); i < min(payload, 16); i++ { // (the record has these)
+			s, err := r.value(depth + 1)
+			if err != nil {
+				return "", err
+			}
+			if cut = cut || size > r.budget; !cut {
+				parts = append(parts, s)
+				size += len(s) + 2
+			}
+		}
+		if cut || payload > 16 {
+			parts = append(parts, "...")
+		}
+		if len(parts) == 1 {
+			return "(" + parts[0] + ",)", nil
+		}
+		return "(" + strings.Join(parts, ", ") + ")", nil
+	default:
+		if s, ok := inlineValue(v); ok {
+			return s, nil
+		}
+		return "", errArgsRecord
+	}
 }
 
 // textRepr is repr() of an ASCII str (or, bytes, of a bytes object).

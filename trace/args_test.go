@@ -60,8 +60,25 @@ func TestArgsRecord(t *testing.T) {
 		t.Fatalf("argsRecord = %d %q %v", id, text, err)
 	}
 	for _, cut := range []int{19, len(rec) - 1, len(rec) - 9} {
-		if _, _, err := argsRecord(p, rec[:cut]); err == nil && cut != len(rec)-8 {
+		if _, _, err := argsRecord(p, rec[:cut]); err == nil {
 			t.Errorf("a record cut at %d decoded", cut)
 		}
+	}
+	// A return's value: a tuple of 20 items (16 in the record), cut as
+	// values.py cuts it at a budget of 4.
+	ret := binary.LittleEndian.AppendUint32(w(nil, 9, 1<<56|7), 4)
+	ret = w(ret, 1<<63|9<<56|20)
+	for i := 0; i < 16; i++ {
+		ret = w(ret, 1<<63|4<<56|uint64(i))
+	}
+	if id, text, err := argsRecord(p, ret); err != nil || id != 9 || text != "(0, 1, ...)" {
+		t.Errorf("a return's tuple: %d %q %v", id, text, err)
+	}
+	if _, _, err := argsRecord(p, w(ret, 1<<63|1<<56)); err == nil {
+		t.Errorf("a return of two values decoded")
+	}
+	one := binary.LittleEndian.AppendUint32(w(nil, 9, 1<<56|7), 4)
+	if _, text, _ := argsRecord(p, w(one, 1<<63|9<<56|1, 1<<63|1<<56)); text != "(None,)" {
+		t.Errorf("a tuple of one: %q", text)
 	}
 }

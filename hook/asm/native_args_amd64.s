@@ -1,8 +1,10 @@
-# The arguments of a call, recorded by the machine code (-a on 3.12+, see
-# ../native.py) when every one of them is a small builtin: None, a bool,
-# an int of 56 bits (encode, native_values_amd64.s), a float, an ASCII
-# str or a bytes (their first `budget` bytes). Anything else (a list, an
-# object of the program's, a str subclass, *args) makes it return 0: the
+# Values the machine code records as records (see ../native.py): the
+# arguments of a call (-a), and a value returned that encode
+# (native_values_amd64.s) cannot put in a value word (--ret), when each is
+# a small builtin: None, a bool, an int of 56 bits, a float, an ASCII str
+# or a bytes (their first `budget` bytes), a tuple of those (its first 16
+# items), or an object of a type the hook taught (its name is lptrace's).
+# Anything else (a list, a str subclass, *args) makes them return 0: the
 # Python callback then writes them. C functions, called with the GIL held.
 # Source of _LPTRACE_NATIVE_ARGS_CODE in ../native_code.py (made by gen.sh).
 #   args(code, word, frame)
@@ -11,15 +13,17 @@
 #                      thread's running frame), whose event word is WORD,
 #                      as a G record in the ring's records: the event's
 #                      value word (the record's id plus 1), or 0
-#   build(code, word, frame)
-#                      the record, left in the scratch area only: its
-#                      size, or 0 (the hook checks it at build)
+#   value(object, word)
+#                      the same for one value (a return's)
+#   build(code, word, frame), build_value(object, word)
+#                      their record, left in the scratch area only: its
+#                      size, or 0 (the hook checks them at build)
 # A G record: 'G', u32 size of what follows, then u64 id, u64 event word,
-# u32 budget, and per argument a value word (1 << 63 | tag << 56 |
-# payload: tags 1-4 as encode's; 5 a float, its 8 bytes follow; 6 a str,
-# 7 a bytes, the payload its length, then u32 bytes kept and the bytes; 8
-# an object of a type in the type table, the payload its address, its
-# type follows).
+# u32 budget, and per value a value word (1 << 63 | tag << 56 | payload:
+# tags 1-4 as encode's; 5 a float, its 8 bytes follow; 6 a str, 7 a
+# bytes, the payload its length, then u32 bytes kept and the bytes; 8 an
+# object of a type in the type table, the payload its address, its type
+# follows; 9 a tuple, the payload its length, its first 16 items follow).
 # Placeholders: 0x1111... the tables, 0x1212... the ring.
 # Tables (private; set by the hook): 0x101090 encode, 0x1010a0 the next
 # id, 0x1010b0 the C function returning the thread state, 0x1010b8 the
@@ -30,12 +34,13 @@
 # str, 0x101100 its state bits (compact 0x20, ascii 0x40), 0x101108
 # bytes' type, 0x101110 its data, 0x101118 the budget, 0x101120 where a
 # frame object's frame is (3.11: the interpreter frame at 24) or -1,
-# 0x101128 where a frame's code is; 0x101200 the scratch area, to
-# 0x102000; 0x102000 the type table: 1024 type objects (0: an empty slot;
-# linear probing, hash (address >> 4)), whose objects show as
-# <Name at 0x...> (without -v: the Python callback shows them so too),
-# each one's name told to lptrace (a Y record) and the type held by the
-# hook while it is there.
+# 0x101128 where a frame's code is, 0x101130 tuple's type, 0x101140 its
+# first item (3.14+ keeps its hash before them); 0x101200 the
+# scratch area, to 0x102000; 0x102000 the type table: 1024 type objects
+# (0: an empty slot; linear probing, hash (address >> 4)), whose objects
+# show as <Name at 0x...> (without -v: the Python callback shows them so
+# too), each one's name told to lptrace (a Y record) and the type held by
+# the hook while it is there.
 # A frame's code (its first word) and locals are stack references from
 # 3.14 on: the low two bits are tags (3: a tagged int, never an object).
 
@@ -50,11 +55,23 @@ args:
 	push r14
 	push r15
 	call build_here
+	jmp put_record
+
+	.globl value
+value:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	call build_value_here
+put_record:
 	test rax, rax
 	je args_done
 	# Its id, then into the ring's records (bytes at 0x401000, 1 MiB;
 	# head at 24, tail at 32, dropped at 40), unless they are full: the
-	# call then shows without its arguments.
+	# event then shows without its value.
 	mov r8, [r13+0x1010a0]
 	lea r9, [r8+1]
 	mov [r13+0x1010a0], r9
@@ -107,6 +124,17 @@ build:
 	push r14
 	push r15
 	call build_here
+	jmp built_done
+	.globl build_value
+build_value:
+	endbr64
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	call build_value_here
+built_done:
 	pop r15
 	pop r14
 	pop r13
@@ -114,9 +142,22 @@ build:
 	pop rbx
 	ret
 
-# rdi code, rsi word, rdx frame -> rax the record's size in the scratch
-# area, or 0.
+# rdi object, rsi word -> rax the record's size in the scratch area, or 0.
 # Uses rbx, rbp, r12-r15 (saved by the entries), r13 the tables after.
+build_value_here:
+	push rbp
+	push rdi	# the values: this one
+	mov r12, rsp
+	mov r14d, 1
+	mov r15, rsi
+	movabs r13, 0x1111111111111111
+	call values_here
+	pop rdi
+	pop rbp
+	ret
+
+# rdi code, rsi word, rdx frame -> rax the record's size in the scratch
+# area, or 0. The same registers.
 build_here:
 	push rbp	# (aligned for the call below)
 	mov r12, rdi
@@ -159,6 +200,17 @@ have_frame:
 	jne no
 	add rax, [r13+0x1010c8]
 	mov r12, rax	# the locals
+	call values_here
+	pop rbp
+	ret
+no:
+	xor eax, eax
+	pop rbp
+	ret
+
+# r12 the values (stack references allowed), r14 how many, r15 the word
+# -> rax the record's size in the scratch area, or 0.
+values_here:
 	lea rbx, [r13+0x101200+25]	# where the next value goes
 	mov byte ptr [r13+0x101200], 0x47	# 'G'
 	mov [r13+0x101200+13], r15
@@ -167,21 +219,92 @@ have_frame:
 	xor ebp, ebp
 one:
 	cmp rbp, r14
-	jae built
-	mov rax, [r12+rbp*8]
-	mov rcx, rax
+	jae values_done
+	mov r15, [r12+rbp*8]
+	mov rcx, r15
 	and ecx, 3
 	cmp ecx, 3
-	je no
-	and rax, -4
-	je no
-	mov r15, rax
+	je values_no
+	and r15, -4
+	je values_no
+	mov rax, [r15+8]
+	cmp rax, [r13+0x101130]
+	je a_tuple
+	call scalar_here
+	test eax, eax
+	je values_no
+	inc rbp
+	jmp one
+a_tuple:
+	# Its length, then its first 16 items: none a tuple.
+	lea rax, [rbx+8]
+	lea rdx, [r13+0x102000]
+	cmp rax, rdx
+	ja values_no
+	mov rcx, [r15+16]
+	movabs rax, 0x8900000000000000
+	or rax, rcx
+	mov [rbx], rax
+	add rbx, 8
+	cmp rcx, 16
+	jbe tuple_items
+	mov ecx, 16
+tuple_items:
+	push r12
+	push r14
+	push rbp
+	mov r12, r15
+	add r12, [r13+0x101140]
+	mov r14, rcx
+	xor ebp, ebp
+item:
+	cmp rbp, r14
+	jae items_done
+	mov r15, [r12+rbp*8]
+	mov rax, [r15+8]
+	cmp rax, [r13+0x101130]
+	je item_no
+	call scalar_here
+	test eax, eax
+	je item_no
+	inc rbp
+	jmp item
+items_done:
+	pop rbp
+	pop r14
+	pop r12
+	inc rbp
+	jmp one
+item_no:
+	pop rbp
+	pop r14
+	pop r12
+values_no:
+	xor eax, eax
+	ret
+values_done:
+	lea rax, [r13+0x101200]
+	sub rbx, rax
+	lea rcx, [rbx-5]
+	mov [r13+0x101201], ecx
+	mov rax, rbx
+	ret
+
+# r15 an object (not a tuple), rbx where it goes -> rbx past it, eax 1; or
+# eax 0 (none here, or no room). Changes rax, rcx, rdx, rsi, rdi, r10, r11.
+scalar_here:
+	lea rax, [rbx+16]
+	lea rdx, [r13+0x102000]
+	cmp rax, rdx
+	ja scalar_no
+	mov rax, r15
 	call [r13+0x101090]	# encode: changes r10, r11
 	test rax, rax
 	je not_small
 	mov [rbx], rax
 	add rbx, 8
-	jmp next
+	mov eax, 1
+	ret
 not_small:
 	mov rax, [r15+8]
 	cmp rax, [r13+0x1010e8]
@@ -190,7 +313,6 @@ not_small:
 	je a_str
 	cmp rax, [r13+0x101108]
 	je a_bytes
-	# An object of a type the hook taught (its name is lptrace's).
 	mov rcx, rax
 	shr rcx, 4
 	and ecx, 1023
@@ -199,7 +321,7 @@ probe_type:
 	cmp rdx, rax
 	je an_object
 	test rdx, rdx
-	je no
+	je scalar_no
 	inc ecx
 	and ecx, 1023
 	jmp probe_type
@@ -209,20 +331,22 @@ an_object:
 	mov [rbx], rcx
 	mov [rbx+8], rax
 	add rbx, 16
-	jmp next
+	mov eax, 1
+	ret
 a_float:
 	movabs rax, 0x8500000000000000
 	mov [rbx], rax
 	mov rax, [r15+16]
 	mov [rbx+8], rax
 	add rbx, 16
-	jmp next
+	mov eax, 1
+	ret
 a_str:
 	mov rcx, [r13+0x101100]
 	mov eax, dword ptr [r15+rcx]
 	and eax, 0x60
 	cmp eax, 0x60
-	jne no
+	jne scalar_no
 	mov rsi, [r13+0x1010f8]
 	movabs rax, 0x8600000000000000
 	jmp text
@@ -232,32 +356,22 @@ a_bytes:
 text:
 	add rsi, r15	# the bytes
 	mov rcx, [r15+16]	# the length
-	or rax, rcx
-	mov [rbx], rax
 	cmp rcx, [r13+0x101118]
 	jbe kept
 	mov rcx, [r13+0x101118]
 kept:
-	mov [rbx+8], ecx
 	lea rdi, [rbx+12]
-	lea rax, [rdi+rcx]
-	lea rdx, [r13+0x102000-256]
-	cmp rax, rdx
-	ja no	# (256 bytes left: the other arguments' words, unchecked)
+	lea rdx, [rdi+rcx]
+	lea r10, [r13+0x102000]
+	cmp rdx, r10
+	ja scalar_no	# past the scratch area
+	or rax, [r15+16]
+	mov [rbx], rax
+	mov [rbx+8], ecx
 	rep movsb
 	mov rbx, rdi
-next:
-	inc rbp
-	jmp one
-built:
-	lea rax, [r13+0x101200]
-	sub rbx, rax
-	lea rcx, [rbx-5]
-	mov [r13+0x101201], ecx
-	mov rax, rbx
-	pop rbp
+	mov eax, 1
 	ret
-no:
+scalar_no:
 	xor eax, eax
-	pop rbp
 	ret

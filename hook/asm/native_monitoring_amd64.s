@@ -22,7 +22,8 @@
 # per event, bit 2 the -c table in the program instead: the event goes to
 # agg, at 0x101058; reset at 0x101050; bit 3: now() reads the time-stamp
 # counter; bit 4 a value word per event; bit 5 a call's value word is its
-# arguments, from args() at 0x1010a8, native_args_amd64.s), 64 the function table, 0x100040
+# arguments, from args() at 0x1010a8, native_args_amd64.s; bit 6 a value
+# returned that has no word of its own goes to value() at 0x101138, ibid.), 64 the function table, 0x100040
 # the thread table, 0x101078 now() and 0x101098 put_event()
 # (native_clock_amd64.s), 0x101090 encode (native_values_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
 # 16 dropped, 0x1000 2**19 event words.
@@ -111,6 +112,25 @@ append_more:
 	jc slow_value
 	mov rax, [rsi+16]
 	call [r8+0x101090]
+	test rax, rax
+	je record_value
+	mov rdx, rax
+	jmp have_value
+record_value:
+	# A value with no word of its own: a record of it (bit 6, value() at
+	# 0x101138: native_args_amd64.s), or SLOW makes one.
+	test byte ptr [r8+0x38], 0x40
+	je slow_value
+	push r9
+	push rsi
+	push rdi	# (aligned: rsp was 8 off at entry)
+	mov rdi, [rsi+16]
+	mov rsi, r9
+	call [r8+0x101138]
+	pop rdi
+	pop rsi
+	pop r9
+	movabs r8, 0x1111111111111111
 	test rax, rax
 	je slow_value
 	mov rdx, rax

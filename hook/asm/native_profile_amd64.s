@@ -16,7 +16,8 @@
 # tables; 0x1212... the ring.
 # Events: a call (what 0; with mode bit 5 its arguments from args() at
 # 0x1010a8 of the tables, native_args_amd64.s), a return (3; arg NULL: by
-# exception) when the mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
+# exception; with bit 6 a value with no word of its own from value() at
+# 0x101138) when the mode asks for returns, and os.fork()'s C return (6), which goes to SLOW.
 # Registers: rax code, rdx thread, rdi kind << 56 (SLOW is reloaded from
 # the tables), r8 tables, r9-r11 work; rsi and rcx stay for SLOW.
 
@@ -97,6 +98,29 @@ append_more:
 	jc slow_event
 	mov rax, rcx
 	call [r8+0x101090]
+	test rax, rax
+	je record_value
+	mov rdx, rax
+	jmp have_value
+record_value:
+	# A value with no word of its own: a record of it (bit 6, value() at
+	# 0x101138: native_args_amd64.s), or SLOW makes one.
+	test byte ptr [r8+0x38], 0x40
+	je slow_event
+	push rsi
+	push rcx
+	push r9
+	push rdi
+	sub rsp, 8	# (aligned: rsp was 8 off at entry)
+	mov rdi, rcx
+	mov rsi, r9
+	call [r8+0x101138]
+	add rsp, 8
+	pop rdi
+	pop r9
+	pop rcx
+	pop rsi
+	movabs r8, 0x1111111111111111
 	test rax, rax
 	je slow_event
 	mov rdx, rax

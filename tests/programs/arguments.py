@@ -1,9 +1,10 @@
 # Functions called with the arguments lptrace's machine code records
-# itself on 3.12+ (None, bools, ints within 56 bits, floats, ASCII str and
-# bytes) and others the Python callback writes (a list, a big int, a
-# non-ASCII or subclassed str, an object, *args, **kwargs, an argument a
-# closure holds), three rounds 100 ms apart, so that the machine code is
-# in place for the later ones. Python 2.7 and 3.6+.
+# itself on 3.6+ (None, bools, ints within 56 bits, floats, ASCII str and
+# bytes, tuples of those, objects) and others the Python callback writes
+# (a list, a big int, a non-ASCII or subclassed str, a tuple in a tuple,
+# *args, **kwargs, an argument a closure holds), three rounds 100 ms
+# apart, so that the machine code is in place for the later ones. Python
+# 2.7 and 3.6+.
 import time
 
 
@@ -60,6 +61,8 @@ def main():
         for s in texts:
             a_text(s)
         a_mixed(1)
+        a_mixed((1, 'two', 3.0), b=(), c=tuple(range(30)))
+        a_mixed(((1,),), b=(Thing(),), c=(None,))
         a_mixed([1, 2], b=(3,), c=None)
         a_varargs(1, 2, k=3)
         a_cell(7)

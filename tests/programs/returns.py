@@ -1,8 +1,9 @@
 # Functions that return the values lptrace's machine code records itself
-# (None, bools, ints within 56 bits) and others the Python callback makes
-# a record of (a float, a string, a big int, an exception), three rounds
-# 100 ms apart, so that the machine code is in place for the later ones.
-# Python 2.7 and 3.6+.
+# (None, bools, ints within 56 bits in the value word; floats, strings,
+# tuples of those and objects as records, 3.6+) and others the Python
+# callback makes a record of (a big int, a tuple in a tuple, a list, an
+# exception), three rounds 100 ms apart, so that the machine code is in
+# place for the later ones. Python 2.7 and 3.6+.
 import time
 
 
@@ -30,6 +31,21 @@ def r_big():
     return 2 ** 70
 
 
+class Thing(object):
+    pass
+
+
+THING = Thing()
+
+
+def r_tuple(x):
+    return x
+
+
+def r_obj():
+    return THING
+
+
 def boom():
     raise KeyError('k')
 
@@ -45,6 +61,12 @@ def main():
         r_float()
         r_str()
         r_big()
+        r_tuple((1, 'x', None, 2.5))
+        r_tuple(tuple(range(20)))
+        r_tuple(('y' * 40,))
+        r_tuple(((1,), 2))
+        r_tuple([3])
+        r_obj()
         try:
             boom()
         except KeyError:
