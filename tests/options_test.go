@@ -101,9 +101,14 @@ func TestTraceSummaryAndJSON(t *testing.T) {
 			}
 
 			out := filepath.Join(t.TempDir(), "json")
-			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner", "-e", "app_outer")
+			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner",
+				"-e", "app_outer", "-e", "no_such_[fg]unction", "-e", "!app_fail")
 			if r.Code != 0 {
 				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+			}
+			// A pattern no call matched is said at the end; the others are not.
+			if !strings.Contains(r.Stderr, "no call matched -e no_such_[fg]unction\n") || strings.Count(r.Stderr, "no call matched") != 1 {
+				t.Errorf("unmatched patterns: %s", r.Stderr)
 			}
 			data, _ := os.ReadFile(out)
 			var calls, returns int
@@ -424,7 +429,8 @@ func TestLaunchCompleteAtExit(t *testing.T) {
 // forever; plain seconds were refused.
 func TestMalformedCommandLines(t *testing.T) {
 	for _, line := range []string{"-p", "-e", "-p 1 -S", "-p 1 --color", "-o", "attach --duration",
-		"-p 1 --duration -1s", "-p 1 --duration 0", "-p 1 --timeout abc", "exec 1 --timeout -5"} {
+		"-p 1 --duration -1s", "-p 1 --duration 0", "-p 1 --timeout abc", "exec 1 --timeout -5", "-p 1 -e [", "-p 1 -e [a-",
+		"-p 1 -e ok,[!x"} {
 		r := lptrace(t, "", strings.Fields(line)...)
 		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 		if r.Code != 2 || strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine") ||
@@ -455,4 +461,21 @@ func TestOutputWriteError(t *testing.T) {
 	}
 	hookGone(t, tg.PID, 2*time.Second)
 	tg.checkUntouched(t)
+}
+
+// Help as strace users read it: no "(default: false)" after each switch,
+// -tt and -ttt with one dash; `lptrace` alone is a usage error, `lptrace
+// help` and --help are not.
+func TestHelp(t *testing.T) {
+	for _, line := range [][]string{{"--help"}, {"attach", "--help"}, {"help"}} {
+		r := lptrace(t, "", line...)
+		text := r.Stdout + r.Stderr
+		if r.Code != 0 || strings.Contains(text, "(default: false)") || !strings.Contains(text, "\n   -tt ") ||
+			strings.Contains(text, "--tt") || !strings.Contains(text, "-T ") {
+			t.Errorf("lptrace %s: status %d:\n%s", strings.Join(line, " "), r.Code, text)
+		}
+	}
+	if r := lptrace(t, ""); r.Code != 2 || !strings.Contains(r.Stderr, "USAGE") {
+		t.Errorf("lptrace alone: status %d, stderr %q", r.Code, r.Stderr)
+	}
 }

@@ -155,6 +155,16 @@ const (
 // Processes returns the processes seen so far.
 func (d *Decoder) Processes() int { return len(d.procs) }
 
+// EachCode calls f with each function any process defined (each passed
+// the hook's filters).
+func (d *Decoder) EachCode(f func(*Code)) {
+	for _, p := range d.procs {
+		for _, c := range p.codes {
+			f(c)
+		}
+	}
+}
+
 // Decode handles one record and returns the events it carries.
 func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 	if r.Kind == 'P' {

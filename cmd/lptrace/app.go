@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"os"
+	"regexp"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -10,24 +12,30 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+const usageText = "lptrace attach PID...        show every Python call of process PID, live (Ctrl-C detaches)\n" +
+	"lptrace [options] -p PID     ... the same\n" +
+	"lptrace [options] -- python3 app.py ARGS...\n" +
+	"                             start a program and trace it from its first Python call\n" +
+	"lptrace exec PID CODE        run Python code inside process PID\n" +
+	"lptrace exec PID -           ... code read from stdin\n" +
+	"lptrace exec --file F PID    ... code read from file F\n" +
+	"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
+	"lptrace stack PID            the Python stack of every thread (--locals, --json)"
+
+// shortUsage is what lptrace alone says.
+var shortUsage = "USAGE:\n   " + strings.ReplaceAll(usageText, "\n", "\n   ") + "\n\nAll options: lptrace --help\n"
+
 func newApp(stdout, stderr io.Writer) *cli.App {
 	// -v is strace's verbose; the version is -V, as in strace.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
+	cli.FlagStringer = flagHelp
 	app := &cli.App{
-		Name:      "lptrace",
-		Usage:     "strace for Python: see what a running Python program does",
-		Version:   version,
-		Writer:    stdout,
-		ErrWriter: stderr,
-		UsageText: "lptrace attach PID...        show every Python call of process PID, live (Ctrl-C detaches)\n" +
-			"lptrace [options] -p PID     ... the same\n" +
-			"lptrace [options] -- python3 app.py ARGS...\n" +
-			"                             start a program and trace it from its first Python call\n" +
-			"lptrace exec PID CODE        run Python code inside process PID\n" +
-			"lptrace exec PID -           ... code read from stdin\n" +
-			"lptrace exec --file F PID    ... code read from file F\n" +
-			"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
-			"lptrace stack PID            the Python stack of every thread (--locals, --json)",
+		Name:            "lptrace",
+		Usage:           "strace for Python: see what a running Python program does",
+		Version:         version,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		UsageText:       usageText,
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "d", Usage: "a pdb prompt inside process `PID` (same as: lptrace pdb PID)"},
@@ -73,4 +81,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 	cacheNames(app)
 	return app
+}
+
+// defaultFlagHelp is urfave/cli's own help line of a flag.
+var defaultFlagHelp = cli.FlagStringer
+
+// strace's spellings: -tt and -ttt take one dash (the parser takes either).
+var longStraceFlag = regexp.MustCompile(`--(ttt?)\b`)
+
+// flagHelp is a flag's help line as strace users read it: no "(default:
+// false)" after each switch, and -tt and -ttt with one dash.
+func flagHelp(f cli.Flag) string {
+	s := defaultFlagHelp(f)
+	if _, ok := f.(*cli.BoolFlag); ok {
+		s = strings.TrimSuffix(s, " (default: false)")
+	}
+	return longStraceFlag.ReplaceAllString(s, "-$1")
 }

@@ -382,6 +382,9 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	if dec.Undefined > 0 {
 		a.say("process %d: %d events not shown: the hook lost the definition of their function or thread", a.pid, dec.Undefined)
 	}
+	for _, p := range unmatched(a.cfg.Filters, &dec) {
+		a.say("process %d: no call matched -e %s", a.pid, termsafe.Escape([]byte(p), false))
+	}
 	switch reason {
 	case "exited":
 		status, known := a.exitStatus()

@@ -71,6 +71,15 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 
 // run executes lptrace with args and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 {
+		// lptrace alone: how to use it, as a mistake.
+		fmt.Fprint(stderr, shortUsage)
+		return 2
+	}
+	if args[1] == "help" {
+		// lptrace help [COMMAND]: the help, of the command if named.
+		args = append(append([]string{args[0]}, args[2:]...), "--help")
+	}
 	app := newApp(stdout, stderr)
 	err := app.Run(reorderArgs(app, args))
 	if err == nil {

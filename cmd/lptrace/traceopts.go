@@ -36,7 +36,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "S", Value: "time", Usage: "sort the -c table by `KEY`: " + strings.Join(report.SortKeys, ", ")},
 		&cli.BoolFlag{Name: "json", Usage: "write events as JSON Lines"},
 		&cli.BoolFlag{Name: "f", Usage: "follow forked children (multiprocessing with fork)"},
-		&cli.BoolFlag{Name: "no-native", Usage: "record with the hook's Python callback only (by default, on x86-64, calls, returns, their times and small values returned are recorded by a machine-code callback, many times cheaper; arguments always take the Python one)"},
+		&cli.BoolFlag{Name: "no-native", Usage: "record with the hook's Python callback only (by default, on x86-64, calls, returns, their times, and arguments and values returned that are small builtins or objects, are recorded by a machine-code callback, many times cheaper)"},
 		&cli.StringFlag{Name: "color", Value: "auto", Usage: "color the output: `WHEN` is never, auto (on a terminal) or always"},
 	}
 }
@@ -53,6 +53,9 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 			p = strings.TrimPrefix(p, "!")
 			if p == "" {
 				return cfg, opts, usagef("-e %q: empty pattern", pat)
+			}
+			if err := checkPattern(p); err != nil {
+				return cfg, opts, usagef("-e %q: %v", p, err)
 			}
 			cfg.Filters = append(cfg.Filters, hook.Filter{Exclude: exclude, Pattern: p})
 		}
