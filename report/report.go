@@ -38,6 +38,8 @@ type Options struct {
 	Args       bool // -a: arguments at each call
 	Returns    bool // --ret: = value at each return
 	OnlyErrors bool // -Z: only calls that ended in an exception
+	OnlyOK     bool // -z: only calls that returned normally
+	Quiet      int  // -q: 1 no attached/detached lines (cmd's), 2 (-qq) no exit lines either
 	Indent     bool // --indent: nested calls indented by depth
 	JSON       bool // --json: JSON Lines
 	Trace      bool // print events at all (false with -c alone)
@@ -48,8 +50,11 @@ type Options struct {
 
 // NeedReturns tells whether the hook must send return events.
 func (o Options) NeedReturns() bool {
-	return o.Durations || o.Returns || o.OnlyErrors || o.Indent || o.Summary || o.JSON
+	return o.Durations || o.Returns || o.OnlyErrors || o.OnlyOK || o.Indent || o.Summary || o.JSON
 }
+
+// atEnd tells whether a call is one line, made at its end (-Z, -z).
+func (o Options) atEnd() bool { return o.OnlyErrors || o.OnlyOK }
 
 // NeedTimes tells whether the hook must read its clock at each event.
 func (o Options) NeedTimes() bool {
@@ -152,7 +157,7 @@ func (p *Printer) noteThread(e trace.Event) {
 func (p *Printer) Exit(pid int, status int, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil || p.opts.JSON {
+	if p.err != nil || p.opts.JSON || p.opts.Quiet >= 2 {
 		return
 	}
 	if p.showPID {
@@ -286,13 +291,13 @@ func (p *Printer) Event(e trace.Event) {
 	if !p.opts.Trace || p.err != nil {
 		return
 	}
-	if e.Kind == trace.Call && p.opts.OnlyErrors {
+	if e.Kind == trace.Call && p.opts.atEnd() {
 		return
 	}
-	if e.Kind != trace.Call && !(p.opts.Durations || p.opts.Returns || p.opts.OnlyErrors) {
+	if e.Kind != trace.Call && !(p.opts.Durations || p.opts.Returns || p.opts.atEnd()) {
 		return
 	}
-	if e.Kind == trace.Return && p.opts.OnlyErrors {
+	if (e.Kind == trace.Return && p.opts.OnlyErrors) || (e.Kind == trace.Exception && p.opts.OnlyOK) {
 		return
 	}
 	var dur time.Duration = -1
@@ -422,8 +427,8 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 			w.WriteString("(" + p.args(e.Value) + ")")
 		}
 		w.WriteString(" " + p.where(e.Code))
-	case p.opts.OnlyErrors:
-		// -Z: one line per failed call, made at its end.
+	case p.opts.atEnd():
+		// -Z, -z: one line per failed (returned) call, made at its end.
 		args := ""
 		if matched {
 			args = p.args(callArgs)
@@ -475,7 +480,7 @@ func (p *Printer) result(e trace.Event) {
 			v = p.esc(e.Value)
 		}
 		p.w.WriteString(" = " + p.paint(colorError, "! "+v))
-	case p.opts.Returns && e.HasValue:
+	case (p.opts.Returns || p.opts.OnlyOK) && e.HasValue:
 		p.w.WriteString(" = " + p.esc(e.Value))
 	}
 }
@@ -520,8 +525,8 @@ func (p *Printer) json(e trace.Event, depth int, dur time.Duration, callArgs str
 		s := dur.Seconds()
 		j.Duration = &s
 	}
-	if p.opts.OnlyErrors && p.opts.Args && e.Kind != trace.Call {
-		j.Args = jsonArgs(callArgs) // -Z: one line per failed call, with its arguments
+	if p.opts.atEnd() && p.opts.Args && e.Kind != trace.Call {
+		j.Args = jsonArgs(callArgs) // -Z, -z: one line per call, with its arguments
 	}
 	if e.HasValue {
 		v := e.Value

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -477,5 +478,45 @@ func TestHelp(t *testing.T) {
 	}
 	if r := lptrace(t, ""); r.Code != 2 || !strings.Contains(r.Stderr, "USAGE") {
 		t.Errorf("lptrace alone: status %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// strace's switches: -z (only calls that returned, with their value), -Z
+// (only those that raised), -q (no attached/started/detached lines), -qq
+// (no exit line either), -A (append to -o).
+func TestStraceSwitches(t *testing.T) {
+	prog := filepath.Join(programsDir, "outcomes.py")
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			r := lptrace(t, "", "-z", "-a", "-e", "ok", "-e", "bad", "--", py.Path, prog)
+			for i := 0; i < 3; i++ {
+				if !strings.Contains(r.Stderr, fmt.Sprintf("ok(x=%d) = %d (", i, 2*i)) {
+					t.Errorf("-z: no line of ok(x=%d):\n%s", i, r.Stderr)
+				}
+			}
+			if strings.Contains(r.Stderr, "bad") || !strings.Contains(r.Stderr, "started (") || !strings.Contains(r.Stderr, "+++ exited with 0 +++") {
+				t.Errorf("-z:\n%s", r.Stderr)
+			}
+			r = lptrace(t, "", "-Z", "-q", "-e", "ok", "-e", "bad", "--", py.Path, prog)
+			if strings.Count(r.Stderr, "bad(") != 3 || strings.Contains(r.Stderr, "ok") || strings.Contains(r.Stderr, "lptrace:") ||
+				!strings.Contains(r.Stderr, "+++ exited with 0 +++") {
+				t.Errorf("-Z -q:\n%s", r.Stderr)
+			}
+			r = lptrace(t, "", "-qq", "-e", "ok", "--", py.Path, prog)
+			if strings.TrimSpace(r.Stderr) != strings.TrimSpace(strings.Repeat("ok ("+prog+":5)\n", 3)) {
+				t.Errorf("-qq:\n%s", r.Stderr)
+			}
+			out := filepath.Join(t.TempDir(), "trace")
+			for _, opts := range [][]string{{"-e", "ok"}, {"-A", "-e", "bad"}} {
+				if r = lptrace(t, "", append(append([]string{"-qq", "-o", out}, opts...), "--", py.Path, prog)...); r.Code != 0 || r.Stderr != "" {
+					t.Errorf("-qq -o %v: status %d: %s", opts, r.Code, r.Stderr)
+				}
+			}
+			data, _ := os.ReadFile(out)
+			if strings.Count(string(data), "ok (") != 3 || strings.Count(string(data), "bad (") != 3 {
+				t.Errorf("-o then -A -o:\n%s", data)
+			}
+		})
 	}
 }

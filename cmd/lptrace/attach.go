@@ -80,7 +80,11 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		// Write-only: opened read-write (os.Create), a FIFO would have
 		// lptrace as a reader of its own output, so it would never see
 		// its reader go away.
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+		mode := os.O_TRUNC
+		if c.Bool("A") {
+			mode = os.O_APPEND
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|mode, 0o666)
 		if err != nil {
 			return fmt.Errorf("cannot write the trace: %v", err)
 		}
@@ -106,7 +110,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	}
 	newRun := func(pid int) *attachRun {
 		return &attachRun{pid: pid, timeout: durationOf(c, "timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
-			traceToFile: c.String("output") != ""}
+			traceToFile: c.String("output") != "", quiet: opts.Quiet}
 	}
 	var status error
 	if launch != nil {
@@ -174,6 +178,7 @@ type attachRun struct {
 	// traceToFile: -o, the trace (and its closing lines) goes to a file;
 	// the terminal is told of the end too.
 	traceToFile bool
+	quiet       int // -q, -qq (see note)
 	// allHooked is closed when the hook (before 3.12) has set the profile
 	// function of every thread that existed at attach.
 	allHooked  chan struct{}
@@ -182,6 +187,14 @@ type attachRun struct {
 
 func (a *attachRun) say(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "lptrace: "+format+"\n", args...)
+}
+
+// note says what -q silences: a process attached, started, detached; and
+// -qq how it ended.
+func (a *attachRun) note(quiet int, format string, args ...any) {
+	if a.quiet < quiet {
+		a.say(format, args...)
+	}
 }
 
 // run installs the hook in a.pid and prints its events until ctx ends or
@@ -270,7 +283,7 @@ func (a *attachRun) run(ctx context.Context) error {
 		a.printer.ShowTID()
 	}
 	phase("hook started")
-	a.say("process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
+	a.note(1, "process %d attached (Python %s, %s)", a.pid, tgt.Version, plural(len(tids), "thread"))
 	a.warnFollow(tgt.Version)
 
 	// Before 3.12 each thread that already exists hooks itself: the engine
@@ -327,7 +340,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 		phase("hook's code " + p.Loaded)
 		if p.PID != a.pid {
 			a.printer.ShowPID()
-			a.say("process %d (forked by %d) attached", p.PID, p.PPID)
+			a.note(1, "process %d (forked by %d) attached", p.PID, p.PPID)
 		}
 	}
 	// Once ctx ends, what is still queued is decoded but not shown: a
@@ -390,7 +403,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 		status, known := a.exitStatus()
 		a.printer.Exit(a.pid, status, known)
 		if a.traceToFile {
-			a.say("process %d %s", a.pid, report.HowEnded(status, known))
+			a.note(2, "process %d %s", a.pid, report.HowEnded(status, known))
 		}
 		return nil
 	case "execd":
@@ -401,7 +414,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	if reason != "" {
 		a.say("process %d: %s", a.pid, reason)
 	}
-	a.say("process %d detached", a.pid)
+	a.note(1, "process %d detached", a.pid)
 	return nil
 }
 
@@ -533,7 +546,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 				hooked[tid] = true
 			}
 			for tid := range warned {
-				a.say("process %d: thread %d is traced now", a.pid, tid)
+				a.note(1, "process %d: thread %d is traced now", a.pid, tid)
 				delete(warned, tid)
 			}
 		default:
@@ -552,7 +565,7 @@ func (a *attachRun) hookThreads(ctx context.Context, inj *inject.Injector, sessi
 			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid}); err == nil {
 				hooked[tid] = true
 				if warned[tid] {
-					a.say("process %d: thread %d is traced now", a.pid, tid)
+					a.note(1, "process %d: thread %d is traced now", a.pid, tid)
 					delete(warned, tid)
 				}
 				continue

@@ -128,7 +128,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 		return fmt.Errorf("process %d: the hook did not start; it runs untraced", child.PID)
 	}
 	a.program = child.Target.Program
-	a.say("process %d started (Python %s)", child.PID, child.Target.Version)
+	a.note(1, "process %d started (Python %s)", child.PID, child.Target.Version)
 	a.warnFollow(child.Target.Version)
 	return a.stream(ctx, ch, recs, func() {})
 }

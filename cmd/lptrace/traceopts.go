@@ -28,6 +28,10 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "args", Aliases: []string{"a"}, Usage: "show the arguments of each call"},
 		&cli.BoolFlag{Name: "ret", Usage: "show each return value (= value), or exception (= ! Error(...))"},
 		&cli.BoolFlag{Name: "Z", Usage: "show only calls that ended in an exception"},
+		&cli.BoolFlag{Name: "z", Usage: "show only calls that returned normally (with the value returned)"},
+		&cli.BoolFlag{Name: "q", Usage: "quiet: no attached, started and detached lines"},
+		&cli.BoolFlag{Name: "qq", Usage: "... and no exit lines (+++ exited with 0 +++)"},
+		&cli.BoolFlag{Name: "A", Usage: "append to the -o file instead of replacing it"},
 		&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code; default: builtins only)"},
 		&cli.BoolFlag{Name: "indent", Usage: "indent nested calls by their depth"},
@@ -76,6 +80,16 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	opts.Args = c.Bool("args")
 	opts.Returns = c.Bool("ret")
 	opts.OnlyErrors = c.Bool("Z")
+	opts.OnlyOK = c.Bool("z")
+	if opts.OnlyErrors && opts.OnlyOK {
+		return cfg, opts, usagef("-z and -Z exclude each other")
+	}
+	switch {
+	case c.Bool("qq"):
+		opts.Quiet = 2
+	case c.Bool("q"):
+		opts.Quiet = 1
+	}
 	opts.Indent = c.Bool("indent")
 	opts.JSON = c.Bool("json")
 	opts.Summary = c.Bool("c") || c.Bool("C")
@@ -105,7 +119,7 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	cfg.Times = opts.NeedTimes()
 	cfg.Args = opts.Args
 	// -Z shows the exception, so it needs the values at returns.
-	cfg.RetValues = opts.Returns || opts.OnlyErrors
+	cfg.RetValues = opts.Returns || opts.OnlyErrors || opts.OnlyOK
 	cfg.StrSize = n
 	cfg.Verbose = c.Bool("verbose")
 	cfg.Follow = c.Bool("f")
