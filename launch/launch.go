@@ -68,15 +68,32 @@ type Child struct {
 	exit   *ptrace.Stop // set if it ended while lptrace held it
 }
 
+// Options is how the program starts (strace's -E and -u).
+type Options struct {
+	Env  []string            // its environment (nil: lptrace's)
+	User *syscall.Credential // run as this user and groups (nil: lptrace's)
+}
+
 // Start starts argv through the helper (self: lptrace's own executable) and
 // returns the child stopped at the entry point of a Python program.
-func Start(ctx context.Context, self string, argv []string) (*Child, error) {
+func Start(ctx context.Context, self string, argv []string, o Options) (*Child, error) {
 	if !inject.Supported {
 		return nil, inject.ErrUnsupportedArch
 	}
+	env := o.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	var sys *syscall.SysProcAttr
+	if o.User != nil {
+		// The helper runs as the user already: the program's exec is the
+		// user's own (lptrace, root, traces it all the same).
+		sys = &syscall.SysProcAttr{Credential: o.User}
+	}
 	p, err := os.StartProcess(self, append([]string{"lptrace"}, argv...), &os.ProcAttr{
-		Env:   append(os.Environ(), HelperEnv+"=1"),
+		Env:   append(env[:len(env):len(env)], HelperEnv+"=1"),
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   sys,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start %s: %v", argv[0], err)

@@ -520,3 +520,34 @@ func TestStraceSwitches(t *testing.T) {
 		})
 	}
 }
+
+// Launch mode's -E (VAR=VALUE sets, with its commas; VAR removes) and -u
+// USER (the program runs as that user, with its groups, and is traced);
+// both refused when attaching.
+func TestLaunchEnvAndUser(t *testing.T) {
+	prog := filepath.Join(programsDir, "environment.py")
+	py := newest(t)
+	r := lptrace(t, "", "-q", "-a", "-e", "show", "-E", "LPV=a,b", "-E", "HOME", "--", py.Path, prog)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "show(uid=0, gid=0, lpv='a,b', home=None) (") {
+		t.Errorf("-E: status %d:\n%s", r.Code, r.Stderr)
+	}
+	if r = lptrace(t, "", "-p", "1", "-E", "A=1"); r.Code != 2 || !strings.Contains(r.Stderr, "apply to a program lptrace starts") {
+		t.Errorf("-p with -E: status %d: %s", r.Code, r.Stderr)
+	}
+	if r = lptrace(t, "", "-u", "no_such_user_here", "--", py.Path, prog); r.Code != 2 || !strings.Contains(r.Stderr, "no such user") {
+		t.Errorf("-u no_such_user_here: status %d: %s", r.Code, r.Stderr)
+	}
+	var other Python
+	for _, p := range pythons(t) {
+		if !strings.HasPrefix(p.Path, "/root/") {
+			other = p
+		}
+	}
+	if os.Geteuid() != 0 || other.Path == "" || !searchable(prog) {
+		t.Skip("-u: needs root, and an interpreter and program that user nobody can run")
+	}
+	r = lptrace(t, "", "-q", "-a", "-e", "show", "-u", "nobody", "--", other.Path, prog)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "show(uid=65534, gid=65534, ") {
+		t.Errorf("-u nobody: status %d:\n%s", r.Code, r.Stderr)
+	}
+}

@@ -37,6 +37,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		UsageText:       usageText,
 		HideHelpCommand: true,
+		// -e and -p split their values themselves; -E VAR=a,b is one value.
+		DisableSliceFlagSeparator: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "d", Usage: "a pdb prompt inside process `PID` (same as: lptrace pdb PID)"},
 			&cli.StringSliceFlag{Name: "p", Usage: "trace process `PID` (same as: lptrace attach PID; repeatable, or \"1 2 3\")"},

@@ -95,6 +95,10 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	lo, err := launchOptions(c, launch != nil)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	duration := durationOf(c, "duration")
@@ -114,7 +118,7 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	}
 	var status error
 	if launch != nil {
-		status = runLaunch(ctx, launch, newRun, stderr)
+		status = runLaunch(ctx, launch, lo, newRun, stderr)
 	} else {
 		errs := make([]error, len(pids))
 		var wg sync.WaitGroup

@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,7 +39,7 @@ func (d diedBySignal) Error() string { return fmt.Sprintf("killed by %v", syscal
 // Ctrl-C on the terminal reaches the program, which is in lptrace's process
 // group: lptrace ignores it and goes on tracing until the program has
 // handled it. SIGTERM and SIGHUP sent to lptrace are passed on.
-func runLaunch(traceCtx context.Context, argv []string, newRun func(pid int) *attachRun, stderr io.Writer) error {
+func runLaunch(traceCtx context.Context, argv []string, lo launch.Options, newRun func(pid int) *attachRun, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find lptrace's own executable: %v", err)
@@ -51,7 +54,7 @@ func runLaunch(traceCtx context.Context, argv []string, newRun func(pid int) *at
 		defer cancel()
 	}
 	say := func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) }
-	child, err := launch.Start(context.Background(), self, argv)
+	child, err := launch.Start(context.Background(), self, argv, lo)
 	var ended launch.ErrEnded
 	if errors.As(err, &ended) {
 		if ended.Status != 127 {
@@ -131,4 +134,71 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	a.note(1, "process %d started (Python %s)", child.PID, child.Target.Version)
 	a.warnFollow(child.Target.Version)
 	return a.stream(ctx, ch, recs, func() {})
+}
+
+// launchOptions reads strace's -E (VAR=VAL sets, VAR removes) and -u USER,
+// which apply to a launched program only.
+func launchOptions(c *cli.Context, launching bool) (launch.Options, error) {
+	var o launch.Options
+	env, name := c.StringSlice("E"), c.String("u")
+	if !launching {
+		if len(env) > 0 || name != "" {
+			return o, usagef("-E and -u apply to a program lptrace starts (lptrace [options] -- python3 app.py)")
+		}
+		return o, nil
+	}
+	if len(env) > 0 {
+		vars := map[string]string{}
+		var order []string
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			if _, seen := vars[k]; !seen {
+				order = append(order, k)
+			}
+			vars[k] = v
+		}
+		for _, e := range env {
+			k, v, set := strings.Cut(e, "=")
+			if k == "" {
+				return o, usagef("-E %q: give VAR=VALUE, or VAR to remove it", e)
+			}
+			if _, seen := vars[k]; !seen && set {
+				order = append(order, k)
+			}
+			if set {
+				vars[k] = v
+			} else {
+				delete(vars, k)
+			}
+		}
+		o.Env = []string{}
+		for _, k := range order {
+			if v, ok := vars[k]; ok {
+				o.Env = append(o.Env, k+"="+v)
+			}
+		}
+	}
+	if name != "" {
+		u, err := user.Lookup(name)
+		if err != nil {
+			if id, aerr := strconv.Atoi(name); aerr == nil {
+				u, err = user.LookupId(strconv.Itoa(id))
+			}
+		}
+		if err != nil {
+			return o, usagef("-u %s: no such user", name)
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if gids, err := u.GroupIds(); err == nil {
+			for _, g := range gids {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					cred.Groups = append(cred.Groups, uint32(n))
+				}
+			}
+		}
+		o.User = cred
+	}
+	return o, nil
 }

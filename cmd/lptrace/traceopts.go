@@ -32,6 +32,8 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "q", Usage: "quiet: no attached, started and detached lines"},
 		&cli.BoolFlag{Name: "qq", Usage: "... and no exit lines (+++ exited with 0 +++)"},
 		&cli.BoolFlag{Name: "A", Usage: "append to the -o file instead of replacing it"},
+		&cli.StringSliceFlag{Name: "E", Usage: "start the program with `VAR=VALUE` in its environment, or without VAR (repeatable)"},
+		&cli.StringFlag{Name: "u", Usage: "start the program as `USER` (a name or an ID), with the user's groups"},
 		&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code; default: builtins only)"},
 		&cli.BoolFlag{Name: "indent", Usage: "indent nested calls by their depth"},
