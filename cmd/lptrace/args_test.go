@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,26 @@ func TestDurationValue(t *testing.T) {
 		var v durationValue
 		if err := v.Set(in); err == nil {
 			t.Errorf("%q accepted as %v", in, v.d)
+		}
+	}
+}
+
+func TestSplitAttached(t *testing.T) {
+	app := newApp(io.Discard, io.Discard)
+	got := splitAttached(app, strings.Fields("lptrace -s40 -p1234 -ofile -etrace=f -tt -qq -ttt -a -v -- python3 -s40 x.py"))
+	want := strings.Fields("lptrace -s 40 -p 1234 -o file -e trace=f -tt -qq -ttt -a -v -- python3 -s40 x.py")
+	if !slices.Equal(got, want) {
+		t.Errorf("splitAttached:\n got %q\nwant %q", got, want)
+	}
+	for msg, want := range map[string]string{
+		"flag provided but not defined: -x":    "-x is strace's, not lptrace's",
+		"flag provided but not defined: -jsn":  "did you mean --json?",
+		"flag provided but not defined: -Q":    "-Q is not an lptrace option",
+		"flag provided but not defined: -tttt": "did you mean -ttt?",
+		"something else":                       "something else",
+	} {
+		if got := flagHint(app, msg); !strings.Contains(got, want) {
+			t.Errorf("flagHint(%q) = %q, want %q in it", msg, got, want)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		args = append(append([]string{args[0]}, args[2:]...), "--help")
 	}
 	app := newApp(stdout, stderr)
-	err := app.Run(reorderArgs(app, args))
+	err := app.Run(reorderArgs(app, splitAttached(app, args)))
 	if err == nil {
 		return 0
 	}
@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var usage usageError
 	if errors.As(err, &usage) {
-		fmt.Fprintf(stderr, "lptrace: %s\nTry 'lptrace --help'.\n", termsafe.Escape([]byte(err.Error()), false))
+		fmt.Fprintf(stderr, "lptrace: %s\nTry 'lptrace --help'.\n", termsafe.Escape([]byte(flagHint(app, err.Error())), false))
 		return 2
 	}
 	// Messages may quote paths and names from the target: escape them.

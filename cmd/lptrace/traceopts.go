@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,14 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	var cfg hook.TraceConfig
 	var opts report.Options
 	for _, pat := range c.StringSlice("filter") {
+		// strace's spelling, -e trace=a,b; its other qualifiers are
+		// about system calls.
+		if q, rest, ok := strings.Cut(pat, "="); ok && regexp.MustCompile(`^[a-z]+$`).MatchString(q) {
+			if q != "trace" {
+				return cfg, opts, usagef("-e %s=: lptrace traces Python calls: give -e PATTERN or -e trace=PATTERN", q)
+			}
+			pat = rest
+		}
 		for _, p := range strings.Split(pat, ",") {
 			p = strings.TrimSpace(p)
 			exclude := strings.HasPrefix(p, "!")
