@@ -364,7 +364,12 @@ func (p *Printer) prefix(e trace.Event) {
 				s = fmt.Sprintf("[pid %d] ", e.Proc.PID)
 			}
 			if p.showTID {
-				s += fmt.Sprintf("[tid %d] ", e.Thread.TID)
+				// With the thread's name (a "]" in it would end the prefix)
+				s += fmt.Sprintf("[tid %d", e.Thread.TID)
+				if name := strings.ReplaceAll(p.esc(e.Thread.Name), "]", "?"); name != "" {
+					s += " " + name
+				}
+				s += "] "
 			}
 			p.prefixes[k] = s
 		}

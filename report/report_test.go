@@ -236,8 +236,8 @@ func TestPIDTIDPrefix(t *testing.T) {
 	}{
 		{false, false, "outer (app.py:1)\n"},
 		{true, false, "[pid 100] outer (app.py:1)\n"},
-		{false, true, "[tid 101] outer (app.py:1)\n"},
-		{true, true, "[pid 100] [tid 101] outer (app.py:1)\n"},
+		{false, true, "[tid 101 MainThread] outer (app.py:1)\n"},
+		{true, true, "[pid 100] [tid 101 MainThread] outer (app.py:1)\n"},
 	} {
 		var b bytes.Buffer
 		p := NewPrinter(&b, Options{Trace: true})
@@ -275,7 +275,7 @@ func TestTIDPrefixOnSecondThread(t *testing.T) {
 	p.Event(call(outer, 0))
 	p.Flush()
 	want := "[pid 100] outer (app.py:1)\n[pid 200] inner (app.py:5)\n[pid 100] outer (app.py:1)\n" +
-		"[pid 100] [tid 102] other (app.py:9)\n[pid 100] [tid 101] outer (app.py:1)\n"
+		"[pid 100] [tid 102 worker] other (app.py:9)\n[pid 100] [tid 101 MainThread] outer (app.py:1)\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
@@ -686,5 +686,20 @@ func TestAppendSeconds(t *testing.T) {
 		if got := string(appendSeconds(nil, d)); got != want {
 			t.Errorf("%d ns: %q, want %q", int64(d), got, want)
 		}
+	}
+}
+
+// A thread's name is the program's: escaped, and a "]" cannot end the
+// prefix early.
+func TestThreadNameInPrefix(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, Options{Trace: true})
+	p.ShowTID()
+	e := call(outer, 0)
+	e.Thread = &trace.Thread{TID: 7, Name: "evil]\x1b[2J"}
+	p.Event(e)
+	p.Flush()
+	if got := b.String(); strings.Contains(got, "\x1b") || !strings.HasPrefix(got, "[tid 7 evil?") || strings.Count(got, "]") != 1 {
+		t.Errorf("got %q", got)
 	}
 }

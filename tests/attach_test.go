@@ -123,7 +123,7 @@ func readTrace(path string) string {
 	return string(first) + string(last)
 }
 
-var traceLine = regexp.MustCompile(`^(?:\[tid (\d+)\] )?(\S+) \((.*):(\d+)\)$`)
+var traceLine = regexp.MustCompile(`^(?:\[tid (\d+)(?: [^\]]*)?\] )?(\S+) \((.*):(\d+)\)$`)
 
 // calls counts, per function name, the distinct threads that called it.
 func calls(trace string) map[string]map[string]bool {
@@ -570,10 +570,10 @@ func TestAttachNative(t *testing.T) {
 				if m.shows == "calls" && !strings.Contains(tr.Stderr(), "dropped") {
 					checkOwnerRounds(t, opts, tr.Trace(), tr.Stderr())
 				}
-				if opts != nil && opts[0] == "--ret" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w3 = 3$`).MatchString(tr.Trace()) {
+				if opts != nil && opts[0] == "--ret" && !regexp.MustCompile(`(?m)^\[tid \d+ w3\] <- owned_by_w3 = 3$`).MatchString(tr.Trace()) {
 					t.Errorf("--ret: no return of owned_by_w3 with its value in the trace:\n%.2000s", tr.Trace())
 				}
-				if opts != nil && opts[0] == "-T" && !regexp.MustCompile(`(?m)^\[tid \d+\] <- owned_by_w0 <\d+\.\d{6}>$`).MatchString(tr.Trace()) {
+				if opts != nil && opts[0] == "-T" && !regexp.MustCompile(`(?m)^\[tid \d+ w0\] <- owned_by_w0 <\d+\.\d{6}>$`).MatchString(tr.Trace()) {
 					t.Errorf("-T: no timed return of owned_by_w0 in the trace:\n%.2000s", tr.Trace())
 				}
 				hookGone(t, tg.PID, 2*time.Second)
@@ -632,7 +632,7 @@ func checkOwnerRounds(t *testing.T, opts []string, trace, stderr string) {
 		t.Logf("%v: events were dropped, the rounds are not checked: %s", opts, lastLines(stderr, 2))
 		return
 	}
-	line := regexp.MustCompile(`^\[tid (\d+)\] (shared_call|owned_by_w\d) `)
+	line := regexp.MustCompile(`^\[tid (\d+)(?: [^\]]*)?\] (shared_call|owned_by_w\d) `)
 	shared := map[string]int{} // per thread since its last owned_by_wK; -1 before the first
 	rounds := 0
 	for _, l := range strings.Split(trace, "\n") {

@@ -129,7 +129,7 @@ func checkClosingLine(t *testing.T, d death, pid int, stderr, trace string) {
 			text += `(?: \(core dumped\))?`
 		}
 	}
-	line := regexp.MustCompile(`(?m)^(?:\[pid +` + strconv.Itoa(pid) + `\] )?(?:\[tid +\d+\] )?\+\+\+ ` + text + ` \+\+\+$`)
+	line := regexp.MustCompile(`(?m)^(?:\[pid +` + strconv.Itoa(pid) + `\] )?(?:\[tid +\d+(?: [^\]]*)?\] )?\+\+\+ ` + text + ` \+\+\+$`)
 	n := len(line.FindAllString(stderr, -1)) + len(line.FindAllString(trace, -1))
 	if n != 1 {
 		t.Errorf("%s: strace's closing line %q said %d times, want once; lptrace's stderr:\n%s\nthe trace's end:\n%s",

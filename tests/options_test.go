@@ -171,14 +171,14 @@ func TestTraceFollowForks(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			tr.Stop(t, syscall.SIGINT)
 			trace := tr.Trace()
-			child := regexp.MustCompile(`(?m)^\[pid (\d+)\] (?:\[tid \d+\] )?app_child_work `).FindStringSubmatch(trace)
+			child := regexp.MustCompile(`(?m)^\[pid (\d+)\] (?:\[tid \d+(?: [^\]]*)?\] )?app_child_work `).FindStringSubmatch(trace)
 			if child == nil {
 				t.Fatalf("no app_child_work from a child:\n%s\n%s", head(trace, 20), tr.Stderr())
 			}
 			if child[1] == strconv.Itoa(tg.PID) {
 				t.Errorf("the child's calls carry the parent's pid")
 			}
-			if !regexp.MustCompile(`(?m)^\[pid ` + strconv.Itoa(tg.PID) + `\] (?:\[tid \d+\] )?app_outer `).MatchString(trace) {
+			if !regexp.MustCompile(`(?m)^\[pid ` + strconv.Itoa(tg.PID) + `\] (?:\[tid \d+(?: [^\]]*)?\] )?app_outer `).MatchString(trace) {
 				t.Error("the parent's calls are missing")
 			}
 			if !strings.Contains(tr.Stderr(), "(forked by "+strconv.Itoa(tg.PID)+") attached") {
@@ -252,10 +252,9 @@ func TestLaunchThreads(t *testing.T) {
 					t.Fatalf("%v: exit %d: %s", opts, r.Code, r.Stderr)
 				}
 				tids := map[string]int{}
-				for _, l := range strings.Split(r.Stderr, "\n") {
-					if f := strings.Fields(l); len(f) >= 3 && f[0] == "[tid" && f[2] == "work" {
-						tids[f[1]]++
-					}
+				work := regexp.MustCompile(`(?m)^\[tid (\d+)(?: [^\]]*)?\] work `)
+				for _, m := range work.FindAllStringSubmatch(r.Stderr, -1) {
+					tids[m[1]]++
 				}
 				if len(tids) != 3 {
 					t.Errorf("%v: work() traced in %d threads (%v), want 3:\n%s", opts, len(tids), tids, head(r.Stderr, 20))
@@ -410,7 +409,7 @@ func TestLaunchCompleteAtExit(t *testing.T) {
 					t.Fatalf("%v: exit %d: %s", opts, r.Code, r.Stderr)
 				}
 				data, _ := os.ReadFile(out)
-				n := len(regexp.MustCompile(`(?m)^(\[tid \d+\] )?f \(`+regexp.QuoteMeta(script)).FindAllIndex(data, -1))
+				n := len(regexp.MustCompile(`(?m)^(\[tid \d+(?: [^\]]*)?\] )?f \(`+regexp.QuoteMeta(script)).FindAllIndex(data, -1))
 				if n != 100000 && !strings.Contains(r.Stderr, "dropped") {
 					t.Errorf("%v: %d calls of f in the trace, want 100000 (stderr %q)", opts, n, r.Stderr)
 				}
