@@ -114,6 +114,7 @@ type activeKey struct {
 
 type stat struct {
 	name          string
+	code          *trace.Code // (one of the functions the row stands for)
 	calls, errors uint64
 	total, own    int64
 }
@@ -318,7 +319,7 @@ func (p *Printer) stat(c *trace.Code) *stat {
 	key := c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
 	s := p.stats[key]
 	if s == nil {
-		s = &stat{name: p.label(c)}
+		s = &stat{name: p.label(c), code: c}
 		p.stats[key] = s
 	}
 	return s

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -43,6 +45,9 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 		}
 		return rows[i].name < rows[j].name
 	})
+	if p.opts.JSON {
+		return writeSummaryJSON(w, rows, own, dropped)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%6s %11s %11s %11s %9s %9s %s\n", "% time", "seconds", "total", "usecs/call", "calls", "errors", "function")
 	dash := "------ ----------- ----------- ----------- --------- --------- ----------------\n"
@@ -80,4 +85,45 @@ func count(n uint64) string {
 // summary alike.
 func Dropped(n uint64) string {
 	return fmt.Sprintf("%d events were dropped (lptrace fell behind: its buffer in the process was full)", n)
+}
+
+// summaryRow is a line of --json -c: a function's counts (seconds), or
+// (Function "") the total.
+type summaryRow struct {
+	Event    string  `json:"event"` // "count", "total"
+	Function string  `json:"function,omitempty"`
+	QualName string  `json:"qualname,omitempty"`
+	Module   string  `json:"module,omitempty"`
+	File     string  `json:"file,omitempty"`
+	Line     int     `json:"line,omitempty"`
+	Calls    uint64  `json:"calls"`
+	Errors   uint64  `json:"errors"`
+	Own      float64 `json:"seconds"`
+	Total    float64 `json:"total,omitempty"`
+	Percent  float64 `json:"percent"`
+	Dropped  uint64  `json:"dropped,omitempty"` // events lost: the counts are incomplete
+}
+
+// writeSummaryJSON writes the -c table as JSON Lines, in the table's order,
+// then its total.
+func writeSummaryJSON(w io.Writer, rows []*stat, own int64, dropped uint64) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	total := summaryRow{Event: "total", Own: secs(own), Percent: 100, Dropped: dropped}
+	for _, s := range rows {
+		r := summaryRow{Event: "count", Calls: s.calls, Errors: s.errors, Own: secs(s.own), Total: secs(s.total)}
+		if c := s.code; c != nil {
+			r.Function, r.QualName, r.Module, r.File, r.Line = shortName(c.Name), c.Name, c.Module, c.File, c.Line
+		}
+		if own > 0 {
+			r.Percent = 100 * float64(s.own) / float64(own)
+		}
+		total.Calls += s.calls
+		total.Errors += s.errors
+		enc.Encode(r)
+	}
+	enc.Encode(total)
+	_, err := w.Write(b.Bytes())
+	return err
 }

@@ -556,3 +556,45 @@ func TestLaunchEnvAndUser(t *testing.T) {
 		t.Errorf("-u nobody: status %d:\n%s", r.Code, r.Stderr)
 	}
 }
+
+// --json keeps its stream JSON only: without -o it goes to stdout, and
+// lptrace's messages to stderr; --json -c writes the table as JSON Lines
+// (a "count" line per function, then the "total").
+func TestJSONStream(t *testing.T) {
+	prog := filepath.Join(programsDir, "outcomes.py")
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, mode := range [][]string{{"--json", "-a", "--ret"}, {"--json", "-c"}} {
+				r := lptrace(t, "", append(append(mode, "-e", "ok", "-e", "bad", "--"), py.Path, prog)...)
+				if r.Code != 0 || !strings.Contains(r.Stderr, "lptrace: process ") {
+					t.Fatalf("%v: status %d: %s", mode, r.Code, r.Stderr)
+				}
+				counts := map[string]float64{}
+				for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+					var ev map[string]any
+					if err := json.Unmarshal([]byte(line), &ev); err != nil {
+						t.Fatalf("%v: not JSON: %q (stdout %q)", mode, line, r.Stdout)
+					}
+					switch ev["event"] {
+					case "call":
+						counts[ev["function"].(string)]++
+					case "count":
+						counts[ev["function"].(string)] = ev["calls"].(float64)
+						if ev["function"] == "bad" && ev["errors"] != float64(3) {
+							t.Errorf("%v: %s", mode, line)
+						}
+					case "total":
+						counts["total"] = ev["calls"].(float64)
+					}
+				}
+				if counts["ok"] != 3 || counts["bad"] != 3 || (mode[1] == "-c" && counts["total"] != 6) {
+					t.Errorf("%v: %v in:\n%s", mode, counts, r.Stdout)
+				}
+				if strings.Contains(r.Stderr, "{") {
+					t.Errorf("%v: JSON on stderr: %s", mode, r.Stderr)
+				}
+			}
+		})
+	}
+}

@@ -76,6 +76,11 @@ func parsePIDs(args []string) ([]int, error) {
 // if asked.
 func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) error {
 	out, outFile := stderr, os.Stderr
+	if c.Bool("json") {
+		// JSON Lines for a program to read: on stdout, apart from
+		// lptrace's own messages (stderr), unless -o says where.
+		out, outFile = os.Stdout, os.Stdout
+	}
 	if name := c.String("output"); name != "" {
 		// Write-only: opened read-write (os.Create), a FIFO would have
 		// lptrace as a reader of its own output, so it would never see
