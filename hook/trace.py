@@ -547,7 +547,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts):
                 codes[id(code)] = c = (-1, code)  # our own code, or the wrapper that runs it
                 return -1
-            name = getattr(code, 'co_qualname', code.co_name)
+            name = getattr(code, 'co_qualname', None) or qualify(code, frame)
             module = ''
             try:
                 module = frame.f_globals.get('__name__') or ''
@@ -654,6 +654,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # buffers, which the C library reuses; megabyte ones it kept.
     NATIVE_CHUNK = 8192
     getframe = sys._getframe
+    qualify = _lptrace_qualifier() if sys.version_info < (3, 11) else None
     # Bound here: the payload's globals are cleared when the hook leaves,
     # and a callback may still be running then.
     # (Re-raising a RecursionError, see _lptrace_raised_by_program, makes
@@ -1599,6 +1600,66 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     _lptrace_remove_fifo(fifo)
     flush()  # the S record: lptrace now knows the hook is in place
     first[0] = True
+
+
+def _lptrace_qualifier():
+    """Before 3.11 (no co_qualname): qualify(code, frame), the qualified
+    name of the function running CODE in FRAME (its first call), as 3.11+
+    names it, Class.method, found where the function lives: the class of
+    its first argument (self, cls), the module's globals or the module's
+    classes; else its bare name (a nested function). Runs no code of the program: types and dicts
+    are read through their own descriptors and methods."""
+    import types
+    function = types.FunctionType
+    wrappers = (staticmethod, classmethod)
+    type_mro = type.__dict__['__mro__'].__get__
+    type_dict = type.__dict__['__dict__'].__get__
+    type_name = type.__dict__['__name__'].__get__
+    dict_get = dict.get
+    proxy_get = type(type.__dict__).get  # a class's __dict__ (the proxy of a plain dict)
+    is_type = lambda v: type in type_mro(type(v))
+    raised_by_program = _lptrace_raised_by_program  # (the payload's globals go first at the end)
+
+    def named(v, code):
+        # The function object of CODE that V is or wraps, or None.
+        t = type(v)
+        if t in wrappers:
+            v, t = v.__func__, type(v.__func__)
+        elif t is property:
+            for f in (v.fget, v.fset, v.fdel):
+                if type(f) is function and f.__code__ is code:
+                    return f
+            return None
+        return v if t is function and v.__code__ is code else None
+
+    def qualify(code, frame):
+        name = code.co_name
+        if frame is None:
+            return name
+        try:
+            if code.co_argcount > 0:
+                first = dict_get(frame.f_locals, code.co_varnames[0])
+                for owner in ((first,) if is_type(first) else ()) + (type(first),):
+                    for klass in type_mro(owner):
+                        f = named(proxy_get(type_dict(klass), name), code)
+                        if f is not None:
+                            return getattr(f, '__qualname__', None) or type_name(klass) + '.' + name
+            g = frame.f_globals
+            if type(g) is dict:
+                if named(dict_get(g, name), code) is not None:
+                    return getattr(dict_get(g, name), '__qualname__', name)
+                # A staticmethod (no self to start from): the module's
+                # classes.
+                for v in list(dict.values(g)):
+                    if is_type(v):
+                        f = named(proxy_get(type_dict(v), name), code)
+                        if f is not None:
+                            return getattr(f, '__qualname__', None) or type_name(v) + '.' + name
+        except Exception:
+            if raised_by_program():
+                raise
+        return name
+    return qualify
 
 
 def _lptrace_exit_opcodes():

@@ -598,3 +598,31 @@ func TestJSONStream(t *testing.T) {
 		})
 	}
 }
+
+// One pattern matches the same functions on every version: before 3.11
+// (no co_qualname) the hook names a function as 3.11+ does, Class.method,
+// for methods, classmethods, staticmethods, properties and inherited
+// methods, without running the program's code (a metaclass that raises
+// on any attribute lookup).
+func TestQualifiedNames(t *testing.T) {
+	prog := filepath.Join(programsDir, "classes.py")
+	for _, py := range pythons(t) {
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			// (The metaclass's class is qualified too, filtered out or not:
+			// its AssertionError would end the program.)
+			r := lptrace(t, "", "-q", "-e", "Job.*", "-e", "helper", "--", py.Path, prog)
+			if r.Code != 0 {
+				t.Fatalf("status %d: %s", r.Code, r.Stderr)
+			}
+			for fn, n := range map[string]int{"Job.make": 3, "Job.run": 6, "Job.check": 3, "Job.size": 3, "helper": 3} {
+				if got := len(regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(fn) + ` \(`).FindAllString(r.Stderr, -1)); got != n {
+					t.Errorf("%d lines of %s, want %d:\n%s", got, fn, n, r.Stderr)
+				}
+			}
+			if strings.Contains(r.Stderr, "nested") || strings.Contains(r.Stderr, "no call matched") {
+				t.Errorf("trace:\n%s", r.Stderr)
+			}
+		})
+	}
+}
