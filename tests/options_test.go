@@ -616,7 +616,7 @@ func TestQualifiedNames(t *testing.T) {
 				t.Fatalf("status %d: %s", r.Code, r.Stderr)
 			}
 			for fn, n := range map[string]int{"Job.make": 3, "Job.run": 6, "Job.check": 3, "Job.size": 3, "helper": 3} {
-				if got := len(regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(fn) + ` \(`).FindAllString(r.Stderr, -1)); got != n {
+				if got := len(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(fn)+` \(`).FindAllString(r.Stderr, -1)); got != n {
 					t.Errorf("%d lines of %s, want %d:\n%s", got, fn, n, r.Stderr)
 				}
 			}
