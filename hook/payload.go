@@ -154,6 +154,7 @@ type TraceConfig struct {
 	Returns   bool // return and exception events
 	Times     bool // a clock reading per event
 	Args      bool // arguments at each call
+	Stack     bool // the callers of each call (-k)
 	RetValues bool // return values and exceptions
 	StrSize   int  // values cut at this many characters
 	Verbose   bool // repr() of any object (runs the program's code)
@@ -175,7 +176,7 @@ type TraceConfig struct {
 // interpreter: x86-64, with the GIL; and with more than calls only over
 // lptrace's ring).
 func (c TraceConfig) Native() bool {
-	return !c.NoNative && !c.Follow
+	return !c.NoNative && !c.Follow && !c.Stack
 }
 
 // literal is the config as a Python dict literal (the hook imports
@@ -189,8 +190,8 @@ func (c TraceConfig) literal() string {
 	if c.RingSlots > 0 {
 		ring = fmt.Sprintf("(%s, %s, %d)", PyLiteral(c.Ring.Path), PyLiteral(c.Ring.id()), c.RingSlots)
 	}
-	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'aggregate': %s, 'ring': %s}",
-		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.RetValues),
+	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'stack': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'aggregate': %s, 'ring': %s}",
+		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.Stack), pyBool(c.RetValues),
 		c.StrSize, pyBool(c.Verbose), pyBool(c.Follow), pyBool(c.Native()), pyBool(c.Aggregate), ring)
 }
 
@@ -210,7 +211,7 @@ type Filter struct {
 
 // Values tells whether each event carries a value id (arguments, return
 // values, exceptions).
-func (c TraceConfig) Values() bool { return c.Args || c.RetValues }
+func (c TraceConfig) Values() bool { return c.Args || c.Stack || c.RetValues }
 
 //go:embed load.py
 var loadSource string

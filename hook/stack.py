@@ -55,6 +55,8 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
     frames = _lptrace_interpreter_frames(natives)
     if frames is None:
         frames = sys._current_frames()
+    if threading is None and len(frames) == 1:
+        main = list(frames)[0]  # (threading never imported: one thread, the main one)
     for ident, frame in sorted(frames.items()):
         stack = []
         f = frame
@@ -80,7 +82,7 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
         if not stack and ident != me:
             continue  # no frame of the program (nor listed without lptrace)
         t = active.get(ident)
-        name, daemon, native = '', 0, natives.get(ident, 0)
+        name, daemon, native = 'MainThread' if ident == main else '', 0, natives.get(ident, 0)
         if t is not None:
             try:
                 name = t.name

@@ -90,7 +90,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     want_returns = bool(cfg.get('returns'))
     want_times = bool(cfg.get('times'))
     want_args = bool(cfg.get('args'))
-    want_values = want_args or bool(cfg.get('retvals'))
+    want_stack = bool(cfg.get('stack'))  # -k: each call's callers
+    want_values = want_args or want_stack or bool(cfg.get('retvals'))
     want_ret_values = bool(cfg.get('retvals'))
     follow = bool(cfg.get('follow'))
     strsize = int(cfg.get('strsize') or 32)
@@ -593,6 +594,23 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 teach_value(v)
         return '\t'.join(parts)
 
+    def call_text(code, frame):
+        # A call's value: its arguments (-a), then, with -k, its callers,
+        # innermost first, each after a \x1f: "qualname\tfile\tline".
+        text = args_text(code, frame) if want_args else ''
+        if want_stack:
+            f, n = frame.f_back, 0
+            while f is not None and n < 64:
+                cc = f.f_code
+                if not (cc.co_filename == '<lptrace>' or (cc.co_filename == '<string>' and '<lptrace>' in cc.co_consts)):
+                    name = getattr(cc, 'co_qualname', None) or (qualify(cc, f) if qualify else cc.co_name)
+                    text += '\x1f%s\t%s\t%d' % (name, cc.co_filename, f.f_lineno)
+                    n += 1
+                f = f.f_back
+            if f is not None:
+                text += '\x1f...'
+        return text
+
     # Types whose objects the machine code may show as <Name at 0x...>
     # (native_args_amd64.s), each held while it may: its address is never
     # another type's meanwhile.
@@ -745,7 +763,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     if not start:
                         n[1](0, id(code), c)
                     n[1](1, ident, thread_index() << 32)
-                emit(0, c, value(args_text(code, frame or getframe(2))) if want_args else 0)
+                emit(0, c, value(call_text(code, frame or getframe(2))) if want_args or want_stack else 0)
                 if first[0]:
                     first_events()
         except keyboard_interrupt:

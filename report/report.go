@@ -39,6 +39,7 @@ type Options struct {
 	Returns    bool // --ret: = value at each return
 	OnlyErrors bool // -Z: only calls that ended in an exception
 	OnlyOK     bool // -z: only calls that returned normally
+	Stack      bool // -k: each call's callers, from the call's value (after \x1f)
 	Quiet      int  // -q: 1 no attached/detached lines (cmd's), 2 (-qq) no exit lines either
 	Indent     bool // --indent: nested calls indented by depth
 	JSON       bool // --json: JSON Lines
@@ -114,6 +115,7 @@ type activeKey struct {
 
 type stat struct {
 	name          string
+	pid           int         // its process's: each process has its table
 	code          *trace.Code // (one of the functions the row stands for)
 	calls, errors uint64
 	total, own    int64
@@ -203,7 +205,7 @@ func (p *Printer) Event(e trace.Event) {
 	case trace.Counted:
 		// The hook's own -c table: its calls were never sent.
 		if p.opts.Summary {
-			s := p.stat(e.Code)
+			s := p.stat(e.Proc, e.Code)
 			s.calls += e.Counts.Calls
 			s.errors += e.Counts.Errors
 			s.own += e.Counts.Own
@@ -237,7 +239,7 @@ func (p *Printer) Event(e trace.Event) {
 	case trace.Call:
 		outer := true
 		if p.opts.Summary {
-			p.stat(e.Code).calls++
+			p.stat(e.Proc, e.Code).calls++
 			if p.active == nil {
 				p.active = map[activeKey]int{}
 			}
@@ -278,7 +280,7 @@ func (p *Printer) Event(e trace.Event) {
 			depth = 0
 		}
 		if p.opts.Summary && matched {
-			s := p.stat(e.Code)
+			s := p.stat(e.Proc, e.Code)
 			d := elapsed(f.start, e.Clock)
 			if f.outer {
 				s.total += d
@@ -315,11 +317,15 @@ func (p *Printer) Event(e trace.Event) {
 	}
 }
 
-func (p *Printer) stat(c *trace.Code) *stat {
-	key := c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
+func (p *Printer) stat(proc *trace.Process, c *trace.Code) *stat {
+	pid := 0
+	if proc != nil {
+		pid = proc.PID
+	}
+	key := strconv.Itoa(pid) + "\x00" + c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
 	s := p.stats[key]
 	if s == nil {
-		s = &stat{name: p.label(c), code: c}
+		s = &stat{name: p.label(c), pid: pid, code: c}
 		p.stats[key] = s
 	}
 	return s
@@ -418,14 +424,14 @@ func appendMicros(b []byte, us int64) []byte {
 	return b
 }
 
-func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs string, matched bool) {
+func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callValue string, matched bool) {
 	w := p.w
 	p.prefix(e)
 	if p.opts.Indent {
 		w.WriteString(strings.Repeat("  ", min(depth, 200)))
 	}
 	switch {
-	case e.Kind == trace.Call && !p.opts.Args && !p.opts.Color:
+	case e.Kind == trace.Call && !p.opts.Args && !p.opts.Color && !p.opts.Stack:
 		w.WriteString(p.label(e.Code)) // the common case: made once per function
 	case e.Kind == trace.Call:
 		w.WriteString(p.paint(colorName, p.esc(e.Code.Name)))
@@ -437,7 +443,7 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 		// -Z, -z: one line per failed (returned) call, made at its end.
 		args := ""
 		if matched {
-			args = p.args(callArgs)
+			args = p.args(callValue)
 		}
 		w.WriteString(p.paint(colorName, p.esc(e.Code.Name)) + "(" + args + ")")
 		p.result(e)
@@ -445,6 +451,9 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 			fmt.Fprintf(w, " <%.6f>", dur.Seconds())
 		}
 		w.WriteString(" " + p.where(e.Code) + "\n")
+		if matched {
+			p.callers(callValue)
+		}
 		return
 	default:
 		l, ok := p.returnLabels[e.Code]
@@ -461,6 +470,54 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callArgs str
 		w.Write(p.scratch)
 	}
 	w.WriteByte('\n')
+	if e.Kind == trace.Call && p.opts.Stack {
+		p.callers(e.Value)
+	}
+}
+
+// callers writes -k's lines of a call's callers, innermost first, as
+// strace -k writes a system call's: " > function (file:line)".
+func (p *Printer) callers(v string) {
+	for _, c := range callStack(v) {
+		if c.QualName == "..." {
+			p.w.WriteString(" > ...\n")
+			continue
+		}
+		p.w.WriteString(" > " + p.esc(c.QualName) + " (" + p.esc(c.File) + ":" + strconv.Itoa(c.Line) + ")\n")
+	}
+}
+
+// caller is a frame of -k's stack.
+type caller struct {
+	QualName string `json:"qualname"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+}
+
+// callArgs is the arguments' part of a call's value (before -k's stack).
+func callArgs(v string) string {
+	args, _, _ := strings.Cut(v, "\x1f")
+	return args
+}
+
+// callStack reads -k's part of a call's value: "\x1fqualname\tfile\tline"
+// per caller ("\x1f..." when cut).
+func callStack(v string) []caller {
+	_, stack, ok := strings.Cut(v, "\x1f")
+	if !ok {
+		return nil
+	}
+	var out []caller
+	for _, f := range strings.Split(stack, "\x1f") {
+		parts := strings.SplitN(f, "\t", 3)
+		c := caller{QualName: parts[0]}
+		if len(parts) == 3 {
+			c.File = parts[1]
+			c.Line, _ = strconv.Atoi(parts[2])
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // appendSeconds appends d as seconds with six decimals, as %.6f writes
@@ -493,6 +550,7 @@ func (p *Printer) result(e trace.Event) {
 
 // args turns the hook's "a=1\tb='x'" into "a=1, b='x'".
 func (p *Printer) args(v string) string {
+	v = callArgs(v)
 	if v == "" {
 		return ""
 	}
@@ -514,11 +572,12 @@ type jsonEvent struct {
 	Depth    int             `json:"depth"`
 	Duration *float64        `json:"duration,omitempty"`
 	Args     json.RawMessage `json:"args,omitempty"`
+	Stack    []caller        `json:"stack,omitempty"` // -k: the callers, innermost first
 	Return   *string         `json:"return,omitempty"`
 	Error    *string         `json:"exception,omitempty"`
 }
 
-func (p *Printer) json(e trace.Event, depth int, dur time.Duration, callArgs string) {
+func (p *Printer) json(e trace.Event, depth int, dur time.Duration, args string) {
 	j := jsonEvent{
 		PID: e.Proc.PID, TID: e.Thread.TID, Thread: e.Thread.Name, Event: e.Kind.String(),
 		Function: shortName(e.Code.Name), QualName: e.Code.Name, Module: e.Code.Module,
@@ -531,14 +590,21 @@ func (p *Printer) json(e trace.Event, depth int, dur time.Duration, callArgs str
 		s := dur.Seconds()
 		j.Duration = &s
 	}
-	if p.opts.atEnd() && p.opts.Args && e.Kind != trace.Call {
-		j.Args = jsonArgs(callArgs) // -Z, -z: one line per call, with its arguments
+	if p.opts.atEnd() && e.Kind != trace.Call {
+		// -Z, -z: one line per call, with its arguments and callers
+		if p.opts.Args {
+			j.Args = jsonArgs(callArgs(args))
+		}
+		j.Stack = callStack(args)
 	}
 	if e.HasValue {
 		v := e.Value
 		switch {
 		case e.Kind == trace.Call:
-			j.Args = jsonArgs(v)
+			if p.opts.Args {
+				j.Args = jsonArgs(callArgs(v))
+			}
+			j.Stack = callStack(v)
 		case e.Kind == trace.Exception:
 			j.Error = &v
 		default:

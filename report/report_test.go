@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -701,5 +703,34 @@ func TestThreadNameInPrefix(t *testing.T) {
 	p.Flush()
 	if got := b.String(); strings.Contains(got, "\x1b") || !strings.HasPrefix(got, "[tid 7 evil?") || strings.Count(got, "]") != 1 {
 		t.Errorf("got %q", got)
+	}
+}
+
+// -c -p A -p B: a table per process, never their sum.
+func TestSummaryPerProcess(t *testing.T) {
+	var b strings.Builder
+	p := NewPrinter(&b, Options{Summary: true})
+	proc2, thread2 := &trace.Process{PID: 200}, &trace.Thread{TID: 200}
+	base := 1000 * ms // (clock 0 means no times)
+	p.Event(call(outer, base))
+	p.Event(ret(outer, base+1000))
+	for _, clock := range []int64{base, base + 5000} {
+		e := call(outer, clock)
+		e.Proc, e.Thread = proc2, thread2
+		p.Event(e)
+		e = ret(outer, clock+2000)
+		e.Proc, e.Thread = proc2, thread2
+		p.Event(e)
+	}
+	if err := p.WriteSummary(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	first, second, ok := strings.Cut(got, "\nprocess 200:\n")
+	row := func(secs string, calls int) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^\s*100\.00\s+` + secs + `\s+` + secs + `\s+\d+\s+` + strconv.Itoa(calls) + `\s+outer`)
+	}
+	if !ok || !strings.HasPrefix(first, "process 100:\n") || !row(`0\.000001`, 1).MatchString(first) || !row(`0\.000004`, 2).MatchString(second) {
+		t.Errorf("got:\n%s", got)
 	}
 }

@@ -20,11 +20,41 @@ var SortKeys = []string{"time", "total", "calls", "errors", "name"}
 func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rows := make([]*stat, 0, len(p.stats))
+	// A table per process (-c -p A -p B, -f), in the order of their PIDs.
+	byPID := map[int][]*stat{}
+	var pids []int
+	for _, s := range p.stats {
+		if byPID[s.pid] == nil {
+			pids = append(pids, s.pid)
+		}
+		byPID[s.pid] = append(byPID[s.pid], s)
+	}
+	sort.Ints(pids)
+	if len(pids) == 0 {
+		pids = []int{0}
+	}
+	var b strings.Builder
+	for i, pid := range pids {
+		last := i == len(pids)-1
+		if len(pids) > 1 && !p.opts.JSON {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "process %d:\n", pid)
+		}
+		if err := p.summaryTable(&b, byPID[pid], pid, map[bool]uint64{true: dropped}[last]); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// summaryTable writes one process's table (dropped: the drops to say).
+func (p *Printer) summaryTable(b *strings.Builder, rows []*stat, pid int, dropped uint64) error {
 	var own int64
 	var calls, errors uint64
-	for _, s := range p.stats {
-		rows = append(rows, s)
+	for _, s := range rows {
 		own += s.own
 		calls += s.calls
 		errors += s.errors
@@ -46,10 +76,9 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 		return rows[i].name < rows[j].name
 	})
 	if p.opts.JSON {
-		return writeSummaryJSON(w, rows, own, dropped)
+		return writeSummaryJSON(b, rows, pid, own, dropped)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%6s %11s %11s %11s %9s %9s %s\n", "% time", "seconds", "total", "usecs/call", "calls", "errors", "function")
+	fmt.Fprintf(b, "%6s %11s %11s %11s %9s %9s %s\n", "% time", "seconds", "total", "usecs/call", "calls", "errors", "function")
 	dash := "------ ----------- ----------- ----------- --------- --------- ----------------\n"
 	b.WriteString(dash)
 	for _, s := range rows {
@@ -61,15 +90,14 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 		if s.calls > 0 {
 			per = s.total / int64(s.calls) / 1000
 		}
-		fmt.Fprintf(&b, "%6.2f %11.6f %11.6f %11d %9d %9s %s\n", pct, secs(s.own), secs(s.total), per, s.calls, count(s.errors), s.name)
+		fmt.Fprintf(b, "%6.2f %11.6f %11.6f %11d %9d %9s %s\n", pct, secs(s.own), secs(s.total), per, s.calls, count(s.errors), s.name)
 	}
 	b.WriteString(dash)
-	fmt.Fprintf(&b, "%6.2f %11.6f %11s %11s %9d %9s total\n", 100.0, secs(own), "", "", calls, count(errors))
+	fmt.Fprintf(b, "%6.2f %11.6f %11s %11s %9d %9s total\n", 100.0, secs(own), "", "", calls, count(errors))
 	if dropped > 0 {
-		fmt.Fprintf(&b, "lptrace: %s: the counts above are incomplete\n", Dropped(dropped))
+		fmt.Fprintf(b, "lptrace: %s: the counts above are incomplete\n", Dropped(dropped))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return nil
 }
 
 func secs(ns int64) float64 { return time.Duration(ns).Seconds() }
@@ -91,6 +119,7 @@ func Dropped(n uint64) string {
 // (Function "") the total.
 type summaryRow struct {
 	Event    string  `json:"event"` // "count", "total"
+	PID      int     `json:"pid,omitempty"`
 	Function string  `json:"function,omitempty"`
 	QualName string  `json:"qualname,omitempty"`
 	Module   string  `json:"module,omitempty"`
@@ -106,13 +135,13 @@ type summaryRow struct {
 
 // writeSummaryJSON writes the -c table as JSON Lines, in the table's order,
 // then its total.
-func writeSummaryJSON(w io.Writer, rows []*stat, own int64, dropped uint64) error {
+func writeSummaryJSON(w io.Writer, rows []*stat, pid int, own int64, dropped uint64) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	total := summaryRow{Event: "total", Own: secs(own), Percent: 100, Dropped: dropped}
+	total := summaryRow{Event: "total", PID: pid, Own: secs(own), Percent: 100, Dropped: dropped}
 	for _, s := range rows {
-		r := summaryRow{Event: "count", Calls: s.calls, Errors: s.errors, Own: secs(s.own), Total: secs(s.total)}
+		r := summaryRow{Event: "count", PID: pid, Calls: s.calls, Errors: s.errors, Own: secs(s.own), Total: secs(s.total)}
 		if c := s.code; c != nil {
 			r.Function, r.QualName, r.Module, r.File, r.Line = shortName(c.Name), c.Name, c.Module, c.File, c.Line
 		}

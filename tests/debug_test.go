@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,15 +189,20 @@ func TestStack(t *testing.T) {
 			if r.Code != 0 {
 				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 			}
-			if !strings.HasPrefix(r.Stdout, "Thread "+strconv.Itoa(tg.PID)+" (MainThread)\n") {
+			if !regexp.MustCompile(`^Thread ` + strconv.Itoa(tg.PID) + ` \(MainThread\)(: [^\n]+)?\n`).MatchString(r.Stdout) {
 				t.Errorf("the main thread is not first:\n%s", head(r.Stdout, 5))
+			}
+			// What each thread was doing before lptrace came, and each
+			// frame's line of source.
+			if !strings.Contains(r.Stdout, "): blocked in ") || !strings.Contains(r.Stdout, "\n    time.sleep(") {
+				t.Errorf("no thread's state or source lines:\n%s", r.Stdout)
 			}
 			for _, want := range []string{"in sleeper_tick", "in waiter_tick", "in main", ", daemon)"} {
 				if !strings.Contains(r.Stdout, want) {
 					t.Errorf("no %q:\n%s", want, r.Stdout)
 				}
 			}
-			if strings.Contains(r.Stdout, "<lptrace>") || strings.Count(r.Stdout, "Thread ") != 9 {
+			if strings.Contains(r.Stdout, "<lptrace>") || len(regexp.MustCompile(`(?m)^Thread `).FindAllString(r.Stdout, -1)) != 9 {
 				t.Errorf("want the program's 9 threads and none of our frames:\n%s", r.Stdout)
 			}
 			r = lptrace(t, "", "stack", "--locals", "--json", strconv.Itoa(tg.PID))
@@ -262,7 +268,7 @@ func TestStackBesideExec(t *testing.T) {
 			if r.Code != 0 {
 				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 			}
-			if strings.Contains(r.Stdout, "<lptrace>") || strings.Count(r.Stdout, "Thread ") != 9 || !strings.Contains(r.Stdout, "in main") {
+			if strings.Contains(r.Stdout, "<lptrace>") || len(regexp.MustCompile(`(?m)^Thread `).FindAllString(r.Stdout, -1)) != 9 || !strings.Contains(r.Stdout, "in main") {
 				t.Errorf("want the program's 9 threads and none of our frames:\n%s", r.Stdout)
 			}
 			io.Copy(io.Discard, out)

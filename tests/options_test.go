@@ -206,6 +206,24 @@ func TestTraceSeveralProcesses(t *testing.T) {
 			t.Errorf("process %d not detached: %s", pid, r.Stderr)
 		}
 	}
+	// -c: a table per process, each with its own calls, none longer than
+	// the session.
+	r = lptrace(t, "", "-c", "-p", strconv.Itoa(a.PID), "-p", strconv.Itoa(b.PID), "--duration", "1s", "-e", "app_outer")
+	first, second := min(a.PID, b.PID), max(a.PID, b.PID)
+	before, after, ok := strings.Cut(r.Stderr, "\nprocess "+strconv.Itoa(second)+":\n")
+	if r.Code != 0 || !ok || !strings.Contains(before, "process "+strconv.Itoa(first)+":\n") {
+		t.Fatalf("-c of two processes: status %d:\n%s", r.Code, r.Stderr)
+	}
+	for _, table := range []string{before, after} {
+		row := regexp.MustCompile(`(?m)^\s*[\d.]+\s+([\d.]+)\s+([\d.]+)\s+\d+\s+(\d+)\s+\S*\s*app_outer \(`).FindStringSubmatch(table)
+		if row == nil {
+			t.Errorf("no row of app_outer:\n%s", table)
+			continue
+		}
+		if total, _ := strconv.ParseFloat(row[2], 64); total > 1.5 {
+			t.Errorf("app_outer's total %s s in a 1 s session:\n%s", row[2], table)
+		}
+	}
 }
 
 const launchScript = `import sys
@@ -622,6 +640,13 @@ func TestQualifiedNames(t *testing.T) {
 			}
 			if strings.Contains(r.Stderr, "nested") || strings.Contains(r.Stderr, "no call matched") {
 				t.Errorf("trace:\n%s", r.Stderr)
+			}
+			// -k: each call's callers, innermost first (helper's nested
+			// function has its 3.11+ name there, helper.<locals>.nested).
+			r = lptrace(t, "", "-q", "-k", "-e", "*nested", "--", py.Path, prog)
+			want := " > helper (" + prog + ":41)\n > <module> (" + prog + ":51)\n"
+			if r.Code != 0 || strings.Count(r.Stderr, "nested ("+prog+":39)\n"+want) != 3 {
+				t.Errorf("-k: status %d:\n%s", r.Code, r.Stderr)
 			}
 		})
 	}

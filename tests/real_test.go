@@ -592,7 +592,8 @@ func TestRealTwoSessions(t *testing.T) {
 			tg := startTarget(t, py, "threads")
 			pid := strconv.Itoa(tg.PID)
 			alone := lptrace(t, "", "stack", pid)
-			threads := strings.Count(alone.Stdout, "Thread ")
+			threadLine := regexp.MustCompile(`(?m)^Thread `)
+			threads := len(threadLine.FindAllString(alone.Stdout, -1))
 			for round := 0; round < 3; round++ {
 				var wg sync.WaitGroup
 				results := make([]Result, 2)
@@ -624,8 +625,8 @@ func TestRealTwoSessions(t *testing.T) {
 						t.Errorf("attach beside attach: status %d, %s", r.Code, r.Stderr)
 					}
 				}
-				if st.Code != 0 || strings.Count(st.Stdout, "Thread ") != threads || strings.Contains(st.Stdout, "<lptrace>") {
-					t.Errorf("stack during two sessions: status %d, %d threads (alone: %d):\n%s%s", st.Code, strings.Count(st.Stdout, "Thread "), threads, st.Stdout, st.Stderr)
+				if n := len(threadLine.FindAllString(st.Stdout, -1)); st.Code != 0 || n != threads || strings.Contains(st.Stdout, "<lptrace>") {
+					t.Errorf("stack during two sessions: status %d, %d threads (alone: %d):\n%s%s", st.Code, n, threads, st.Stdout, st.Stderr)
 				}
 			}
 			hookGone(t, tg.PID, 3*time.Second)

@@ -144,7 +144,6 @@ var straceOnly = map[string]string{
 	"i":  "each line ends with the call's file and line",
 	"ff": "-f writes every process into one output, each line tagged [pid N]",
 	"w":  "-c's table shows each function's total and own time",
-	"k":  "lptrace stack PID shows the Python stack of every thread",
 	"P":  "to trace the functions of one file, give its path as a pattern: -e '/path/to/file.py'",
 	"X":  "lptrace has no constants to decode",
 	"n":  "Python calls have no numbers",

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -53,6 +54,7 @@ type stackThread struct {
 	Name   string       `json:"name"`
 	Daemon bool         `json:"daemon"`
 	Main   bool         `json:"main"`
+	State  string       `json:"state,omitempty"` // what it did before lptrace came: "blocked in epoll_wait", ...
 	Frames []stackFrame `json:"frames"`
 }
 
@@ -60,6 +62,7 @@ type stackFrame struct {
 	File     string      `json:"file"`
 	Line     int         `json:"line"`
 	Function string      `json:"function"`
+	Source   string      `json:"source,omitempty"` // the line itself, from the target's file system
 	Locals   [][2]string `json:"locals,omitempty"` // in order: [name, repr]
 }
 
@@ -72,6 +75,12 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	ch, inj := o.ch, o.inj
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// What each thread was doing, read before the dump's own work changes
+	// it (one thread runs the dump, others wait for the GIL meanwhile).
+	states := map[int]string{}
+	for _, t := range inj.Describe() {
+		states[t.TID] = t.Doing
+	}
 	recs, started := ch.Stream()
 	timeout := durationOf(c, "timeout")
 	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
@@ -94,6 +103,13 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	threads, err := readStack(ctx, pid, recs, timeout)
 	if err != nil {
 		return err
+	}
+	sources := sourceLines{pid: pid}
+	for _, t := range threads {
+		t.State = threadState(states[t.TID])
+		for i := range t.Frames {
+			t.Frames[i].Source = sources.line(t.Frames[i].File, t.Frames[i].Line)
+		}
 	}
 	// The main thread first, then by thread ID.
 	sort.SliceStable(threads, func(i, j int) bool {
@@ -122,13 +138,20 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 		if t.Daemon {
 			kind = ", daemon"
 		}
+		state := ""
+		if t.State != "" {
+			state = ": " + t.State
+		}
 		if t.TID != 0 {
-			fmt.Fprintf(w, "Thread %d (%s%s)\n", t.TID, termsafe.Escape([]byte(t.Name), false), kind)
+			fmt.Fprintf(w, "Thread %d (%s%s)%s\n", t.TID, termsafe.Escape([]byte(t.Name), false), kind, state)
 		} else { // before 3.8 only the thread's pthread handle is known
-			fmt.Fprintf(w, "Thread ident %#x (%s%s)\n", t.Ident, termsafe.Escape([]byte(t.Name), false), kind)
+			fmt.Fprintf(w, "Thread ident %#x (%s%s)%s\n", t.Ident, termsafe.Escape([]byte(t.Name), false), kind, state)
 		}
 		for _, f := range t.Frames {
 			fmt.Fprintf(w, "  File \"%s\", line %d, in %s\n", termsafe.Escape([]byte(f.File), false), f.Line, termsafe.Escape([]byte(f.Function), false))
+			if f.Source != "" {
+				fmt.Fprintf(w, "    %s\n", termsafe.Escape([]byte(f.Source), false))
+			}
 			for _, l := range f.Locals {
 				fmt.Fprintf(w, "      %s = %s\n", termsafe.Escape([]byte(l[0]), false), termsafe.Escape([]byte(l[1]), false))
 			}
@@ -205,4 +228,44 @@ func describeThreads(inj *inject.Injector) string {
 		return "its threads could not be read"
 	}
 	return "threads: " + strings.Join(parts, "; ")
+}
+
+// threadState says what a thread was doing, as a dump shows it, from the
+// injector's description ("is blocked in epoll_wait" -> "blocked in
+// epoll_wait").
+func threadState(doing string) string {
+	doing = strings.TrimPrefix(doing, "is ")
+	if strings.HasPrefix(doing, "runs") {
+		return "running (Python, or C code holding the GIL)"
+	}
+	if doing == "cannot be read" {
+		return ""
+	}
+	return doing
+}
+
+// sourceLines reads the lines of the program's files, as the target sees
+// them (its root: a container's files are under /proc/PID/root).
+type sourceLines struct {
+	pid   int
+	files map[string][]string
+}
+
+func (s *sourceLines) line(file string, n int) string {
+	if s.files == nil {
+		s.files = map[string][]string{}
+	}
+	lines, ok := s.files[file]
+	if !ok {
+		if strings.HasPrefix(file, "/") && len(s.files) < 256 {
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/root%s", s.pid, file)); err == nil && len(data) < 16<<20 {
+				lines = strings.Split(string(data), "\n")
+			}
+		}
+		s.files[file] = lines
+	}
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return strings.TrimSpace(lines[n-1])
 }

@@ -30,6 +30,7 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "ret", Usage: "show each return value (= value), or exception (= ! Error(...))"},
 		&cli.BoolFlag{Name: "Z", Usage: "show only calls that ended in an exception"},
 		&cli.BoolFlag{Name: "z", Usage: "show only calls that returned normally (with the value returned)"},
+		&cli.BoolFlag{Name: "k", Usage: "show the callers of each call, innermost first (who calls this?)"},
 		&cli.BoolFlag{Name: "q", Usage: "quiet: no attached, started and detached lines"},
 		&cli.BoolFlag{Name: "qq", Usage: "... and no exit lines (+++ exited with 0 +++)"},
 		&cli.BoolFlag{Name: "A", Usage: "append to the -o file instead of replacing it"},
@@ -92,6 +93,7 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	opts.Returns = c.Bool("ret")
 	opts.OnlyErrors = c.Bool("Z")
 	opts.OnlyOK = c.Bool("z")
+	opts.Stack = c.Bool("k")
 	if opts.OnlyErrors && opts.OnlyOK {
 		return cfg, opts, usagef("-z and -Z exclude each other")
 	}
@@ -129,6 +131,7 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	cfg.Returns = opts.NeedReturns()
 	cfg.Times = opts.NeedTimes()
 	cfg.Args = opts.Args
+	cfg.Stack = opts.Stack
 	// -Z shows the exception, so it needs the values at returns.
 	cfg.RetValues = opts.Returns || opts.OnlyErrors || opts.OnlyOK
 	cfg.StrSize = n
