@@ -192,6 +192,16 @@ func TestStack(t *testing.T) {
 			if !regexp.MustCompile(`^Thread ` + strconv.Itoa(tg.PID) + ` \(MainThread\)(: [^\n]+)?\n`).MatchString(r.Stdout) {
 				t.Errorf("the main thread is not first:\n%s", head(r.Stdout, 5))
 			}
+			// Every thread by the ID the trace shows (2.7 to 3.7 know a
+			// thread by its pthread handle only: lptrace finds its ID).
+			for _, m := range regexp.MustCompile(`(?m)^Thread (\d+) `).FindAllStringSubmatch(r.Stdout, -1) {
+				if _, err := os.Stat("/proc/" + strconv.Itoa(tg.PID) + "/task/" + m[1]); err != nil {
+					t.Errorf("thread %s is not one of the process's", m[1])
+				}
+			}
+			if strings.Contains(r.Stdout, "Thread ident") {
+				t.Errorf("a thread without its ID:\n%s", r.Stdout)
+			}
 			// What each thread was doing before lptrace came, and each
 			// frame's line of source.
 			if !strings.Contains(r.Stdout, "): blocked in ") || !strings.Contains(r.Stdout, "\n    time.sleep(") {

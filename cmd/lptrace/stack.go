@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/inject"
+	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
@@ -104,6 +106,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	resolveTIDs(pid, threads)
 	sources := sourceLines{pid: pid}
 	for _, t := range threads {
 		t.State = threadState(states[t.TID])
@@ -268,4 +271,84 @@ func (s *sourceLines) line(file string, n int) string {
 		return ""
 	}
 	return strings.TrimSpace(lines[n-1])
+}
+
+// resolveTIDs finds the thread IDs the dump could not give (before 3.8 a
+// thread is known by its pthread handle only), so that they are the ones
+// the trace shows: a handle is the address of the C library's thread
+// structure, which holds the thread's ID at an offset found here, where
+// the main thread's ID is the process's and every other thread's is one
+// of the process's own. The memory is read through /proc/PID/mem: a
+// thread that ended meanwhile is a failed read, never a fault.
+func resolveTIDs(pid int, threads []*stackThread) {
+	var main *stackThread
+	missing := 0
+	for _, t := range threads {
+		if t.Main {
+			main = t
+		}
+		if t.TID == 0 && t.Ident != 0 {
+			missing++
+		}
+	}
+	if missing == 0 || main == nil || main.Ident == 0 {
+		return
+	}
+	tids, err := proc.Threads(pid)
+	if err != nil {
+		return
+	}
+	live := map[int]bool{}
+	for _, tid := range tids {
+		live[tid] = true
+	}
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return
+	}
+	defer mem.Close()
+	const span = 0x1000
+	read := func(ident uint64) []byte {
+		buf := make([]byte, span)
+		if n, err := mem.ReadAt(buf, int64(ident)); err != nil || n != span {
+			return nil
+		}
+		return buf
+	}
+	handles := map[*stackThread][]byte{}
+	for _, t := range threads {
+		if t.Ident != 0 && (t == main || t.TID == 0) {
+			if b := read(t.Ident); b != nil {
+				handles[t] = b
+			}
+		}
+	}
+	if handles[main] == nil {
+		return
+	}
+	for off := 0; off+4 <= span; off += 4 {
+		if int(int32(binary.LittleEndian.Uint32(handles[main][off:]))) != pid {
+			continue
+		}
+		found := map[*stackThread]int{}
+		seen := map[int]bool{}
+		for t, b := range handles {
+			if t == main {
+				continue
+			}
+			tid := int(int32(binary.LittleEndian.Uint32(b[off:])))
+			if !live[tid] || tid == pid || seen[tid] {
+				found = nil
+				break
+			}
+			seen[tid] = true
+			found[t] = tid
+		}
+		if found != nil && len(found) == len(handles)-1 {
+			for t, tid := range found {
+				t.TID = tid
+			}
+			return
+		}
+	}
 }
