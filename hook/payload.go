@@ -335,8 +335,8 @@ var stackSource string
 // Stack returns the source that sends the Python stack of every thread,
 // with each frame's local variables (shown by the safe repr, cut at strsize
 // characters; verbose: any object's own repr) when locals is set.
-func Stack(out Pipe, locals bool, strsize int, verbose bool) []byte {
+func Stack(out Pipe, locals bool, strsize int, verbose, tasks bool) []byte {
 	b := map[bool]string{false: "0", true: "1"}
 	return wrap(commonSource+valuesSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(),
-		"LOCALS": b[locals], "STRSIZE": fmt.Sprint(strsize), "VERBOSE": b[verbose]})
+		"LOCALS": b[locals], "STRSIZE": fmt.Sprint(strsize), "VERBOSE": b[verbose], "TASKS": b[tasks]})
 }

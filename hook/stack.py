@@ -9,6 +9,8 @@
 #   T  a thread: "ident<TAB>native id (0: unknown before 3.8)<TAB>name<TAB>daemon (0/1)<TAB>main (0/1)"
 #   F  a frame of the last thread, outermost first: "file<TAB>line<TAB>function"
 #   L  a local of the last frame: "name<TAB>repr"
+#   A  an asyncio task (TASKS): "name<TAB>state<TAB>what it awaits"
+#   W  a frame of the last task's coroutines, outermost first: as F
 #   X  done
 
 
@@ -18,7 +20,7 @@ def _lptrace_ours(code):
     return code.co_filename == '<lptrace>' or (code.co_filename == '<string>' and '<lptrace>' in code.co_consts)
 
 
-def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
+def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose, with_tasks):
     import os
     import sys
     import struct
@@ -106,6 +108,11 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose):
                 for k, v in items:
                     rec(b'L', '%s\t%s' % (field(k), srepr(v)))
     del frame, f, stack
+    if with_tasks:
+        for name, state, waits, frames in _lptrace_tasks(srepr):
+            rec(b'A', '%s\t%s\t%s' % (field(name), state, field(waits)))
+            for fn, line, qual in frames:
+                rec(b'W', '%s\t%d\t%s' % (field(fn), line, field(qual)))
     rec(b'X', '')
     data = b''.join(out)
     try:
@@ -178,4 +185,80 @@ def _lptrace_interpreter_frames(natives):
     return frames
 
 
-_lptrace_stack(FIFO, FIFO_ID, LOCALS == '1', int(STRSIZE), VERBOSE == '1')
+def _lptrace_tasks(srepr):
+    """The program's asyncio tasks not done: [(name, state, what it awaits,
+    [(file, line, function) of its coroutines, outermost first])]. From
+    asyncio's registry of tasks (3.7-3.13), else (3.14+ keeps C tasks in
+    lists of its own) the objects the collector tracks. Attributes are
+    read through asyncio's own types, never a subclass's: no code of the
+    program runs."""
+    import sys
+    tasks_mod = sys.modules.get('asyncio.tasks')
+    futures_mod = sys.modules.get('asyncio.futures')
+    if tasks_mod is None or futures_mod is None:
+        return []
+    bases = tuple(set(t for t in (getattr(tasks_mod, 'Task', None), getattr(tasks_mod, '_PyTask', None),
+                                  getattr(tasks_mod, '_CTask', None)) if isinstance(t, type)))
+    if not bases:
+        return []
+    import types
+    walkable = (types.CoroutineType, types.GeneratorType, getattr(types, 'AsyncGeneratorType', types.GeneratorType))
+    attr = object.__getattribute__  # (not a subclass's __getattribute__)
+    found = []
+    if sys.version_info < (3, 14):
+        for reg in ('_all_tasks', '_scheduled_tasks', '_eager_tasks'):
+            r = getattr(tasks_mod, reg, None)
+            if r is not None:
+                found.extend(list(r))
+    else:
+        # (3.14+ keeps C tasks in lists of its own, out of Python's reach)
+        import gc
+        found = [o for o in gc.get_objects() if issubclass(type(o), bases)]
+    def task_name(t):
+        base = [b for b in bases if issubclass(type(t), b)][0]
+        return base.get_name(t) if hasattr(base, 'get_name') else 'Task at 0x%x' % id(t)  # (3.7: no names)
+
+    seen, out = set(), []
+    for task in found:
+        if id(task) in seen or not issubclass(type(task), bases):
+            continue
+        seen.add(id(task))
+        base = [b for b in bases if issubclass(type(task), b)][0]
+        try:
+            if base.done(task):
+                continue
+            name = task_name(task)
+            waiter = attr(task, '_fut_waiter')
+            waits = ''
+            if waiter is not None:
+                if issubclass(type(waiter), bases):
+                    waits = task_name(waiter)
+                else:
+                    try:
+                        children = attr(waiter, '_children')  # gather()'s
+                    except AttributeError:
+                        children = None
+                    if type(children) is list and all(issubclass(type(c), bases) for c in children):
+                        waits = 'gather(%s)' % ', '.join(task_name(c) for c in children)
+                    else:
+                        waits = srepr(waiter)
+            frames = []
+            coro = base.get_coro(task) if hasattr(base, 'get_coro') else attr(task, '_coro')  # (3.7)
+            depth = 0
+            # Down the chain of coroutines (and generators) it awaits;
+            # anything else (a future, the program's awaitable) ends it.
+            while type(coro) in walkable and depth < 100:
+                f = getattr(coro, 'cr_frame', None) or getattr(coro, 'gi_frame', None) or getattr(coro, 'ag_frame', None)
+                if f is not None:
+                    code = f.f_code
+                    frames.append((code.co_filename, f.f_lineno, getattr(code, 'co_qualname', code.co_name)))
+                coro = getattr(coro, 'cr_await', None) or getattr(coro, 'gi_yieldfrom', None)
+                depth += 1
+            out.append((name, 'pending', waits, frames))
+        except Exception:
+            if _lptrace_raised_by_program():
+                raise
+    return out
+
+
+_lptrace_stack(FIFO, FIFO_ID, LOCALS == '1', int(STRSIZE), VERBOSE == '1', TASKS == '1')

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -286,6 +287,47 @@ func TestStackBesideExec(t *testing.T) {
 				t.Errorf("the other session: %v: %s", err, otherErr.String())
 			}
 			tg.checkUntouched(t)
+		})
+	}
+}
+
+// lptrace stack --tasks: an asyncio program's tasks, each with what it
+// awaits and its chain of coroutines, on every version with asyncio.run
+// (3.7+; names from 3.8).
+func TestStackTasks(t *testing.T) {
+	prog := filepath.Join(programsDir, "tasks.py")
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 7) {
+			continue
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(py.Path, prog)
+			out, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			if line, _ := bufio.NewReader(out).ReadString('\n'); line != "READY\n" {
+				t.Fatalf("the program did not start: %q", line)
+			}
+			r := lptrace(t, "", "stack", "--tasks", strconv.Itoa(cmd.Process.Pid))
+			if r.Code != 0 {
+				t.Fatalf("status %d: %s", r.Code, r.Stderr)
+			}
+			tasks := r.Stdout[strings.Index(r.Stdout, "\nTask ")+1:]
+			want := []string{"in nap\n", "in worker_a\n", "in worker_b\n", "in main\n", "    await nap()\n"}
+			if py.AtLeast(3, 8) {
+				want = append(want, "Task worker-a (pending, awaiting ", "Task worker-b (pending, awaiting ", "(pending, awaiting gather(worker-a, worker-b))")
+			}
+			for _, w := range want {
+				if !strings.Contains(tasks, w) {
+					t.Errorf("no %q in:\n%s", w, r.Stdout)
+				}
+			}
+			if strings.Count(tasks, "\nTask ")+1 != 3 {
+				t.Errorf("want 3 tasks:\n%s", tasks)
+			}
 		})
 	}
 }

@@ -36,6 +36,7 @@ func stackCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "s", Value: 32, Usage: "cut values at `N` characters"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show any object with its own repr() (runs the program's code)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per thread"},
+			&cli.BoolFlag{Name: "tasks", Usage: "and the program's asyncio tasks, each with the coroutines it awaits (3.7+)"},
 			durationFlag("timeout", 5*time.Second, "give up if no thread reaches a safe point within `DURATION`"),
 		},
 		OnUsageError: usageErrors("stack"),
@@ -58,6 +59,15 @@ type stackThread struct {
 	Main   bool         `json:"main"`
 	State  string       `json:"state,omitempty"` // what it did before lptrace came: "blocked in epoll_wait", ...
 	Frames []stackFrame `json:"frames"`
+}
+
+// stackTask is an asyncio task of the dump (--tasks).
+type stackTask struct {
+	PID    int          `json:"pid"`
+	Task   string       `json:"task"`
+	State  string       `json:"state"`
+	Awaits string       `json:"awaits,omitempty"` // the task it waits for (gather: several), or a future
+	Frames []stackFrame `json:"frames"`           // its coroutines, outermost first
 }
 
 type stackFrame struct {
@@ -85,7 +95,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	}
 	recs, started := ch.Stream()
 	timeout := durationOf(c, "timeout")
-	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"))
+	src := hook.Stack(ch.Pipe(), c.Bool("locals"), c.Int("s"), c.Bool("verbose"), c.Bool("tasks"))
 	route, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started})
 	if err != nil {
 		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {
@@ -102,7 +112,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 			return notReached(pid, timeout, route, "the dump")
 		}
 	}
-	threads, err := readStack(ctx, pid, recs, timeout)
+	threads, tasks, err := readStack(ctx, pid, recs, timeout)
 	if err != nil {
 		return err
 	}
@@ -110,6 +120,12 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	sources := sourceLines{pid: pid}
 	for _, t := range threads {
 		t.State = threadState(states[t.TID])
+		for i := range t.Frames {
+			t.Frames[i].Source = sources.line(t.Frames[i].File, t.Frames[i].Line)
+		}
+	}
+	sort.SliceStable(tasks, func(i, j int) bool { return tasks[i].Task < tasks[j].Task })
+	for _, t := range tasks {
 		for i := range t.Frames {
 			t.Frames[i].Source = sources.line(t.Frames[i].File, t.Frames[i].Line)
 		}
@@ -124,11 +140,18 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	if c.Bool("json") {
+		var items []any
 		for _, t := range threads {
+			items = append(items, t)
+		}
+		for _, t := range tasks {
+			items = append(items, t)
+		}
+		for _, it := range items {
 			var b strings.Builder
 			e := json.NewEncoder(&b)
 			e.SetEscapeHTML(false)
-			e.Encode(t)
+			e.Encode(it)
 			w.Write(report.JSONSafe([]byte(b.String())))
 		}
 		return nil
@@ -160,30 +183,44 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	for _, t := range tasks {
+		awaits := ""
+		if t.Awaits != "" {
+			awaits = ", awaiting " + termsafe.Escape([]byte(t.Awaits), false)
+		}
+		fmt.Fprintf(w, "\nTask %s (%s%s)\n", termsafe.Escape([]byte(t.Task), false), t.State, awaits)
+		for _, f := range t.Frames {
+			fmt.Fprintf(w, "  File \"%s\", line %d, in %s\n", termsafe.Escape([]byte(f.File), false), f.Line, termsafe.Escape([]byte(f.Function), false))
+			if f.Source != "" {
+				fmt.Fprintf(w, "    %s\n", termsafe.Escape([]byte(f.Source), false))
+			}
+		}
+	}
 	return nil
 }
 
 // readStack collects the dump's records until its end.
-func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout time.Duration) ([]*stackThread, error) {
+func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout time.Duration) ([]*stackThread, []*stackTask, error) {
 	var threads []*stackThread
+	var tasks []*stackTask
 	deadline := time.After(timeout + 5*time.Second)
 	for {
 		var it transport.Item
 		select {
 		case it = <-recs:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("interrupted; process %d left as it was", pid)
+			return nil, nil, fmt.Errorf("interrupted; process %d left as it was", pid)
 		case <-deadline:
-			return nil, fmt.Errorf("process %d: the dump did not finish", pid)
+			return nil, nil, fmt.Errorf("process %d: the dump did not finish", pid)
 		}
 		if it.Err != nil {
-			return nil, fmt.Errorf("process %d: the dump ended early (%v)", pid, it.Err)
+			return nil, nil, fmt.Errorf("process %d: the dump ended early (%v)", pid, it.Err)
 		}
 		f := strings.Split(string(it.Rec.Data), "\t")
 		switch it.Rec.Kind {
 		case 'T':
 			if len(f) < 5 {
-				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := &stackThread{PID: pid, Name: f[2], Daemon: f[3] == "1", Main: f[4] == "1"}
 			t.Ident, _ = strconv.ParseUint(f[0], 10, 64)
@@ -191,20 +228,32 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 			threads = append(threads, t)
 		case 'F':
 			if len(threads) == 0 || len(f) < 3 {
-				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := threads[len(threads)-1]
 			line, _ := strconv.Atoi(f[1])
 			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
 		case 'L':
 			if len(threads) == 0 || len(threads[len(threads)-1].Frames) == 0 || len(f) < 2 {
-				return nil, fmt.Errorf("process %d: bad data from the target", pid)
+				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := threads[len(threads)-1]
 			fr := &t.Frames[len(t.Frames)-1]
 			fr.Locals = append(fr.Locals, [2]string{f[0], strings.Join(f[1:], "\t")})
+		case 'A':
+			if len(f) < 3 {
+				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
+			}
+			tasks = append(tasks, &stackTask{PID: pid, Task: f[0], State: f[1], Awaits: strings.Join(f[2:], "\t")})
+		case 'W':
+			if len(tasks) == 0 || len(f) < 3 {
+				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
+			}
+			t := tasks[len(tasks)-1]
+			line, _ := strconv.Atoi(f[1])
+			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
 		case 'X':
-			return threads, nil
+			return threads, tasks, nil
 		}
 	}
 }
@@ -260,8 +309,12 @@ func (s *sourceLines) line(file string, n int) string {
 	}
 	lines, ok := s.files[file]
 	if !ok {
-		if strings.HasPrefix(file, "/") && len(s.files) < 256 {
-			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/root%s", s.pid, file)); err == nil && len(data) < 16<<20 {
+		path := fmt.Sprintf("/proc/%d/root%s", s.pid, file)
+		if !strings.HasPrefix(file, "/") {
+			path = fmt.Sprintf("/proc/%d/cwd/%s", s.pid, file) // (the program's directory now)
+		}
+		if !strings.HasPrefix(file, "<") && len(s.files) < 256 {
+			if data, err := os.ReadFile(path); err == nil && len(data) < 16<<20 {
 				lines = strings.Split(string(data), "\n")
 			}
 		}
