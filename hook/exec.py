@@ -154,7 +154,9 @@ def _lptrace_exec_in(fifo, fifo_id, code_b64, held):
                 text = traceback.format_exception_only(typ, e)
             else:
                 text = traceback.format_exception(typ, e, tb.tb_next)  # without this payload's frame
-            send(b'E', ''.join(text))
+            # The user's code is compiled as '<lptrace>' (traces leave it
+            # out); the user knows it as what lptrace exec ran.
+            send(b'E', ''.join(text).replace('File "<lptrace>"', 'File "<exec>"'))
             del tb
             if isinstance(e, KeyboardInterrupt) and get_ident() == getattr(_main_ident, 'value', None):
                 status = b'1K'  # maybe the program's Ctrl-C: lptrace hands it back

@@ -126,6 +126,8 @@ func TestExecCommandLine(t *testing.T) {
 		{"double dash", "", []string{"exec", "--", pid, "2"}, 0, "2\n", ""},
 		{"stderr", "", []string{"exec", pid, "import sys; _ = sys.stderr.write('oops\\n')"}, 0, "", "oops"},
 		{"exception", "", []string{"exec", pid, "def f():\n    raise ValueError('bad')\nf()"}, 1, "", "ValueError: bad"},
+		{"traceback of the user's frames", "", []string{"exec", pid, "def f():\n    raise ValueError('bad')\nf()"}, 1, "",
+			"Traceback (most recent call last):\n  File \"<exec>\", line 3, in <module>\n  File \"<exec>\", line 2, in f\nValueError: bad"},
 		{"syntax error", "", []string{"exec", pid, "def ("}, 1, "", "SyntaxError"},
 		{"system exit", "", []string{"exec", pid, "import sys; sys.exit(3)"}, 1, "", "SystemExit: 3"},
 		{"control characters escaped", "", []string{"exec", pid, "print('\\x1b[31mred\\x07')"}, 0, "\\x1b[31mred\\x07\n", ""},
