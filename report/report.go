@@ -84,6 +84,55 @@ type Printer struct {
 	stats            map[string]*stat
 	last             time.Time // previous line's time (-r)
 	dropped          uint64
+
+	// -ff: each process's lines go to a printer of its own, on the file
+	// open gives it.
+	open   func(pid int) (io.WriteCloser, error)
+	subs   map[int]*Printer
+	closer []io.Closer
+}
+
+// Split writes each process's lines apart, to the file open(pid) gives
+// (strace's -ff -o FILE: FILE.PID), without [pid N] prefixes. The summary
+// stays this printer's (a table per process).
+func (p *Printer) Split(open func(pid int) (io.WriteCloser, error)) {
+	p.mu.Lock()
+	p.open, p.subs = open, map[int]*Printer{}
+	p.mu.Unlock()
+}
+
+// sub is process pid's printer (-ff), made at its first line; nil if its
+// file could not be made (the error is the printer's).
+func (p *Printer) sub(pid int) *Printer {
+	if s, ok := p.subs[pid]; ok {
+		return s
+	}
+	f, err := p.open(pid)
+	if err != nil {
+		if p.err == nil {
+			p.err = err
+		}
+		p.subs[pid] = nil
+		return nil
+	}
+	p.closer = append(p.closer, f)
+	s := NewPrinter(f, p.opts)
+	p.subs[pid] = s
+	return s
+}
+
+// Close flushes and closes the files of -ff.
+func (p *Printer) Close() error {
+	err := p.Flush()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.closer {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	p.closer = nil
+	return err
 }
 
 // AddDropped counts events a target could not send, for the summary.
@@ -160,6 +209,12 @@ func (p *Printer) noteThread(e trace.Event) {
 func (p *Printer) Exit(pid int, status int, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.open != nil {
+		if s := p.sub(pid); s != nil {
+			s.Exit(pid, status, known)
+		}
+		return
+	}
 	if p.err != nil || p.opts.JSON || p.opts.Quiet >= 2 {
 		return
 	}
@@ -191,6 +246,13 @@ func HowEnded(status int, known bool) string {
 func (p *Printer) Flush() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, s := range p.subs {
+		if s != nil {
+			if err := s.Flush(); err != nil && p.err == nil {
+				p.err = err
+			}
+		}
+	}
 	if p.err == nil {
 		p.err = p.w.Flush()
 	}
@@ -201,6 +263,12 @@ func (p *Printer) Flush() error {
 func (p *Printer) Event(e trace.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.open != nil && e.Proc != nil {
+		if s := p.sub(e.Proc.PID); s != nil {
+			s.Event(e)
+		}
+		return
+	}
 	switch e.Kind {
 	case trace.Counted:
 		// The hook's own -c table: its calls were never sent.

@@ -23,7 +23,20 @@ func (p *Printer) WriteSummary(w io.Writer, dropped uint64) error {
 	// A table per process (-c -p A -p B, -f), in the order of their PIDs.
 	byPID := map[int][]*stat{}
 	var pids []int
+	all := make([]*stat, 0, len(p.stats))
 	for _, s := range p.stats {
+		all = append(all, s)
+	}
+	for _, sub := range p.subs { // (-ff: each process's printer counted its own)
+		if sub != nil {
+			sub.mu.Lock()
+			for _, s := range sub.stats {
+				all = append(all, s)
+			}
+			sub.mu.Unlock()
+		}
+	}
+	for _, s := range all {
 		if byPID[s.pid] == nil {
 			pids = append(pids, s.pid)
 		}

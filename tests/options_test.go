@@ -651,3 +651,46 @@ func TestQualifiedNames(t *testing.T) {
 		})
 	}
 }
+
+// -ff -o FILE: each process's trace in FILE.PID (the parent's and each
+// forked worker's), without [pid N] prefixes; every call of the workers
+// is in one of them.
+func TestFollowForksApart(t *testing.T) {
+	prog := filepath.Join(programsDir, "mp_pool.py")
+	for _, py := range pythons(t) {
+		if !py.AtLeast(3, 7) {
+			continue // -f follows forks through os.register_at_fork
+		}
+		t.Run(py.Name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			r := lptrace(t, "", "-ff", "-q", "-e", "square_it", "-e", "main", "-o", filepath.Join(dir, "out"), "--", py.Path, prog, "fork")
+			m := regexp.MustCompile(`PARENT (\d+)`).FindStringSubmatch(r.Stdout)
+			if r.Code != 0 || m == nil {
+				t.Fatalf("status %d: %s%s", r.Code, r.Stdout, r.Stderr)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "out.*"))
+			squares := 0
+			for _, f := range files {
+				data, _ := os.ReadFile(f)
+				text := string(data)
+				if strings.Contains(text, "[pid ") {
+					t.Errorf("%s has [pid N] prefixes:\n%s", f, head(text, 5))
+				}
+				if strings.HasSuffix(f, "."+m[1]) {
+					if !strings.HasPrefix(text, "main (") || strings.Contains(text, "square_it") {
+						t.Errorf("the parent's file:\n%s", head(text, 5))
+					}
+					continue
+				}
+				squares += strings.Count(text, "square_it (")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+				t.Errorf("-ff -o FILE made FILE itself")
+			}
+			if len(files) < 2 || (squares != 20 && !strings.Contains(r.Stderr, "dropped")) {
+				t.Errorf("%d files, %d calls of square_it in the workers' (want 20); stderr %s", len(files), squares, r.Stderr)
+			}
+		})
+	}
+}

@@ -142,7 +142,6 @@ var straceOnly = map[string]string{
 	"y":  "descriptors are system calls' business: strace -y -p PID shows them",
 	"yy": "descriptors are system calls' business: strace -y -p PID shows them",
 	"i":  "each line ends with the call's file and line",
-	"ff": "-f writes every process into one output, each line tagged [pid N]",
 	"w":  "-c's table shows each function's total and own time",
 	"P":  "to trace the functions of one file, give its path as a pattern: -e '/path/to/file.py'",
 	"X":  "lptrace has no constants to decode",

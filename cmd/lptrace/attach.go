@@ -81,15 +81,16 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		// lptrace's own messages (stderr), unless -o says where.
 		out, outFile = os.Stdout, os.Stdout
 	}
-	if name := c.String("output"); name != "" {
-		// Write-only: opened read-write (os.Create), a FIFO would have
-		// lptrace as a reader of its own output, so it would never see
-		// its reader go away.
-		mode := os.O_TRUNC
-		if c.Bool("A") {
-			mode = os.O_APPEND
-		}
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|mode, 0o666)
+	// Write-only: opened read-write (os.Create), a FIFO would have lptrace
+	// as a reader of its own output, so it would never see its reader go
+	// away.
+	mode := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if c.Bool("A") {
+		mode = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	split := c.Bool("ff") && c.String("output") != "" // -ff -o FILE: FILE.PID per process
+	if name := c.String("output"); name != "" && !split {
+		f, err := os.OpenFile(name, mode, 0o666)
 		if err != nil {
 			return fmt.Errorf("cannot write the trace: %v", err)
 		}
@@ -114,7 +115,12 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		defer cancel()
 	}
 	printer := report.NewPrinter(out, opts)
-	if len(pids) > 1 {
+	if split {
+		printer.Split(func(pid int) (io.WriteCloser, error) {
+			return os.OpenFile(fmt.Sprintf("%s.%d", c.String("output"), pid), mode, 0o666)
+		})
+		defer printer.Close()
+	} else if len(pids) > 1 {
 		printer.ShowPID()
 	}
 	newRun := func(pid int) *attachRun {

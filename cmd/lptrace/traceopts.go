@@ -44,6 +44,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "S", Value: "time", Usage: "sort the -c table by `KEY`: " + strings.Join(report.SortKeys, ", ")},
 		&cli.BoolFlag{Name: "json", Usage: "write events as JSON Lines"},
 		&cli.BoolFlag{Name: "f", Usage: "follow forked children (multiprocessing with fork)"},
+		&cli.BoolFlag{Name: "ff", Usage: "like -f, and with -o FILE each process's trace goes to FILE.PID"},
 		&cli.BoolFlag{Name: "no-native", Usage: "record with the hook's Python callback only (by default, on x86-64, calls, returns, their times, and arguments and values returned that are small builtins or objects, are recorded by a machine-code callback, many times cheaper)"},
 		&cli.StringFlag{Name: "color", Value: "auto", Usage: "color the output: `WHEN` is never, auto (on a terminal) or always"},
 	}
@@ -136,7 +137,7 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 	cfg.RetValues = opts.Returns || opts.OnlyErrors || opts.OnlyOK
 	cfg.StrSize = n
 	cfg.Verbose = c.Bool("verbose")
-	cfg.Follow = c.Bool("f")
+	cfg.Follow = c.Bool("f") || c.Bool("ff")
 	cfg.NoNative = c.Bool("no-native")
 	// -c alone: only the table is wanted, which the hook can keep itself.
 	cfg.Aggregate = opts.Summary && !opts.Trace
