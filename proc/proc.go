@@ -530,6 +530,49 @@ func ioctlPidfdInfo(fd int, info *unix.PidfdInfo) error {
 	return nil
 }
 
+// Exact returns how the process ended only if that was seen: in /proc
+// while it was a zombie, or from its pidfd (Linux 6.15+). Status may also
+// conclude from a process gone without a word; Exact does not.
+func (w *ExitWatch) Exact() (status int, ok bool) {
+	w.Note()
+	if w.final {
+		return w.status, true
+	}
+	if w.fd >= 0 {
+		info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
+		if err := ioctlPidfdInfo(w.fd, &info); err == nil && info.Mask&unix.PIDFD_INFO_EXIT != 0 {
+			return int(info.Exit_code), true
+		}
+	}
+	return 0, false
+}
+
+// Wait waits until the process has exited (true) or done is closed
+// (false): on its pidfd, which becomes readable at its exit, or, without
+// one, by looking at /proc every 100 ms.
+func (w *ExitWatch) Wait(done <-chan struct{}) bool {
+	for {
+		if w.fd >= 0 {
+			fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+			if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
+				return true
+			} else if err != nil && err != unix.EINTR {
+				w.Close()
+			}
+		} else {
+			if !Alive(w.pid) {
+				return true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		select {
+		case <-done:
+			return false
+		default:
+		}
+	}
+}
+
 // Close releases the pidfd.
 func (w *ExitWatch) Close() {
 	if w.fd >= 0 {

@@ -383,6 +383,14 @@ func head(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 // 3.12+: a function a filtered session disabled (sys.monitoring's DISABLE,
 // which outlives the tool id) is traced again by the next session, however
 // quickly it follows.
@@ -678,12 +686,15 @@ func TestFollowForksApart(t *testing.T) {
 					t.Errorf("%s has [pid N] prefixes:\n%s", f, head(text, 5))
 				}
 				if strings.HasSuffix(f, "."+m[1]) {
-					if !strings.HasPrefix(text, "main (") || strings.Contains(text, "square_it") {
-						t.Errorf("the parent's file:\n%s", head(text, 5))
+					if !strings.HasPrefix(text, "main (") || strings.Contains(text, "square_it") || !strings.HasSuffix(text, "+++ exited with 0 +++\n") {
+						t.Errorf("the parent's file:\n%s\n...\n%s", head(text, 5), tail(text, 3))
 					}
 					continue
 				}
 				squares += strings.Count(text, "square_it (")
+				if !regexp.MustCompile(`(?m)^\+\+\+ (exited|killed by SIG)`).MatchString(text) {
+					t.Errorf("a worker's file has no exit line:\n%s", tail(text, 5))
+				}
 			}
 			if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
 				t.Errorf("-ff -o FILE made FILE itself")

@@ -194,6 +194,8 @@ type attachRun struct {
 	// the terminal is told of the end too.
 	traceToFile bool
 	quiet       int // -q, -qq (see note)
+	exitsMu     sync.Mutex
+	exits       []childEnd // followed children that ended, their lines not written yet
 	// allHooked is closed when the hook (before 3.12) has set the profile
 	// function of every thread that existed at attach.
 	allHooked  chan struct{}
@@ -351,17 +353,18 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 			a.hookedOnce.Do(func() { close(a.allHooked) })
 		}
 	}
+	// Once ctx ends, what is still queued is decoded but not shown: a
+	// backlog of millions of events (a busy program traced with -T) would
+	// take seconds to format, and look like an output nobody reads.
+	var ended atomic.Bool
 	dec.NewProcess = func(p *trace.Process) {
 		phase("hook's code " + p.Loaded)
 		if p.PID != a.pid {
 			a.printer.ShowPID()
 			a.note(1, "process %d (forked by %d) attached", p.PID, p.PPID)
+			go a.childExit(ctx, p.PID, &ended)
 		}
 	}
-	// Once ctx ends, what is still queued is decoded but not shown: a
-	// backlog of millions of events (a busy program traced with -T) would
-	// take seconds to format, and look like an output nobody reads.
-	var ended atomic.Bool
 	stopWatch := context.AfterFunc(ctx, func() { ended.Store(true) })
 	defer stopWatch()
 	emit := func(e trace.Event) {
@@ -413,6 +416,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	for _, p := range unmatched(a.cfg.Filters, &dec) {
 		a.say("process %d: no call matched -e %s", a.pid, termsafe.Escape([]byte(p), false))
 	}
+	a.childExits()
 	switch reason {
 	case "exited":
 		status, known := a.exitStatus()
@@ -444,6 +448,47 @@ func (a *attachRun) exitStatus() (int, bool) {
 		return 0, false
 	}
 	return a.exit.Status(time.Second)
+}
+
+// childExit writes a followed child's "+++ exited with N +++" line (-f)
+// once it has ended, after its last events (the ring is read at least
+// every few hundred milliseconds). Its status is known while it is a
+// zombie (its parent reaps it at once, often), or from its pidfd on Linux
+// 6.15+; else the line says "exited", never a guess.
+func (a *attachRun) childExit(ctx context.Context, pid int, ended *atomic.Bool) {
+	w := proc.WatchExit(pid)
+	defer w.Close()
+	if !w.Wait(ctx.Done()) {
+		return
+	}
+	status, known := w.Exact()
+	a.exitsMu.Lock()
+	a.exits = append(a.exits, childEnd{pid, status, known})
+	a.exitsMu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-time.After(300 * time.Millisecond):
+		if !ended.Load() {
+			a.childExits()
+		}
+	}
+}
+
+// childEnd is how a followed child ended, until its line is written.
+type childEnd struct {
+	pid, status int
+	known       bool
+}
+
+// childExits writes the exit lines of the children that ended (-f), also
+// at the session's end, before the program's own.
+func (a *attachRun) childExits() {
+	a.exitsMu.Lock()
+	defer a.exitsMu.Unlock()
+	for _, e := range a.exits {
+		a.printer.Exit(e.pid, e.status, e.known)
+	}
+	a.exits = nil
 }
 
 // steadyLater is steady, once.
