@@ -260,7 +260,7 @@ def _lptrace_machine_writers(ring):
     return record, record2, record3, put
 
 
-def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), budget=32):
+def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None,) * 5, budget=32):
     # The callback over RING (what _lptrace_ring returned; a private one is
     # made when it is None), or None where it cannot be used (then the
     # Python callback records every call). SLOW: the Python PY_START
@@ -274,12 +274,12 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     # call's value word is its arguments, when they are small builtins
     # (native_args_amd64.s: text cut at BUDGET bytes; else SLOW writes
     # them). SLOW_RETURNS (3.12+,
-    # with returns): the Python PY_RETURN, PY_UNWIND and PY_THROW
-    # callbacks. Returns (install, put, record, take, commit, off, pause,
-    # (on_return, on_unwind, on_throw), feed, calibrate, put_type): install is the
-    # builtin function to register for PY_START (and PY_RESUME with
-    # returns; the others are the builtins for PY_RETURN and PY_YIELD,
-    # PY_UNWIND and PY_THROW, or None) on 3.12+, or a
+    # with returns): the Python PY_RETURN, PY_UNWIND, PY_THROW, PY_RESUME
+    # and PY_YIELD callbacks. Returns (install, put, record, take, commit,
+    # off, pause, (on_return, on_unwind, on_throw, on_resume, on_yield),
+    # feed, calibrate, put_type, frame_at): install is the builtin function to
+    # register for PY_START (the others are the builtins for those five
+    # events, or None) on 3.12+, or a
     # function that makes the profile function this thread's; take and
     # commit empty a private ring into the pipe; off() ends it: on 3.12+
     # after unregistering, before 3.12 no thread runs the profile function
@@ -323,7 +323,8 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
             return None
         marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
                  (0x3434343434343434, id(slow_returns[0])), (0x3535353535353535, id(slow_returns[1])),
-                 (0x3636363636363636, id(slow_returns[2])),
+                 (0x3636363636363636, id(slow_returns[2])), (0x3737373737373737, id(slow_returns[3])),
+                 (0x3838383838383838, id(slow_returns[4])),
                  (0x4444444444444444, c_function('PyObject_Vectorcall')))
     else:
         source, entries = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_ENTRIES
@@ -362,11 +363,11 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
     else:  # 2.7: its mmap has no memoryview
         words = (ctypes.c_uint64 * (size // 8)).from_buffer(data, page)
     # 3.12+: a PyMethodDef {name, function, METH_FASTCALL, doc} per entry
-    # (at 3072, 3104, 3136, 3168), and the name.
+    # (at 3072, 3104, ... 3232), and the name.
     method = None
     if monitoring:
-        method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3200, taddr + entries[e], 0x80, 0, 0)
-                                        for e in ('cb', 'cb_return', 'cb_unwind', 'cb_throw')) + b'lptrace_native\0\0'
+        method = lambda taddr: b''.join(struct.pack('<QQiiQ', taddr + 3264, taddr + entries[e], 0x80, 0, 0)
+                                        for e in ('cb', 'cb_return', 'cb_unwind', 'cb_throw', 'cb_resume', 'cb_yield')) + b'lptrace_native\0\0'
     made = _lptrace_code_page(source, ((0x1111111111111111, daddr), (0x1212121212121212, raddr)) + marks, ctypes, libc, method)
     if made is None:
         return None
@@ -441,6 +442,27 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
         elif mode & 0x20:
             return None
         keep += tuple(more)
+    frame_at = None
+    if monitoring and mode & 2 and not mode & 4:
+        # Where the running frame is, for the frame of each resumption and
+        # suspension (native_monitoring_amd64.s); without it lptrace times
+        # a coroutine's whole call only where the Python callback saw it.
+        # The frame's frame object, where it has one, names it (as the
+        # Python callback does); else frame_at(frame object) is the same
+        # frame's address (the layout checked that it is at 24).
+        layout = _lptrace_args_layout(api, ctypes)
+        if layout is not None:
+            if not words[0x1010b0 // 8]:
+                words[0x1010b8 // 8] = layout[1]
+                words[0x1010c0 // 8] = layout[2] & 0xffffffffffffffff
+                words[0x1010b0 // 8] = layout[0]
+            frame_word = ctypes.c_uint64.from_address
+            here = sys._getframe()
+            if frame_word(frame_word(id(here) + 24).value + 48).value == id(here):
+                words[0x101148 // 8] = 48
+            else:
+                frame_at = lambda f: frame_word(id(f) + 24).value
+            del here
     feed = reset = None
     if mode & 4:
         # The threads' stacks (256 slots of 0x40000 bytes, touched only as
@@ -484,7 +506,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
         # SLOW is kept alive by it too.
         install = new(taddr + 3072, keep + (slow,), None)
         if mode & 1:
-            returns = tuple(new(taddr + at, keep + (f,), None) for at, f in zip((3104, 3136, 3168), slow_returns))
+            returns = tuple(new(taddr + at, keep + (f,), None) for at, f in zip((3104, 3136, 3168, 3200, 3232), slow_returns))
         used = [0, 0]
 
         # On 3.12+ a thread switch happens only at a call or a backward
@@ -606,7 +628,7 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None, None, None), bu
             used_types[0] += 1
             words[at + i] = t
             return True
-    return install, put, record, take, commit, off, pause, returns, feed, calibrate, put_type
+    return install, put, record, take, commit, off, pause, returns, feed, calibrate, put_type, frame_at
 
 
 def _lptrace_native_args(api, ctypes, libc, words, daddr, raddr, budget, keep):

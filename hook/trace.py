@@ -15,7 +15,8 @@
 #        kind << 56 | thread index << 32 | function id
 #        [clock ns]            when CONFIG asks for times
 #        [value id + 1, or 0]  when CONFIG asks for values
-#      kind: 0 call, 1 return, 2 return by exception
+#      kind: 0 call, 1 return, 2 return by exception, 4 a generator or
+#      coroutine resumed, 5 one suspended (by yield or await); 3 is lptrace's
 #   D  events dropped because the pipe was full: count
 #   P  (following forks only) the pid the records up to the next P are from;
 #      each write then is one P record and whole records, at most PIPE_BUF
@@ -638,11 +639,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             taught[id(t)] = t
 
     def emit(kind, c, val):
-        # kind 0: call, 1: return, 2: exception; val: a value id or 0.
+        # kind 0: call, 1: return, 2: exception, 4: resume, 5: suspend, 6:
+        # which frame the next is (c: its address >> 3, 32 bits); val: a
+        # value id or 0.
         w = kind << 56 | thread_index() << 32 | c
         n = nat[0]
-        if n is not None and n[8] is not None and n[8](w):
-            return  # into the -c table kept in the program
+        if n is not None and n[8] is not None and (kind == 6 or n[8](w)):
+            return  # into the -c table kept in the program (which needs no frames)
         if stride == 1:
             wr[0](w)
         elif not want_values:
@@ -692,7 +695,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     later_all = [False]  # hook_all_threads() is due
     switched = set()  # before 3.12: threads that took it (switch_native)
 
-    def on_call(code, frame):
+    def on_call(code, frame, kind=0):
         # The hot path after a miss of the cache above: a dict lookup for
         # the function, one for the thread, one append. frame is None from
         # sys.monitoring: the function's frame is then two levels up,
@@ -721,6 +724,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             start = starts and id(code) in starts
             if start:
                 renew_thread(starting_name(frame or getframe(2)))
+            # Before 3.12 a generator's resumption reaches the profile
+            # function as a call: the machine code cannot tell one from
+            # the other, so such functions stay with this callback.
+            mine = start or code.co_flags & gen_flags
             if c == -2:
                 return True  # its definition did not fit: dropped, tried again next time
             if c < 0:
@@ -731,21 +738,22 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 t = threads.get(ident)
                 if t is None:
                     t = thread_index()
-                w = t << 32 | c
+                w = kind << 56 | t << 32 | c
                 if n is not None:
                     # A call the machine-code callback did not know: taught
                     # to it, and recorded in its ring (one queue keeps the
                     # order). codes keeps the code alive: its address stays
                     # its own. (A thread's start is never taught: each one
                     # comes here.)
-                    if not start:
+                    if not mine:
                         n[1](0, id(code), c)
                     n[1](1, ident, t << 32)
                     n[2](w)
                     if first[0]:
                         first_events()
                     return True
-                last[0] = (code, ident, w)
+                if not (mine or kind):
+                    last[0] = (code, ident, w)
                 if nat[0] is not None:
                     # go_native ran meanwhile (before 3.11 the GIL passes
                     # anywhere): the cache must stay empty, or this thread's
@@ -760,10 +768,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             else:
                 if n is not None:
                     # Taught as above; the event goes to the same ring.
-                    if not start:
+                    if not mine:
                         n[1](0, id(code), c)
                     n[1](1, ident, thread_index() << 32)
-                emit(0, c, value(call_text(code, frame or getframe(2))) if want_args or want_stack else 0)
+                if kind and want_times:
+                    # Which frame resumes: lptrace times the whole call
+                    # (a generator's frame is the same until its end).
+                    emit(6, frame_key(frame or getframe(2)), 0)
+                emit(kind, c, value(call_text(code, frame or getframe(2))) if (want_args or want_stack) and not kind else 0)
                 if first[0]:
                     first_events()
         except keyboard_interrupt:
@@ -836,7 +848,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         main_ident[0] = get_ident()
         wake_ticker()
 
-    def on_return(code, kind, val):
+    def frame_key(f):
+        # A generator's frame, as the machine code names it (3.12+: the
+        # interpreter frame in it, whose frame object this is)
+        n = nat[0]
+        return (n[11](f) if n is not None and n[11] is not None else id(f)) >> 3 & 0xffffffff
+
+    def on_return(code, kind, val, frame=None):
         try:
             if forking[0] and os.getpid() != st['pid']:
                 in_child()  # (see on_call)
@@ -847,7 +865,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if ticker_ident[0] == get_ident():
                 return True  # our timer thread (see on_call)
             v = 0
-            if want_ret_values:
+            if want_ret_values and kind != 5:
                 v = value(srepr(val) if kind == 1 else _lptrace_exc_text(val, srepr))
                 if kind == 1:
                     teach_value(val)
@@ -855,6 +873,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if n is not None:
                 # A thread the machine-code callback did not know yet.
                 n[1](1, get_ident(), thread_index() << 32)
+            if kind == 5 and want_times:
+                emit(6, frame_key(frame or getframe(2)), 0)  # (see on_call)
             emit(kind, c[0], v)
         except keyboard_interrupt:
             st['kbd'] = True
@@ -1083,6 +1103,31 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # import costs a process's first attach 0.3-0.8 ms with the GIL held.)
     normal_exit = _lptrace_exit_opcodes() if monitoring is None and want_returns else frozenset()
 
+    # Before 3.12 the profile function sees a generator's or coroutine's
+    # resumption as a call and its suspension as a return: the instruction
+    # its frame stands at tells them apart (3.12+ has events of their own).
+    gen_flags = 0 if monitoring is not None else 0x20 if sys.version_info[0] == 2 else 0x3a0
+    v311 = sys.version_info[:2] == (3, 11)
+    gen_ops = _lptrace_gen_opcodes() if gen_flags and (want_returns or v311) else {}
+    points = {}
+
+    def gen_points(code):
+        # (offsets where its frame stands when it has yielded, those of its
+        # starts: 3.11's RESUME 0), found once per function
+        p = points.get(id(code))
+        if p is None:
+            p = (code,) + _lptrace_gen_points(code, gen_ops)
+            if len(points) < 65536:
+                points[id(code)] = p  # (holds the code: its id stays its own)
+        return p[1:]
+
+    def resumed(frame, code):
+        # A frame that ran before: before 3.11 its f_lasti is past -1; 3.11
+        # starts a function at a RESUME 0 and resumes it elsewhere.
+        if v311:
+            return frame.f_lasti not in gen_points(code)[1]
+        return frame.f_lasti >= 0
+
     # The program's own profile functions (a profiler it runs): called on
     # from ours, and put back when we leave. Per thread.
     prev_profiles = {}
@@ -1113,7 +1158,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 if sys.getprofile() is profiler:
                     sys.setprofile(prev_profiles.pop(get_ident(), None))
             elif what == 'call':
-                on_call(frame.f_code, frame)
+                code = frame.f_code
+                if code.co_flags & gen_flags and resumed(frame, code):
+                    if want_returns:
+                        on_call(code, frame, 4)
+                else:
+                    on_call(code, frame)
                 if nat[0] is not None:
                     switch_native(get_ident())
             elif what == 'c_return' and (arg is forks_c[0] or arg is forks_c[1]) and os.getpid() != st['pid']:
@@ -1124,7 +1174,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             elif what == 'return' and want_returns:
                 code = frame.f_code
                 kind = 1
-                if arg is None:  # a value returned is never an exception
+                if code.co_flags & gen_flags and frame.f_lasti in gen_points(code)[0]:
+                    # Suspended. (An exception thrown into it that it does
+                    # not catch leaves from the same place: told apart only
+                    # on 3.12+.)
+                    kind = 5
+                elif arg is None:  # a value returned is never an exception
                     try:
                         op = code.co_code[frame.f_lasti]
                         if not isinstance(op, int):
@@ -1134,7 +1189,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     except an_exception:
                         if raised_by_program():
                             raise
-                on_return(code, kind, arg)
+                on_return(code, kind, arg, frame)
         except keyboard_interrupt:
             # See on_call(); escaping would remove the hook. (In a session
             # that has ended, no timer thread is left to hand it back: that
@@ -1429,15 +1484,33 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 st['kbd'] = True
 
         def on_throw(code, offset, exc):
-            # PY_THROW: a generator resumed by throw(), a call as the
-            # profile function of earlier versions sees it. It cannot be
+            # PY_THROW: a generator resumed by throw(). It cannot be
             # disabled: never DISABLE. (Itself SLOW of the machine-code
             # one: on_call must stay one level below.)
             try:
                 if st['on']:
-                    on_call(code, None)
+                    on_call(code, None, 4)
             except keyboard_interrupt:
                 interrupted()
+
+        def on_resume(code, offset):
+            # PY_RESUME: a generator or coroutine resumed (by next(), send()
+            # or its event loop); the machine code's SLOW too.
+            try:
+                if st['on'] and on_call(code, None, 4):
+                    return None
+                return DISABLE
+            except keyboard_interrupt:
+                interrupted()
+
+        def on_yield(code, offset, retval):
+            # PY_YIELD: suspended (a yield, an await that waits)
+            try:
+                if st['on'] and on_return(code, 5, None):
+                    return None
+                return DISABLE
+            except keyboard_interrupt:
+                st['kbd'] = True
 
         def on_unwind(code, offset, exc):
             # PY_UNWIND cannot be disabled: never return DISABLE here.
@@ -1449,10 +1522,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
 
         callbacks = [(E.PY_START, start)]
         if want_returns:
-            # A generator's yield leaves the function, its resumption
-            # enters it again: the same as the profiler of older versions.
-            callbacks += [(E.PY_RESUME, on_start), (E.PY_RETURN, on_py_return),
-                          (E.PY_YIELD, on_py_return), (E.PY_UNWIND, on_unwind), (E.PY_THROW, on_throw)]
+            # A generator's yield suspends it, and its resumption is no new
+            # call: events of their own (kinds 5 and 4).
+            callbacks += [(E.PY_RESUME, on_resume), (E.PY_RETURN, on_py_return),
+                          (E.PY_YIELD, on_yield), (E.PY_UNWIND, on_unwind), (E.PY_THROW, on_throw)]
         mask = 0
         for e, f in callbacks:
             monitoring.register_callback(tool[0], e, f)
@@ -1489,7 +1562,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         later_native[0] = False
         if monitoring is not None:
             # (The Python return callbacks serve as its SLOW as they are.)
-            n = build_native(on_start_native, (on_py_return, on_unwind, on_throw))
+            n = build_native(on_start_native, (on_py_return, on_unwind, on_throw, on_resume, on_yield))
         else:
             n = build_native(profiler, None)
         if n is None:
@@ -1502,7 +1575,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if monitoring is not None:
                 mine = [(E.PY_START, n[0])]
                 if want_returns:
-                    mine += [(E.PY_RESUME, n[0]), (E.PY_RETURN, n[7][0]), (E.PY_YIELD, n[7][0]),
+                    mine += [(E.PY_RESUME, n[7][3]), (E.PY_RETURN, n[7][0]), (E.PY_YIELD, n[7][4]),
                              (E.PY_UNWIND, n[7][1]), (E.PY_THROW, n[7][2])]
             try:
                 for e, f in mine:
@@ -1678,6 +1751,37 @@ def _lptrace_qualifier():
                 raise
         return name
     return qualify
+
+
+def _lptrace_gen_opcodes():
+    # YIELD_VALUE, YIELD_FROM (before 3.11) and RESUME (3.11), by name.
+    try:
+        import opcode
+        return dict((n, opcode.opmap[n]) for n in ('YIELD_VALUE', 'YIELD_FROM', 'RESUME') if n in opcode.opmap)
+    except Exception:
+        return {}
+
+
+def _lptrace_gen_points(code, ops):
+    # (offsets CODE's frame stands at when suspended, offsets of 3.11's
+    # RESUME 0): a yield stops at its YIELD_VALUE; an await before 3.11
+    # repeats its YIELD_FROM, so it stops one instruction before it.
+    # Instructions: 2 bytes since 3.6; 1, or 3 with an argument, on 2.7.
+    suspend, starts = set(), set()
+    b = bytearray(code.co_code)
+    yv, yf, rs = ops.get('YIELD_VALUE'), ops.get('YIELD_FROM'), ops.get('RESUME')
+    wide = not isinstance(code.co_code, str)  # (2.7: str)
+    i = 0
+    while i < len(b):
+        op = b[i]
+        if op == yv:
+            suspend.add(i)
+        elif op == yf and i >= 2:
+            suspend.add(i - 2)
+        elif op == rs and wide and i + 1 < len(b) and b[i + 1] == 0:
+            starts.add(i)
+        i += 2 if wide else 3 if op >= 90 else 1
+    return frozenset(suspend), frozenset(starts)
 
 
 def _lptrace_exit_opcodes():

@@ -77,6 +77,8 @@ type Printer struct {
 	active           map[activeKey]int
 	labels           map[*trace.Code]string
 	returnLabels     map[*trace.Code]string // "<- name", as the common return line starts
+	resumeLabels     map[*trace.Code]string // "name resumed (file:line)"
+	suspended        map[suspendedKey]suspended
 	scratch          []byte
 	clockSec         int64  // -t/-tt: the second clockText shows
 	clockText        string // its "15:04:05"
@@ -148,10 +150,26 @@ type threadKey struct {
 
 type frame struct {
 	code  *trace.Code
-	start int64 // the hook's clock
+	start int64 // the hook's clock, at its call or resumption
+	first int64 // at its call (a resumed coroutine's: at its first start)
+	whole bool  // first is known
 	child int64 // time spent in traced callees
 	args  string
 	outer bool // the function was not already running in this thread (-c)
+}
+
+// suspendedKey is a suspended generator or coroutine: its frame (32 bits
+// of its address) and function.
+type suspendedKey struct {
+	proc  *trace.Process
+	code  *trace.Code
+	frame uint64
+}
+
+// suspended is what its resumption takes back.
+type suspended struct {
+	first int64
+	args  string
 }
 
 // activeKey counts a function's calls running in a thread (-c): a
@@ -179,6 +197,8 @@ func NewPrinter(w io.Writer, opts Options) *Printer {
 		firstThread:  map[*trace.Process]*trace.Thread{},
 		labels:       map[*trace.Code]string{},
 		returnLabels: map[*trace.Code]string{},
+		resumeLabels: map[*trace.Code]string{},
+		suspended:    map[suspendedKey]suspended{},
 		prefixes:     map[threadKey]string{},
 		stats:        map[string]*stat{},
 	}
@@ -304,10 +324,13 @@ func (p *Printer) Event(e trace.Event) {
 	var f frame
 	matched := false
 	switch e.Kind {
-	case trace.Call:
+	case trace.Call, trace.Resume:
+		// A resumption is no new call: -c counts its running time only.
 		outer := true
 		if p.opts.Summary {
-			p.stat(e.Proc, e.Code).calls++
+			if e.Kind == trace.Call {
+				p.stat(e.Proc, e.Code).calls++
+			}
 			if p.active == nil {
 				p.active = map[activeKey]int{}
 			}
@@ -315,7 +338,18 @@ func (p *Printer) Event(e trace.Event) {
 			outer = p.active[k] == 0
 			p.active[k]++
 		}
-		st = append(st, frame{code: e.Code, start: e.Clock, args: e.Value, outer: outer})
+		f := frame{code: e.Code, start: e.Clock, first: e.Clock, whole: true, args: e.Value, outer: outer}
+		if e.Kind == trace.Resume {
+			// The whole call is timed from its first start, where its
+			// suspension was seen with its frame.
+			k := suspendedKey{e.Proc, e.Code, e.Frame}
+			s, ok := p.suspended[k]
+			f.first, f.whole, f.args = s.first, ok && e.Frame != 0, s.args
+			if ok {
+				delete(p.suspended, k)
+			}
+		}
+		st = append(st, f)
 		p.stacks[e.Thread] = st
 	default:
 		// Pop to the frame of this function: frames above it whose return
@@ -347,6 +381,12 @@ func (p *Printer) Event(e trace.Event) {
 		if !matched {
 			depth = 0
 		}
+		if matched && e.Kind == trace.Suspend && f.whole && e.Frame != 0 {
+			if len(p.suspended) >= 1<<20 {
+				clear(p.suspended) // generators dropped unfinished are never resumed
+			}
+			p.suspended[suspendedKey{e.Proc, e.Code, e.Frame}] = suspended{f.first, f.args}
+		}
 		if p.opts.Summary && matched {
 			s := p.stat(e.Proc, e.Code)
 			d := elapsed(f.start, e.Clock)
@@ -365,15 +405,24 @@ func (p *Printer) Event(e trace.Event) {
 	if e.Kind == trace.Call && p.opts.atEnd() {
 		return
 	}
+	if (e.Kind == trace.Resume || e.Kind == trace.Suspend) && p.opts.atEnd() {
+		return // -Z, -z: a line per call that ended
+	}
 	if e.Kind != trace.Call && !(p.opts.Durations || p.opts.Returns || p.opts.atEnd()) {
 		return
 	}
 	if (e.Kind == trace.Return && p.opts.OnlyErrors) || (e.Kind == trace.Exception && p.opts.OnlyOK) {
 		return
 	}
+	// -T: a suspension's time is that of its turn (since it started or
+	// resumed); a return's, the whole call's, if its first start was seen.
 	var dur time.Duration = -1
-	if matched && e.Clock != 0 {
+	switch {
+	case !matched || e.Clock == 0 || e.Kind == trace.Resume:
+	case e.Kind == trace.Suspend:
 		dur = time.Duration(elapsed(f.start, e.Clock))
+	case f.whole:
+		dur = time.Duration(elapsed(f.first, e.Clock))
 	}
 	if p.opts.JSON {
 		p.json(e, depth, dur, f.args)
@@ -501,6 +550,13 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callValue st
 	switch {
 	case e.Kind == trace.Call && !p.opts.Args && !p.opts.Color && !p.opts.Stack:
 		w.WriteString(p.label(e.Code)) // the common case: made once per function
+	case e.Kind == trace.Resume:
+		l, ok := p.resumeLabels[e.Code]
+		if !ok {
+			l = p.paint(colorName, p.esc(e.Code.Name)) + " resumed " + p.where(e.Code)
+			p.resumeLabels[e.Code] = l
+		}
+		w.WriteString(l)
 	case e.Kind == trace.Call:
 		w.WriteString(p.paint(colorName, p.esc(e.Code.Name)))
 		if p.opts.Args {
@@ -531,7 +587,11 @@ func (p *Printer) line(e trace.Event, depth int, dur time.Duration, callValue st
 			p.returnLabels[e.Code] = l
 		}
 		w.WriteString(l)
-		p.result(e)
+		if e.Kind == trace.Suspend {
+			w.WriteString(" suspended")
+		} else {
+			p.result(e)
+		}
 	}
 	if e.Kind != trace.Call && p.opts.Durations && dur >= 0 {
 		p.scratch = append(appendSeconds(append(p.scratch[:0], " <"...), dur), '>')

@@ -734,3 +734,47 @@ func TestSummaryPerProcess(t *testing.T) {
 		t.Errorf("got:\n%s", got)
 	}
 }
+
+// A coroutine that suspends twice (2 ms of running, 20 ms of waiting each
+// time): one call line, its resumptions and suspensions as such; -T times
+// each turn at its suspension and the whole call at its return (only when
+// the hook named the frame); -c counts one call and the running time.
+func TestCoroutineLines(t *testing.T) {
+	frame := func(e trace.Event, f uint64) trace.Event { e.Frame = f; return e }
+	events := func(f uint64) []trace.Event {
+		return []trace.Event{
+			call(outer, 1000*ms),
+			frame(at(trace.Suspend, outer, 1002*ms), f),
+			frame(at(trace.Resume, outer, 1022*ms), f),
+			frame(at(trace.Suspend, outer, 1024*ms), f),
+			frame(at(trace.Resume, outer, 1044*ms), f),
+			ret(outer, 1046*ms),
+		}
+	}
+	const lines = "outer (app.py:1)\n<- outer suspended <0.002000>\nouter resumed (app.py:1)\n<- outer suspended <0.002000>\nouter resumed (app.py:1)\n"
+	if got, want := run(t, Options{Trace: true, Durations: true}, events(1<<32|7)...), lines+"<- outer <0.046000>\n"; got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	// Without the frame, the whole call's time is unknown: none shown.
+	if got, want := run(t, Options{Trace: true, Durations: true}, events(0)...), lines+"<- outer\n"; got != want {
+		t.Errorf("without frames: got\n%s\nwant\n%s", got, want)
+	}
+	// -Z, -z: a line per call, at its end, with its arguments.
+	evs := events(1<<32 | 7)
+	evs[0] = with(evs[0], "n=3")
+	if got, want := run(t, Options{Trace: true, Durations: true, OnlyOK: true, Args: true}, evs...), "outer(n=3) <0.046000> (app.py:1)\n"; got != want {
+		t.Errorf("-z: got %q, want %q", got, want)
+	}
+	got := summary(t, Options{Summary: true}, 0, events(1<<32|7)...)
+	row := "100.00    0.006000    0.006000        6000         1           outer (app.py:1)\n"
+	if !strings.Contains(got, row) {
+		t.Errorf("-c: got\n%s\nwant the row\n%s", got, row)
+	}
+	// JSON: the events by name.
+	out := run(t, Options{Trace: true, Durations: true, JSON: true}, events(1<<32|7)...)
+	for _, want := range []string{`"event":"suspend"`, `"event":"resume"`, `"event":"return"`, `"duration":0.046`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--json lacks %s:\n%s", want, out)
+		}
+	}
+}

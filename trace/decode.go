@@ -31,6 +31,9 @@ type Thread struct {
 	TID  int // native thread ID (2.7: the pthread handle)
 	Name string
 	seen uint64 // the batch that last had an event of it (for eviction)
+	// frame is which frame the thread's next event (a resumption or
+	// suspension) is of, when the hook said (an event of kind 6); 0: none.
+	frame uint64
 }
 
 // Process is one traced process: the attached one, and with -f the
@@ -52,6 +55,10 @@ type Process struct {
 // Kind is what happened.
 type Kind uint8
 
+// frameKind is the wire's event that says which frame the thread's next
+// event is of (hook/trace.py, kind 6); the decoder keeps it.
+const frameKind = 6
+
 const (
 	Call Kind = iota
 	Return
@@ -61,6 +68,12 @@ const (
 	// innermost call that lptrace counts: one made before the hook's
 	// machine code took over.
 	Nested
+	// Resume is a generator or coroutine resumed (by next(), send(),
+	// throw() or its event loop): no new call.
+	Resume
+	// Suspend is one suspended (a yield, an await that waits): not its
+	// end.
+	Suspend
 	// Counted is what the -c table the hook keeps gained for one function
 	// (Counts).
 	Counted
@@ -74,6 +87,10 @@ func (k Kind) String() string {
 		return "return"
 	case Nested:
 		return "nested"
+	case Resume:
+		return "resume"
+	case Suspend:
+		return "suspend"
 	case Counted:
 		return "counted"
 	default:
@@ -100,6 +117,10 @@ type Event struct {
 	Value    string
 	HasValue bool
 	Counts   Counts // Counted
+	// Frame tells a generator's or coroutine's frames apart (Resume,
+	// Suspend), from its first start to its end, when the hook could say
+	// (32 bits of its address); 0: unknown.
+	Frame uint64
 }
 
 // Decoder keeps the tables of each process's functions and threads.
@@ -325,7 +346,13 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 			th.seen, last = d.batches, th
 		}
 		kind := Kind(w >> 56)
-		if kind > Nested || (kind == Nested && !d.Times) {
+		if kind == frameKind {
+			if th != nil {
+				th.frame = 1<<32 | w&0xffffffff
+			}
+			continue
+		}
+		if kind > Suspend || (kind == Nested && !d.Times) {
 			return fmt.Errorf("bad event kind %d", kind)
 		}
 		if kind == Nested && th != nil {
@@ -340,6 +367,10 @@ func (d *Decoder) batch(p *Process, data []byte, emit func(Event)) error {
 			continue
 		}
 		e := Event{Proc: p, Thread: th, Code: code, Kind: kind}
+		if kind == Resume || kind == Suspend {
+			e.Frame = th.frame
+		}
+		th.frame = 0
 		n := 1
 		if d.Times {
 			e.Clock = int64(word(i + n))

@@ -210,3 +210,33 @@ func TestInlineValue(t *testing.T) {
 		t.Error("an unknown tag made a value")
 	}
 }
+
+// A resumption and a suspension carry the frame the event before them
+// named (kind 6); no other event does, and the name is used once.
+func TestDecodeFrames(t *testing.T) {
+	d := Decoder{Times: true}
+	var got []Event
+	emit := func(e Event) { got = append(got, e) }
+	for _, r := range []transport.Record{
+		rec('S', "42\t1\t1000\t5000000000\t3.12.1"),
+		rec('C', "0\tf\t/a.py\t3\tm"),
+		rec('T', "0\t1234\tMainThread"),
+		{Kind: 'B', Data: batch(6<<56|0xabc, 10, 5<<56, 11, 4<<56, 12, 6<<56|0xdef, 13, 0, 14, 4<<56, 15)},
+	} {
+		if err := d.Decode(r, emit); err != nil {
+			t.Fatalf("%c: %v", r.Kind, err)
+		}
+	}
+	want := []struct {
+		kind  Kind
+		frame uint64
+	}{{Suspend, 1<<32 | 0xabc}, {Resume, 0}, {Call, 0}, {Resume, 0}}
+	if len(got) != len(want) {
+		t.Fatalf("%d events: %+v", len(got), got)
+	}
+	for i, w := range want {
+		if got[i].Kind != w.kind || got[i].Frame != w.frame {
+			t.Errorf("event %d: %v frame %#x, want %v frame %#x", i, got[i].Kind, got[i].Frame, w.kind, w.frame)
+		}
+	}
+}

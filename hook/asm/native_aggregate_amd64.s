@@ -54,9 +54,12 @@ have_index:
 	add r9, rax
 	mov rcx, rbx
 	shr rcx, 56
-	test rcx, rcx
+	test cl, 3
 	jne agg_return
+	test cl, 4	# a resumption is no new call: its time counts, not it
+	jne agg_push
 	inc qword ptr [r9]
+agg_push:
 	mov rdx, [r12]
 	cmp rdx, 4000
 	jae agg_deep

@@ -1,9 +1,12 @@
 # The machine-code callbacks of the hook (3.12+), METH_FASTCALL builtins:
 # PyObject *f(PyObject *self, PyObject *const *args, Py_ssize_t nargs).
-#   cb         PY_START and PY_RESUME, args = (code, offset): a call
-#   cb_throw   PY_THROW, args = (code, offset, exception): a call too (a
-#              generator resumed by throw(), as the profile function of
-#              earlier versions sees it)
+#   cb         PY_START, args = (code, offset): a call
+#   cb_resume  PY_RESUME, args = (code, offset): a generator or coroutine
+#              resumed (kind 4)
+#   cb_yield   PY_YIELD, args = (code, offset, value): one suspended
+#              (kind 5; no value recorded)
+#   cb_throw   PY_THROW, args = (code, offset, exception): a resumption
+#              too (a generator resumed by throw())
 #   cb_return  PY_RETURN and PY_YIELD, args = (code, offset, value): a return
 #   cb_unwind  PY_UNWIND, args = (code, offset, exception): a return by
 #              exception
@@ -11,8 +14,9 @@
 # gen.sh); see ../native.py for what it does.
 # Placeholders, replaced when the hook builds it: 0x1111... the tables,
 # 0x1212... the ring, 0x2222... None (immortal since 3.12: returned without
-# a reference), 0x3333.../0x3434.../0x3535.../0x3636... SLOW of cb,
-# cb_return, cb_unwind and cb_throw: the Python callback each hands what
+# a reference), 0x3333.../0x3434.../0x3535.../0x3636.../0x3737.../
+# 0x3838... SLOW of cb, cb_return, cb_unwind, cb_throw, cb_resume and
+# cb_yield: the Python callback each hands what
 # it does not know (tail-called through 0x4444..., PyObject_Vectorcall,
 # with the same arguments; so is a call with an unexpected number of
 # arguments).
@@ -28,6 +32,9 @@
 # (native_clock_amd64.s), 0x101090 encode (native_values_amd64.s). Ring (shared with lptrace, see native.py): 0 head, 8 tail,
 # 16 dropped, 0x1000 2**19 event words.
 # Registers: rax code, rcx thread, rdi kind << 56, r8 tables, r9-r11 work.
+# Kinds: 0 call, 1 return, 2 return by exception, 4 resume, 5 suspend:
+# bit 58 marks the last two, which carry no value; 6 which frame the next
+# one is (see append_more).
 
 	.intel_syntax noprefix
 	.text
@@ -41,7 +48,7 @@ cb:
 	.globl cb_throw
 cb_throw:
 	endbr64
-	xor edi, edi
+	movabs rdi, 0x0400000000000000
 	cmp rdx, 3
 	jne slow
 	jmp event
@@ -49,6 +56,20 @@ cb_throw:
 cb_return:
 	endbr64
 	movabs rdi, 0x0100000000000000
+	cmp rdx, 3
+	jne slow
+	jmp event
+	.globl cb_resume
+cb_resume:
+	endbr64
+	movabs rdi, 0x0400000000000000
+	cmp rdx, 2
+	jne slow
+	jmp event
+	.globl cb_yield
+cb_yield:
+	endbr64
+	movabs rdi, 0x0500000000000000
 	cmp rdx, 3
 	jne slow
 	jmp event
@@ -101,6 +122,55 @@ append_agg:
 	add rsp, 8
 	jmp ret_none
 append_more:
+	# A resumption or suspension with times: first which frame it is, so
+	# that lptrace can time the whole call: an event of kind 6, an address
+	# >> 3 in its low 32 bits. The thread state's running frame as
+	# native_args_amd64.s finds it (0x1010b0: 0 if the hook found no
+	# layout; then no such event): a generator's lives in it, the same
+	# from its first start to its end; or its frame object if it has one
+	# (at 0x101148 in it, or 0), as the Python callback names it.
+	bt rdi, 58
+	jnc event_more
+	test byte ptr [r8+0x38], 2
+	je event_more
+	cmp qword ptr [r8+0x1010b0], 0
+	je event_more
+	push r9
+	push rsi
+	push rdi	# (aligned: rsp was 8 off at entry)
+	call [r8+0x1010b0]
+	movabs r8, 0x1111111111111111
+	mov rcx, [r8+0x1010b8]
+	mov rax, [rax+rcx]
+	mov rcx, [r8+0x1010c0]
+	cmp rcx, -1
+	je have_frame
+	mov rax, [rax+rcx]
+have_frame:
+	mov rcx, [r8+0x101148]
+	test rcx, rcx
+	je keyed
+	mov rcx, [rax+rcx]
+	test rcx, rcx
+	je keyed
+	mov rax, rcx
+keyed:
+	shr rax, 3
+	mov eax, eax
+	mov r9, [rsp+16]
+	movabs r10, 0x00ffffff00000000
+	and r9, r10
+	or rax, r9
+	movabs r10, 0x0600000000000000
+	or rax, r10
+	mov rdi, rax
+	xor esi, esi
+	call [r8+0x101098]
+	pop rdi
+	pop rsi
+	pop r9
+	movabs r8, 0x1111111111111111
+event_more:
 	# The word, then the clock and the value word (native_values_amd64.s:
 	# 0 for a call; an exception, or a value it cannot write, goes to
 	# SLOW), as the mode asks: put_event (native_clock_amd64.s) writes them.
@@ -108,6 +178,8 @@ append_more:
 	je no_value
 	test rdi, rdi
 	je call_value
+	bt rdi, 58
+	jc no_value
 	bt rdi, 57
 	jc slow_value
 	mov rax, [rsi+16]
@@ -208,6 +280,8 @@ slow_value:
 slow:
 	xor ecx, ecx
 	movabs rax, 0x4444444444444444
+	bt rdi, 58
+	jc slow_coroutine
 	test rdi, rdi
 	jne slow_return
 	cmp rdx, 2
@@ -224,6 +298,19 @@ slow_call:
 	jmp rax
 slow_unwind:
 	movabs rdi, 0x3535353535353535
+	jmp rax
+slow_coroutine:
+	bt rdi, 56
+	jc slow_yield
+	cmp rdx, 2
+	jne slow_throw
+	movabs rdi, 0x3737373737373737
+	jmp rax
+slow_throw:
+	movabs rdi, 0x3636363636363636
+	jmp rax
+slow_yield:
+	movabs rdi, 0x3838383838383838
 	jmp rax
 	.globl selftest
 selftest:
