@@ -20,7 +20,9 @@ const usageText = "lptrace attach PID...        show every Python call of proces
 	"lptrace exec PID -           ... code read from stdin\n" +
 	"lptrace exec --file F PID    ... code read from file F\n" +
 	"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
-	"lptrace stack PID            the Python stack of every thread (--locals, --json)"
+	"lptrace stack PID            the Python stack of every thread (--locals, --json)\n" +
+	"lptrace record -o FILE PID   every call, timed, into a flame graph (.svg, .html), speedscope\n" +
+	"                             or Chrome/Perfetto trace (.json) file; also: -- python3 app.py"
 
 // shortUsage is what lptrace alone says.
 var shortUsage = "USAGE:\n   " + strings.ReplaceAll(usageText, "\n", "\n   ") + "\n\nAll options: lptrace --help\n"
@@ -48,6 +50,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			execCommand(stdout, stderr),
 			pdbCommand(os.Stdin, stdout, stderr),
 			stackCommand(stdout, stderr),
+			recordCommand(stdout, stderr),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

@@ -75,8 +75,14 @@ func parsePIDs(args []string) ([]int, error) {
 // Ctrl-C, --duration, or the end of every target; then prints the summary
 // if asked.
 func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) error {
+	return runSessions(c, pids, launch, stderr, nil)
+}
+
+// runSessions is runTrace; with rec, the events go to rec (lptrace
+// record), not to the text or JSON trace, and -o is rec's.
+func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, rec *recording) error {
 	out, outFile := stderr, os.Stderr
-	if c.Bool("json") {
+	if c.Bool("json") && rec == nil {
 		// JSON Lines for a program to read: on stdout, apart from
 		// lptrace's own messages (stderr), unless -o says where.
 		out, outFile = os.Stdout, os.Stdout
@@ -88,8 +94,8 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	if c.Bool("A") {
 		mode = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
-	split := c.Bool("ff") && c.String("output") != "" // -ff -o FILE: FILE.PID per process
-	if name := c.String("output"); name != "" && !split {
+	split := c.Bool("ff") && c.String("output") != "" && rec == nil // -ff -o FILE: FILE.PID per process
+	if name := c.String("output"); name != "" && !split && rec == nil {
 		f, err := os.OpenFile(name, mode, 0o666)
 		if err != nil {
 			return fmt.Errorf("cannot write the trace: %v", err)
@@ -100,6 +106,9 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	cfg, opts, err := traceOptions(c, outFile)
 	if err != nil {
 		return err
+	}
+	if rec != nil {
+		cfg, opts = rec.options(cfg, opts)
 	}
 	lo, err := launchOptions(c, launch != nil)
 	if err != nil {
@@ -124,10 +133,18 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		printer.ShowPID()
 	}
 	newRun := func(pid int) *attachRun {
-		return &attachRun{pid: pid, timeout: durationOf(c, "timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
-			traceToFile: c.String("output") != "", quiet: opts.Quiet}
+		a := &attachRun{pid: pid, timeout: durationOf(c, "timeout"), duration: duration, cfg: cfg, printer: printer, stderr: stderr,
+			traceToFile: c.String("output") != "" && rec == nil, quiet: opts.Quiet}
+		if rec != nil {
+			rec.add(a)
+		}
+		return a
 	}
 	var status error
+	if rec != nil {
+		stopProgress := rec.progress(ctx, stderr)
+		defer stopProgress()
+	}
 	if launch != nil {
 		status = runLaunch(ctx, launch, lo, newRun, stderr)
 	} else {
@@ -151,6 +168,12 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 		os.Exit(1)
 	}
 	werr := printer.Flush()
+	if rec != nil {
+		if err := rec.finish(stderr); err != nil && status == nil {
+			return err
+		}
+		return status
+	}
 	if opts.Summary && werr == nil {
 		werr = printer.WriteSummary(out, printer.Dropped())
 	}
@@ -193,7 +216,9 @@ type attachRun struct {
 	// traceToFile: -o, the trace (and its closing lines) goes to a file;
 	// the terminal is told of the end too.
 	traceToFile bool
-	quiet       int // -q, -qq (see note)
+	quiet       int               // -q, -qq (see note)
+	sink        func(trace.Event) // lptrace record: the events go there, not to printer
+	droppedNow  atomic.Uint64     // the events dropped so far (record's progress line)
 	exitsMu     sync.Mutex
 	exits       []childEnd // followed children that ended, their lines not written yet
 	// allHooked is closed when the hook (before 3.12) has set the profile
@@ -372,6 +397,11 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 			a.printer.Event(e) // (it turns [tid N] on at a process's second thread)
 		}
 	}
+	if a.sink != nil {
+		// A recording takes what is queued when the session ends too (it
+		// formats nothing meanwhile).
+		emit = a.sink
+	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	// The loop runs apart so that Ctrl-C is obeyed even while a write of
@@ -538,6 +568,7 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 			return ""
 		case <-tick:
 			steadyLater()
+			a.droppedNow.Store(dec.Dropped)
 			// Followed children keep the pipe open after the parent exits:
 			// the end of the stream tells when the last one is gone.
 			if a.follow {
