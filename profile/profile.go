@@ -18,13 +18,15 @@ import (
 )
 
 // Formats are the names --format takes.
-var Formats = []string{"flamegraph", "speedscope", "chrometrace"}
+var Formats = []string{"flamegraph", "speedscope", "chrometrace", "perfetto"}
 
 // FormatFor is the format a file name implies: flamegraph for .svg and
-// .html, chrometrace for .json, speedscope for .speedscope.json; "" if
-// none.
+// .html, chrometrace for .json, speedscope for .speedscope.json, perfetto
+// for .pftrace and .perfetto-trace; "" if none.
 func FormatFor(name string) string {
 	switch n := strings.ToLower(name); {
+	case filepath.Ext(n) == ".pftrace", filepath.Ext(n) == ".perfetto-trace":
+		return "perfetto"
 	case strings.HasSuffix(n, ".speedscope.json"):
 		return "speedscope"
 	case filepath.Ext(n) == ".svg", filepath.Ext(n) == ".html", filepath.Ext(n) == ".htm":
@@ -62,6 +64,8 @@ func New(format string, w io.Writer, opts Options) (Writer, error) {
 		s = newSpeedscope(w, opts)
 	case "chrometrace":
 		s = newChrome(w, opts)
+	case "perfetto":
+		s = newPerfetto(w, opts)
 	default:
 		return nil, fmt.Errorf("unknown format %q: use one of %s", format, strings.Join(Formats, ", "))
 	}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/lptrace/lptrace/trace"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const ms = int64(1e6)
@@ -314,11 +316,16 @@ func TestUntrustedNames(t *testing.T) {
 		if bytes.ContainsAny(out, "\x1b") {
 			t.Errorf("%s: a raw escape character", f)
 		}
-		if f == "flamegraph" {
+		switch {
+		case f == "flamegraph":
 			if b := readSVG(t, out); len(b) != 2 {
 				t.Errorf("flamegraph: %d boxes", len(b))
 			}
-		} else if !json.Valid(out) {
+		case f == "perfetto":
+			if p := readPerfetto(t, out); p.names[1] == "" {
+				t.Errorf("perfetto: %+v", p)
+			}
+		case !json.Valid(out):
 			t.Errorf("%s: not JSON", f)
 		}
 	}
@@ -337,10 +344,15 @@ func TestFormatFor(t *testing.T) {
 func TestEmpty(t *testing.T) {
 	for _, f := range Formats {
 		out := record(t, f, Options{}, nil)
-		if f == "flamegraph" {
+		switch f {
+		case "flamegraph":
 			readSVG(t, out)
-		} else if !json.Valid(out) {
-			t.Errorf("%s: %s", f, out)
+		case "perfetto":
+			readPerfetto(t, out)
+		default:
+			if !json.Valid(out) {
+				t.Errorf("%s: %s", f, out)
+			}
 		}
 	}
 }
@@ -379,5 +391,168 @@ func TestFlameGraphIdle(t *testing.T) {
 		if _, shown := titles["Condition.wait"]; shown != idle {
 			t.Errorf("idle %v: Condition.wait shown: %v", idle, shown)
 		}
+	}
+}
+
+// perfettoTrace is a Perfetto trace read back: its tracks (uuid: thread
+// name, tid), the interned names, and the slices per track.
+type perfettoTrace struct {
+	threads map[uint64]string
+	tids    map[uint64]uint64
+	names   map[uint64]string
+	files   map[uint64]string
+	slices  map[uint64][]perfettoSlice
+}
+
+type perfettoSlice struct {
+	name       string
+	start, end uint64
+}
+
+// fields splits a message into its fields (number: values, bytes or
+// varints), failing the test on malformed data.
+func fields(t *testing.T, b []byte) map[protowire.Number][]any {
+	t.Helper()
+	out := map[protowire.Number][]any{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			t.Fatalf("bad tag: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				t.Fatal("bad varint")
+			}
+			out[num] = append(out[num], v)
+			b = b[n:]
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				t.Fatal("bad bytes")
+			}
+			out[num] = append(out[num], v)
+			b = b[n:]
+		default:
+			t.Fatalf("field %d: unexpected wire type %d", num, typ)
+		}
+	}
+	return out
+}
+
+func one[T any](m map[protowire.Number][]any, n protowire.Number) (T, bool) {
+	var zero T
+	if len(m[n]) == 0 {
+		return zero, false
+	}
+	v, ok := m[n][0].(T)
+	return v, ok
+}
+
+func readPerfetto(t *testing.T, data []byte) perfettoTrace {
+	t.Helper()
+	p := perfettoTrace{threads: map[uint64]string{}, tids: map[uint64]uint64{}, names: map[uint64]string{},
+		files: map[uint64]string{}, slices: map[uint64][]perfettoSlice{}}
+	open := map[uint64][]perfettoSlice{}
+	top := fields(t, data)
+	for k := range top {
+		if k != tracePacket {
+			t.Fatalf("a Trace field %d", k)
+		}
+	}
+	for i, raw := range top[tracePacket] {
+		pkt := fields(t, raw.([]byte))
+		if seq, _ := one[uint64](pkt, pktSequenceID); seq != sequenceID {
+			t.Fatalf("packet %d: sequence %d", i, seq)
+		}
+		if flags, _ := one[uint64](pkt, pktSequenceFlags); i == 0 && flags != seqCleared {
+			t.Errorf("the first packet does not clear the incremental state")
+		}
+		if d, ok := one[[]byte](pkt, pktTrackDesc); ok {
+			desc := fields(t, d)
+			u, _ := one[uint64](desc, descUUID)
+			if th, ok := one[[]byte](desc, descThread); ok {
+				tf := fields(t, th)
+				name, _ := one[[]byte](tf, threadNameText)
+				p.threads[u] = string(name)
+				p.tids[u], _ = one[uint64](tf, threadTID)
+			}
+		}
+		if in, ok := one[[]byte](pkt, pktInternedData); ok {
+			inf := fields(t, in)
+			for _, raw := range inf[internedNames] {
+				nf := fields(t, raw.([]byte))
+				iid, _ := one[uint64](nf, nameIID)
+				name, _ := one[[]byte](nf, nameName)
+				p.names[iid] = string(name)
+			}
+			for _, raw := range inf[internedLocations] {
+				lf := fields(t, raw.([]byte))
+				iid, _ := one[uint64](lf, locIID)
+				file, _ := one[[]byte](lf, locFile)
+				p.files[iid] = string(file)
+			}
+		}
+		if ev, ok := one[[]byte](pkt, pktTrackEvent); ok {
+			ef := fields(t, ev)
+			ts, _ := one[uint64](pkt, pktTimestamp)
+			typ, _ := one[uint64](ef, evType)
+			track, _ := one[uint64](ef, evTrackUUID)
+			if _, known := p.threads[track]; !known {
+				t.Fatalf("an event on track %d, never described", track)
+			}
+			switch typ {
+			case sliceBegin:
+				iid, _ := one[uint64](ef, evNameIID)
+				if p.names[iid] == "" {
+					t.Fatalf("name %d used before it is interned", iid)
+				}
+				open[track] = append(open[track], perfettoSlice{p.names[iid], ts, 0})
+			case sliceEnd:
+				st := open[track]
+				if len(st) == 0 {
+					t.Fatalf("a slice end without its begin")
+				}
+				s := st[len(st)-1]
+				open[track] = st[:len(st)-1]
+				s.end = ts
+				p.slices[track] = append(p.slices[track], s)
+			default:
+				t.Fatalf("event type %d", typ)
+			}
+		}
+	}
+	for track, st := range open {
+		if len(st) > 0 {
+			t.Errorf("track %d: %d slices never ended", track, len(st))
+		}
+	}
+	return p
+}
+
+func TestPerfetto(t *testing.T) {
+	p := readPerfetto(t, record(t, "perfetto", Options{}, session()))
+	if len(p.threads) != 2 {
+		t.Fatalf("tracks: %v", p.threads)
+	}
+	dur := map[string][]uint64{}
+	for track, slices := range p.slices {
+		for _, s := range slices {
+			dur[s.name+"@"+p.threads[track]] = append(dur[s.name+"@"+p.threads[track]], s.end-s.start)
+		}
+	}
+	want := map[string][]uint64{
+		"Job.work@MainThread": {uint64(300 * ms)}, "fib@MainThread": {uint64(ms), uint64(3 * ms)},
+		"fetch@MainThread": {uint64(ms), uint64(ms)}, "main@MainThread": {uint64(400 * ms)}, "wait@worker-1": {uint64(400 * ms)},
+	}
+	for k, w := range want {
+		if fmt.Sprint(dur[k]) != fmt.Sprint(w) {
+			t.Errorf("%s: %v, want %v", k, dur[k], w)
+		}
+	}
+	if p.files[1] != "app.py" {
+		t.Errorf("source locations: %v", p.files)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // chromeSlice is a call in a Chrome trace: its thread, name and times (us).
@@ -166,6 +168,21 @@ func TestRecord(t *testing.T) {
 			}
 			if !near(float64(slept), 3e8) {
 				t.Errorf("speedscope: sleeper took %d ns", slept)
+			}
+
+			// Perfetto's protobuf: whole packets (profile's tests read
+			// them field by field), sleeper's name interned.
+			data, _ = os.ReadFile(run("trace.pftrace"))
+			packets := 0
+			for b := data; len(b) > 0; packets++ {
+				num, typ, n := protowire.ConsumeField(b)
+				if n < 0 || num != 1 {
+					t.Fatalf("perfetto: packet %d: field %d type %d: %v", packets, num, typ, protowire.ParseError(n))
+				}
+				b = b[n:]
+			}
+			if packets < 20 || !strings.Contains(string(data), "sleeper") {
+				t.Errorf("perfetto: %d packets", packets)
 			}
 
 			// The flame graph: sleeper's box, its time in its tooltip, on
