@@ -47,6 +47,7 @@ type Options struct {
 	Summary    bool // -c/-C: the table at the end
 	SortBy     string
 	Color      bool
+	ByThread   bool // the table's rows are per thread too (lptrace top --threads)
 }
 
 // NeedReturns tells whether the hook must send return events.
@@ -182,8 +183,9 @@ type activeKey struct {
 
 type stat struct {
 	name          string
-	pid           int         // its process's: each process has its table
-	code          *trace.Code // (one of the functions the row stands for)
+	pid           int           // its process's: each process has its table
+	code          *trace.Code   // (one of the functions the row stands for)
+	thread        *trace.Thread // ByThread: its thread
 	calls, errors uint64
 	total, own    int64
 }
@@ -293,7 +295,7 @@ func (p *Printer) Event(e trace.Event) {
 	case trace.Counted:
 		// The hook's own -c table: its calls were never sent.
 		if p.opts.Summary {
-			s := p.stat(e.Proc, e.Code)
+			s := p.stat(e.Proc, nil, e.Code)
 			s.calls += e.Counts.Calls
 			s.errors += e.Counts.Errors
 			s.own += e.Counts.Own
@@ -329,7 +331,7 @@ func (p *Printer) Event(e trace.Event) {
 		outer := true
 		if p.opts.Summary {
 			if e.Kind == trace.Call {
-				p.stat(e.Proc, e.Code).calls++
+				p.stat(e.Proc, e.Thread, e.Code).calls++
 			}
 			if p.active == nil {
 				p.active = map[activeKey]int{}
@@ -388,7 +390,7 @@ func (p *Printer) Event(e trace.Event) {
 			p.suspended[suspendedKey{e.Proc, e.Code, e.Frame}] = suspended{f.first, f.args}
 		}
 		if p.opts.Summary && matched {
-			s := p.stat(e.Proc, e.Code)
+			s := p.stat(e.Proc, e.Thread, e.Code)
 			d := elapsed(f.start, e.Clock)
 			if f.outer {
 				s.total += d
@@ -434,18 +436,43 @@ func (p *Printer) Event(e trace.Event) {
 	}
 }
 
-func (p *Printer) stat(proc *trace.Process, c *trace.Code) *stat {
+func (p *Printer) stat(proc *trace.Process, th *trace.Thread, c *trace.Code) *stat {
 	pid := 0
 	if proc != nil {
 		pid = proc.PID
 	}
 	key := strconv.Itoa(pid) + "\x00" + c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
+	if !p.opts.ByThread {
+		th = nil
+	} else if th != nil {
+		key += "\x00" + strconv.Itoa(th.TID)
+	}
 	s := p.stats[key]
 	if s == nil {
-		s = &stat{name: p.label(c), pid: pid, code: c}
+		s = &stat{name: p.label(c), pid: pid, code: c, thread: th}
 		p.stats[key] = s
 	}
 	return s
+}
+
+// Row is a row of the -c table as it stands (Snapshot).
+type Row struct {
+	PID           int
+	Thread        *trace.Thread // with ByThread; else nil
+	Code          *trace.Code
+	Calls, Errors uint64
+	Own, Total    time.Duration
+}
+
+// Snapshot is the -c table so far, in no order.
+func (p *Printer) Snapshot() []Row {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rows := make([]Row, 0, len(p.stats))
+	for _, s := range p.stats {
+		rows = append(rows, Row{s.pid, s.thread, s.code, s.calls, s.errors, time.Duration(s.own), time.Duration(s.total)})
+	}
+	return rows
 }
 
 // label is "qualname (file:line)", escaped, made once per function.

@@ -22,7 +22,8 @@ const usageText = "lptrace attach PID...        show every Python call of proces
 	"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
 	"lptrace stack PID            the Python stack of every thread (--locals, --json)\n" +
 	"lptrace record -o FILE PID   every call, timed, into a flame graph (.svg, .html), speedscope\n" +
-	"                             or Chrome/Perfetto trace (.json) file; also: -- python3 app.py"
+	"                             or Chrome/Perfetto trace (.json) file; also: -- python3 app.py\n" +
+	"lptrace top PID              a live view of the hottest functions (own/total time, calls/s)"
 
 // shortUsage is what lptrace alone says.
 var shortUsage = "USAGE:\n   " + strings.ReplaceAll(usageText, "\n", "\n   ") + "\n\nAll options: lptrace --help\n"
@@ -51,6 +52,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			pdbCommand(os.Stdin, stdout, stderr),
 			stackCommand(stdout, stderr),
 			recordCommand(stdout, stderr),
+			topCommand(stdout, stderr),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

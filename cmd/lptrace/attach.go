@@ -78,9 +78,23 @@ func runTrace(c *cli.Context, pids []int, launch []string, stderr io.Writer) err
 	return runSessions(c, pids, launch, stderr, nil)
 }
 
-// runSessions is runTrace; with rec, the events go to rec (lptrace
-// record), not to the text or JSON trace, and -o is rec's.
-func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, rec *recording) error {
+// sessionSink is what takes a session's events instead of the text or
+// JSON trace: a recording (lptrace record), the top screen.
+type sessionSink interface {
+	// options adjusts what the hook records and the printer does.
+	options(hook.TraceConfig, report.Options) (hook.TraceConfig, report.Options)
+	// add is told of each session (each process attached).
+	add(a *attachRun)
+	// progress runs beside the sessions (cancel ends them); the function
+	// it returns stops it.
+	progress(ctx context.Context, cancel context.CancelFunc, stderr io.Writer) func()
+	// finish ends it, once every session has.
+	finish(stderr io.Writer) error
+}
+
+// runSessions is runTrace; with rec, the events go to rec, not to the
+// text or JSON trace, and -o is rec's.
+func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, rec sessionSink) error {
 	out, outFile := stderr, os.Stderr
 	if c.Bool("json") && rec == nil {
 		// JSON Lines for a program to read: on stdout, apart from
@@ -141,8 +155,12 @@ func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, 
 		return a
 	}
 	var status error
+	stopProgress := func() {}
 	if rec != nil {
-		stopProgress := rec.progress(ctx, stderr)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stopProgress = sync.OnceFunc(rec.progress(ctx, cancel, stderr))
 		defer stopProgress()
 	}
 	if launch != nil {
@@ -169,6 +187,7 @@ func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, 
 	}
 	werr := printer.Flush()
 	if rec != nil {
+		stopProgress()
 		if err := rec.finish(stderr); err != nil && status == nil {
 			return err
 		}

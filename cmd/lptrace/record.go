@@ -128,7 +128,7 @@ func (r *recording) dropped() uint64 {
 
 // progress shows on a terminal, once a second, what the recording holds;
 // nothing when stderr is not one. The returned function ends it.
-func (r *recording) progress(ctx context.Context, stderr io.Writer) func() {
+func (r *recording) progress(ctx context.Context, _ context.CancelFunc, stderr io.Writer) func() {
 	f, ok := stderr.(*os.File)
 	if !ok || !isTerminal(f) {
 		return func() {}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lptrace/lptrace/hook"
+	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/top"
+	"github.com/urfave/cli/v2"
+)
+
+// lptrace top: py-spy top with exact counts, from the -c table the hook
+// keeps inside the program (it costs the program what -c does).
+func topCommand(stdout, stderr io.Writer) *cli.Command {
+	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "threads", Usage: "rows per thread too (s merges them); costs the program what -T does, not what -c does"},
+		durationFlag("interval", time.Second, "refresh every `DURATION`"),
+	}
+	for _, f := range traceFlags() {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "output" {
+			continue
+		}
+		flags = append(flags, f)
+	}
+	return &cli.Command{
+		Name:         "top",
+		Usage:        "a live view of the hottest functions of running processes: own and total time, calls, calls/s, exceptions",
+		ArgsUsage:    "PID...",
+		Flags:        flags,
+		OnUsageError: usageErrors("top"),
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("top: give a PID")
+			}
+			pids, err := parsePIDs(c.Args().Slice())
+			if err != nil {
+				return usagef("top: give the PIDs of running processes (top does not start programs)")
+			}
+			for _, f := range []string{"c", "C", "json", "ff", "T", "indent", "Z", "z", "k", "t", "tt", "ttt", "r", "args", "ret"} {
+				if c.IsSet(f) {
+					return usagef("top: -%s is an option of the text trace", f)
+				}
+			}
+			if !isTerminal(os.Stdout) || !isTerminal(os.Stdin) {
+				return usagef("top needs a terminal; for a table at the end, use: lptrace -c -p PID")
+			}
+			words := make([]string, len(pids))
+			for i, p := range pids {
+				words[i] = fmt.Sprint(p)
+			}
+			t := &topSession{threads: c.Bool("threads"), interval: durationOf(c, "interval"), stdout: stdout,
+				title: "process " + strings.Join(words, ", ")}
+			return runSessions(c, pids, nil, stderr, t)
+		},
+	}
+}
+
+// topSession runs the screen beside the sessions; the table is the
+// printer's (-c's).
+type topSession struct {
+	threads  bool
+	interval time.Duration
+	title    string
+	stdout   io.Writer
+	mu       sync.Mutex
+	printer  *report.Printer
+	runs     []*attachRun
+	model    *top.Model
+}
+
+func (t *topSession) options(cfg hook.TraceConfig, opts report.Options) (hook.TraceConfig, report.Options) {
+	opts.Trace, opts.Summary, opts.ByThread, opts.Quiet = false, true, t.threads, 2
+	cfg.Returns, cfg.Times = true, true
+	// Without threads, the hook keeps the table (as -c does).
+	cfg.Aggregate = !t.threads
+	return cfg, opts
+}
+
+func (t *topSession) add(a *attachRun) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.printer = a.printer
+	t.runs = append(t.runs, a)
+}
+
+func (t *topSession) snapshot() []report.Row {
+	t.mu.Lock()
+	p := t.printer
+	t.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Snapshot()
+}
+
+func (t *topSession) dropped() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for _, a := range t.runs {
+		n += a.droppedNow.Load()
+	}
+	return n
+}
+
+func (t *topSession) progress(ctx context.Context, cancel context.CancelFunc, stderr io.Writer) func() {
+	t.model = top.New(top.Config{Title: t.title, Snapshot: t.snapshot, Dropped: t.dropped, Threads: t.threads, Interval: t.interval})
+	screen := top.NewScreen(context.Background(), t.model, os.Stdin, os.Stdout)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := screen.Run(); err != nil {
+			fmt.Fprintf(stderr, "lptrace: top: %v\n", err)
+		}
+		cancel() // q, Ctrl-C: the sessions end, the program runs on untraced
+	}()
+	return func() {
+		screen.End()
+		<-done
+	}
+}
+
+func (t *topSession) finish(stderr io.Writer) error {
+	if t.model != nil {
+		fmt.Fprint(t.stdout, t.model.Final(40))
+	}
+	return nil
+}
