@@ -63,8 +63,7 @@ type recording struct {
 	w      profile.Writer
 	events atomic.Uint64
 	start  time.Time
-	mu     sync.Mutex
-	runs   []*attachRun
+	sessionRuns
 }
 
 func newRecording(c *cli.Context) (*recording, error) {
@@ -106,9 +105,7 @@ func (r *recording) options(cfg hook.TraceConfig, opts report.Options) (hook.Tra
 
 func (r *recording) add(a *attachRun) {
 	a.sink = r.event
-	r.mu.Lock()
-	r.runs = append(r.runs, a)
-	r.mu.Unlock()
+	r.keep(a)
 }
 
 func (r *recording) event(e trace.Event) {
@@ -116,11 +113,23 @@ func (r *recording) event(e trace.Event) {
 	r.w.Event(e)
 }
 
-func (r *recording) dropped() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// sessionRuns keeps a sink's sessions, for what they dropped so far.
+type sessionRuns struct {
+	mu   sync.Mutex
+	runs []*attachRun
+}
+
+func (s *sessionRuns) keep(a *attachRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs = append(s.runs, a)
+}
+
+func (s *sessionRuns) dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var n uint64
-	for _, a := range r.runs {
+	for _, a := range s.runs {
 		n += a.droppedNow.Load()
 	}
 	return n

@@ -70,8 +70,8 @@ type topSession struct {
 	stdout   io.Writer
 	mu       sync.Mutex
 	printer  *report.Printer
-	runs     []*attachRun
 	model    *top.Model
+	sessionRuns
 }
 
 func (t *topSession) options(cfg hook.TraceConfig, opts report.Options) (hook.TraceConfig, report.Options) {
@@ -84,9 +84,9 @@ func (t *topSession) options(cfg hook.TraceConfig, opts report.Options) (hook.Tr
 
 func (t *topSession) add(a *attachRun) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.printer = a.printer
-	t.runs = append(t.runs, a)
+	t.mu.Unlock()
+	t.keep(a)
 }
 
 func (t *topSession) snapshot() []report.Row {
@@ -97,16 +97,6 @@ func (t *topSession) snapshot() []report.Row {
 		return nil
 	}
 	return p.Snapshot()
-}
-
-func (t *topSession) dropped() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n uint64
-	for _, a := range t.runs {
-		n += a.droppedNow.Load()
-	}
-	return n
 }
 
 func (t *topSession) progress(ctx context.Context, cancel context.CancelFunc, stderr io.Writer) func() {
