@@ -85,10 +85,19 @@ func (c *chrome) open(t *threadSpans, code *trace.Code, at int64, call bool, arg
 	c.bw.WriteString("}}")
 }
 
-func (c *chrome) close(t *threadSpans, _ *trace.Code, at int64, ok bool) {
+func (c *chrome) close(t *threadSpans, _ *trace.Code, at int64, ok bool, value string) {
 	c.event(t, 'E', at)
-	if !ok {
+	switch {
+	case !ok && value != "":
+		c.bw.WriteString(`,"args":{"exception":`)
+		c.bw.Write(jsonText(safe(value)))
+		c.bw.WriteByte('}')
+	case !ok:
 		c.bw.WriteString(`,"args":{"exception":true}`)
+	case value != "":
+		c.bw.WriteString(`,"args":{"return":`)
+		c.bw.Write(jsonText(safe(value)))
+		c.bw.WriteByte('}')
 	}
 	c.bw.WriteByte('}')
 }

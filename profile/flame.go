@@ -85,7 +85,7 @@ func (f *flame) open(t *threadSpans, c *trace.Code, at int64, call bool, _ strin
 	f.stack[t] = append(st, flameOpen{n: n, start: at, wait: !f.opts.Idle && isWait(c)})
 }
 
-func (f *flame) close(t *threadSpans, _ *trace.Code, at int64, _ bool) {
+func (f *flame) close(t *threadSpans, _ *trace.Code, at int64, _ bool, _ string) {
 	st := f.stack[t]
 	if len(st) == 0 {
 		return

@@ -184,7 +184,7 @@ func (p *perfetto) open(t *threadSpans, c *trace.Code, at int64, _ bool, _ strin
 	})
 }
 
-func (p *perfetto) close(t *threadSpans, _ *trace.Code, at int64, _ bool) {
+func (p *perfetto) close(t *threadSpans, _ *trace.Code, at int64, _ bool, _ string) {
 	track := p.track(t)
 	p.packet(func(b []byte) []byte {
 		b = varint(b, pktTimestamp, uint64(at))

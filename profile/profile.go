@@ -76,7 +76,7 @@ func New(format string, w io.Writer, opts Options) (Writer, error) {
 // open and close nest properly, and every open is closed by Close.
 type sink interface {
 	open(t *threadSpans, c *trace.Code, at int64, call bool, args string)
-	close(t *threadSpans, c *trace.Code, at int64, ok bool)
+	close(t *threadSpans, c *trace.Code, at int64, ok bool, value string) // value: --ret's
 	finish(m *matcher) error
 }
 
@@ -139,10 +139,14 @@ func (m *matcher) Event(e trace.Event) {
 				continue
 			}
 			for len(t.open) > i+1 {
-				m.sink.close(t, t.open[len(t.open)-1], at, true)
+				m.sink.close(t, t.open[len(t.open)-1], at, true, "")
 				t.open = t.open[:len(t.open)-1]
 			}
-			m.sink.close(t, e.Code, at, e.Kind != trace.Exception)
+			value := ""
+			if e.HasValue && e.Kind != trace.Suspend {
+				value = e.Value
+			}
+			m.sink.close(t, e.Code, at, e.Kind != trace.Exception, value)
 			t.open = t.open[:i]
 			break
 		}
@@ -154,7 +158,7 @@ func (m *matcher) Close() (string, error) {
 	defer m.mu.Unlock()
 	for _, t := range m.order {
 		for len(t.open) > 0 {
-			m.sink.close(t, t.open[len(t.open)-1], m.last, true)
+			m.sink.close(t, t.open[len(t.open)-1], m.last, true, "")
 			t.open = t.open[:len(t.open)-1]
 		}
 	}

@@ -556,3 +556,20 @@ func TestPerfetto(t *testing.T) {
 		t.Errorf("source locations: %v", p.files)
 	}
 }
+
+// -a and --ret in a Chrome trace: the arguments at the slice's start, the
+// value returned or the exception at its end.
+func TestChromeTraceValues(t *testing.T) {
+	withValue := func(e trace.Event, v string) trace.Event { e.Value, e.HasValue = v, true; return e }
+	out := record(t, "chrometrace", Options{}, []trace.Event{
+		withValue(ev(trace.Call, mainT, work, 0), "n=3\tname='x'"),
+		withValue(ev(trace.Return, mainT, work, ms), "42"),
+		ev(trace.Call, mainT, fib, 2*ms),
+		withValue(ev(trace.Exception, mainT, fib, 3*ms), "ValueError('bad')"),
+	})
+	for _, want := range []string{`"arguments":"n=3, name='x'"`, `"return":"42"`, `"exception":"ValueError('bad')"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lacks %s:\n%s", want, out)
+		}
+	}
+}

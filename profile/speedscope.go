@@ -45,7 +45,7 @@ func (s *speedscope) open(t *threadSpans, c *trace.Code, at int64, _ bool, _ str
 	s.events[t] = append(s.events[t], ssEvent{s.frame(c), true, at})
 }
 
-func (s *speedscope) close(t *threadSpans, c *trace.Code, at int64, _ bool) {
+func (s *speedscope) close(t *threadSpans, c *trace.Code, at int64, _ bool, _ string) {
 	s.events[t] = append(s.events[t], ssEvent{s.frame(c), false, at})
 }
 
