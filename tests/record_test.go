@@ -3,6 +3,9 @@ package tests
 import (
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -394,4 +397,75 @@ func browse(t *testing.T, browser string, args ...string) string {
 		t.Fatalf("%s %v: %v: %s", browser, args, err, stderr.String())
 	}
 	return string(out)
+}
+
+// lptrace record on a real program (Debian's aiohttp, idle in epoll_wait
+// between requests): requests go on being answered while it records, the
+// Chrome trace holds the handler coroutine with greeting() inside it,
+// and the hook leaves at Ctrl-C.
+func TestRealAiohttpRecord(t *testing.T) {
+	pys := pythonsWith(t, "aiohttp")
+	if len(pys) == 0 {
+		t.Skip("no python3-aiohttp")
+	}
+	py := pys[len(pys)-1]
+	tg := startProgram(t, py, "aiohttp_app.py")
+	get := func(path string) string {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d%s", tg.Port, path))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	out := filepath.Join(t.TempDir(), "server.json")
+	cmd := exec.Command(lptraceBin, "record", "-o", out, "--timeout", "10s", strconv.Itoa(tg.PID))
+	stderrR, stderrW, _ := os.Pipe()
+	cmd.Stderr = stderrW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderrW.Close()
+	ranPIDs.Store(cmd.Process.Pid, time.Now())
+	// Requests once it has attached (its first line).
+	line := make([]byte, 200)
+	n, _ := stderrR.Read(line)
+	if !strings.Contains(string(line[:n]), "attached") {
+		t.Fatalf("lptrace record: %s", line[:n])
+	}
+	var stderr strings.Builder
+	copied := make(chan struct{})
+	go func() { io.Copy(&stderr, stderrR); close(copied) }()
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("r%d", i)
+		if got := get("/hello/" + name); got != "hello "+name {
+			t.Errorf("request %s while recorded: %q", name, got)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	<-copied
+	if err != nil {
+		t.Fatalf("lptrace record: %v: %s", err, stderr.String())
+	}
+	slices, _ := readChrome(t, out)
+	inside := 0
+	for _, h := range slices {
+		if h.name != "hello" {
+			continue
+		}
+		for _, g := range slices {
+			if g.name == "greeting" && g.tid == h.tid && g.start >= h.start && g.end <= h.end {
+				inside++
+			}
+		}
+	}
+	if inside < 40 {
+		t.Errorf("%d calls of greeting inside a turn of hello, want about 50: %s", inside, stderr.String())
+	}
+	hookGone(t, tg.PID, 3*time.Second)
+	if got := get("/hello/after"); got != "hello after" {
+		t.Errorf("after the recording: %q", got)
+	}
 }

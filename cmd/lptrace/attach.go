@@ -425,15 +425,27 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	defer tick.Stop()
 	// The loop runs apart so that Ctrl-C is obeyed even while a write of
 	// the output blocks (a reader that stopped reading: | less, | sleep).
+	// A recording takes what the hook recorded up to the end: the loop
+	// reads on for a moment after it (the hook writes every 50 ms, the
+	// ring is read every 200).
+	loopCtx, grace := ctx, time.Duration(0)
+	if a.sink != nil {
+		grace = 400 * time.Millisecond
+		var cancel context.CancelFunc
+		loopCtx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+		defer stopGrace()
+	}
 	loopDone := make(chan string, 1)
-	go func() { loopDone <- a.loop(ctx, recs, &dec, emit, tick.C) }()
+	go func() { loopDone <- a.loop(loopCtx, recs, &dec, emit, tick.C) }()
 	var reason string
 	select {
 	case reason = <-loopDone:
 	case <-ctx.Done():
 		select {
 		case reason = <-loopDone:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(500*time.Millisecond + grace):
 			// Stuck writing: detach without touching the output again.
 			beforeClose()
 			ch.Close()
