@@ -21,8 +21,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -420,7 +421,7 @@ func (s *session) waitAttached() time.Time {
 // stop sends SIGINT and returns how long lptrace took to detach and exit.
 func (s *session) stop() time.Duration {
 	t := time.Now()
-	s.cmd.Process.Signal(syscall.SIGINT)
+	s.cmd.Process.Signal(unix.SIGINT)
 	<-s.done
 	return time.Since(t)
 }

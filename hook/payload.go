@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/lptrace/lptrace/transport"
 )
 
 //go:embed exec.py
@@ -28,22 +30,17 @@ var commonSource string
 func Exec(p Pipe, code []byte) []byte {
 	return wrap(commonSource+execSource, map[string]string{
 		"FIFO":    p.Path,
-		"FIFO_ID": p.id(),
+		"FIFO_ID": pipeID(p),
 		"CODE":    base64.StdEncoding.EncodeToString(code),
 	})
 }
 
-// Pipe is lptrace's FIFO as the payload must find it: its path in the
-// target's mount namespace and the identity (device, inode, owner) that the
-// payload checks after opening it.
-type Pipe struct {
-	Path     string
-	Dev, Ino uint64
-	UID      int
-	Ctime    int64 // change time, in nanoseconds
-}
+// Pipe is lptrace's FIFO (or ring file) as the payload must find it
+// (transport makes them).
+type Pipe = transport.Pipe
 
-func (p Pipe) id() string { return fmt.Sprintf("%d:%d:%d:%d", p.Dev, p.Ino, p.UID, p.Ctime) }
+// pipeID is the identity the payload checks after opening the pipe.
+func pipeID(p Pipe) string { return fmt.Sprintf("%d:%d:%d:%d", p.Dev, p.Ino, p.UID, p.Ctime) }
 
 // wrap builds: try: exec(compile(SRC, ...), {globals}) except BaseException: pass
 // The statement binds no name in __main__. `exec(code, dict)` is valid
@@ -188,7 +185,7 @@ func (c TraceConfig) literal() string {
 	}
 	ring := "None"
 	if c.RingSlots > 0 {
-		ring = fmt.Sprintf("(%s, %s, %d)", PyLiteral(c.Ring.Path), PyLiteral(c.Ring.id()), c.RingSlots)
+		ring = fmt.Sprintf("(%s, %s, %d)", PyLiteral(c.Ring.Path), PyLiteral(pipeID(c.Ring)), c.RingSlots)
 	}
 	return fmt.Sprintf("{'filters': [%s], 'nostdlib': %s, 'returns': %s, 'times': %s, 'args': %s, 'stack': %s, 'retvals': %s, 'strsize': %d, 'verbose': %s, 'follow': %s, 'native': %s, 'aggregate': %s, 'ring': %s}",
 		strings.Join(f, ", "), pyBool(c.NoStdlib), pyBool(c.Returns), pyBool(c.Times), pyBool(c.Args), pyBool(c.Stack), pyBool(c.RetValues),
@@ -265,7 +262,7 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 	add("native.py", nativeSource)
 	add("trace.py", traceSource)
 
-	globals := map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": p.id()}
+	globals := map[string]string{"SESSION": session, "FIFO": p.Path, "FIFO_ID": pipeID(p)}
 	config := cfg.literal()
 	var codes [][]byte
 	if load == Precompiled {
@@ -326,7 +323,7 @@ var pdbSource string
 // it: pdb reads its commands from in and writes to out, two FIFOs of
 // lptrace's.
 func Pdb(out, in Pipe) []byte {
-	return wrap(commonSource+pdbSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(), "IN": in.Path, "IN_ID": in.id()})
+	return wrap(commonSource+pdbSource, map[string]string{"FIFO": out.Path, "FIFO_ID": pipeID(out), "IN": in.Path, "IN_ID": pipeID(in)})
 }
 
 //go:embed stack.py
@@ -337,6 +334,6 @@ var stackSource string
 // characters; verbose: any object's own repr) when locals is set.
 func Stack(out Pipe, locals bool, strsize int, verbose, tasks bool) []byte {
 	b := map[bool]string{false: "0", true: "1"}
-	return wrap(commonSource+valuesSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": out.id(),
+	return wrap(commonSource+valuesSource+stackSource, map[string]string{"FIFO": out.Path, "FIFO_ID": pipeID(out),
 		"LOCALS": b[locals], "STRSIZE": fmt.Sprint(strsize), "VERBOSE": b[verbose], "TASKS": b[tasks]})
 }

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
+	"golang.org/x/sys/unix"
 )
 
 // growStack makes the main thread's stack reach far enough below its
@@ -59,11 +59,11 @@ func (inj *Injector) growStack(th *Thread) bool {
 		if err != nil || st.Exited || st.Event != 0 {
 			break
 		}
-		if st.Signal != int(syscall.SIGTRAP) && !th.hold(st.Signal) {
+		if st.Signal != int(unix.SIGTRAP) && !th.hold(st.Signal) {
 			// A fault of the probe (the stack could not grow) or a signal
 			// lptrace may not hold: the thread goes back as it was, and
 			// the signal, if it is the program's, is sent again.
-			if st.Signal != int(syscall.SIGSEGV) && st.Signal != int(syscall.SIGBUS) {
+			if st.Signal != int(unix.SIGSEGV) && st.Signal != int(unix.SIGBUS) {
 				th.held |= 1 << st.Signal
 			}
 			break

@@ -39,12 +39,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
+	"golang.org/x/sys/unix"
 )
 
 // Call is one function or system call made by the trampoline.
@@ -182,7 +182,7 @@ func (inj *Injector) memDone(what string, addr uint64, b []byte, at func([]byte,
 		if inj.Execd() {
 			return ErrExec
 		}
-		return fmt.Errorf("%s %d bytes at %#x: %d done: %v", what, len(b), addr, n, err)
+		return fmt.Errorf("%s %d bytes at %#x: %d done: %w", what, len(b), addr, n, err)
 	}
 	return nil
 }
@@ -217,9 +217,9 @@ type Thread struct {
 // siginfo could not be sent again as it was), or stop the process, are
 // never held.
 func (th *Thread) hold(sig int) bool {
-	switch syscall.Signal(sig) {
-	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
-		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGVTALRM, syscall.SIGPROF:
+	switch unix.Signal(sig) {
+	case unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
+		unix.SIGALRM, unix.SIGTERM, unix.SIGVTALRM, unix.SIGPROF:
 	default:
 		return false
 	}
@@ -384,8 +384,8 @@ func (th *Thread) Restop(pause time.Duration) error {
 // takes a millisecond or more (the Go runtime's timers), and spinning
 // instead would keep from its CPU the very thread lptrace lets run.
 func nap(d time.Duration) {
-	ts := syscall.NsecToTimespec(int64(d))
-	syscall.Nanosleep(&ts, nil)
+	ts := unix.NsecToTimespec(int64(d))
+	unix.Nanosleep(&ts, nil)
 }
 
 // stop interrupts a seized thread and waits until it stops, then reads
@@ -792,7 +792,7 @@ func (inj *Injector) signal(tid int) int {
 
 // pickSignal is signal's choice from the thread's status, remembered.
 func (inj *Injector) pickSignal(tid int, tst *proc.Status) int {
-	candidates := []int{int(syscall.SIGURG), int(syscall.SIGWINCH), int(syscall.SIGCHLD)}
+	candidates := []int{int(unix.SIGURG), int(unix.SIGWINCH), int(unix.SIGCHLD)}
 	best := 0
 	for _, s := range candidates {
 		bit := uint64(1) << (s - 1)

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
+	"golang.org/x/sys/unix"
 )
 
 // Route says how Python code reached the interpreter.
@@ -32,7 +32,7 @@ type Route struct {
 
 // Saw tells whether sig reached the thread while the code ran (direct
 // route only).
-func (r Route) Saw(sig syscall.Signal) bool { return r.Delivered&(1<<uint(sig)) != 0 }
+func (r Route) Saw(sig unix.Signal) bool { return r.Delivered&(1<<uint(sig)) != 0 }
 
 func (r Route) String() string {
 	where := "running"

@@ -38,6 +38,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
+	"golang.org/x/sys/unix"
 )
 
 // HelperEnv marks lptrace's own re-execution as the launch helper.
@@ -53,8 +54,8 @@ func RunHelper(argv []string) int {
 		fmt.Fprintf(os.Stderr, "lptrace: cannot run %s: %v\n", argv[0], err)
 		return 127
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
-	err = syscall.Exec(path, argv, os.Environ())
+	unix.Kill(os.Getpid(), unix.SIGSTOP)
+	err = unix.Exec(path, argv, os.Environ())
 	fmt.Fprintf(os.Stderr, "lptrace: cannot run %s: %v\n", argv[0], err)
 	return 126
 }
@@ -96,7 +97,7 @@ func Start(ctx context.Context, self string, argv []string, o Options) (*Child, 
 		Sys:   sys,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot start %s: %v", argv[0], err)
+		return nil, fmt.Errorf("cannot start %s: %w", argv[0], err)
 	}
 	c := &Child{PID: p.Pid, tr: ptrace.NewTracer(), proc: p}
 	if err := c.seize(); err != nil {
@@ -110,7 +111,7 @@ func Start(ctx context.Context, self string, argv []string, o Options) (*Child, 
 	if err := c.toPython(ctx); err != nil {
 		if c.exit != nil {
 			if c.exit.ExitCode < 0 {
-				return nil, ErrEnded{Signal: syscall.Signal(-c.exit.ExitCode)}
+				return nil, ErrEnded{Signal: unix.Signal(-c.exit.ExitCode)}
 			}
 			return nil, ErrEnded{Status: c.exit.ExitCode}
 		}
@@ -124,7 +125,7 @@ func Start(ctx context.Context, self string, argv []string, o Options) (*Child, 
 // not found, or is not Python and never exec'd one).
 type ErrEnded struct {
 	Status int
-	Signal syscall.Signal
+	Signal unix.Signal
 }
 
 func (e ErrEnded) Error() string {
@@ -141,7 +142,7 @@ func (c *Child) seize() error {
 	for {
 		st, err := proc.ReadStatus(c.PID)
 		if err != nil {
-			return fmt.Errorf("the launch helper went away: %v", err)
+			return fmt.Errorf("the launch helper went away: %w", err)
 		}
 		if st.State == 'T' {
 			break
@@ -152,9 +153,9 @@ func (c *Child) seize() error {
 		time.Sleep(time.Millisecond)
 	}
 	if err := c.tr.Seize(c.PID); err != nil {
-		return fmt.Errorf("cannot trace the program: %v", err)
+		return fmt.Errorf("cannot trace the program: %w", err)
 	}
-	return syscall.Kill(c.PID, syscall.SIGCONT)
+	return unix.Kill(c.PID, unix.SIGCONT)
 }
 
 // wait returns the child's next stop; signals that are not lptrace's own
@@ -176,11 +177,11 @@ func (c *Child) wait(ctx context.Context) (ptrace.Stop, error) {
 			return st, fmt.Errorf("the program %s before its first Python call", st)
 		}
 		switch {
-		case st.Event == ptrace.EventExec || (st.Event == 0 && st.Signal == int(syscall.SIGTRAP)):
+		case st.Event == ptrace.EventExec || (st.Event == 0 && st.Signal == int(unix.SIGTRAP)):
 			return st, nil
 		case st.Event != 0:
 			err = c.tr.Cont(c.PID, 0) // group stops and the like
-		case st.Signal == int(syscall.SIGCONT) || st.Signal == int(syscall.SIGSTOP):
+		case st.Signal == int(unix.SIGCONT) || st.Signal == int(unix.SIGSTOP):
 			err = c.tr.Cont(c.PID, 0) // the helper's own stop and our SIGCONT
 		default:
 			err = c.tr.Cont(c.PID, st.Signal)
@@ -363,7 +364,7 @@ func (c *Child) Signal(sig os.Signal) { c.proc.Signal(sig) }
 
 // Wait waits for the child's end: its exit status, or the signal that
 // killed it.
-func (c *Child) Wait() (status int, signal syscall.Signal, err error) {
+func (c *Child) Wait() (status int, signal unix.Signal, err error) {
 	for c.exit == nil {
 		st, err := c.tr.Wait(c.PID, 0)
 		if err != nil {
@@ -381,7 +382,7 @@ func (c *Child) Wait() (status int, signal syscall.Signal, err error) {
 		c.tr.Detach(c.PID, sig)
 	}
 	if c.exit.ExitCode < 0 {
-		return 0, syscall.Signal(-c.exit.ExitCode), nil
+		return 0, unix.Signal(-c.exit.ExitCode), nil
 	}
 	return c.exit.ExitCode, 0, nil
 }

@@ -6,8 +6,9 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Maps answers questions about a process's memory mappings without reading
@@ -157,13 +158,13 @@ func (m *Maps) ask(addr, flags uint64) (Mapping, bool, error) {
 		VMANameSize: uint32(len(m.name)),
 		VMANameAddr: uint64(uintptr(unsafe.Pointer(&m.name[0]))),
 	}
-	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.f.Fd(), procmapQuery, uintptr(unsafe.Pointer(&q)))
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, m.f.Fd(), procmapQuery, uintptr(unsafe.Pointer(&q)))
 	switch {
-	case e == syscall.ENOENT:
+	case e == unix.ENOENT:
 		return Mapping{}, false, nil
-	case e == syscall.ESRCH:
+	case e == unix.ESRCH:
 		return Mapping{}, false, ErrNoProcess // exited (or exec'd: the old memory is gone)
-	case e == syscall.ENAMETOOLONG:
+	case e == unix.ENAMETOOLONG:
 		return Mapping{}, false, errNameTooLong
 	case e != 0:
 		return Mapping{}, false, fmt.Errorf("maps of process %d: PROCMAP_QUERY: %w", m.pid, e)

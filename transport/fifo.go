@@ -16,16 +16,25 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/lptrace/lptrace/hook"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
+
+// Pipe is one of lptrace's FIFOs (or ring files) as the payload must find
+// it: its path in the target's mount namespace and the identity (device,
+// inode, owner, change time) the payload checks after opening it.
+type Pipe struct {
+	Path     string
+	Dev, Ino uint64
+	UID      int
+	Ctime    int64 // change time, in nanoseconds
+}
 
 // MaxRecord bounds one record from the target: the target is untrusted.
 const MaxRecord = 16 << 20
@@ -113,7 +122,7 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	name := fmt.Sprintf("lptrace-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:]))
 	// mkdirat fails if anything already exists there: nothing planted is
 	// ever used.
-	if err := syscall.Mkdirat(int(parent.Fd()), name, 0o700); err != nil {
+	if err := unix.Mkdirat(int(parent.Fd()), name, 0o700); err != nil {
 		parent.Close()
 		return nil, err
 	}
@@ -124,19 +133,19 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 		return nil, err
 	}
 	if c.dir, err = openDir(parent, name); err != nil {
-		unlinkAt(parent, name, atRemoveDir)
+		unlinkAt(parent, name, unix.AT_REMOVEDIR)
 		parent.Close()
 		return nil, err
 	}
 	dfd := int(c.dir.Fd())
-	if err := syscall.Mknodat(dfd, "pipe", syscall.S_IFIFO|0o600, 0); err != nil {
+	if err := unix.Mknodat(dfd, "pipe", unix.S_IFIFO|0o600, 0); err != nil {
 		return fail(err)
 	}
 	if os.Geteuid() == 0 && uid != 0 {
-		if err := syscall.Fchownat(dfd, "pipe", uid, gid, atSymlinkNoFollow); err != nil {
+		if err := unix.Fchownat(dfd, "pipe", uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fail(err)
 		}
-		if err := syscall.Fchown(dfd, uid, gid); err != nil {
+		if err := unix.Fchown(dfd, uid, gid); err != nil {
 			return fail(err)
 		}
 	}
@@ -149,11 +158,11 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	if c.keep, err = openAt(c.dir, "pipe", os.O_WRONLY); err != nil {
 		return fail(err)
 	}
-	var fst syscall.Stat_t
-	if err := syscall.Fstat(int(c.r.Fd()), &fst); err != nil {
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(c.r.Fd()), &fst); err != nil {
 		return fail(err)
 	}
-	if fst.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+	if fst.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return fail(errors.New("not our FIFO"))
 	}
 	c.Dev, c.Ino, c.UID = uint64(fst.Dev), uint64(fst.Ino), int(fst.Uid)
@@ -162,16 +171,14 @@ func create(root, dir string, uid, gid int) (*Channel, error) {
 	return c, nil
 }
 
-const atSymlinkNoFollow = 0x100
-
 // openDir opens a directory (relative to dir when not nil) without
 // following a symbolic link.
 func openDir(dir *os.File, name string) (*os.File, error) {
-	fd := -100 // AT_FDCWD
+	fd := unix.AT_FDCWD
 	if dir != nil {
 		fd = int(dir.Fd())
 	}
-	nfd, err := syscall.Openat(fd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	nfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -180,14 +187,12 @@ func openDir(dir *os.File, name string) (*os.File, error) {
 
 // openAt opens a FIFO in dir, non-blocking, without following a link.
 func openAt(dir *os.File, name string, mode int) (*os.File, error) {
-	fd, err := syscall.Openat(int(dir.Fd()), name, mode|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	fd, err := unix.Openat(int(dir.Fd()), name, mode|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
-
-const fSetPipeSz = 1031
 
 // EventPipeSize is the capacity asked for the pipe of a trace: 4 MiB hold
 // about 80 ms of events at 6 M/s, the fastest the hook makes them (3.12+),
@@ -206,7 +211,7 @@ func (c *Channel) setPipeSize(n int) {
 	}
 	sc.Control(func(fd uintptr) {
 		for ; n >= 1<<16; n /= 2 {
-			if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, uintptr(n)); e == 0 {
+			if _, err := unix.FcntlInt(fd, unix.F_SETPIPE_SZ, n); err == nil {
 				return
 			}
 		}
@@ -225,24 +230,14 @@ func (c *Channel) unlink() {
 		unlinkAt(c.dir, "ring", 0)
 	}
 	if c.parent != nil {
-		unlinkAt(c.parent, c.name, atRemoveDir)
+		unlinkAt(c.parent, c.name, unix.AT_REMOVEDIR)
 	}
 	c.hostDir = ""
 }
 
-const atRemoveDir = 0x200
-
 // unlinkAt removes name relative to an open directory (unlinkat(2)).
 func unlinkAt(dir *os.File, name string, flags int) error {
-	p, err := syscall.BytePtrFromString(name)
-	if err != nil {
-		return err
-	}
-	_, _, e := syscall.Syscall(syscall.SYS_UNLINKAT, dir.Fd(), uintptr(unsafe.Pointer(p)), uintptr(flags))
-	if e != 0 {
-		return e
-	}
-	return nil
+	return unix.Unlinkat(int(dir.Fd()), name, flags)
 }
 
 // TargetOpened is called when the first record arrived: the FIFO can leave
@@ -262,27 +257,27 @@ func (c *Channel) TargetOpened() {
 // write to the target (a pdb session's commands), with the same
 // protections. lptrace's end is opened read-write: it never blocks, and
 // the payload's read end sees end-of-file only when lptrace is gone.
-func (c *Channel) AddInput(uid, gid int) (io.Writer, hook.Pipe, error) {
+func (c *Channel) AddInput(uid, gid int) (io.Writer, Pipe, error) {
 	dfd := int(c.dir.Fd())
-	if err := syscall.Mknodat(dfd, "in", syscall.S_IFIFO|0o600, 0); err != nil {
-		return nil, hook.Pipe{}, err
+	if err := unix.Mknodat(dfd, "in", unix.S_IFIFO|0o600, 0); err != nil {
+		return nil, Pipe{}, err
 	}
 	if os.Geteuid() == 0 && uid != 0 {
-		if err := syscall.Fchownat(dfd, "in", uid, gid, atSymlinkNoFollow); err != nil {
-			return nil, hook.Pipe{}, err
+		if err := unix.Fchownat(dfd, "in", uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, Pipe{}, err
 		}
 	}
 	f, err := openAt(c.dir, "in", os.O_RDWR)
 	if err != nil {
-		return nil, hook.Pipe{}, err
+		return nil, Pipe{}, err
 	}
-	var fst syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &fst); err != nil || fst.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil || fst.Mode&unix.S_IFMT != unix.S_IFIFO {
 		f.Close()
-		return nil, hook.Pipe{}, errors.New("not our FIFO")
+		return nil, Pipe{}, errors.New("not our FIFO")
 	}
 	c.in = f
-	p := hook.Pipe{Path: c.TargetPath[:len(c.TargetPath)-len("pipe")] + "in", Dev: uint64(fst.Dev), Ino: uint64(fst.Ino),
+	p := Pipe{Path: c.TargetPath[:len(c.TargetPath)-len("pipe")] + "in", Dev: uint64(fst.Dev), Ino: uint64(fst.Ino),
 		UID: int(fst.Uid), Ctime: fst.Ctim.Sec*1e9 + fst.Ctim.Nsec}
 	return f, p, nil
 }
@@ -405,7 +400,7 @@ func removeStale(parent *os.File) {
 			}
 			d.Close()
 		}
-		unlinkAt(parent, e.Name(), atRemoveDir)
+		unlinkAt(parent, e.Name(), unix.AT_REMOVEDIR)
 	}
 }
 
@@ -414,8 +409,8 @@ func removeStale(parent *os.File) {
 func (c *Channel) Refused() string { return c.refused }
 
 // Pipe is the FIFO as the payload must find it.
-func (c *Channel) Pipe() hook.Pipe {
-	return hook.Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
+func (c *Channel) Pipe() Pipe {
+	return Pipe{Path: c.TargetPath, Dev: c.Dev, Ino: c.Ino, UID: c.UID, Ctime: c.Ctime}
 }
 
 // Item is a record, or the error that ended the stream (io.EOF when the

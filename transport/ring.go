@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/lptrace/lptrace/hook"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,17 +73,17 @@ type ringSlot struct {
 // AddRing makes the ring file, of nslots slots, in the channel's
 // directory, owned by uid/gid, and maps it. The hook finds it at
 // Ring.Pipe().Path (the file's identity is checked as the FIFO's).
-func (c *Channel) AddRing(uid, gid, nslots int) (*Ring, hook.Pipe, error) {
+func (c *Channel) AddRing(uid, gid, nslots int) (*Ring, Pipe, error) {
 	dfd := int(c.dir.Fd())
 	fd, err := unix.Openat(dfd, "ring", unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, hook.Pipe{}, err
+		return nil, Pipe{}, err
 	}
 	f := os.NewFile(uintptr(fd), "ring")
-	fail := func(err error) (*Ring, hook.Pipe, error) {
+	fail := func(err error) (*Ring, Pipe, error) {
 		f.Close()
 		unlinkAt(c.dir, "ring", 0)
-		return nil, hook.Pipe{}, err
+		return nil, Pipe{}, err
 	}
 	size := int64(nslots) * SlotSize
 	if err := unix.Fallocate(fd, 0, 0, size); err != nil {
@@ -104,7 +103,7 @@ func (c *Channel) AddRing(uid, gid, nslots int) (*Ring, hook.Pipe, error) {
 		return fail(err)
 	}
 	r := &Ring{f: f, mem: mem, slots: make([]ringSlot, nslots)}
-	p := hook.Pipe{Path: c.TargetPath[:len(c.TargetPath)-len("pipe")] + "ring", Dev: uint64(st.Dev), Ino: uint64(st.Ino),
+	p := Pipe{Path: c.TargetPath[:len(c.TargetPath)-len("pipe")] + "ring", Dev: uint64(st.Dev), Ino: uint64(st.Ino),
 		UID: int(st.Uid), Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
 	c.ring = r
 	return r, p, nil

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/hook"
@@ -128,7 +127,7 @@ func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
 	duration := durationOf(c, "duration")
 	if duration > 0 && launch != nil {
@@ -199,7 +198,7 @@ func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, 
 	// A reader that went away (| head) ends the trace as strace's does;
 	// any other write error (a full disk, -o /dev/full) is the user's to
 	// know: the trace is incomplete.
-	if werr != nil && !errors.Is(werr, syscall.EPIPE) && status == nil {
+	if werr != nil && !errors.Is(werr, unix.EPIPE) && status == nil {
 		name := c.String("output")
 		if name == "" {
 			name = "stderr"
@@ -311,8 +310,8 @@ func (a *attachRun) run(ctx context.Context) error {
 			// it give the program back its Ctrl-C; lptrace does, if it saw
 			// one arrive.
 			wait = 0
-			if route.Saw(syscall.SIGINT) {
-				ptrace.Tgkill(a.pid, route.TID, int(syscall.SIGINT))
+			if route.Saw(unix.SIGINT) {
+				ptrace.Tgkill(a.pid, route.TID, int(unix.SIGINT))
 			}
 		case !route.Pending:
 			wait = 300 * time.Millisecond

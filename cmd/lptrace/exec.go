@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/hook"
@@ -17,6 +16,7 @@ import (
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func execCommand(stdout, stderr io.Writer) *cli.Command {
@@ -65,7 +65,7 @@ func execCommand(stdout, stderr io.Writer) *cli.Command {
 			default:
 				return usagef("exec: missing CODE (or - for stdin, or --file FILE)")
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 			defer stop()
 			e := &execRun{pid: pid, code: code, timeout: durationOf(c, "timeout"), tid: c.Int("tid"), raw: c.Bool("raw"),
 				verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr}
@@ -234,8 +234,8 @@ func (e *execRun) run(ctx context.Context) error {
 // that signal arrive while the code ran (the direct route): a
 // KeyboardInterrupt the code raised itself is not the program's.
 func (e *execRun) handBack(kbd bool, route inject.Route, result error) error {
-	if kbd && route.Saw(syscall.SIGINT) {
-		ptrace.Tgkill(e.pid, e.pid, int(syscall.SIGINT))
+	if kbd && route.Saw(unix.SIGINT) {
+		ptrace.Tgkill(e.pid, e.pid, int(unix.SIGINT))
 		e.warn("the program's Ctrl-C that interrupted the code was handed back to it")
 	}
 	return result

@@ -18,6 +18,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // launchMode tells whether the command line gave a program to start after
@@ -29,9 +30,9 @@ func launchMode(c *cli.Context) bool {
 
 // diedBySignal is the end of a launched program killed by a signal: lptrace
 // dies by the same signal, as strace does.
-type diedBySignal syscall.Signal
+type diedBySignal unix.Signal
 
-func (d diedBySignal) Error() string { return fmt.Sprintf("killed by %v", syscall.Signal(d)) }
+func (d diedBySignal) Error() string { return fmt.Sprintf("killed by %v", unix.Signal(d)) }
 
 // runLaunch starts argv, traces it from its first Python call until it
 // exits (or --duration ends the tracing), and returns its exit status.
@@ -42,10 +43,10 @@ func (d diedBySignal) Error() string { return fmt.Sprintf("killed by %v", syscal
 func runLaunch(traceCtx context.Context, argv []string, lo launch.Options, newRun func(pid int) *attachRun, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("cannot find lptrace's own executable: %v", err)
+		return fmt.Errorf("cannot find lptrace's own executable: %w", err)
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -70,7 +71,7 @@ func runLaunch(traceCtx context.Context, argv []string, lo launch.Options, newRu
 	}
 	go func() {
 		for s := range sigs {
-			if s != syscall.SIGINT {
+			if s != unix.SIGINT {
 				child.Signal(s)
 			}
 		}
@@ -85,7 +86,7 @@ func runLaunch(traceCtx context.Context, argv []string, lo launch.Options, newRu
 	}
 	status, sig, err := child.Wait()
 	if err != nil {
-		return fmt.Errorf("cannot get the exit status of %s: %v", argv[0], err)
+		return fmt.Errorf("cannot get the exit status of %s: %w", argv[0], err)
 	}
 	if sig != 0 {
 		return diedBySignal(sig)
@@ -111,7 +112,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	ch, err := transport.Create(child.PID, st.UID[1], st.GID[1], transport.EventPipeSize)
 	if err != nil {
 		child.Detach()
-		return fmt.Errorf("process %d: %v; it runs untraced", child.PID, err)
+		return fmt.Errorf("process %d: %w; it runs untraced", child.PID, err)
 	}
 	defer ch.Close()
 	a.child = child
@@ -123,7 +124,7 @@ func (a *attachRun) launched(ctx context.Context, child *launch.Child) error {
 	code, _ := hook.TraceInstall(ch.Pipe(), session, a.hookConfig(child.Target.Version), minorVersion(child.Target.Version), hook.Source)
 	if err := child.RunPython(ctx, code); err != nil {
 		child.Detach()
-		return fmt.Errorf("process %d: the hook could not be installed (%v); it runs untraced", child.PID, err)
+		return fmt.Errorf("process %d: the hook could not be installed (%w); it runs untraced", child.PID, err)
 	}
 	select {
 	case <-started:

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -32,7 +31,7 @@ func main() {
 	quickStart()
 	// A closed stdout (lptrace ... | head) must be an error to handle, not a
 	// signal that kills lptrace before it cleans up.
-	signal.Ignore(syscall.SIGPIPE)
+	signal.Ignore(unix.SIGPIPE)
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
@@ -92,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var sig diedBySignal
 	if errors.As(err, &sig) {
 		// Die the launched program's death. Core dumps stay the program's.
-		dieOf(syscall.Signal(sig))
+		dieOf(unix.Signal(sig))
 		return 128 + int(sig)
 	}
 	var usage usageError
@@ -118,7 +117,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // is not enough: it would print its crash dump instead. So the default
 // action is set with the system call itself, the signal unblocked, and
 // sent to this thread.
-func dieOf(sig syscall.Signal) {
+func dieOf(sig unix.Signal) {
 	signal.Reset(sig)
 	var rl unix.Rlimit
 	unix.Setrlimit(unix.RLIMIT_CORE, &rl)

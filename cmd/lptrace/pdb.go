@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/hook"
@@ -18,6 +17,7 @@ import (
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -61,7 +61,7 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	// Ctrl-C, SIGTERM or SIGHUP end the session: closing our ends makes
 	// the target's pdb see end-of-input, and it continues.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
 	recs, started := ch.Stream()
 	timeout := durationOf(c, "timeout")

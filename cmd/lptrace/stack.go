@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lptrace/lptrace/hook"
@@ -23,6 +22,7 @@ import (
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func stackCommand(stdout, stderr io.Writer) *cli.Command {
@@ -85,7 +85,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	ch, inj := o.ch, o.inj
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
 	// What each thread was doing, read before the dump's own work changes
 	// it (one thread runs the dump, others wait for the GIL meanwhile).
