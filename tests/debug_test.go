@@ -39,7 +39,7 @@ func TestPdbCommands(t *testing.T) {
 			if !strings.Contains(r.Stderr, "session ended") {
 				t.Errorf("stderr: %s", r.Stderr)
 			}
-			tg.waitTicks(t, tg.tickCount()+3, 5*time.Second) // it runs on
+			tg.waitTicks(t, 3, 5*time.Second) // it runs on
 			e := lptrace(t, "", "exec", "--tid", strconv.Itoa(tg.PID), strconv.Itoa(tg.PID), "import sys; sys.gettrace() is None")
 			if e.Stdout != "True\n" {
 				t.Errorf("a trace function is left in the main thread: %q %q", e.Stdout, e.Stderr)
@@ -135,7 +135,7 @@ func TestPdbTerminal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("lptrace did not exit after Ctrl-D")
 	}
-	tg.waitTicks(t, tg.tickCount()+3, 5*time.Second)
+	tg.waitTicks(t, 3, 5*time.Second)
 }
 
 // openPTY opens a pseudo-terminal pair.

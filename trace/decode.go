@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lptrace/lptrace/transport"
+	"github.com/lptrace/lptrace/wire"
 )
 
 // Code is a function the target reported.
@@ -56,27 +57,27 @@ type Process struct {
 type Kind uint8
 
 // frameKind is the wire's event that says which frame the thread's next
-// event is of (hook/trace.py, kind 6); the decoder keeps it.
-const frameKind = 6
+// event is of; the decoder keeps it.
+const frameKind = wire.EventFrame
 
 const (
-	Call Kind = iota
-	Return
-	Exception // the function ended by an exception
+	Call      Kind = wire.EventCall
+	Return    Kind = wire.EventReturn
+	Exception Kind = wire.EventException // the function ended by an exception
 	// Nested is time (Clock, ns) spent in calls that the hook counted
 	// itself (-c kept in the program), nested directly in the thread's
 	// innermost call that lptrace counts: one made before the hook's
 	// machine code took over.
-	Nested
+	Nested Kind = wire.EventNested
 	// Resume is a generator or coroutine resumed (by next(), send(),
 	// throw() or its event loop): no new call.
-	Resume
+	Resume Kind = wire.EventResume
 	// Suspend is one suspended (a yield, an await that waits): not its
 	// end.
-	Suspend
+	Suspend Kind = wire.EventSuspend
 	// Counted is what the -c table the hook keeps gained for one function
 	// (Counts).
-	Counted
+	Counted Kind = 0x80
 )
 
 func (k Kind) String() string {
@@ -188,7 +189,7 @@ func (d *Decoder) EachCode(f func(*Code)) {
 
 // Decode handles one record and returns the events it carries.
 func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
-	if r.Kind == 'P' {
+	if r.Kind == wire.TraceProcess {
 		pid, err := strconv.Atoi(string(r.Data))
 		if err != nil || pid <= 0 {
 			return fmt.Errorf("bad process record")
@@ -199,7 +200,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		}
 		return nil
 	}
-	if r.Kind == 'S' {
+	if r.Kind == wire.TraceStarted {
 		return d.started(r.Data)
 	}
 	p := d.cur
@@ -207,7 +208,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 		return fmt.Errorf("record %q before the start record", r.Kind)
 	}
 	switch r.Kind {
-	case 'C':
+	case wire.TraceFunction:
 		f := strings.SplitN(string(r.Data), "\t", 6)
 		if len(f) < 4 {
 			return fmt.Errorf("bad code record")
@@ -225,7 +226,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			c.ArgNames = strings.Fields(f[5])
 		}
 		p.codes[id] = c
-	case 'T':
+	case wire.TraceThread:
 		f := strings.SplitN(string(r.Data), "\t", 3)
 		if len(f) != 3 {
 			return fmt.Errorf("bad thread record")
@@ -242,7 +243,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			d.forgetThreads(p)
 		}
 		p.threads[idx] = &Thread{TID: tid, Name: f[2], seen: d.batches}
-	case 'V':
+	case wire.TraceValue:
 		id, text, ok := strings.Cut(string(r.Data), "\t")
 		n, err := strconv.ParseUint(id, 10, 64)
 		if !ok || err != nil {
@@ -252,7 +253,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			clear(p.values)
 		}
 		p.values[n] = text
-	case 'Y':
+	case wire.TraceType:
 		addr, name, ok := strings.Cut(string(r.Data), "\t")
 		n, err := strconv.ParseUint(addr, 10, 64)
 		if !ok || err != nil {
@@ -262,7 +263,7 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			clear(p.types)
 		}
 		p.types[n] = name
-	case 'G':
+	case wire.TraceValues:
 		id, text, err := argsRecord(p, r.Data)
 		if err != nil {
 			return err
@@ -271,15 +272,15 @@ func (d *Decoder) Decode(r transport.Record, emit func(Event)) error {
 			clear(p.values)
 		}
 		p.values[id] = text
-	case 'B':
+	case wire.TraceBatch:
 		return d.batch(p, r.Data, emit)
-	case 'A':
+	case wire.TraceCounts:
 		return d.counted(p, r.Data, emit)
-	case 'D':
+	case wire.TraceDropped:
 		n, _ := strconv.ParseUint(string(r.Data), 10, 64)
 		p.Dropped += n
 		d.Dropped += n
-	case 'H':
+	case wire.TraceHooked:
 		if d.Hooked != nil && string(r.Data) == "all" {
 			d.Hooked(p)
 		}

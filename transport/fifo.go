@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lptrace/lptrace/wire"
 )
 
 // Pipe is one of lptrace's FIFOs (or ring files) as the payload must find
@@ -478,20 +480,20 @@ func (c *Channel) Stream() (items <-chan Item, started <-chan struct{}) {
 		first := true
 		for {
 			r, err := c.Read()
-			if first && err == nil && (r.Kind == 'S' || r.Kind == 'R') {
-				if r.Kind == 'R' {
+			if first && err == nil && (r.Kind == wire.TraceStarted || r.Kind == wire.TraceRefused) {
+				if r.Kind == wire.TraceRefused {
 					c.refused = string(r.Data)
 				}
 				c.TargetOpened()
 				close(st)
 				first = false
-				if c.ring != nil && r.Kind == 'S' {
+				if c.ring != nil && r.Kind == wire.TraceStarted {
 					ch <- Item{Rec: r}
 					go poll()
 					continue
 				}
 			}
-			if c.ring != nil && err == nil && r.Kind == 'K' {
+			if c.ring != nil && err == nil && r.Kind == wire.TraceKick {
 				if room() {
 					c.ring.Drain(send)
 				}

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lptrace/lptrace/wire"
 )
 
 // Ring is memory that lptrace shares with the tracing hook: the hook writes
@@ -234,7 +236,7 @@ func (r *Ring) counts(i int, emit func(Record)) {
 		}
 	}
 	if len(out) > 0 {
-		emit(Record{'A', out})
+		emit(Record{wire.TraceCounts, out})
 	}
 }
 

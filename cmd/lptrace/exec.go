@@ -15,6 +15,7 @@ import (
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
+	"github.com/lptrace/lptrace/wire"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -182,15 +183,15 @@ func (e *execRun) run(ctx context.Context) error {
 			}
 			r := it.Rec
 			switch r.Kind {
-			case 'S':
+			case wire.ExecStarted:
 				running = true
-			case 'O':
+			case wire.ExecStdout:
 				if err := e.print(e.stdout, r.Data); err != nil {
 					return end(exitCode(1))
 				}
-			case 'E':
+			case wire.ExecStderr:
 				e.print(e.stderr, r.Data)
-			case 'X':
+			case wire.ExecDone:
 				finished = true
 				if string(r.Data) != "0" {
 					result = exitCode(1)

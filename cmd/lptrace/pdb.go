@@ -16,6 +16,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
+	"github.com/lptrace/lptrace/wire"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -94,16 +95,16 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 		}
 		text := string(it.Rec.Data)
 		switch it.Rec.Kind {
-		case 'S':
+		case wire.PdbStarted:
 			f := strings.SplitN(text, "\t", 3)
 			for len(f) < 3 {
 				f = append(f, "")
 			}
 			fmt.Fprintf(stderr, "lptrace: pdb in process %d, thread %d (%s), in %s; it stops at the thread's next line; c, q or Ctrl-D end the session\n",
 				pid, tid, termsafe.Escape([]byte(f[1]), false), termsafe.Escape([]byte(f[2]), false))
-		case 'O':
+		case wire.PdbOutput:
 			reader.Print(escapeKeepLines(text))
-		case 'R':
+		case wire.PdbPrompt:
 			line, err := reader.ReadLine("(Pdb) ")
 			if err != nil {
 				line = "q" // Ctrl-D, Ctrl-C, end of input: leave the program running
@@ -111,10 +112,10 @@ func runPdb(c *cli.Context, pid int, stdin io.Reader, stdout, stderr io.Writer) 
 			if _, err := io.WriteString(in, line+"\n"); err != nil {
 				return fmt.Errorf("process %d: %v", pid, err)
 			}
-		case 'X':
+		case wire.PdbDone:
 			fmt.Fprintf(stderr, "lptrace: session ended; process %d runs on\n", pid)
 			return nil
-		case 'E':
+		case wire.PdbFailed:
 			return fmt.Errorf("process %d, thread %d: %s", pid, tid, text)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/lptrace/lptrace/report"
 	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/transport"
+	"github.com/lptrace/lptrace/wire"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -218,7 +219,7 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 		}
 		f := strings.Split(string(it.Rec.Data), "\t")
 		switch it.Rec.Kind {
-		case 'T':
+		case wire.StackThread:
 			if len(f) < 5 {
 				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
@@ -226,33 +227,33 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 			t.Ident, _ = strconv.ParseUint(f[0], 10, 64)
 			t.TID, _ = strconv.Atoi(f[1])
 			threads = append(threads, t)
-		case 'F':
+		case wire.StackFrame:
 			if len(threads) == 0 || len(f) < 3 {
 				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := threads[len(threads)-1]
 			line, _ := strconv.Atoi(f[1])
 			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
-		case 'L':
+		case wire.StackLocal:
 			if len(threads) == 0 || len(threads[len(threads)-1].Frames) == 0 || len(f) < 2 {
 				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := threads[len(threads)-1]
 			fr := &t.Frames[len(t.Frames)-1]
 			fr.Locals = append(fr.Locals, [2]string{f[0], strings.Join(f[1:], "\t")})
-		case 'A':
+		case wire.StackTask:
 			if len(f) < 3 {
 				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			tasks = append(tasks, &stackTask{PID: pid, Task: f[0], State: f[1], Awaits: strings.Join(f[2:], "\t")})
-		case 'W':
+		case wire.StackTaskFrame:
 			if len(tasks) == 0 || len(f) < 3 {
 				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
 			}
 			t := tasks[len(tasks)-1]
 			line, _ := strconv.Atoi(f[1])
 			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
-		case 'X':
+		case wire.StackDone:
 			return threads, tasks, nil
 		}
 	}
