@@ -71,7 +71,7 @@ go test -count=1 -timeout 45m ./...
 step "fuzzing"
 fuzztime=5s
 [ -n "$torture" ] && fuzztime=2m
-for target in cmd/lptrace:FuzzReorderArgs proc:FuzzParseMaps proc:FuzzParseSyscall symbols:FuzzNewModule termsafe:FuzzEscape trace:FuzzDecode; do
+for target in cmd/lptrace:FuzzReorderArgs proc:FuzzParseMaps proc:FuzzParseSyscall symbols:FuzzNewModule termsafe:FuzzEscape trace:FuzzDecode wire:FuzzDump; do
   pkg=${target%%:*} name=${target#*:}
   if grep -q "func $name" "$pkg"/*_test.go 2>/dev/null; then
     log=$(mktemp)

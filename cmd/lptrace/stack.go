@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,34 +49,12 @@ func stackCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-// stackThread is one thread of the dump.
-type stackThread struct {
-	PID    int          `json:"pid"`
-	TID    int          `json:"tid"`
-	Ident  uint64       `json:"ident"`
-	Name   string       `json:"name"`
-	Daemon bool         `json:"daemon"`
-	Main   bool         `json:"main"`
-	State  string       `json:"state,omitempty"` // what it did before lptrace came: "blocked in epoll_wait", ...
-	Frames []stackFrame `json:"frames"`
-}
-
-// stackTask is an asyncio task of the dump (--tasks).
-type stackTask struct {
-	PID    int          `json:"pid"`
-	Task   string       `json:"task"`
-	State  string       `json:"state"`
-	Awaits string       `json:"awaits,omitempty"` // the task it waits for (gather: several), or a future
-	Frames []stackFrame `json:"frames"`           // its coroutines, outermost first
-}
-
-type stackFrame struct {
-	File     string      `json:"file"`
-	Line     int         `json:"line"`
-	Function string      `json:"function"`
-	Source   string      `json:"source,omitempty"` // the line itself, from the target's file system
-	Locals   [][2]string `json:"locals,omitempty"` // in order: [name, repr]
-}
+// The dump's threads, tasks and frames, as wire reads them.
+type (
+	stackThread = wire.DumpThread
+	stackTask   = wire.DumpTask
+	stackFrame  = wire.DumpFrame
+)
 
 func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 	o, err := openTarget(pid, 1<<20, func(m string) { fmt.Fprintf(stderr, "lptrace: %s\n", m) })
@@ -202,8 +179,7 @@ func runStack(c *cli.Context, pid int, stdout, stderr io.Writer) error {
 
 // readStack collects the dump's records until its end.
 func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout time.Duration) ([]*stackThread, []*stackTask, error) {
-	var threads []*stackThread
-	var tasks []*stackTask
+	dump := wire.Dump{PID: pid}
 	deadline := time.After(timeout + 5*time.Second)
 	for {
 		var it transport.Item
@@ -217,44 +193,11 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 		if it.Err != nil {
 			return nil, nil, fmt.Errorf("process %d: the dump ended early (%v)", pid, it.Err)
 		}
-		f := strings.Split(string(it.Rec.Data), "\t")
-		switch it.Rec.Kind {
-		case wire.StackThread:
-			if len(f) < 5 {
-				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
-			}
-			t := &stackThread{PID: pid, Name: f[2], Daemon: f[3] == "1", Main: f[4] == "1"}
-			t.Ident, _ = strconv.ParseUint(f[0], 10, 64)
-			t.TID, _ = strconv.Atoi(f[1])
-			threads = append(threads, t)
-		case wire.StackFrame:
-			if len(threads) == 0 || len(f) < 3 {
-				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
-			}
-			t := threads[len(threads)-1]
-			line, _ := strconv.Atoi(f[1])
-			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
-		case wire.StackLocal:
-			if len(threads) == 0 || len(threads[len(threads)-1].Frames) == 0 || len(f) < 2 {
-				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
-			}
-			t := threads[len(threads)-1]
-			fr := &t.Frames[len(t.Frames)-1]
-			fr.Locals = append(fr.Locals, [2]string{f[0], strings.Join(f[1:], "\t")})
-		case wire.StackTask:
-			if len(f) < 3 {
-				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
-			}
-			tasks = append(tasks, &stackTask{PID: pid, Task: f[0], State: f[1], Awaits: strings.Join(f[2:], "\t")})
-		case wire.StackTaskFrame:
-			if len(tasks) == 0 || len(f) < 3 {
-				return nil, nil, fmt.Errorf("process %d: bad data from the target", pid)
-			}
-			t := tasks[len(tasks)-1]
-			line, _ := strconv.Atoi(f[1])
-			t.Frames = append(t.Frames, stackFrame{File: f[0], Line: line, Function: strings.Join(f[2:], "\t")})
-		case wire.StackDone:
-			return threads, tasks, nil
+		if err := dump.Add(it.Rec.Kind, it.Rec.Data); err != nil {
+			return nil, nil, fmt.Errorf("process %d: %w", pid, err)
+		}
+		if dump.Done {
+			return dump.Threads, dump.Tasks, nil
 		}
 	}
 }
