@@ -436,9 +436,9 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 		stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 		defer stopGrace()
 	}
-	loopDone := make(chan string, 1)
+	loopDone := make(chan error, 1)
 	go func() { loopDone <- a.loop(loopCtx, recs, &dec, emit, tick.C) }()
-	var reason string
+	var reason error
 	select {
 	case reason = <-loopDone:
 	case <-ctx.Done():
@@ -459,7 +459,7 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 	// hook). "detached" is said after that.
 	pipe := ch.Pipe()
 	fd := -1
-	if reason == "" {
+	if reason == nil {
 		fd = hookFD(a.pid, pipe.Dev, pipe.Ino)
 	}
 	ch.Close()
@@ -477,21 +477,21 @@ func (a *attachRun) stream(ctx context.Context, ch *transport.Channel, recs <-ch
 		a.say("process %d: no call matched -e %s", a.pid, termsafe.Escape([]byte(p), false))
 	}
 	a.childExits()
-	switch reason {
-	case "exited":
+	switch {
+	case errors.Is(reason, errExited):
 		status, known := a.exitStatus()
 		a.printer.Exit(a.pid, status, known)
 		if a.traceToFile {
 			a.note(2, "process %d %s", a.pid, report.HowEnded(status, known))
 		}
 		return nil
-	case "execd":
+	case errors.Is(reason, errExecd):
 		exe := proc.Executable(a.pid)
 		a.say("process %d exec'd %s: the hook went with the old program", a.pid, termsafe.Escape([]byte(exe), false))
 		return nil
 	}
-	if reason != "" {
-		a.say("process %d: %s", a.pid, reason)
+	if reason != nil {
+		a.say("process %d: %v", a.pid, reason)
 	}
 	a.note(1, "process %d detached", a.pid)
 	return nil
@@ -558,30 +558,39 @@ var steadyLater = sync.OnceFunc(steady)
 // blocked; nothing more can be written there.
 var errOutputStalled = errors.New("the output is blocked (its reader does not read); detached")
 
+// Why a session's loop stopped, besides Ctrl-C and the reader of the
+// output (nil).
+var (
+	errExited   = errors.New("exited")
+	errExecd    = errors.New("exec'd another program")
+	errHookGone = errors.New("the hook went away")
+	errBadData  = errors.New("bad data from the target")
+)
+
 // loop decodes and prints records until ctx ends, the target goes away or
-// the reader of the output does; it returns why it stopped ("" for ctx or
+// the reader of the output does; it returns why it stopped (nil for ctx or
 // the reader).
-func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *trace.Decoder, emit func(trace.Event), tick <-chan time.Time) string {
-	var gone string // the target ended: the pipe is read to its end, a moment at most
+func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *trace.Decoder, emit func(trace.Event), tick <-chan time.Time) error {
+	var gone error // the target ended: the pipe is read to its end, a moment at most
 	var drainUntil, drainEnd time.Time
 	for {
 		select {
 		case it := <-recs:
 			if it.Err != nil {
 				if !errors.Is(it.Err, io.EOF) {
-					return fmt.Sprintf("bad data from the target (%v)", it.Err)
+					return fmt.Errorf("%w (%v)", errBadData, it.Err)
 				}
 				// A dying process closes its pipe before it is gone, and a
 				// new program shows a moment after the old one closed it.
 				for i := 0; i < 20; i++ {
-					if r := a.ended(); r != "" {
+					if r := a.ended(); r != nil {
 						return r
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				return "the hook went away"
+				return errHookGone
 			}
-			if gone != "" {
+			if gone != nil {
 				// a second without data at most, ten in all
 				drainUntil = time.Now().Add(time.Second)
 				if drainUntil.After(drainEnd) {
@@ -589,13 +598,13 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 				}
 			}
 			if err := dec.Decode(it.Rec, emit); err != nil {
-				return fmt.Sprintf("bad data from the target (%v)", err)
+				return fmt.Errorf("%w (%v)", errBadData, err)
 			}
 			if len(recs) == 0 && a.printer.Flush() != nil {
-				return "" // the reader of our output went away (| head)
+				return nil // the reader of our output went away (| head)
 			}
 		case <-ctx.Done():
-			return ""
+			return nil
 		case <-tick:
 			steadyLater()
 			a.droppedNow.Store(dec.Dropped)
@@ -604,7 +613,7 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 			if a.follow {
 				continue
 			}
-			if gone == "" {
+			if gone == nil {
 				// What the program wrote before it ended is still in the
 				// pipe (its last burst, up to the pipe's size): read on
 				// until the end of the stream. A process that inherited the
@@ -618,19 +627,20 @@ func (a *attachRun) loop(ctx context.Context, recs <-chan transport.Item, dec *t
 	}
 }
 
-// ended says whether the target exited ("exited") or replaced its program
-// by an exec ("execd"), which takes the hook with it.
-func (a *attachRun) ended() string {
+// ended says whether the target exited (errExited) or replaced its
+// program by an exec (errExecd), which takes the hook with it; nil if
+// neither.
+func (a *attachRun) ended() error {
 	if a.exit != nil {
 		a.exit.Note()
 	}
 	if !proc.Alive(a.pid) {
-		return "exited"
+		return errExited
 	}
 	if id := proc.ProgramID(a.pid); a.program != "" && id != "" && id != a.program {
-		return "execd"
+		return errExecd
 	}
-	return ""
+	return nil
 }
 
 // hookThreads installs the per-thread hook in every thread not hooked yet,
