@@ -32,10 +32,9 @@ package inject
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
+	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
 )
@@ -112,7 +111,7 @@ type Injector struct {
 	// mem is /proc/PID/mem opened at New: it refers to that address space
 	// for good, so nothing written through it can land in a program the
 	// process exec'd since (the kernel drops writes to a replaced one).
-	mem *os.File
+	mem *proc.Mem
 	// holdFor, when set, makes the threads attached from now on hold the
 	// program's signals (see Thread.hold).
 	holdFor time.Duration
@@ -132,12 +131,10 @@ func (inj *Injector) Restops() int { return inj.restops }
 // New prepares an injector for the process described by tgt.
 func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
 	inj := &Injector{tr: tr, tgt: tgt, pid: tgt.PID, program: tgt.Program, mapsRead: tgt.MapsRead}
-	if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tgt.PID), os.O_RDWR, 0); err == nil {
-		inj.mem = f
-		if inj.Execd() { // exec'd before the file was opened
-			f.Close()
-			inj.mem = nil
-		}
+	inj.mem = proc.OpenMem(tgt.PID, true)
+	if inj.Execd() {
+		// Exec'd before the file was opened: through held threads only.
+		inj.mem.Close()
 	}
 	return inj
 }
@@ -145,8 +142,5 @@ func New(tr *ptrace.Tracer, tgt *symbols.Target) *Injector {
 // Close releases what New opened.
 func (inj *Injector) Close() {
 	inj.dropLock()
-	if inj.mem != nil {
-		inj.mem.Close()
-		inj.mem = nil
-	}
+	inj.mem.Close()
 }

@@ -64,7 +64,7 @@ func TestRunInSleepingProcess(t *testing.T) {
 	}
 	before := make([]byte, 4096)
 	padPage := tgt.Libc.PadEnd - 4096
-	inj.tr.ReadMem(pid, padPage, before)
+	proc.VMRead(pid, padPage, before)
 
 	const sysGetpid, sysGetppid = 39, 110
 	// Results feed later arguments; memcpy works; an abort skips the rest
@@ -100,7 +100,7 @@ func TestRunInSleepingProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := make([]byte, 4096)
-	inj.tr.ReadMem(pid, padPage, after)
+	proc.VMRead(pid, padPage, after)
 	if string(before) != string(after) {
 		t.Error("the trampoline's bytes were not put back")
 	}

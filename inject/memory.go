@@ -4,7 +4,6 @@
 package inject
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
@@ -13,30 +12,21 @@ import (
 // writeMem writes into the target's memory; tid is a thread lptrace holds
 // stopped (used when /proc/PID/mem could not be opened).
 func (inj *Injector) writeMem(tid int, addr uint64, b []byte) error {
-	if inj.mem == nil {
-		return inj.tr.WriteMem(tid, addr, b)
-	}
-	return inj.memDone("write", addr, b, inj.mem.WriteAt)
+	return inj.memDone(inj.mem.WriteThrough(tid, addr, b))
 }
 
 // readMem reads the target's memory, like writeMem.
 func (inj *Injector) readMem(tid int, addr uint64, b []byte) error {
-	if inj.mem == nil {
-		return inj.tr.ReadMem(tid, addr, b)
-	}
-	return inj.memDone("read", addr, b, inj.mem.ReadAt)
+	return inj.memDone(inj.mem.ReadThrough(tid, addr, b))
 }
 
-// memDone does one transfer through /proc/PID/mem; a short one means the
-// address space is gone (an exec) or the address is not mapped.
-func (inj *Injector) memDone(what string, addr uint64, b []byte, at func([]byte, int64) (int, error)) error {
-	if n, err := at(b, int64(addr)); err != nil || n != len(b) {
-		if inj.Execd() {
-			return ErrExec
-		}
-		return fmt.Errorf("%s %d bytes at %#x: %d done: %w", what, len(b), addr, n, err)
+// memDone: a transfer through /proc/PID/mem that failed or fell short
+// means the address space is gone (an exec) or the address is not mapped.
+func (inj *Injector) memDone(err error) error {
+	if err != nil && inj.mem.Opened() && inj.Execd() {
+		return ErrExec
 	}
-	return nil
+	return err
 }
 
 // stackRoom returns how many bytes the thread's stack can still grow below sp.

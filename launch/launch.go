@@ -293,7 +293,7 @@ func (c *Child) disarm(addr uint64, orig []byte) {
 // insert writes a breakpoint at addr and returns the bytes it replaced.
 func (c *Child) insert(addr uint64) ([]byte, error) {
 	orig := make([]byte, 8)
-	if err := c.tr.ReadMem(c.PID, addr, orig); err != nil {
+	if err := proc.VMRead(c.PID, addr, orig); err != nil {
 		return nil, fmt.Errorf("read the code at %#x: %w", addr, err)
 	}
 	bp := append([]byte(nil), orig...)

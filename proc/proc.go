@@ -437,12 +437,12 @@ func ProgramID(pid int) string {
 	}
 	id := string(auxv)
 	if addr, err := parseAuxv(auxv, 25); err == nil { // AT_RANDOM
-		if f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid)); err == nil {
+		if m := OpenMem(pid, false); m.Opened() {
 			var rnd [16]byte
-			if n, _ := f.ReadAt(rnd[:], int64(addr)); n == len(rnd) {
+			if n, _ := m.ReadAt(rnd[:], int64(addr)); n == len(rnd) {
 				id += string(rnd[:])
 			}
-			f.Close()
+			m.Close()
 		}
 	}
 	return id

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/lptrace/lptrace/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -283,46 +284,6 @@ func decodeStatus(ws unix.WaitStatus) Stop {
 	return Stop{Exited: true}
 }
 
-// ReadMem reads len(buf) bytes of the target's memory at addr. pid may be
-// a thread's ID: given one that lptrace holds stopped, only that thread's
-// address space can be reached, never the one of a program the process
-// exec'd meanwhile.
-func (t *Tracer) ReadMem(pid int, addr uint64, buf []byte) error {
-	if len(buf) == 0 {
-		return nil
-	}
-	local := []unix.Iovec{{Base: &buf[0]}}
-	local[0].SetLen(len(buf))
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
-	n, err := unix.ProcessVMReadv(pid, local, remote, 0)
-	if err != nil {
-		return fmt.Errorf("read %d bytes at %#x: %w", len(buf), addr, wrapErr(err))
-	}
-	if n != len(buf) {
-		return fmt.Errorf("read %d bytes at %#x: short read (%d)", len(buf), addr, n)
-	}
-	return nil
-}
-
-// WriteMem writes buf into writable memory of the target at addr (pid: as
-// for ReadMem).
-func (t *Tracer) WriteMem(pid int, addr uint64, buf []byte) error {
-	if len(buf) == 0 {
-		return nil
-	}
-	local := []unix.Iovec{{Base: &buf[0]}}
-	local[0].SetLen(len(buf))
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
-	n, err := unix.ProcessVMWritev(pid, local, remote, 0)
-	if err != nil {
-		return fmt.Errorf("write %d bytes at %#x: %w", len(buf), addr, wrapErr(err))
-	}
-	if n != len(buf) {
-		return fmt.Errorf("write %d bytes at %#x: short write (%d)", len(buf), addr, n)
-	}
-	return nil
-}
-
 // PokeText writes buf at addr through a stopped, seized thread
 // (PTRACE_POKEDATA), which works on read-only text: the kernel gives the
 // process a private copy of the page. Only the words that differ are
@@ -332,8 +293,8 @@ func (t *Tracer) PokeText(tid int, addr uint64, buf []byte) error {
 		return fmt.Errorf("poke %d bytes at %#x: unaligned", len(buf), addr)
 	}
 	old := make([]byte, len(buf))
-	if err := t.ReadMem(tid, addr, old); err != nil {
-		return err
+	if err := proc.VMRead(tid, addr, old); err != nil {
+		return wrapErr(err)
 	}
 	var err error
 	t.do(func() {

@@ -299,8 +299,8 @@ func resolveTIDs(pid int, threads []*stackThread) {
 	for _, tid := range tids {
 		live[tid] = true
 	}
-	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
-	if err != nil {
+	mem := proc.OpenMem(pid, false)
+	if !mem.Opened() {
 		return
 	}
 	defer mem.Close()

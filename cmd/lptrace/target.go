@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lptrace/lptrace/hook"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lptrace/lptrace/hook"
 
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
