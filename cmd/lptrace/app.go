@@ -22,7 +22,7 @@ const usageText = "lptrace attach PID...        show every Python call of proces
 	"lptrace pdb PID              a pdb prompt inside process PID (also: lptrace -d PID)\n" +
 	"lptrace stack PID            the Python stack of every thread (--locals, --json)\n" +
 	"lptrace record -o FILE PID   every call, timed, into a flame graph (.svg, .html), speedscope\n" +
-	"                             or Chrome/Perfetto trace (.json) file; also: -- python3 app.py\n" +
+	"                             or Chrome/Perfetto trace (.json, .pftrace) file; also: -- python3 app.py\n" +
 	"lptrace top PID              a live view of the hottest functions (own/total time, calls/s)"
 
 // shortUsage is what lptrace alone says.

@@ -23,7 +23,7 @@ import (
 func recordCommand(stdout, stderr io.Writer) *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Usage: "`FORMAT` of the file: " + strings.Join(profile.Formats, ", ") +
-			" (default: from -o's name: .svg/.html a flame graph, .speedscope.json speedscope, .json a Chrome trace)"},
+			" (default: from -o's name: .svg/.html a flame graph, .speedscope.json speedscope, .json a Chrome trace, .pftrace Perfetto's)"},
 		&cli.BoolFlag{Name: "threads", Usage: "flame graph: a tower per thread (default: all threads merged)"},
 		&cli.BoolFlag{Name: "idle", Usage: "flame graph: show the time spent waiting in the standard library's blocking calls (locks, conditions, select, accept, join)"},
 	}
