@@ -133,6 +133,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 		return Route{}, err
 	}
 	var lastWhy string
+	var lastKind skipKind // (of the last attempt: skipOther for errors)
 	quick := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -163,7 +164,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				}
 			}
 			if opt.TID != inj.pid && len(direct) == 0 {
-				lastWhy = fmt.Sprintf("thread %d is not parked in a blocking call", opt.TID)
+				lastWhy, lastKind = fmt.Sprintf("thread %d is not parked in a blocking call", opt.TID), skipOther
 				parked, running = nil, nil
 			} else if opt.TID != inj.pid {
 				parked, running = direct, nil
@@ -181,23 +182,23 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 				continue
 			}
 			var route Route
-			var why string
-			inj.tr.Exec(func() { route, why, err = inj.tryDirect(ctx, p, pl, deadline, opt.Started) })
+			var sk *skip
+			inj.tr.Exec(func() { route, sk, err = inj.tryDirect(ctx, p, pl, deadline, opt.Started) })
 			if errors.Is(err, ErrGILBusy) {
 				return Route{}, err
 			}
-			if err == nil && why == "" {
+			if err == nil && sk == nil {
 				return route, nil
 			}
 			if err != nil {
 				if final(ctx, err) && !inj.threadGone(p.TID, err) {
 					return Route{}, err
 				}
-				lastWhy = err.Error()
+				lastWhy, lastKind = err.Error(), skipOther
 				continue
 			}
-			lastWhy = why
-			if why != "not initialized" {
+			lastWhy, lastKind = sk.why, sk.kind
+			if sk.kind != skipNotInitialized {
 				issuers = append(issuers, p)
 			}
 		}
@@ -221,26 +222,26 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 			}
 			for _, tid := range queuers {
 				var route Route
-				var why string
-				inj.tr.Exec(func() { route, why, err = inj.tryPending(ctx, tid, pl) })
+				var sk *skip
+				inj.tr.Exec(func() { route, sk, err = inj.tryPending(ctx, tid, pl) })
 				switch {
-				case err == nil && why == "":
+				case err == nil && sk == nil:
 					return route, nil
 				case err == nil:
-					lastWhy = why
+					lastWhy, lastKind = sk.why, sk.kind
 				case final(ctx, err) && !inj.threadGone(tid, err):
 					return Route{}, err
 				default:
-					lastWhy = err.Error()
+					lastWhy, lastKind = err.Error(), skipOther
 				}
 			}
 		} else if lastWhy == "" && pendingOK {
-			lastWhy = "every thread is waiting for the GIL or blocked outside Python"
+			lastWhy, lastKind = "every thread is waiting for the GIL or blocked outside Python", skipOther
 		}
 		if time.Now().After(deadline) {
 			return Route{}, fmt.Errorf("%w within %v: %s", ErrNoSafePoint, opt.Timeout, lastWhy)
 		}
-		if lastWhy == stoppedInLocking(inj.pid) && quick < quickRetries {
+		if lastKind == skipInLocking && quick < quickRetries {
 			quick++
 			attempt--
 			nap(100 * time.Microsecond)
@@ -338,30 +339,30 @@ func (p payload) dataOff() int { return (len(p.code) + 7) &^ 7 }
 
 func (p payload) size() int { return p.dataOff() + len(p.data) }
 
-// tryDirect runs the code in a parked thread. why is non-empty when the
+// tryDirect runs the code in a parked thread. The skip is not nil when the
 // thread turned out unsuitable (no error: try another).
-func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadline time.Time, started <-chan struct{}) (Route, string, error) {
+func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadline time.Time, started <-chan struct{}) (Route, *skip, error) {
 	if inj.signal(p.TID) == 0 {
 		// Told before stopping it: the hook's own timer thread is one.
-		return Route{}, unusable(p.TID), nil
+		return Route{}, &skip{why: unusable(p.TID)}, nil
 	}
 	if err := inj.takeLock(ctx); err != nil {
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	th, err := inj.Attach(ctx, p.TID)
 	if err != nil {
 		inj.dropLock()
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	defer inj.finish(th)
 	// Re-check once stopped: it may have woken up since /proc was read.
 	stillParked := th.InCall && (inj.safeSyscall(th.Syscall, syscallArg(&th.orig, 0), syscallArg(&th.orig, 1)) ||
 		(th.Syscall == sysRestartSyscall && p.Syscall == sysRestartSyscall))
 	if !stillParked {
-		return Route{}, fmt.Sprintf("thread %d left its blocking call", p.TID), nil
+		return Route{}, &skip{why: fmt.Sprintf("thread %d left its blocking call", p.TID)}, nil
 	}
 	if why := inj.stackTooSmall(th, directStackNeed, 15); why != "" {
-		return Route{}, why, nil
+		return Route{}, &skip{why: why}, nil
 	}
 	py := inj.tgt.Python
 	sym := inj.pySym
@@ -369,11 +370,11 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	size := pageRound(uint64(pl.size()))
 	buf, err := inj.mmapBuffer(ctx, th, size)
 	if err != nil {
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	if err := inj.writeMem(th.TID, buf, pl.image(buf)); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	// Is the thread free of the GIL? 3.4+: PyGILState_Check() == 0.
 	// 2.7: its own thread state is not the current one.
@@ -384,7 +385,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 		gilCheck = Call{Fn: sym("PyGILState_GetThisThreadState"), Flags: AbortIfEqualMem, Aux: sym("_PyThreadState_Current")}
 		if gilCheck.Fn == 0 || gilCheck.Aux == 0 {
 			th.Run(ctx, []Call{munmapCall(buf, size, Always)})
-			return Route{}, "", errors.New("cannot tell whether a thread holds the GIL: PyGILState_Check and _PyThreadState_Current are missing")
+			return Route{}, nil, errors.New("cannot tell whether a thread holds the GIL: PyGILState_Check and _PyThreadState_Current are missing")
 		}
 	}
 	calls := []Call{
@@ -430,17 +431,17 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	res, aborted, err := th.Run(callCtx, calls)
 	if err != nil {
 		if callCtx.Err() != nil && ctx.Err() == nil {
-			return Route{}, "", fmt.Errorf("%w: thread %d (parked in %s) waited for it in vain", ErrGILBusy, p.TID, SyscallName(th.Syscall))
+			return Route{}, nil, fmt.Errorf("%w: thread %d (parked in %s) waited for it in vain", ErrGILBusy, p.TID, SyscallName(th.Syscall))
 		}
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	switch aborted {
 	case -1:
-		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[run]) != 0, Delivered: th.delivered}, "", nil
+		return Route{TID: p.TID, Syscall: th.Syscall, Raised: int32(res[run]) != 0, Delivered: th.delivered}, nil, nil
 	case 0:
-		return Route{}, "not initialized", nil
+		return Route{}, &skip{"not initialized", skipNotInitialized}, nil
 	default:
-		return Route{}, fmt.Sprintf("thread %d holds the GIL while blocked in %s", p.TID, SyscallName(th.Syscall)), nil
+		return Route{}, &skip{why: fmt.Sprintf("thread %d holds the GIL while blocked in %s", p.TID, SyscallName(th.Syscall))}, nil
 	}
 }
 
@@ -451,24 +452,24 @@ func munmapCall(buf, size, flags uint64) Call {
 // tryPending queues the code with Py_AddPendingCall from thread tid. The
 // code goes into its own mapping with a small entry routine that runs it
 // and then unmaps the mapping, so nothing is left once it ran.
-func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route, string, error) {
+func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route, *skip, error) {
 	if inj.tgt.Libc == nil {
-		return Route{}, "", errors.New("no C library found for the pending-call route")
+		return Route{}, nil, errors.New("no C library found for the pending-call route")
 	}
 	munmap, err := inj.tgt.Libc.Lookup("munmap")
 	if err != nil || munmap.IFunc {
-		return Route{}, "", fmt.Errorf("munmap not usable in %s", inj.tgt.Libc.Path)
+		return Route{}, nil, fmt.Errorf("munmap not usable in %s", inj.tgt.Libc.Path)
 	}
 	if inj.signal(tid) == 0 {
-		return Route{}, unusable(tid), nil
+		return Route{}, &skip{why: unusable(tid)}, nil
 	}
 	if err := inj.takeLock(ctx); err != nil {
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	th, err := inj.Attach(ctx, tid)
 	if err != nil {
 		inj.dropLock()
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	defer inj.finish(th)
 	// Interrupted at an arbitrary instruction: only outside of CPython's
@@ -478,26 +479,26 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	// stripped interpreter, which names few of its functions).
 	for i := 0; !th.InCall && inj.inPendingMachinery(th.TID, th.PC()); i++ {
 		if i == restops {
-			return Route{}, stoppedInLocking(tid), nil
+			return Route{}, inj.stoppedInLocking(tid), nil
 		}
 		inj.restops++
 		if err := th.Restop(restopPause); err != nil {
-			return Route{}, "", err
+			return Route{}, nil, err
 		}
 	}
 	if why := inj.stackTooSmall(th, pendingStackNeed, 4); why != "" {
-		return Route{}, why, nil
+		return Route{}, &skip{why: why}, nil
 	}
 	sym := inj.pySym
 	size := pageRound(uint64(pendingCodeOffset + pl.size()))
 	buf, err := inj.mmapBuffer(ctx, th, size)
 	if err != nil {
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	img := append(pentryImage(buf, size, sym("PyRun_SimpleString"), munmap.Addr, inj.tracingMark(), inj.headroom()), pl.image(buf+pendingCodeOffset)...)
 	if err := inj.writeMem(th.TID, buf, img); err != nil {
 		th.Run(ctx, []Call{munmapCall(buf, size, Always)})
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	calls := []Call{
 		{Fn: sym("Py_IsInitialized"), Flags: AbortIfZero},
@@ -509,7 +510,7 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 	defer cancel()
 	res, aborted, err := th.Run(callCtx, calls)
 	if err != nil {
-		return Route{}, "", err
+		return Route{}, nil, err
 	}
 	switch aborted {
 	case -1:
@@ -519,13 +520,13 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 		} else {
 			where = inj.Where(th.PC())
 		}
-		return Route{Pending: true, TID: tid, Syscall: sc, Where: where}, "", nil
+		return Route{Pending: true, TID: tid, Syscall: sc, Where: where}, nil, nil
 	case 0:
-		return Route{}, "not initialized", nil
+		return Route{}, &skip{"not initialized", skipNotInitialized}, nil
 	case 1:
-		return Route{}, "", fmt.Errorf("the target may not map executable memory (mprotect: errno %d)", -int64(res[1]))
+		return Route{}, nil, fmt.Errorf("the target may not map executable memory (mprotect: errno %d)", -int64(res[1]))
 	default:
-		return Route{}, "the interpreter's pending-call queue is full", nil
+		return Route{}, &skip{why: "the interpreter's pending-call queue is full"}, nil
 	}
 }
 
@@ -533,10 +534,30 @@ func (inj *Injector) tryPending(ctx context.Context, tid int, pl payload) (Route
 // stopped, again and again, where it might hold the pending-call lock, or
 // in code lptrace cannot name (a stripped interpreter's static functions:
 // 3.14+'s opcode handlers in Debian's build are most of the hot loop).
-// runPython then tries again at once, without backing off.
-func stoppedInLocking(tid int) string {
-	return fmt.Sprintf("thread %d was stopped inside locking code", tid)
+// runPython then tries again at once, without backing off, when that
+// thread is the main one.
+func (inj *Injector) stoppedInLocking(tid int) *skip {
+	kind := skipOther
+	if tid == inj.pid {
+		kind = skipInLocking
+	}
+	return &skip{fmt.Sprintf("thread %d was stopped inside locking code", tid), kind}
 }
+
+// skip is why a route could not serve this time, not an error: another
+// route, or the next attempt, may.
+type skip struct {
+	why  string
+	kind skipKind
+}
+
+type skipKind int
+
+const (
+	skipOther          skipKind = iota
+	skipNotInitialized          // the interpreter is not (or no longer) initialized: no use queueing from there
+	skipInLocking               // the main thread kept stopping where it may hold the pending-call lock
+)
 
 // restops bounds how often tryPending lets the thread run on and stops it
 // again; quickRetries how often runPython then tries again at once. Each
