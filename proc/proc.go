@@ -497,17 +497,8 @@ func (w *ExitWatch) Note() {
 func (w *ExitWatch) Status(limit time.Duration) (status int, ok bool) {
 	end := time.Now().Add(limit)
 	for {
-		w.Note()
-		if w.final {
-			return w.status, true
-		}
-		if w.fd >= 0 {
-			info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
-			if err := ioctlPidfdInfo(w.fd, &info); err == nil && info.Mask&unix.PIDFD_INFO_EXIT != 0 {
-				return int(info.Exit_code), true
-			} else if err != nil && err != unix.ESRCH {
-				w.Close() // an older kernel: /proc alone
-			}
+		if status, ok := w.Exact(); ok {
+			return status, true
 		}
 		if !Alive(w.pid) && w.fd < 0 {
 			// Gone without a status seen: it exited while running
@@ -542,6 +533,8 @@ func (w *ExitWatch) Exact() (status int, ok bool) {
 		info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
 		if err := ioctlPidfdInfo(w.fd, &info); err == nil && info.Mask&unix.PIDFD_INFO_EXIT != 0 {
 			return int(info.Exit_code), true
+		} else if err != nil && err != unix.ESRCH {
+			w.Close() // an older kernel: /proc alone
 		}
 	}
 	return 0, false
