@@ -21,18 +21,12 @@ import (
 // instead of samples, into a flame graph, speedscope or a Chrome/Perfetto
 // trace.
 func recordCommand(stdout, stderr io.Writer) *cli.Command {
-	flags := []cli.Flag{
+	flags := sinkFlags([]cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Usage: "`FORMAT` of the file: " + strings.Join(profile.Formats, ", ") +
 			" (default: from -o's name: .svg/.html a flame graph, .speedscope.json speedscope, .json a Chrome trace, .pftrace Perfetto's)"},
 		&cli.BoolFlag{Name: "threads", Usage: "flame graph: a tower per thread (default: all threads merged)"},
 		&cli.BoolFlag{Name: "idle", Usage: "flame graph: show the time spent waiting in the standard library's blocking calls (locks, conditions, select, accept, join)"},
-	}
-	for _, f := range traceFlags() {
-		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "output" {
-			f = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the recording to `FILE` (required)"}
-		}
-		flags = append(flags, f)
-	}
+	}, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the recording to `FILE` (required)"})
 	return &cli.Command{
 		Name:         "record",
 		Usage:        "record every call with its exact time into a flame graph, speedscope or Chrome/Perfetto trace file",
@@ -71,10 +65,8 @@ func newRecording(c *cli.Context) (*recording, error) {
 	if path == "" {
 		return nil, usagef("record: give the file to write with -o FILE")
 	}
-	for _, f := range []string{"c", "C", "json", "ff", "T", "indent", "Z", "z", "k"} {
-		if c.IsSet(f) {
-			return nil, usagef("record: -%s is an option of the text trace; a recording holds every call and its time", f)
-		}
+	if f := textTraceOption(c, "c", "C", "json", "ff", "T", "indent", "Z", "z", "k"); f != "" {
+		return nil, usagef("record: -%s is an option of the text trace; a recording holds every call and its time", f)
 	}
 	format := c.String("format")
 	if format == "" {

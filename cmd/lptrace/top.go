@@ -18,16 +18,10 @@ import (
 // lptrace top: py-spy top with exact counts, from the -c table the hook
 // keeps inside the program (it costs the program what -c does).
 func topCommand(stdout, stderr io.Writer) *cli.Command {
-	flags := []cli.Flag{
+	flags := sinkFlags([]cli.Flag{
 		&cli.BoolFlag{Name: "threads", Usage: "rows per thread too (s merges them); costs the program what -T does, not what -c does"},
 		durationFlag("interval", time.Second, "refresh every `DURATION`"),
-	}
-	for _, f := range traceFlags() {
-		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "output" {
-			continue
-		}
-		flags = append(flags, f)
-	}
+	}, nil)
 	return &cli.Command{
 		Name:         "top",
 		Usage:        "a live view of the hottest functions of running processes: own and total time, calls, calls/s, exceptions",
@@ -42,10 +36,8 @@ func topCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return usagef("top: give the PIDs of running processes (top does not start programs)")
 			}
-			for _, f := range []string{"c", "C", "json", "ff", "T", "indent", "Z", "z", "k", "t", "tt", "ttt", "r", "args", "ret"} {
-				if c.IsSet(f) {
-					return usagef("top: -%s is an option of the text trace", f)
-				}
+			if f := textTraceOption(c, "c", "C", "json", "ff", "T", "indent", "Z", "z", "k", "t", "tt", "ttt", "r", "args", "ret"); f != "" {
+				return usagef("top: -%s is an option of the text trace", f)
 			}
 			if !isTerminal(os.Stdout) || !isTerminal(os.Stdin) {
 				return usagef("top needs a terminal; for a table at the end, use: lptrace -c -p PID")

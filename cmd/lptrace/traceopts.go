@@ -50,6 +50,35 @@ func traceFlags() []cli.Flag {
 	}
 }
 
+// sinkFlags are the options of a command whose events go elsewhere than
+// a text trace (record, top): its own, then the tracing options, with -o
+// as output says (nil: none).
+func sinkFlags(own []cli.Flag, output cli.Flag) []cli.Flag {
+	flags := own
+	for _, f := range traceFlags() {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "output" {
+			if output == nil {
+				continue
+			}
+			f = output
+		}
+		flags = append(flags, f)
+	}
+	return flags
+}
+
+// textTraceOption is the first of names set on the command line: options
+// of the text trace, which a command whose events go elsewhere refuses
+// ("" if none).
+func textTraceOption(c *cli.Context, names ...string) string {
+	for _, n := range names {
+		if c.IsSet(n) {
+			return n
+		}
+	}
+	return ""
+}
+
 // traceOptions reads the tracing options: what the hook must record, and
 // what to print.
 func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Options, error) {
