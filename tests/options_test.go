@@ -456,7 +456,7 @@ func TestLaunchCompleteAtExit(t *testing.T) {
 func TestMalformedCommandLines(t *testing.T) {
 	for _, line := range []string{"-p", "-e", "-p 1 -S", "-p 1 --color", "-o", "attach --duration",
 		"-p 1 --duration -1s", "-p 1 --duration 0", "-p 1 --timeout abc", "exec 1 --timeout -5", "-p 1 -e [", "-p 1 -e [a-",
-		"-p 1 -e ok,[!x", "-p 1 -e signal=none", "-p 1 -x", "-p 1 --jsn", "-qqq -p 1"} {
+		"-p 1 -e ok,[!x", "-p 1 -e signal=none", "-p 1 -x", "-p 1 --jsn", "-qqq -p 1", "-T 1"} {
 		r := lptrace(t, "", strings.Fields(line)...)
 		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 		if r.Code != 2 || strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine") ||
@@ -465,7 +465,8 @@ func TestMalformedCommandLines(t *testing.T) {
 		}
 	}
 	// strace's options lptrace lacks say what to do instead.
-	for line, want := range map[string]string{"-p 1 -x": "values show as Python's repr()", "-p 1 --jsn": "did you mean --json?"} {
+	for line, want := range map[string]string{"-p 1 -x": "values show as Python's repr()", "-p 1 --jsn": "did you mean --json?",
+		"-T 1": "give -p 1"} {
 		if r := lptrace(t, "", strings.Fields(line)...); !strings.Contains(r.Stderr, want) {
 			t.Errorf("lptrace %s: %q", line, r.Stderr)
 		}

@@ -82,6 +82,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return runTrace(c, nil, c.Args().Slice(), stderr)
 		}
 		if c.NArg() > 0 {
+			if _, err := parsePID(c.Args().First()); err == nil {
+				// strace's habit: the PID after the options.
+				return usagef("to trace process %s, give -p %s (or: lptrace attach %s)", c.Args().First(), c.Args().First(), c.Args().First())
+			}
 			return usagef("unknown command %q", c.Args().First())
 		}
 		return cli.ShowAppHelp(c)
