@@ -67,7 +67,8 @@ func TestCoroutines(t *testing.T) {
 				// -c: calls, not resumptions; running time, not waiting.
 				out = filepath.Join(t.TempDir(), "table")
 				args = append(append([]string{"-c", "-o", out}, native...), "--", py.Path, prog, "2")
-				if r := lptrace(t, "", args...); r.Code != 0 {
+				r = lptrace(t, "", args...)
+				if r.Code != 0 {
 					t.Fatalf("lptrace %v: exit %d: %s", args, r.Code, r.Stderr)
 				}
 				data, _ = os.ReadFile(out)
@@ -87,7 +88,7 @@ func TestCoroutines(t *testing.T) {
 				}
 				for name, n := range wantCalls {
 					if calls[name] != n {
-						t.Errorf("%v: -c counts %d calls of %s, want %d:\n%s", native, calls[name], name, n, data)
+						t.Errorf("%v: -c counts %d calls of %s, want %d:\n%s%s", native, calls[name], name, n, data, r.Stderr)
 					}
 				}
 			}
