@@ -148,8 +148,12 @@ func (r *Ring) drain(i int, emit func(Record)) {
 		return
 	}
 	base := i * SlotSize
-	// The events' head first, then the records': every definition an
-	// event needs was written before the event (TSO: seen in that order).
+	// How far the -c table is defined first, the events' head next, then
+	// the records': every definition a counted function or an event needs
+	// was written before them (TSO: seen in that order). (Read after the
+	// records' head, a function defined meanwhile had its counts read and
+	// its definition left for the next read: lptrace dropped them.)
+	counted := atomic.LoadUint64(r.word(i, offCounted))
 	evHead := atomic.LoadUint64(r.word(i, offEvHead))
 	metaHead := atomic.LoadUint64(r.word(i, offMetaHead))
 	evTail := atomic.LoadUint64(r.word(i, offEvTail))
@@ -200,17 +204,17 @@ func (r *Ring) drain(i int, emit func(Record)) {
 		atomic.StoreUint64(r.word(i, offEvTail), evTail+n)
 		emit(Record{'B', ev})
 	}
-	r.counts(i, emit)
+	r.counts(i, counted, emit)
 }
 
 // counts hands on what the -c table that the hook keeps in the program
-// (a session of -c alone) gained since the last read, as an A record:
+// (a session of -c alone) gained since the last read, as an A record, for
+// the first n functions (those defined when the read began):
 // per function id whose counts grew, five little-endian words (id, calls,
 // own ns, total ns, exceptions), the growth. After the events: a return
 // that lptrace counts itself (one the hook could not) comes first.
-func (r *Ring) counts(i int, emit func(Record)) {
+func (r *Ring) counts(i int, n uint64, emit func(Record)) {
 	s := &r.slots[i]
-	n := atomic.LoadUint64(r.word(i, offCounted))
 	if n == 0 || s.broken {
 		return
 	}
