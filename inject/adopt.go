@@ -19,7 +19,7 @@ func (inj *Injector) Adopt(tid int) (*Thread, error) {
 		}
 	}
 	th := &Thread{TID: tid, inj: inj, orig: regs}
-	th.Syscall, th.InCall = syscallState(&regs)
+	th.Syscall, th.InCall = inj.syscallAt(tid, &regs)
 	return th, nil
 }
 

@@ -62,14 +62,27 @@ var endsWithEINTR = map[int]bool{232: true, 281: true, 441: true, 128: true}
 
 const errEINTR = -4
 
+// syscallBytes holds a system call instruction.
+type syscallBytes = [2]byte
+
 // syscallInsn is the x86-64 system call instruction.
-var syscallInsn = [2]byte{0x0f, 0x05}
+var syscallInsn = syscallBytes{0x0f, 0x05}
+
+// restartParks: a thread in restart_syscall may take a call (see Classify):
+// lptrace restarts it itself (resumeRegs).
+const restartParks = true
+
+// syscallAt tells whether the stopped thread was inside a system call and
+// which one: the registers say it on x86-64.
+func (inj *Injector) syscallAt(tid int, r *ptrace.Regs) (nr int, inSyscall bool) {
+	return syscallState(r)
+}
 
 // endedByStop tells whether a thread stopped with these registers has just
 // come back from one of endsWithEINTR's calls with -EINTR; before holds
 // the two bytes before rip (a syscall instruction, or it returned long
 // ago). waitsForever: the call had no timeout.
-func endedByStop(r *ptrace.Regs, before [2]byte) (ended, waitsForever bool) {
+func endedByStop(r *ptrace.Regs, before syscallBytes) (ended, waitsForever bool) {
 	nr := int(int64(r.Orig_rax))
 	if !endsWithEINTR[nr] || int64(r.Rax) != errEINTR || before != syscallInsn {
 		return false, false
@@ -224,23 +237,18 @@ func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark, h headroom) []b
 
 const pendingCodeOffset = 0x1e8
 
-// pendingBlocked is the kernel signal set the pending-call entry blocks
-// while the code runs: every standard signal but those a fault raises in
-// the thread itself (ILL TRAP ABRT BUS FPE SEGV SYS), SIGPIPE (the
-// payload's own writes handle it) and the unblockable KILL and STOP.
-// Real-time signals stay open: the C library uses two of them between
-// its threads (setxid, cancellation).
-var pendingBlocked = func() uint64 {
-	var set uint64
-	for sig := 1; sig <= 31; sig++ {
-		switch sig {
-		case 4, 5, 6, 7, 8, 9, 11, 13, 19, 31:
-		default:
-			set |= 1 << (sig - 1)
-		}
-	}
-	return set
-}()
+// probeImage is the stack probe (see asm/trampoline_amd64.s) to run at
+// address at, jumping to resume when done.
+func probeImage(at, resume uint64) ([]byte, bool) {
+	n := probeEnd - probeStart
+	code := make([]byte, (n+7)&^7) // whole words: text is written a word at a time
+	copy(code, trampCode[probeStart:probeEnd])
+	binary.LittleEndian.PutUint64(code[n-8:], resume)
+	return code, true
+}
+
+// vectorStateLive: XSAVE saves every vector register there is.
+func (inj *Injector) vectorStateLive(tid int) bool { return false }
 
 func checkArch(t *ptrace.Tracer, tid int) (xsave int, err error) {
 	xsave, err = t.XStateSize(tid)
@@ -275,4 +283,25 @@ func SyscallName(nr int) string {
 		return n
 	}
 	return fmt.Sprintf("syscall %d", nr)
+}
+
+// inStringOp tells whether the thread stopped at a string instruction of
+// the C library's memset or memcpy (rep stos, rep movs): a long C call
+// filling or copying megabytes (numpy, BLAS) spends its page faults there,
+// and such a routine holds no lock. (The C library's other code is not
+// named where it is stripped.)
+func (inj *Injector) inStringOp(tid int, pc uint64) bool {
+	var b [3]byte
+	if inj.readMem(tid, pc, b[:]) != nil || b[0] != 0xf3 {
+		return false
+	}
+	op := b[1]
+	if op == 0x48 { // REX.W
+		op = b[2]
+	}
+	switch op {
+	case 0xa4, 0xa5, 0xaa, 0xab: // movs, stos
+		return true
+	}
+	return false
 }

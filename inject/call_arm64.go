@@ -1,57 +1,263 @@
 package inject
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/lptrace/lptrace/ptrace"
+	"golang.org/x/sys/unix"
 )
 
 // Supported reports whether injection is implemented for this architecture.
-// On arm64 the register access is in place (package ptrace); the trampoline
-// is not written yet.
-const Supported = false
-
-var trampCode []byte
+const Supported = true
 
 const (
-	trampStopped      = 0
-	pendingCodeOffset = 0x80
-	offDone           = 0x10
-	sysMmap           = 222
-	sysMprotect       = 226
-	sysMunmap         = 215
-	sysFutex          = 98
-	sysFcntl          = 25
-	sysRestartSyscall = 128
+	sysMmap     = unix.SYS_MMAP
+	sysMprotect = unix.SYS_MPROTECT
+	sysMunmap   = unix.SYS_MUNMAP
+	sysFutex    = unix.SYS_FUTEX
+	sysFcntl    = unix.SYS_FCNTL
+
+	sysRestartSyscall = unix.SYS_RESTART_SYSCALL
 )
 
-var parkedSyscalls = map[int]string{}
+// restartParks: a thread in restart_syscall is never used on arm64. The
+// kernel rewinds an interrupted call before lptrace sees the stop (below),
+// so the thread resumes by executing its svc again; for restart_syscall
+// that needs the kernel's restart block intact, which a system call of
+// lptrace's code interrupted by a signal replaces, and which rt_sigreturn
+// (the trampoline's way back when lptrace is gone) cancels.
+const restartParks = false
 
-func syscallState(r *ptrace.Regs) (int, bool) { return -1, false }
+// Block layout; keep in step with asm/trampoline_arm64.s.
+const (
+	offNCalls  = 0x08
+	offDone    = 0x10
+	offAborted = 0x18
+	offFrame   = 0x20
+	offSig     = 0x30
+	offCalls   = 0x80
+	callSize   = 88
+	// AAPCS64 has no red zone, but code that keeps data below sp for a
+	// moment exists (it loses it only to signal handlers): skip 128 bytes.
+	stackSkip = 128
+)
+
+// struct rt_sigframe (arch/arm64/kernel/signal.c, the kernel's ABI): the
+// offsets the trampoline and buildBlock use.
+const (
+	frameSize     = 4688 // siginfo (128) + ucontext (176 + sigcontext's 4384)
+	frameRegs     = 312  // uc_mcontext.regs[31], then sp, pc, pstate
+	frameFPSIMD   = 592  // uc_mcontext.__reserved: the fpsimd_context record
+	fpsimdMagic   = 0x46508001
+	fpsimdSize    = 528
+	pstateBTYPE   = 0xc00 // PSTATE.BTYPE: the kind of branch that led here
+	svcInsn       = 0xd4000001
+	svcInsnLength = 4
+)
+
+// syscallBytes holds one instruction.
+type syscallBytes = [4]byte
+
+// syscallInsn is `svc #0`.
+var syscallInsn = syscallBytes{0x01, 0x00, 0x00, 0xd4}
+
+// syscallAt tells whether the stopped thread is in a system call, and
+// which one. arm64's kernel rewinds an interrupted call before the thread
+// stops for lptrace (do_signal: x0 back to the first argument, pc back
+// onto the svc, the call number forgotten: NT_ARM_SYSTEM_CALL reads -1),
+// so the registers show a thread about to make the call, x8 its number;
+// they cannot tell it from a thread that was about to make it in fact,
+// which is the same state (the call blocks with the GIL released, and
+// resumes by executing the svc). Restoring the registers exactly restarts
+// the call: no restart to compute, unlike x86-64.
+func (inj *Injector) syscallAt(tid int, r *ptrace.Regs) (nr int, inSyscall bool) {
+	var at syscallBytes
+	if inj.readMem(tid, r.Pc, at[:]) != nil || at != syscallInsn {
+		return -1, false
+	}
+	return int(int64(r.Regs[8])), true
+}
+
+// endsWithEINTR: system calls that any stop of the thread ends with
+// -EINTR, which the kernel never turns into a restart: epoll_pwait,
+// epoll_pwait2, rt_sigtimedwait (arm64 has no epoll_wait).
+var endsWithEINTR = map[int]bool{unix.SYS_EPOLL_PWAIT: true, unix.SYS_EPOLL_PWAIT2: true, unix.SYS_RT_SIGTIMEDWAIT: true}
+
+const errEINTR = -4
+
+// endedByStop tells whether a thread stopped with these registers has just
+// come back from one of endsWithEINTR's calls with -EINTR; before holds
+// the instruction before pc.
+func endedByStop(r *ptrace.Regs, before syscallBytes) (ended, waitsForever bool) {
+	nr := int(int64(r.Regs[8]))
+	if !endsWithEINTR[nr] || int64(r.Regs[0]) != errEINTR || before != syscallInsn {
+		return false, false
+	}
+	switch nr {
+	case unix.SYS_EPOLL_PWAIT: // a timeout in ms, -1 for none
+		return true, int32(r.Regs[3]) < 0
+	case unix.SYS_EPOLL_PWAIT2: // a struct timespec, NULL for none
+		return true, r.Regs[3] == 0
+	default: // rt_sigtimedwait(set, info, timeout, size)
+		return true, r.Regs[2] == 0
+	}
+}
+
+// makeRestartable cannot restart the call on arm64: its first argument
+// (x0) is gone under the -EINTR, and ptrace does not show the kernel's
+// copy. The program sees EINTR, which Python 3 answers by waiting again.
+func makeRestartable(r *ptrace.Regs) {}
+
 func syscallArg(r *ptrace.Regs, i int) uint64 { return r.Regs[i] }
-func setNoSyscall(r *ptrace.Regs)             {}
+
+// resumeRegs: the registers the thread resumes with are those it stopped
+// with (the kernel rewound an interrupted call already, see syscallAt).
 func resumeRegs(orig ptrace.Regs) ptrace.Regs { return orig }
 
-const probeStart, probeEnd = 0, 0
+// setNoSyscall has nothing to do: at every stop lptrace uses, the kernel
+// has forgotten the call number already (see syscallAt), and it decides
+// on a restart before the stop, not after.
+func setNoSyscall(r *ptrace.Regs) {}
 
-var syscallInsn [2]byte
-
-func endedByStop(r *ptrace.Regs, before [2]byte) (bool, bool) { return false, false }
-func makeRestartable(r *ptrace.Regs)                          {}
-
+// layout places a block of n calls and a signal frame below the thread's
+// stack pointer.
 type layout struct {
-	base uint64
-	size int
+	base, frame uint64 // absolute addresses
+	size        int    // bytes from base to the end of the frame
 }
 
-func newLayout(sp uint64, ncalls, xsaveSize int) layout { return layout{} }
+func newLayout(sp uint64, ncalls, _ int) layout {
+	frame := (sp-stackSkip)&^15 - frameSize
+	calls := uint64(offCalls+callSize*ncalls+15) &^ 15
+	base := (frame - calls) &^ 63
+	return layout{base: base, frame: frame, size: int(frame + frameSize - base)}
+}
+
+// buildBlock writes the context block: the call table, and the signal
+// frame that rt_sigreturn restores the thread from (the trampoline adds
+// the FP/SIMD registers, the signal mask and the alternate stack).
 func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
-	return nil
+	b := make([]byte, l.size)
+	le := binary.LittleEndian
+	le.PutUint64(b[offNCalls:], uint64(len(calls)))
+	le.PutUint64(b[offAborted:], ^uint64(0))
+	le.PutUint64(b[offFrame:], l.frame-l.base)
+	le.PutUint64(b[offSig:], uint64(sig))
+	for i, c := range calls {
+		e := b[offCalls+callSize*i:]
+		le.PutUint64(e[0:], c.Fn)
+		for j, a := range c.Args {
+			le.PutUint64(e[8+8*j:], a)
+		}
+		copy(e[56:62], c.ArgFrom[:])
+		le.PutUint64(e[64:], c.Flags)
+		le.PutUint64(e[80:], c.Aux)
+	}
+	f := b[l.frame-l.base:]
+	for i, v := range orig.Regs {
+		le.PutUint64(f[frameRegs+8*i:], v)
+	}
+	le.PutUint64(f[frameRegs+8*31:], orig.Sp)
+	le.PutUint64(f[frameRegs+8*32:], orig.Pc)
+	le.PutUint64(f[frameRegs+8*33:], orig.Pstate)
+	le.PutUint32(f[frameFPSIMD:], fpsimdMagic)
+	le.PutUint32(f[frameFPSIMD+4:], fpsimdSize)
+	return b
 }
-func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs                     { return orig }
-func blockResults(b []byte, n int) (bool, int, []uint64)                            { return false, -1, nil }
-func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark, h headroom) []byte { return nil }
-func checkArch(t *ptrace.Tracer, tid int) (int, error)                              { return 0, ErrUnsupportedArch }
 
-// SyscallName names a system call for messages.
-func SyscallName(nr int) string { return fmt.Sprintf("syscall %d", nr) }
+// redirect sets the registers that send the thread into the trampoline:
+// pc and sp, and no pending branch type (a thread stopped at a branch's
+// target would otherwise fault on the trampoline's first instruction in a
+// page guarded by BTI).
+func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs {
+	r := orig
+	r.Pc = tramp
+	r.Sp = base
+	r.Pstate &^= pstateBTYPE
+	return r
+}
+
+func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
+	le := binary.LittleEndian
+	done = le.Uint64(b[offDone:]) == 1
+	aborted = int(int64(le.Uint64(b[offAborted:])))
+	results = make([]uint64, n)
+	for i := range results {
+		results[i] = le.Uint64(b[offCalls+callSize*i+72:])
+	}
+	return
+}
+
+// pentryImage builds the start of a pending-call buffer: the entry code and
+// its data (see asm/trampoline_arm64.s: the same offsets as on x86-64). The
+// code string follows at pendingCodeOffset.
+func pentryImage(buf, size, pyRun, munmap uint64, m tracingMark, h headroom) []byte {
+	img := make([]byte, pendingCodeOffset)
+	copy(img, trampCode[pentryStart:pentryEnd])
+	le := binary.LittleEndian
+	for i, v := range []uint64{buf + pendingCodeOffset, pyRun, size, munmap, pendingBlocked,
+		m.get, m.enter, m.leave, m.off, h.get, h.set, Headroom, h.depthAt} {
+		le.PutUint64(img[0x180+8*i:], v)
+	}
+	return img
+}
+
+const pendingCodeOffset = 0x1e8
+
+// probeImage is the stack probe to run at address at, branching to resume
+// when done; false when resume is beyond a branch's reach.
+func probeImage(at, resume uint64) ([]byte, bool) {
+	n := probeEnd - probeStart
+	code := make([]byte, n)
+	copy(code, trampCode[probeStart:probeEnd])
+	from := at + uint64(n) - 4
+	off := int64(resume-from) / 4
+	if off < -1<<25 || off >= 1<<25 {
+		return nil, false
+	}
+	binary.LittleEndian.PutUint32(code[n-4:], 0x14000000|uint32(off)&0x03ffffff)
+	return code, true
+}
+
+// checkArch returns the size of the FP/SIMD area the trampoline saves
+// (Injector.xsave; it lives in the signal frame, which has room for it).
+func checkArch(t *ptrace.Tracer, tid int) (int, error) { return fpsimdSize, nil }
+
+// vectorStateLive: a thread stopped outside a system call may hold live
+// SVE state, whose upper bits the trampoline does not save (and its system
+// calls discard): lptrace stops it again elsewhere.
+func (inj *Injector) vectorStateLive(tid int) bool {
+	live, err := inj.tr.SVELive(tid)
+	return live || err != nil
+}
+
+// inStringOp: the C library's string routines are not recognized on arm64
+// (see the x86-64 version).
+func (inj *Injector) inStringOp(tid int, pc uint64) bool { return false }
+
+// Blocking system calls in which a thread has released the GIL (CPython
+// releases it around every blocking call it makes). arm64 has the
+// generic table: no poll, select, epoll_wait or pause (the C library uses
+// ppoll, pselect6, epoll_pwait, ppoll).
+var parkedSyscalls = map[int]string{
+	unix.SYS_READ: "read", unix.SYS_WRITE: "write", unix.SYS_PREAD64: "pread64", unix.SYS_PWRITE64: "pwrite64",
+	unix.SYS_READV: "readv", unix.SYS_WRITEV: "writev", unix.SYS_NANOSLEEP: "nanosleep",
+	unix.SYS_SENDFILE: "sendfile", unix.SYS_CONNECT: "connect", unix.SYS_ACCEPT: "accept",
+	unix.SYS_SENDTO: "sendto", unix.SYS_RECVFROM: "recvfrom", unix.SYS_SENDMSG: "sendmsg", unix.SYS_RECVMSG: "recvmsg",
+	unix.SYS_WAIT4: "wait4", unix.SYS_FCNTL: "fcntl", unix.SYS_FLOCK: "flock", unix.SYS_RT_SIGTIMEDWAIT: "rt_sigtimedwait",
+	unix.SYS_RT_SIGSUSPEND: "rt_sigsuspend", unix.SYS_FUTEX: "futex", unix.SYS_CLOCK_NANOSLEEP: "clock_nanosleep",
+	unix.SYS_WAITID: "waitid", unix.SYS_PSELECT6: "pselect6", unix.SYS_PPOLL: "ppoll",
+	unix.SYS_EPOLL_PWAIT: "epoll_pwait", unix.SYS_ACCEPT4: "accept4", unix.SYS_EPOLL_PWAIT2: "epoll_pwait2",
+}
+
+// SyscallName names an arm64 system call for messages.
+func SyscallName(nr int) string {
+	if n, ok := parkedSyscalls[nr]; ok {
+		return n
+	}
+	if nr == sysRestartSyscall {
+		return "restart_syscall"
+	}
+	return fmt.Sprintf("syscall %d", nr)
+}

@@ -3,7 +3,6 @@ package inject
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
@@ -32,11 +31,11 @@ func (inj *Injector) growStack(th *Thread) bool {
 		}
 	}
 	resume := resumeRegs(th.orig)
-	n := probeEnd - probeStart
-	code := make([]byte, (n+7)&^7) // whole words: text is written a word at a time
-	copy(code, trampCode[probeStart:probeEnd])
-	binary.LittleEndian.PutUint64(code[n-8:], resume.PC())
-	at, ok := inj.freePadding(th.TID, len(code))
+	at, ok := inj.freePadding(th.TID, int(probeEnd-probeStart+7)&^7)
+	if !ok {
+		return false
+	}
+	code, ok := probeImage(at, resume.PC())
 	if !ok {
 		return false
 	}

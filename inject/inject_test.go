@@ -13,6 +13,7 @@ import (
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
+	"golang.org/x/sys/unix"
 )
 
 // The engine against a real process (no Python needed): `sleep`, parked in
@@ -23,6 +24,11 @@ func TestRunInSleepingProcess(t *testing.T) {
 		t.Skip(ErrUnsupportedArch)
 	}
 	cmd := exec.Command("sleep", "1.5")
+	if !linkedWithLibc("sleep") {
+		// busybox's static sleep (the arm64 test machine): Python sleeps
+		// in the C library too.
+		cmd = exec.Command("python3", "-c", "import time; time.sleep(1.5)")
+	}
 	if err := cmd.Start(); err != nil {
 		t.Skip("no sleep command:", err)
 	}
@@ -66,7 +72,7 @@ func TestRunInSleepingProcess(t *testing.T) {
 	padPage := tgt.Libc.PadEnd - 4096
 	proc.VMRead(pid, padPage, before)
 
-	const sysGetpid, sysGetppid = 39, 110
+	const sysGetpid, sysGetppid = unix.SYS_GETPID, unix.SYS_GETPPID
 	// Results feed later arguments; memcpy works; an abort skips the rest
 	// but still runs Always and Cleanup calls.
 	scratch := th.SP() - 64<<10
@@ -89,7 +95,7 @@ func TestRunInSleepingProcess(t *testing.T) {
 		t.Errorf("abort at %d, results %v", aborted, res)
 	}
 	// A raw system call error aborts with AbortIfError.
-	res, aborted, err = th.Run(ctx, []Call{{Fn: FnSyscall, Aux: 11 /* munmap */, Args: [6]uint64{1, 1}, Flags: AbortIfError}})
+	res, aborted, err = th.Run(ctx, []Call{{Fn: FnSyscall, Aux: unix.SYS_MUNMAP, Args: [6]uint64{1, 1}, Flags: AbortIfError}})
 	if err != nil || aborted != 0 || int64(res[0]) != -int64(syscall.EINVAL) {
 		t.Errorf("munmap(1, 1): %v, abort %d, result %d", err, aborted, int64(res[0]))
 	}
@@ -110,6 +116,23 @@ func TestRunInSleepingProcess(t *testing.T) {
 	if took := time.Since(start); took < 1400*time.Millisecond || took > 3*time.Second {
 		t.Errorf("sleep 1.5 took %v", took)
 	}
+}
+
+// linkedWithLibc tells whether the command is a dynamic executable (one
+// that maps a libc.so), as lptrace's padding search needs.
+func linkedWithLibc(name string) bool {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 64<<10)
+	n, _ := f.Read(b)
+	return strings.Contains(string(b[:n]), "libc.so")
 }
 
 // The data goes after the code, 8-byte aligned, and its address replaces

@@ -39,7 +39,7 @@ func (inj *Injector) Classify() (parked []Parked, running []int, err error) {
 			// A timed wait resumed after an interruption; the kernel does not
 			// say which. The C library function it was called from does: a
 			// sleep or a poll is safe, a futex wait (maybe the GIL's) is not.
-			if inj.inRestartableSleep(sc.PC) {
+			if restartParks && inj.inRestartableSleep(sc.PC) {
 				parked = append(parked, Parked{tid, sc.Nr})
 			}
 		case inj.safeSyscall(sc.Nr, sc.Args[0], sc.Args[1]):
@@ -152,7 +152,7 @@ var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mut
 func (inj *Injector) inPendingMachinery(tid int, pc uint64) bool {
 	py := inj.tgt.Python
 	m, ok := inj.mappingAt(pc)
-	if !ok {
+	if !ok || inj.vectorStateLive(tid) {
 		return true
 	}
 	if m.Path != py.Path {
@@ -163,27 +163,6 @@ func (inj *Injector) inPendingMachinery(tid int, pc uint64) bool {
 		return true // unknown static function: be careful
 	}
 	return pendingMachinery().MatchString(name)
-}
-
-// inStringOp tells whether the thread stopped at a string instruction of
-// the C library's memset or memcpy (rep stos, rep movs): a long C call
-// filling or copying megabytes (numpy, BLAS) spends its page faults there,
-// and such a routine holds no lock. (The C library's other code is not
-// named where it is stripped.)
-func (inj *Injector) inStringOp(tid int, pc uint64) bool {
-	var b [3]byte
-	if inj.readMem(tid, pc, b[:]) != nil || b[0] != 0xf3 {
-		return false
-	}
-	op := b[1]
-	if op == 0x48 { // REX.W
-		op = b[2]
-	}
-	switch op {
-	case 0xa4, 0xa5, 0xaa, 0xab: // movs, stos
-		return true
-	}
-	return false
 }
 
 // inCRuntime tells whether mapping m is the C runtime's code (C library,

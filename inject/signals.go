@@ -114,3 +114,21 @@ func (inj *Injector) pickSignal(tid int, tst *proc.Status) int {
 	inj.sigs[tid] = best
 	return best
 }
+
+// pendingBlocked is the kernel signal set the pending-call entry blocks
+// while the code runs: every standard signal but those a fault raises in
+// the thread itself (ILL TRAP ABRT BUS FPE SEGV SYS), SIGPIPE (the
+// payload's own writes handle it) and the unblockable KILL and STOP.
+// Real-time signals stay open: the C library uses two of them between
+// its threads (setxid, cancellation).
+var pendingBlocked = func() uint64 {
+	var set uint64
+	for sig := 1; sig <= 31; sig++ {
+		switch sig {
+		case 4, 5, 6, 7, 8, 9, 11, 13, 19, 31:
+		default:
+			set |= 1 << (sig - 1)
+		}
+	}
+	return set
+}()

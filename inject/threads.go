@@ -214,7 +214,7 @@ func (inj *Injector) stop(th *Thread) error {
 			}
 			parked := inj.keepCallAlive(tid, &regs)
 			th.orig = regs
-			th.Syscall, th.InCall = syscallState(&regs)
+			th.Syscall, th.InCall = inj.syscallAt(tid, &regs)
 			th.InCall = th.InCall || parked
 			if !th.InCall {
 				if inj.seenAt == nil {
@@ -263,8 +263,8 @@ func (inj *Injector) keepCallAlive(tid int, regs *ptrace.Regs) bool {
 	if ended, _ := endedByStop(regs, syscallInsn); !ended {
 		return false // (the cheap test first: no read for most stops)
 	}
-	var before [2]byte
-	if inj.readMem(tid, regs.PC()-2, before[:]) != nil {
+	var before syscallBytes
+	if inj.readMem(tid, regs.PC()-uint64(len(before)), before[:]) != nil {
 		return false
 	}
 	ended, forever := endedByStop(regs, before)

@@ -71,3 +71,31 @@ func (t *Tracer) SyscallNr(tid int) (int32, error) {
 	})
 	return nr, wrapErr(err)
 }
+
+const ntARMSVE = 0x405
+
+// SVELive reports whether the thread's SVE registers hold live state beyond
+// the FP/SIMD registers (the header of NT_ARM_SVE: flag SVE_PT_REGS_SVE).
+// A CPU or kernel without SVE has none.
+func (t *Tracer) SVELive(tid int) (bool, error) {
+	// struct user_sve_header: size, max_size (u32), vl, max_vl, flags,
+	// reserved (u16).
+	var hdr [16]byte
+	iov := unix.Iovec{Base: &hdr[0]}
+	iov.SetLen(len(hdr))
+	var err error
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRegSet, uintptr(tid), ntARMSVE, uintptr(unsafe.Pointer(&iov)), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	if err == unix.EINVAL || err == unix.ENODEV {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrapErr(err)
+	}
+	const svePtRegsSVE = 1
+	return (uint16(hdr[12])|uint16(hdr[13])<<8)&svePtRegsSVE != 0, nil
+}
