@@ -247,8 +247,13 @@ func probeImage(at, resume uint64) ([]byte, bool) {
 	return code, true
 }
 
-// vectorStateLive: XSAVE saves every vector register there is.
-func (inj *Injector) vectorStateLive(tid int) bool { return false }
+// saveVectors, addVectors, restoreVectors: the trampoline's XSAVE saves
+// every vector register there is.
+func (inj *Injector) saveVectors(tid int, inSyscall bool) []byte { return nil }
+
+func addVectors(b []byte, l layout, vectors []byte) error { return nil }
+
+func (inj *Injector) restoreVectors(th *Thread) error { return nil }
 
 func checkArch(t *ptrace.Tracer, tid int) (xsave int, err error) {
 	xsave, err = t.XStateSize(tid)

@@ -49,6 +49,7 @@ const (
 	frameSize     = 4688 // siginfo (128) + ucontext (176 + sigcontext's 4384)
 	frameRegs     = 312  // uc_mcontext.regs[31], then sp, pc, pstate
 	frameFPSIMD   = 592  // uc_mcontext.__reserved: the fpsimd_context record
+	frameReserved = 4096 // __reserved's size: the records and their terminator
 	fpsimdMagic   = 0x46508001
 	fpsimdSize    = 528
 	pstateBTYPE   = 0xc00 // PSTATE.BTYPE: the kind of branch that led here
@@ -224,12 +225,61 @@ func probeImage(at, resume uint64) ([]byte, bool) {
 // (Injector.xsave; it lives in the signal frame, which has room for it).
 func checkArch(t *ptrace.Tracer, tid int) (int, error) { return fpsimdSize, nil }
 
-// vectorStateLive: a thread stopped outside a system call may hold live
-// SVE state, whose upper bits the trampoline does not save (and its system
-// calls discard): lptrace stops it again elsewhere.
-func (inj *Injector) vectorStateLive(tid int) bool {
-	live, err := inj.tr.SVELive(tid)
-	return live || err != nil
+// saveVectors reads the SVE registers of a thread stopped outside a system
+// call, when they hold live state (the header's SVE_PT_REGS_SVE): the
+// trampoline saves only their low 128 bits (the FP/SIMD registers), and
+// any system call discards the rest. A thread stopped in a system call has
+// none (the call discarded them). A busy Python thread on a CPU with SVE
+// has them (seen in qemu: the C library's string functions use SVE).
+func (inj *Injector) saveVectors(tid int, inSyscall bool) []byte {
+	if inSyscall {
+		return nil
+	}
+	b, err := inj.tr.SVE(tid)
+	if err != nil || len(b) < sveHeader || binary.LittleEndian.Uint16(b[12:])&svePtRegsSVE == 0 {
+		return nil
+	}
+	return b
+}
+
+const (
+	sveHeader     = 16 // struct user_sve_header
+	svePtRegsSVE  = 1  // its flag: SVE registers live
+	sveMagic      = 0x53564501
+	sveContextHdr = 16 // struct sve_context
+)
+
+// addVectors puts the saved SVE registers into the block's signal frame
+// after the FP/SIMD record (an sve_context: header, vector length, then the
+// registers in the layout ptrace gives them), so that rt_sigreturn restores
+// them should lptrace be gone; else restoreVectors does.
+func addVectors(b []byte, l layout, vectors []byte) error {
+	if vectors == nil {
+		return nil
+	}
+	le := binary.LittleEndian
+	vl := int(le.Uint16(vectors[8:]))
+	vq := vl / 16
+	regs := 546 * vq // 32 Z of vl bytes, 16 P and the FFR of vl/8 bytes
+	size := (sveContextHdr + regs + 15) &^ 15
+	at := int(l.frame-l.base) + frameFPSIMD + fpsimdSize
+	if vq == 0 || len(vectors) < sveHeader+regs || fpsimdSize+size+16 > frameReserved {
+		return fmt.Errorf("SVE vector length %d is too long for a signal frame", vl)
+	}
+	le.PutUint32(b[at:], sveMagic)
+	le.PutUint32(b[at+4:], uint32(size))
+	le.PutUint16(b[at+8:], uint16(vl))
+	copy(b[at+sveContextHdr:], vectors[sveHeader:sveHeader+regs])
+	return nil
+}
+
+// restoreVectors puts back the SVE registers that the calls' system calls
+// discarded.
+func (inj *Injector) restoreVectors(th *Thread) error {
+	if th.vectors == nil {
+		return nil
+	}
+	return inj.tr.SetSVE(th.TID, th.vectors)
 }
 
 // inStringOp: the C library's string routines are not recognized on arm64

@@ -1,12 +1,16 @@
 package inject
 
 import (
+	"context"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
+	"github.com/lptrace/lptrace/symbols"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,8 +58,8 @@ func TestStopInsideSyscallArm64(t *testing.T) {
 		t.Errorf("at pc %x: insn % x, x0 %#x (first argument %#x), x8 %d, NT_ARM_SYSTEM_CALL %d",
 			r.Pc, at, r.Regs[0], sc.Args[0], r.Regs[8], nr)
 	}
-	live, err := tr.SVELive(pid)
-	t.Logf("SVE state live: %v (%v)", live, err)
+	sve, err := tr.SVE(pid)
+	t.Logf("SVE registers: %d bytes (%v), live: %v", len(sve), err, (&Injector{tr: tr}).saveVectors(pid, false) != nil)
 }
 
 // A busy Python thread stopped anywhere: its SVE state, logged.
@@ -77,10 +81,129 @@ func TestBusyThreadSVEArm64(t *testing.T) {
 		if _, err := tr.Wait(pid, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		live, err := tr.SVELive(pid)
+		live := (&Injector{tr: tr}).saveVectors(pid, false) != nil
 		r, _ := tr.GetRegs(pid)
-		t.Logf("pc %#x: SVE live %v (%v)", r.Pc, live, err)
+		t.Logf("pc %#x: SVE live %v", r.Pc, live)
 		tr.Cont(pid, 0)
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sveLoop is machine code that checks its own SVE registers for ever and
+// exits with status 3 when they change (assembled with
+// aarch64-linux-gnu-as from this source):
+//
+//		index z0.b, #0, #1        // z0: 0, 1, 2... over the whole vector
+//		ptrue p1.b
+//		cntb  x3
+//	loop:	index z1.b, #0, #1
+//		cmpne p3.b, p1/z, z0.b, z1.b
+//		b.ne  fail
+//		cntp  x2, p1, p1.b        // p1 still all true?
+//		cmp   x2, x3
+//		b.ne  fail
+//		b     loop
+//	fail:	mov x0, #3; mov x8, #94; svc #0   // exit_group(3)
+const sveLoop = "00402104e1e31825e3e320040140210413a40124a1000054228420255f0003eb41000054faffff17600080d2c80b80d2010000d4"
+
+// A thread stopped with live SVE state (beyond the FP/SIMD registers, which
+// the trampoline saves) gets it back after calls, whether lptrace waits for
+// the call to end (it writes the registers back through ptrace) or lets go
+// in the middle (rt_sigreturn restores them from the signal frame).
+func TestSVEStateKeptArm64(t *testing.T) {
+	if cpu, _ := os.ReadFile("/proc/cpuinfo"); !strings.Contains(string(cpu), " sve") {
+		t.Skip("no SVE on this CPU")
+	}
+	cmd := exec.Command("python3", "-c", `import ctypes, mmap, sys
+m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+m.write(bytes.fromhex(sys.argv[1]))
+f = ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(m)))
+print("ready", hex(ctypes.addressof(ctypes.c_char.from_buffer(m))), flush=True)
+f()`, sveLoop)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Skip("no python3:", err)
+	}
+	defer cmd.Process.Kill()
+	// Read the line, but wait for no exit: the test is the tracer, and a
+	// wait of its own would take the thread's stops.
+	b := make([]byte, 64)
+	if n, _ := out.Read(b); n == 0 {
+		t.Fatal("the loop did not start")
+	}
+	pid := cmd.Process.Pid
+	running := func() bool {
+		st, err := proc.ReadTaskStatus(pid, pid)
+		return err == nil && st.State != 'Z'
+	}
+	time.Sleep(100 * time.Millisecond)
+	maps, _ := proc.ReadMaps(pid)
+	tgt := &symbols.Target{PID: pid, Maps: maps}
+	for _, m := range maps {
+		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
+			libc, err := symbols.LoadModule(pid, maps, m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.Libc = libc
+		}
+	}
+	if tgt.Libc == nil {
+		t.Skip("python3 is not linked with glibc's libc.so")
+	}
+	tgt.Python = tgt.Libc
+	defer tgt.Libc.Close()
+	inj := New(ptrace.NewTracer(), tgt)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		th, err := inj.Attach(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if th.vectors == nil {
+			t.Errorf("stop %d at %#x: no live SVE state", i, th.PC())
+		} else {
+			t.Logf("stop %d at %#x: vector length %d", i, th.PC(), int(th.vectors[8])|int(th.vectors[9])<<8)
+		}
+		res, _, err := th.Run(ctx, []Call{{Fn: FnSyscall, Aux: unix.SYS_GETPID}})
+		if err != nil || int(res[0]) != pid {
+			t.Errorf("getpid: %v %v", res, err)
+		}
+		inj.Restore(th)
+		th.Release()
+	}
+	// Let go in the middle of a 300 ms sleep.
+	th, err := inj.Attach(ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := th.SP() - 64<<10
+	if err := inj.writeMem(pid, ts, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa3, 0xe1, 0x11, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	_, _, err = th.Run(short, []Call{{Fn: FnSyscall, Aux: unix.SYS_NANOSLEEP, Args: [6]uint64{ts}}})
+	cancel()
+	if err == nil {
+		t.Fatal("the 300 ms call ended within 10 ms")
+	}
+	inj.Restore(th)
+	th.Release()
+	for i := 0; i < 30; i++ {
+		if !running() {
+			t.Fatal("the loop ended after the call ended alone")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	th, err = inj.Attach(ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th.vectors == nil {
+		t.Errorf("after the call ended alone: no live SVE state at %#x", th.PC())
+	}
+	th.Release()
+	if !running() {
+		t.Error("the loop ended")
 	}
 }

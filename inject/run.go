@@ -31,6 +31,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
 	block := buildBlock(l, calls, th.orig, inj.signal(th.TID))
+	if err := addVectors(block, l, th.vectors); err != nil {
+		return nil, -1, fmt.Errorf("thread %d: %w", th.TID, err)
+	}
 	if err := inj.writeMem(th.TID, l.base, block); err != nil {
 		return nil, -1, fmt.Errorf("write the call block on thread %d's stack: %w", th.TID, err)
 	}
@@ -99,6 +102,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 				// Back to the original registers; the caller may run more
 				// calls or Release.
 				if err := inj.tr.SetRegs(th.TID, th.orig); err != nil {
+					return nil, -1, err
+				}
+				if err := inj.restoreVectors(th); err != nil {
 					return nil, -1, err
 				}
 				if interrupted {

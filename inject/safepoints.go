@@ -152,7 +152,7 @@ var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mut
 func (inj *Injector) inPendingMachinery(tid int, pc uint64) bool {
 	py := inj.tgt.Python
 	m, ok := inj.mappingAt(pc)
-	if !ok || inj.vectorStateLive(tid) {
+	if !ok {
 		return true
 	}
 	if m.Path != py.Path {

@@ -34,6 +34,9 @@ type Thread struct {
 	// sameProgram: its first stop found the program of New; a later exec
 	// would be reported to lptrace as an event of the seized thread.
 	sameProgram bool
+	// vectors: the vector registers that the trampoline does not save,
+	// when they hold live state (arm64's SVE, see saveVectors).
+	vectors []byte
 }
 
 // Attach seizes a thread and stops it. The caller must Release it.
@@ -216,6 +219,7 @@ func (inj *Injector) stop(th *Thread) error {
 			th.orig = regs
 			th.Syscall, th.InCall = inj.syscallAt(tid, &regs)
 			th.InCall = th.InCall || parked
+			th.vectors = inj.saveVectors(tid, th.InCall)
 			if !th.InCall {
 				if inj.seenAt == nil {
 					inj.seenAt = map[int]uint64{}

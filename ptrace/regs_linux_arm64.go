@@ -74,15 +74,12 @@ func (t *Tracer) SyscallNr(tid int) (int32, error) {
 
 const ntARMSVE = 0x405
 
-// SVELive reports whether the thread's SVE registers hold live state beyond
-// the FP/SIMD registers (the header of NT_ARM_SVE: flag SVE_PT_REGS_SVE).
-// A CPU or kernel without SVE has none.
-func (t *Tracer) SVELive(tid int) (bool, error) {
-	// struct user_sve_header: size, max_size (u32), vl, max_vl, flags,
-	// reserved (u16).
-	var hdr [16]byte
-	iov := unix.Iovec{Base: &hdr[0]}
-	iov.SetLen(len(hdr))
+// SVE reads the thread's SVE registers (NT_ARM_SVE: struct user_sve_header,
+// then the registers), or nil when the CPU or the kernel has no SVE.
+func (t *Tracer) SVE(tid int) ([]byte, error) {
+	buf := make([]byte, 64<<10)
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
 	var err error
 	t.do(func() {
 		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRegSet, uintptr(tid), ntARMSVE, uintptr(unsafe.Pointer(&iov)), 0, 0)
@@ -91,11 +88,24 @@ func (t *Tracer) SVELive(tid int) (bool, error) {
 		}
 	})
 	if err == unix.EINVAL || err == unix.ENODEV {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, wrapErr(err)
+		return nil, wrapErr(err)
 	}
-	const svePtRegsSVE = 1
-	return (uint16(hdr[12])|uint16(hdr[13])<<8)&svePtRegsSVE != 0, nil
+	return buf[:iov.Len], nil
+}
+
+// SetSVE writes back what SVE read.
+func (t *Tracer) SetSVE(tid int, b []byte) error {
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	var err error
+	t.do(func() {
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceSetRegSet, uintptr(tid), ntARMSVE, uintptr(unsafe.Pointer(&iov)), 0, 0)
+		if e != 0 {
+			err = e
+		}
+	})
+	return wrapErr(err)
 }
