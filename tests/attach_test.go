@@ -220,12 +220,12 @@ func TestAttachAllThreads(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "threads")
 			tr := startAttach(t, tg.PID)
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(scaled(500 * time.Millisecond))
 			r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import threading; t = threading.Thread(target=late_worker); t.daemon = True; t.start()")
 			if r.Code != 0 {
 				t.Fatalf("starting a thread: %s", r.Stderr)
 			}
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(scaled(1500 * time.Millisecond))
 			tr.Stop(t, syscall.SIGTERM)
 			c := calls(tr.Trace())
 			want := map[string]int{"heartbeat_step": 1, "sleeper_tick": 3, "fib": 2, "waiter_tick": 2, "late_tick": 1}
@@ -234,7 +234,7 @@ func TestAttachAllThreads(t *testing.T) {
 					t.Errorf("%s called from %d threads in the trace, want %d (stderr %q)", fn, len(c[fn]), n, tr.Stderr())
 				}
 			}
-			hookGone(t, tg.PID, 2*time.Second)
+			hookGone(t, tg.PID, scaled(2*time.Second))
 			tg.waitTicks(t, 3, 5*time.Second)
 		})
 	}

@@ -42,7 +42,7 @@ func TestExecStates(t *testing.T) {
 						}
 					}
 					tg.waitTicks(t, 3, 5*time.Second)
-					if gap := tg.maxGap(t0); gap > 700*time.Millisecond {
+					if gap := tg.maxGap(t0); gap > scaled(700*time.Millisecond) {
 						t.Errorf("the target's 100 ms heartbeat paused for %v while lptrace worked", gap)
 					}
 					tg.checkUntouched(t)
@@ -302,7 +302,7 @@ func TestExecTracerKilled(t *testing.T) {
 				for i := 0; i < rounds; i++ {
 					cmd := exec.Command(lptraceBin, "exec", strconv.Itoa(tg.PID), "import time; time.sleep(0.01); print(1)")
 					cmd.Start()
-					time.Sleep(time.Duration(rng.Intn(20000)) * time.Microsecond)
+					time.Sleep(scaled(time.Duration(rng.Intn(20000)) * time.Microsecond))
 					cmd.Process.Kill()
 					cmd.Wait()
 					if !tg.Alive() {
@@ -310,7 +310,7 @@ func TestExecTracerKilled(t *testing.T) {
 					}
 				}
 				tg.waitTicks(t, 3, 5*time.Second)
-				if gap := tg.maxGap(t0); gap > time.Second {
+				if gap := tg.maxGap(t0); gap > scaled(time.Second) {
 					t.Errorf("heartbeat paused for %v", gap)
 				}
 				r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "print('still fine')")

@@ -48,6 +48,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// timeScale is $LPTRACE_TIME_SCALE: how much slower than this machine the
+// tests run (the arm64 tests in qemu's emulated machine: 15). Timing limits
+// are multiplied by it, never the assertions themselves.
+var timeScale = func() float64 {
+	f, err := strconv.ParseFloat(os.Getenv("LPTRACE_TIME_SCALE"), 64)
+	if err != nil || f < 1 {
+		return 1
+	}
+	return f
+}()
+
+// scaled is a timing limit of this machine, on the one the tests run on.
+func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * timeScale) }
+
 // Python is one installed interpreter.
 type Python struct {
 	Path string
@@ -238,8 +252,8 @@ func startScriptEnv(t *testing.T, py Python, env []string, argv []string, wrap .
 	case tg.Port = <-ready:
 	case <-tg.done:
 		t.Fatalf("%s %v exited before it was ready", py.Name, argv)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s %v not ready after 20s", py.Name, argv)
+	case <-time.After(scaled(20 * time.Second)):
+		t.Fatalf("%s %v not ready after %v", py.Name, argv, scaled(20*time.Second))
 	}
 	return tg
 }
@@ -298,6 +312,7 @@ func (tg *Target) tickCount() int {
 func (tg *Target) waitTicks(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	start := tg.tickCount()
+	timeout = scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for tg.tickCount() < start+n {
 		if time.Now().After(deadline) {
@@ -384,7 +399,7 @@ func lptrace(t *testing.T, stdin string, args ...string) Result {
 
 func lptraceAs(t *testing.T, wrap []string, stdin string, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(60*time.Second))
 	defer cancel()
 	full := append(append(append([]string(nil), wrap...), lptraceBin), args...)
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
