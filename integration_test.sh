@@ -6,13 +6,15 @@
 #
 #   ./integration_test.sh            the default run (a few minutes)
 #   ./integration_test.sh --torture  longer kill/fuzz loops
+#   ./integration_test.sh --no-arm64 without the arm64 tests (tests/arm64.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
-torture=
+torture= no_arm64=
 for a in "$@"; do
   case $a in
     --torture) torture=1 ;;
-    *) echo "usage: $0 [--torture]" >&2; exit 2 ;;
+    --no-arm64) no_arm64=1 ;;
+    *) echo "usage: $0 [--torture] [--no-arm64]" >&2; exit 2 ;;
   esac
 done
 
@@ -93,6 +95,19 @@ for target in cmd/lptrace:FuzzReorderArgs proc:FuzzParseMaps proc:FuzzParseSysca
     rm -f "$log"
   fi
 done
+
+# The arm64 part (tests/arm64.sh: the engine's tests and a subset of
+# ./tests against Debian's arm64 python3.11, in qemu's emulated arm64
+# machine, about 2-3 minutes). Skipped with a note where that machine's
+# script is missing, or with --no-arm64.
+step "arm64 (emulated)"
+if [ -n "$no_arm64" ]; then
+  echo "note: --no-arm64: arm64 not tested"
+elif [ -f ../shared/arm64-vm.sh ]; then
+  ARM64_VM=$PWD/../shared/arm64-vm.sh tests/arm64.sh
+else
+  echo "note: ../shared/arm64-vm.sh not found, arm64 not tested"
+fi
 
 step "done"
 echo "all tests passed against ${#pythons[@]} interpreters"

@@ -5,21 +5,22 @@
 # the machine has no Go. Python runs 10-15 times slower there, so the tests'
 # timing limits are scaled (LPTRACE_TIME_SCALE), not their assertions.
 #
-#   tests/arm64.sh           the subset below (about 3 minutes, 20 s of it the
-#                            machine's first build)
+#   tests/arm64.sh           the subset below (about 2-3 minutes; the first run
+#                            builds the machine, 20 s more)
 #   tests/arm64.sh -run RE   other tests of ./tests (a Go test pattern)
 #
 # The subset: the engine's tests (./inject: calls into a sleeping process,
 # the stop inside a system call, SVE state kept), then ./tests against
 # python3.11: exec in every state (sleep, accept, cpu, threads, lock,
 # sigpipe), stack, exec with lptrace killed at random instants, tracing
-# every thread (-p, the Python callback), and launch mode.
+# every thread (-p), the tracing modes on the Python callback (the machine
+# code is x86-64's), and launch mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vm=${ARM64_VM:-$(cd .. && pwd)/shared/arm64-vm.sh}
 [ -f "$vm" ] || vm=/work/shared/arm64-vm.sh
 [ -f "$vm" ] || { echo "arm64.sh: no arm64-vm.sh (set ARM64_VM)" >&2; exit 2; }
-run='^(TestExecStates|TestStack|TestExecTracerKilled|TestAttachAllThreads|TestLaunch)$'
+run='^(TestExecStates|TestStack|TestExecTracerKilled|TestAttachAllThreads|TestAttachNative|TestLaunch)$'
 if [ "${1:-}" = -run ] && [ $# -ge 2 ]; then run=$2; fi
 
 mkdir -p bin
