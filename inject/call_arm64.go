@@ -72,12 +72,18 @@ var syscallInsn = syscallBytes{0x01, 0x00, 0x00, 0xd4}
 // which is the same state (the call blocks with the GIL released, and
 // resumes by executing the svc). Restoring the registers exactly restarts
 // the call: no restart to compute, unlike x86-64.
+//
+// A thread stopped just after an svc has come back from call x8: that
+// number too, not in the call (keepCallAlive may count it as parked).
 func (inj *Injector) syscallAt(tid int, r *ptrace.Regs) (nr int, inSyscall bool) {
 	var at syscallBytes
-	if inj.readMem(tid, r.Pc, at[:]) != nil || at != syscallInsn {
-		return -1, false
+	if inj.readMem(tid, r.Pc, at[:]) == nil && at == syscallInsn {
+		return int(int64(r.Regs[8])), true
 	}
-	return int(int64(r.Regs[8])), true
+	if inj.readMem(tid, r.Pc-svcInsnLength, at[:]) == nil && at == syscallInsn {
+		return int(int64(r.Regs[8])), false
+	}
+	return -1, false
 }
 
 // endsWithEINTR: system calls that any stop of the thread ends with

@@ -48,7 +48,7 @@ func startAttach(t *testing.T, pid int, extra ...string) *Tracer {
 	}
 	go func() { tr.cmd.Wait(); close(tr.done) }()
 	t.Cleanup(func() { tr.cmd.Process.Kill(); <-tr.done; ranPIDs.Store(tr.cmd.Process.Pid, time.Now()) })
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(scaled(20 * time.Second))
 	for !strings.Contains(tr.Stderr(), "attached") {
 		select {
 		case <-tr.done:
@@ -146,6 +146,7 @@ func calls(trace string) map[string]map[string]bool {
 func hookGone(t *testing.T, pid int, within time.Duration) {
 	t.Helper()
 	check := "import sys; m = getattr(sys, 'monitoring', None); hasattr(sys, '__lptrace__') or bool(m and [i for i in range(6) if m.get_tool(i) == 'lptrace'])"
+	within = scaled(within)
 	deadline := time.Now().Add(within)
 	for {
 		r := lptrace(t, "", "exec", strconv.Itoa(pid), check)
@@ -235,7 +236,7 @@ func TestAttachAllThreads(t *testing.T) {
 					t.Errorf("%s called from %d threads in the trace, want %d (stderr %q)", fn, len(c[fn]), n, tr.Stderr())
 				}
 			}
-			hookGone(t, tg.PID, scaled(2*time.Second))
+			hookGone(t, tg.PID, 2*time.Second)
 			tg.waitTicks(t, 3, 5*time.Second)
 		})
 	}

@@ -76,6 +76,7 @@ func ask(t *testing.T, port int, line string) string {
 // waitCall waits until fn shows in the trace.
 func (tr *Tracer) waitCall(t *testing.T, fn string, within time.Duration) {
 	t.Helper()
+	within = scaled(within)
 	deadline := time.Now().Add(within)
 	for calls(tr.Trace())[fn] == nil {
 		if time.Now().After(deadline) {
@@ -161,7 +162,7 @@ func (s osState) String() string {
 // inside the program, a moment after lptrace detached.
 func checkLeftAsItWas(t *testing.T, pid int, before osState, fingerprint string, state func() string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(scaled(3 * time.Second))
 	for {
 		now, fp := readOSState(pid), ""
 		if state != nil {
@@ -559,7 +560,7 @@ func TestRealCPUBoundThreads(t *testing.T) {
 			profiles := "import sys, threading; print(sys.getprofile(), getattr(threading, '_profile_hook', None))"
 			idle := lptrace(t, "", "exec", pid, profiles)
 			tr := startAttach(t, tg.PID)
-			deadline := time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(scaled(10 * time.Second))
 			for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
