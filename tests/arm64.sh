@@ -13,14 +13,15 @@
 # the stop inside a system call, SVE state kept), then ./tests against
 # python3.11: exec in every state (sleep, accept, cpu, threads, lock,
 # sigpipe), stack, exec with lptrace killed at random instants, tracing
-# every thread (-p), the tracing modes on the Python callback (the machine
-# code is x86-64's), and launch mode.
+# every thread (-p, on the Python callback: the machine code is x86-64's),
+# launch mode, a server idle in epoll_pwait, and a thread in each way the
+# standard library blocks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vm=${ARM64_VM:-$(cd .. && pwd)/shared/arm64-vm.sh}
 [ -f "$vm" ] || vm=/work/shared/arm64-vm.sh
 [ -f "$vm" ] || { echo "arm64.sh: no arm64-vm.sh (set ARM64_VM)" >&2; exit 2; }
-run='^(TestExecStates|TestStack|TestExecTracerKilled|TestAttachAllThreads|TestAttachNative|TestLaunch)$'
+run='^(TestExecStates|TestStack|TestExecTracerKilled|TestAttachAllThreads|TestLaunch|TestRealEpollServer|TestRealStdlibBlockingCalls)$'
 if [ "${1:-}" = -run ] && [ $# -ge 2 ]; then run=$2; fi
 
 mkdir -p bin
