@@ -242,7 +242,7 @@ func (inj *Injector) saveVectors(tid int, inSyscall bool) []byte {
 		return nil
 	}
 	b, err := inj.tr.SVE(tid)
-	if err != nil || len(b) < sveHeader || binary.LittleEndian.Uint16(b[12:])&svePtRegsSVE == 0 {
+	if err != nil || len(b) < sveHeader {
 		return nil
 	}
 	return b
@@ -250,7 +250,6 @@ func (inj *Injector) saveVectors(tid int, inSyscall bool) []byte {
 
 const (
 	sveHeader     = 16 // struct user_sve_header
-	svePtRegsSVE  = 1  // its flag: SVE registers live
 	sveMagic      = 0x53564501
 	sveContextHdr = 16 // struct sve_context
 )

@@ -29,6 +29,9 @@ func (th *Thread) Run(ctx context.Context, calls []Call) ([]uint64, int, error) 
 	if err := inj.installTrampoline(ctx, th.TID); err != nil {
 		return nil, -1, err
 	}
+	if !th.vectorsRead {
+		th.vectors, th.vectorsRead = inj.saveVectors(th.TID, th.InCall), true
+	}
 	l := newLayout(th.orig.SP(), len(calls), inj.xsave)
 	block := buildBlock(l, calls, th.orig, inj.signal(th.TID))
 	if err := addVectors(block, l, th.vectors); err != nil {

@@ -35,8 +35,10 @@ type Thread struct {
 	// would be reported to lptrace as an event of the seized thread.
 	sameProgram bool
 	// vectors: the vector registers that the trampoline does not save,
-	// when they hold live state (arm64's SVE, see saveVectors).
-	vectors []byte
+	// when they hold live state (arm64's SVE, see saveVectors), read at
+	// the first call since the stop (vectorsRead).
+	vectors     []byte
+	vectorsRead bool
 }
 
 // Attach seizes a thread and stops it. The caller must Release it.
@@ -219,7 +221,7 @@ func (inj *Injector) stop(th *Thread) error {
 			th.orig = regs
 			th.Syscall, th.InCall = inj.syscallAt(tid, &regs)
 			th.InCall = th.InCall || parked
-			th.vectors = inj.saveVectors(tid, th.InCall)
+			th.vectors, th.vectorsRead = nil, false
 			if !th.InCall {
 				if inj.seenAt == nil {
 					inj.seenAt = map[int]uint64{}

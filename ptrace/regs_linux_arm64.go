@@ -1,6 +1,7 @@
 package ptrace
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -75,25 +76,40 @@ func (t *Tracer) SyscallNr(tid int) (int32, error) {
 const ntARMSVE = 0x405
 
 // SVE reads the thread's SVE registers (NT_ARM_SVE: struct user_sve_header,
-// then the registers), or nil when the CPU or the kernel has no SVE.
+// then the registers) when they hold live state (the header's flag
+// SVE_PT_REGS_SVE), or nil: not live, or no SVE in the CPU or the kernel.
 func (t *Tracer) SVE(tid int) ([]byte, error) {
-	buf := make([]byte, 64<<10)
-	iov := unix.Iovec{Base: &buf[0]}
-	iov.SetLen(len(buf))
+	var hdr [16]byte // size, max_size (u32), vl, max_vl, flags, reserved (u16)
+	if err := t.getRegSet(tid, ntARMSVE, hdr[:]); err != nil {
+		if err == unix.EINVAL || err == unix.ENODEV {
+			return nil, nil
+		}
+		return nil, wrapErr(err)
+	}
+	const svePtRegsSVE = 1
+	size := int(binary.LittleEndian.Uint32(hdr[0:]))
+	if binary.LittleEndian.Uint16(hdr[12:])&svePtRegsSVE == 0 || size < len(hdr) || size > 1<<20 {
+		return nil, nil
+	}
+	buf := make([]byte, size)
+	if err := t.getRegSet(tid, ntARMSVE, buf); err != nil {
+		return nil, wrapErr(err)
+	}
+	return buf, nil
+}
+
+// getRegSet reads a register set into b (PTRACE_GETREGSET).
+func (t *Tracer) getRegSet(tid int, set uintptr, b []byte) error {
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
 	var err error
 	t.do(func() {
-		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRegSet, uintptr(tid), ntARMSVE, uintptr(unsafe.Pointer(&iov)), 0, 0)
+		_, _, e := unix.Syscall6(unix.SYS_PTRACE, ptraceGetRegSet, uintptr(tid), set, uintptr(unsafe.Pointer(&iov)), 0, 0)
 		if e != 0 {
 			err = e
 		}
 	})
-	if err == unix.EINVAL || err == unix.ENODEV {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, wrapErr(err)
-	}
-	return buf[:iov.Len], nil
+	return err
 }
 
 // SetSVE writes back what SVE read.

@@ -38,5 +38,5 @@ echo "== ./inject (arm64)"
 cd inject && ../bin/inject-arm64.test -test.count=1 -test.timeout 5m
 echo "== ./tests (arm64, python3.11): $1"
 cd ../tests && ../bin/tests-arm64.test -test.count=1 -test.timeout 12m -test.v -test.run "$1" 2>&1 |
-  grep -E "^(=== RUN|--- |PASS|FAIL|ok|panic)|^\s+\S+_test.go:" | grep -v "^=== RUN"
+  grep -E "^\s*--- |^(PASS|FAIL|ok|panic)|^\s+\S+_test.go:"
 ' arm64.sh "$run"
