@@ -86,7 +86,7 @@ func TestExecLargeOutput(t *testing.T) {
 				if r.Code != 0 || len(lines) != 100000 || lines[0] != "line 0" || lines[99999] != "line 99999" {
 					t.Fatalf("exit %d, %d lines, stderr %q", r.Code, len(lines), r.Stderr)
 				}
-				if r.Elapsed > 8*time.Second {
+				if r.Elapsed > scaled(8*time.Second) {
 					t.Errorf("took %v: the output stalled", r.Elapsed)
 				}
 				tg.waitTicks(t, 3, 5*time.Second)

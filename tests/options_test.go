@@ -93,16 +93,16 @@ func TestTraceSummaryAndJSON(t *testing.T) {
 			}
 
 			// --no-stdlib: posixpath.join is gone, the program's functions stay.
-			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "--no-stdlib")
+			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", scaled(time.Second).String(), "--no-stdlib")
 			if !strings.Contains(r.Stderr, "app_outer (") || strings.Contains(r.Stderr, "join (") {
 				t.Errorf("--no-stdlib:\n%s", head(r.Stderr, 20))
 			}
-			if r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s"); !strings.Contains(r.Stderr, "join (") {
+			if r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", scaled(time.Second).String()); !strings.Contains(r.Stderr, "join (") {
 				t.Errorf("posixpath.join not traced without --no-stdlib:\n%s", head(r.Stderr, 20))
 			}
 
 			out := filepath.Join(t.TempDir(), "json")
-			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", "1s", "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner",
+			r = lptrace(t, "", "-p", strconv.Itoa(tg.PID), "--duration", scaled(time.Second).String(), "-o", out, "--json", "-a", "--ret", "-T", "-e", "app_inner",
 				"-e", "app_outer", "-e", "no_such_[fg]unction", "-e", "!app_fail")
 			if r.Code != 0 {
 				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
@@ -166,9 +166,9 @@ func TestTraceFollowForks(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "calls")
 			tr := startAttach(t, tg.PID, "-f", "-e", "app_*")
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(scaled(300 * time.Millisecond))
 			syscall.Kill(tg.PID, syscall.SIGUSR2)
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(scaled(1500 * time.Millisecond))
 			tr.Stop(t, syscall.SIGINT)
 			trace := tr.Trace()
 			child := regexp.MustCompile(`(?m)^\[pid (\d+)\] (?:\[tid \d+(?: [^\]]*)?\] )?app_child_work `).FindStringSubmatch(trace)
