@@ -602,7 +602,7 @@ func TestRealTwoSessions(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						results[i] = lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7")
+						results[i] = lptrace(t, "", "exec", "--timeout", scaled(10*time.Second).String(), pid, "6 * 7")
 					}()
 				}
 				wg.Wait()
@@ -615,11 +615,11 @@ func TestRealTwoSessions(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						results[i] = lptrace(t, "", "attach", "--duration", "1s", "--timeout", "10s", "-o", "/dev/null", pid)
+						results[i] = lptrace(t, "", "attach", "--duration", scaled(time.Second).String(), "--timeout", scaled(10*time.Second).String(), "-o", "/dev/null", pid)
 					}()
 				}
-				time.Sleep(time.Duration(300+200*round) * time.Millisecond)
-				st := lptrace(t, "", "stack", "--timeout", "10s", pid)
+				time.Sleep(scaled(time.Duration(300+200*round) * time.Millisecond))
+				st := lptrace(t, "", "stack", "--timeout", scaled(10*time.Second).String(), pid)
 				wg.Wait()
 				for _, r := range results {
 					if r.Code != 0 || !strings.Contains(r.Stderr, "attached") {
