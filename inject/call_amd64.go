@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 )
 
@@ -68,6 +69,9 @@ type syscallBytes = [2]byte
 // syscallInsn is the x86-64 system call instruction.
 var syscallInsn = syscallBytes{0x0f, 0x05}
 
+// beforeStop: the registers tell all on x86-64 (see the arm64 version).
+func (inj *Injector) beforeStop(tid int) *proc.Syscall { return nil }
+
 // restartParks: a thread in restart_syscall may take a call (see Classify):
 // lptrace restarts it itself (resumeRegs).
 const restartParks = true
@@ -101,7 +105,7 @@ func endedByStop(r *ptrace.Regs, before syscallBytes) (ended, waitsForever bool)
 // a call interrupted with -ERESTARTNOHAND: the kernel restarts it when the
 // thread resumes with no signal handler to run, and makes it -EINTR when
 // a handler runs, as it would have been.
-func makeRestartable(r *ptrace.Regs) {
+func makeRestartable(r *ptrace.Regs, _ *proc.Syscall) {
 	code := int64(errRestartNoHand)
 	r.Rax = uint64(code)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -111,10 +112,37 @@ func endedByStop(r *ptrace.Regs, before syscallBytes) (ended, waitsForever bool)
 	}
 }
 
-// makeRestartable cannot restart the call on arm64: its first argument
-// (x0) is gone under the -EINTR, and ptrace does not show the kernel's
-// copy. The program sees EINTR, which Python 3 answers by waiting again.
-func makeRestartable(r *ptrace.Regs) {}
+// beforeStop reads, before lptrace stops the thread, the call it is blocked
+// in when that is one of endsWithEINTR's: the stop ends it with EINTR over
+// its first argument (x0), which ptrace does not show afterwards (the
+// kernel's copy, orig_x0, is not in any register set), and /proc did
+// before.
+func (inj *Injector) beforeStop(tid int) *proc.Syscall {
+	sc, err := proc.ReadSyscall(inj.pid, tid)
+	if err != nil || sc.Running || !endsWithEINTR[sc.Nr] {
+		return nil
+	}
+	return &sc
+}
+
+// makeRestartable puts back the call that endedByStop accepted, as the
+// kernel rewinds an interrupted call (x0 its first argument again, pc on
+// the svc), when pre shows that very call before the stop (its number,
+// the other five arguments, sp and pc): the thread makes it again when it
+// resumes, and the program never sees the stop. Else it sees EINTR, which
+// Python 3 answers by waiting again (2.7 raises).
+func makeRestartable(r *ptrace.Regs, pre *proc.Syscall) {
+	if pre == nil || uint64(pre.Nr) != r.Regs[8] || pre.PC != r.Pc || pre.SP != r.Sp {
+		return
+	}
+	for i := 1; i < 6; i++ {
+		if pre.Args[i] != r.Regs[i] {
+			return
+		}
+	}
+	r.Regs[0] = pre.Args[0]
+	r.Pc -= svcInsnLength
+}
 
 func syscallArg(r *ptrace.Regs, i int) uint64 { return r.Regs[i] }
 

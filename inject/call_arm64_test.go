@@ -1,7 +1,9 @@
 package inject
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -207,5 +209,87 @@ f()`, sveLoop)
 	th.Release()
 	if !running() {
 		t.Error("the loop ended")
+	}
+}
+
+// A thread in epoll_wait with no timeout, which lptrace's stop ends with
+// EINTR over its first argument: lptrace puts the call back (from what
+// /proc showed before the stop), and the program never sees it return.
+func TestEpollRestartedArm64(t *testing.T) {
+	cmd := exec.Command("python3", "-c", `import ctypes, select
+libc = ctypes.CDLL(None, use_errno=True)
+ep = select.epoll()
+ev = ctypes.create_string_buffer(64)
+print("ready", ep.fileno(), flush=True)
+while True:
+    n = libc.epoll_wait(ep.fileno(), ev, 4, -1)
+    print("returned", n, ctypes.get_errno(), flush=True)`)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Skip("no python3:", err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var epfd uint64
+	if _, err := fmt.Sscanf(<-lines, "ready %d", &epfd); err != nil {
+		t.Fatal("python3 did not start:", err)
+	}
+	pid := cmd.Process.Pid
+	for i := 0; ; i++ {
+		if sc, err := proc.ReadSyscall(pid, pid); err == nil && !sc.Running && sc.Nr == unix.SYS_EPOLL_PWAIT {
+			break
+		}
+		if i == 500 {
+			t.Fatal("python3 never waited in epoll_pwait")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	maps, _ := proc.ReadMaps(pid)
+	tgt := &symbols.Target{PID: pid, Maps: maps}
+	for _, m := range maps {
+		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
+			libc, err := symbols.LoadModule(pid, maps, m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.Libc = libc
+		}
+	}
+	if tgt.Libc == nil {
+		t.Skip("python3 is not linked with glibc's libc.so")
+	}
+	tgt.Python = tgt.Libc
+	defer tgt.Libc.Close()
+	inj := New(ptrace.NewTracer(), tgt)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		th, err := inj.Attach(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !th.InCall || th.Syscall != unix.SYS_EPOLL_PWAIT || th.orig.Regs[0] != epfd {
+			t.Errorf("stopped in call %v (%d), x0 %d: want epoll_pwait on %d", th.InCall, th.Syscall, int64(th.orig.Regs[0]), epfd)
+		}
+		res, _, err := th.Run(ctx, []Call{{Fn: FnSyscall, Aux: unix.SYS_GETPID}})
+		if err != nil || int(res[0]) != pid {
+			t.Errorf("getpid: %v %v", res, err)
+		}
+		inj.Restore(th)
+		th.Release()
+	}
+	select {
+	case l := <-lines:
+		t.Errorf("the program saw its wait end: %q", l)
+	case <-time.After(time.Second):
+	}
+	if sc, err := proc.ReadSyscall(pid, pid); err != nil || sc.Running || sc.Nr != unix.SYS_EPOLL_PWAIT || sc.Args[0] != epfd {
+		t.Errorf("after the calls: %+v %v", sc, err)
 	}
 }

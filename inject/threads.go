@@ -181,6 +181,7 @@ func nap(d time.Duration) {
 // where. On an error the thread has been let go (or is gone).
 func (inj *Injector) stop(th *Thread) error {
 	tid := th.TID
+	pre := inj.beforeStop(tid)
 	if err := inj.tr.Interrupt(tid); err != nil {
 		return inj.abandon(tid, fmt.Errorf("stop thread %d: %w", tid, err))
 	}
@@ -217,7 +218,7 @@ func (inj *Injector) stop(th *Thread) error {
 				inj.detach(tid)
 				return err
 			}
-			parked := inj.keepCallAlive(tid, &regs)
+			parked := inj.keepCallAlive(tid, &regs, pre)
 			th.orig = regs
 			th.Syscall, th.InCall = inj.syscallAt(tid, &regs)
 			th.InCall = th.InCall || parked
@@ -265,7 +266,9 @@ func (inj *Injector) stop(th *Thread) error {
 // wait its whole timeout again: an event loop's next timer late by up to
 // that much); Python 2.7's epoll.poll would raise IOError(EINTR) instead,
 // so there it is restarted, a wait longer by the time it had waited.
-func (inj *Injector) keepCallAlive(tid int, regs *ptrace.Regs) bool {
+// pre is what the kernel showed of the call before the stop (arm64 only,
+// see beforeStop).
+func (inj *Injector) keepCallAlive(tid int, regs *ptrace.Regs, pre *proc.Syscall) bool {
 	if ended, _ := endedByStop(regs, syscallInsn); !ended {
 		return false // (the cheap test first: no read for most stops)
 	}
@@ -275,7 +278,7 @@ func (inj *Injector) keepCallAlive(tid int, regs *ptrace.Regs) bool {
 	}
 	ended, forever := endedByStop(regs, before)
 	if ended && (forever || inj.tgt.Version.Major == 2) {
-		makeRestartable(regs)
+		makeRestartable(regs, pre)
 	}
 	return ended
 }
