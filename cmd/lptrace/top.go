@@ -11,6 +11,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/session"
 	"github.com/lptrace/lptrace/top"
 	"github.com/urfave/cli/v2"
 )
@@ -74,9 +75,9 @@ func (t *topSession) options(cfg hook.TraceConfig, opts report.Options) (hook.Tr
 	return cfg, opts
 }
 
-func (t *topSession) add(a *attachRun) {
+func (t *topSession) add(a *session.Trace, p *report.Printer) {
 	t.mu.Lock()
-	t.printer = a.printer
+	t.printer = p
 	t.mu.Unlock()
 	t.keep(a)
 }

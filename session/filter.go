@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"github.com/lptrace/lptrace/trace"
 )
 
-// checkPattern refuses a pattern that Python's fnmatch would take with
+// CheckPattern refuses a pattern that Python's fnmatch would take with
 // its "[" as a plain character, which is never what was meant: a "[" with
 // no "]" to close it (one right after "[" or "[!" belongs to the set).
-func checkPattern(p string) error {
+func CheckPattern(p string) error {
 	for i := 0; i < len(p); i++ {
 		if p[i] != '[' {
 			continue
@@ -33,7 +33,7 @@ func checkPattern(p string) error {
 	return nil
 }
 
-// fnmatchRegexp is Python's fnmatch.translate of a pattern checkPattern
+// fnmatchRegexp is Python's fnmatch.translate of a pattern CheckPattern
 // took: *, ?, [set] and [!set], anchored at both ends, case-sensitive.
 func fnmatchRegexp(p string) *regexp.Regexp {
 	var b strings.Builder
