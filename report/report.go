@@ -803,15 +803,17 @@ func jsonString(s string) []byte {
 }
 
 // JSONSafe escapes what encoding/json leaves raw but a terminal would
-// obey: C1 controls and bidirectional overrides (the target's text is
-// untrusted, and JSON Lines often end up on a terminal).
+// obey, the runes termsafe.Unsafe names (the target's text is untrusted,
+// and JSON Lines often end up on a terminal). encoding/json has escaped
+// the C0 controls inside strings: those left are the JSON's own
+// whitespace.
 func JSONSafe(b []byte) []byte {
-	if !bytes.ContainsFunc(b, unsafeRune) {
+	if !bytes.ContainsFunc(b, jsonUnsafe) {
 		return b
 	}
 	var out bytes.Buffer
 	for _, r := range string(b) {
-		if unsafeRune(r) {
+		if jsonUnsafe(r) {
 			fmt.Fprintf(&out, "\\u%04x", r)
 		} else {
 			out.WriteRune(r)
@@ -820,9 +822,7 @@ func JSONSafe(b []byte) []byte {
 	return out.Bytes()
 }
 
-func unsafeRune(r rune) bool {
-	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f
-}
+func jsonUnsafe(r rune) bool { return r >= 0x20 && termsafe.Unsafe(r) }
 
 func shortName(q string) string {
 	if i := strings.LastIndexByte(q, '.'); i >= 0 {

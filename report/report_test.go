@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lptrace/lptrace/termsafe"
 	"github.com/lptrace/lptrace/trace"
 )
 
@@ -677,6 +678,35 @@ func TestJSONEscapesTerminalControls(t *testing.T) {
 	lines, _ := jsonLines(t, Options{Args: true}, with(call(outer, 0), "o='\u009b31m\u202e'"))
 	if strings.ContainsRune(lines[0], 0x9b) || strings.ContainsRune(lines[0], 0x202e) || !strings.Contains(lines[0], `\u009b31m\u202e`) {
 		t.Errorf("got %q", lines[0])
+	}
+}
+
+// The JSON writer and the terminal's escaping (termsafe) agree on what a
+// terminal would obey: each rune comes out raw from both or from neither.
+// By name: the bidirectional marks U+200E and U+200F, the override U+202E,
+// the isolate U+2066, C0 controls, DEL and C1 controls, which JSON also
+// gives back as they were; then every rune of the BMP. (encoding/json also
+// escapes '"', '\\', U+2028 and U+2029, which a terminal shows as they are.)
+func TestJSONEscapesLikeTermsafe(t *testing.T) {
+	inJSON := func(r rune) []byte { return JSONSafe(jsonString(string(r))) }
+	jsonRaw := func(r rune) bool { return bytes.Contains(inJSON(r), []byte(string(r))) }
+	termRaw := func(r rune) bool { return termsafe.Escape([]byte(string(r)), false) == string(r) }
+	for _, r := range []rune{0x200e, 0x200f, 0x202e, 0x2066, 0x00, 0x07, '\t', '\n', 0x1b, 0x7f, 0x80, 0x9b, 0x9f} {
+		if jsonRaw(r) || termRaw(r) {
+			t.Errorf("U+%04X left raw: in JSON %v (%q), on the terminal %v", r, jsonRaw(r), inJSON(r), termRaw(r))
+		}
+		var back string
+		if err := json.Unmarshal(inJSON(r), &back); err != nil || back != string(r) {
+			t.Errorf("U+%04X: JSON %q reads back as %q (%v)", r, inJSON(r), back, err)
+		}
+	}
+	for r := rune(0); r <= 0xffff; r++ {
+		if r >= 0xd800 && r <= 0xdfff || r == '"' || r == '\\' || r == 0x2028 || r == 0x2029 {
+			continue
+		}
+		if j, tm := jsonRaw(r), termRaw(r); j != tm {
+			t.Errorf("U+%04X: raw in JSON %v (%q), on the terminal %v", r, j, inJSON(r), tm)
+		}
 	}
 }
 

@@ -169,7 +169,9 @@ func TestAttachHTTPServer(t *testing.T) {
 			url := fmt.Sprintf("http://127.0.0.1:%d/", tg.Port)
 			tr := startAttach(t, tg.PID)
 			get(t, url)
-			time.Sleep(300 * time.Millisecond)
+			// The handler's calls reach the trace (the last one called
+			// shows last; all are checked below).
+			eventually(5*time.Second, func() bool { return strings.Contains(tr.Trace(), "send_head") })
 			tr.Stop(t, syscall.SIGINT)
 			if !strings.Contains(tr.Stderr(), fmt.Sprintf("process %d detached", tg.PID)) {
 				t.Errorf("no detach message: %q", tr.Stderr())
@@ -431,26 +433,33 @@ func TestAttachKeyboardInterrupt(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "sigint")
 			tr := startAttach(t, tg.PID)
-			for i := 0; i < 5; i++ {
-				syscall.Kill(tg.PID, syscall.SIGINT)
-				time.Sleep(150 * time.Millisecond)
+			caught := func() int {
+				n := 0
+				for _, l := range tg.Other() {
+					if l == "caught" {
+						n++
+					}
+				}
+				return n
 			}
-			time.Sleep(300 * time.Millisecond)
-			caught := 0
-			for _, l := range tg.Other() {
-				if l == "caught" {
-					caught++
+			// Each one caught before the next is sent (two pending at
+			// once would be one).
+			for i := 1; i <= 5; i++ {
+				syscall.Kill(tg.PID, syscall.SIGINT)
+				if !eventually(5*time.Second, func() bool { return caught() >= i }) {
+					break
 				}
 			}
-			if caught != 5 {
-				t.Errorf("the program caught %d of 5 Ctrl-C", caught)
+			if n := caught(); n != 5 {
+				t.Errorf("the program caught %d of 5 Ctrl-C", n)
 			}
 			r := lptrace(t, "", "exec", strconv.Itoa(tg.PID), "import sys; hasattr(sys, '__lptrace__')")
 			if r.Stdout != "True\n" {
 				t.Errorf("hook gone after the interrupts: %q %q", r.Stdout, r.Stderr)
 			}
 			before := strings.Count(tr.Trace(), "heartbeat_step")
-			time.Sleep(time.Second) // 2.7 may need a re-hook round (600 ms)
+			// 2.7 may need a re-hook round (600 ms).
+			eventually(5*time.Second, func() bool { return strings.Count(tr.Trace(), "heartbeat_step") > before })
 			tr.Stop(t, syscall.SIGINT)
 			if after := strings.Count(tr.Trace(), "heartbeat_step"); after <= before {
 				t.Errorf("no events after the interrupts (%d, then %d)", before, after)

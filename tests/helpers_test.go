@@ -307,6 +307,19 @@ func (tg *Target) waitTicks(t *testing.T, n int, timeout time.Duration) {
 	}
 }
 
+// eventually looks at cond every 10 ms until it holds or within has
+// passed, and tells whether it held: the caller says what failed.
+func eventually(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // maxGap is the longest pause between heartbeat lines since t0, including
 // the pause from the last line to now.
 func (tg *Target) maxGap(t0 time.Time) time.Duration {
