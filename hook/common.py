@@ -108,7 +108,7 @@ def _lptrace_sigpipe_guard():
         old = ctypes.create_string_buffer(128)
         pending = ctypes.create_string_buffer(128)
     except Exception:
-        return lambda f, *a: f(*a)
+        return _lptrace_sigpipe_guard_signal(signal)
 
     def guarded(f, *a):
         libc.pthread_sigmask(0, block, old)
@@ -118,6 +118,30 @@ def _lptrace_sigpipe_guard():
             if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
                 libc.sigtimedwait(block, None, zero)
             libc.pthread_sigmask(2, old, None)
+    return guarded
+
+
+def _lptrace_sigpipe_guard_signal(signal):
+    """The guard without ctypes (musl builds without libffi): the signal
+    module's own calls, 3.3+. They run the program's pending signal
+    handlers on their way out, which the callers handle as a handler that
+    raised inside our code; without the guard, SIGPIPE at SIG_DFL would
+    kill the program when lptrace goes away."""
+    try:
+        mask, pending, wait = signal.pthread_sigmask, signal.sigpending, signal.sigtimedwait
+        sigpipe, block, unblock = signal.SIGPIPE, signal.SIG_BLOCK, signal.SIG_UNBLOCK
+    except AttributeError:
+        return lambda f, *a: f(*a)
+
+    def guarded(f, *a):
+        old = mask(block, (sigpipe,))
+        try:
+            return f(*a)
+        finally:
+            if sigpipe in pending():
+                wait((sigpipe,), 0)
+            if sigpipe not in old:
+                mask(unblock, (sigpipe,))
     return guarded
 
 

@@ -48,9 +48,11 @@ func (r Route) String() string {
 }
 
 // Minimum stack left below a thread's stack pointer before Python code may
-// run on it; a thread started with a small threading.stack_size() is skipped.
+// run on it; a thread started with a smaller threading.stack_size() is
+// skipped. musl's threads have 128 KiB in all: what the payloads need is
+// measured in docs/design.md ("Stack").
 const (
-	directStackNeed  = 256 << 10
+	directStackNeed  = 112 << 10
 	pendingStackNeed = 32 << 10
 )
 

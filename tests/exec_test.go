@@ -213,6 +213,9 @@ func TestExecRefuses(t *testing.T) {
 		if runtime.GOARCH != "amd64" {
 			t.Skip("noptrace.py's filter is for x86-64")
 		}
+		if !hasModules(py, "ctypes") {
+			t.Skip("noptrace.py sets its filter with ctypes")
+		}
 		r := lptraceAs(t, []string{py.Path, filepath.Join(filepath.Dir(targetScript), "noptrace.py")}, "", "exec", strconv.Itoa(target.PID), "1")
 		if r.Code == 0 || !strings.Contains(r.Stderr, "seccomp filter on lptrace forbids ptrace") || r.Elapsed > 3*time.Second {
 			t.Errorf("exit %d after %v, stderr %q", r.Code, r.Elapsed, r.Stderr)
@@ -290,6 +293,9 @@ func TestExecNoSafePoint(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
+			if !hasModules(py, "ctypes") {
+				t.Skip("the target holds the GIL in C through ctypes")
+			}
 			tg := startTarget(t, py, "gilheld")
 			// Inside the 3 s usleep: the main thread blocked in it.
 			if !eventually(2*time.Second, func() bool {

@@ -89,6 +89,8 @@ func pythons(t testing.TB) []Python {
 			name += "-debian"
 		case strings.Contains(p, "lptrace-pythons"):
 			name += "-sid"
+		case strings.Contains(p, "/musl/"): // more-pythons.sh's musl build
+			name += "-musl"
 		}
 		out = append(out, Python{Path: p, Name: name})
 	}
