@@ -1,8 +1,10 @@
-# How much C stack lptrace's payloads need: compiles every part of hook/
-# from source (the heaviest path: the fallback when no precompiled code
-# suits the target), loads it back with marshal and formats a stack, in a
-# thread whose whole stack is N KiB, for each N given. Prints "N ok" or
-# "N <error>"; a crash of the interpreter is the answer "not enough" too.
+# How much C stack lptrace's payloads need: compiles parts of hook/ from
+# source (all of them: the heaviest path, the tracing hook's fallback when
+# no precompiled code suits the target; or those PARTS names, e.g.
+# PARTS=common.py,exec.py for exec's payload), loads the code back with
+# marshal and formats a stack, in a thread whose whole stack is N KiB, for
+# each N given. Prints "N ok" or "N <error>"; a crash of the interpreter
+# is the answer "not enough" too.
 #
 #   python bench/stack_need.py 48 64 96     (docs/design.md, "Stack")
 import glob
@@ -13,7 +15,8 @@ import threading
 import traceback
 
 here = os.path.dirname(os.path.abspath(__file__))
-src = ''.join(open(p).read() for p in sorted(glob.glob(os.path.join(here, '..', 'hook', '*.py'))))
+parts = [os.path.join(here, '..', 'hook', p) for p in os.environ.get('PARTS', '').split(',') if p]
+src = ''.join(open(p).read() for p in parts or sorted(glob.glob(os.path.join(here, '..', 'hook', '*.py'))))
 
 
 def job(res):

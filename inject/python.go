@@ -53,6 +53,7 @@ func (r Route) String() string {
 // measured in docs/design.md ("Stack").
 const (
 	directStackNeed  = 112 << 10
+	smallStackNeed   = 64 << 10 // before 3.14: a small payload
 	pendingStackNeed = 32 << 10
 )
 
@@ -86,6 +87,10 @@ type Options struct {
 	// such as a filter, may come before it.)
 	Data   []byte
 	DataAt string
+	// Small: the code compiles little before it runs the user's (exec,
+	// the stack dump, pdb, not the tracing hook), so a thread with less
+	// stack left can run it.
+	Small bool
 }
 
 // RunPython runs src (Python source, as for PyRun_SimpleString) in the
@@ -131,6 +136,7 @@ func (inj *Injector) runPython(ctx context.Context, src []byte, opt Options) (Ro
 	deadline := time.Now().Add(opt.Timeout)
 	code := append(append([]byte(nil), src...), 0)
 	pl, err := newPayload(code, opt.Data, opt.DataAt)
+	pl.stackNeed = inj.stackNeed(opt.Small)
 	if err != nil {
 		return Route{}, err
 	}
@@ -308,6 +314,7 @@ func pageRound(n uint64) uint64 { return (n + 4095) &^ 4095 }
 type payload struct {
 	code, data []byte
 	at         int
+	stackNeed  uint64 // below the thread's stack pointer (see stackNeed)
 }
 
 // newPayload finds where the data's address goes: the last dataAt.
@@ -363,7 +370,7 @@ func (inj *Injector) tryDirect(ctx context.Context, p Parked, pl payload, deadli
 	if !stillParked {
 		return Route{}, &skip{why: fmt.Sprintf("thread %d left its blocking call", p.TID)}, nil
 	}
-	if why := inj.stackTooSmall(th, directStackNeed, 15); why != "" {
+	if why := inj.stackTooSmall(th, pl.stackNeed, 15); why != "" {
 		return Route{}, &skip{why: why}, nil
 	}
 	py := inj.tgt.Python
@@ -599,6 +606,16 @@ func (inj *Injector) hasThread(tid int) bool {
 		}
 	}
 	return false
+}
+
+// stackNeed is the stack a direct call of a payload needs below the
+// thread's pointer: 3.14's parser wants more than 64 KiB left even for a
+// small source, and stops with a MemoryError where it lacks it.
+func (inj *Injector) stackNeed(small bool) uint64 {
+	if small && !inj.tgt.Version.AtLeast(3, 14) {
+		return smallStackNeed
+	}
+	return directStackNeed
 }
 
 // stackTooSmall says why th's stack cannot take a block of ncalls calls and

@@ -62,7 +62,7 @@ func (e *execRun) run(ctx context.Context, t *Target) error {
 	}
 	done := make(chan injected, 1)
 	go func() {
-		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid})
+		route, err := inj.RunPython(ctx, hook.Exec(ch.Pipe(), e.code), inject.Options{Timeout: e.timeout, Started: started, TID: e.tid, Small: true})
 		steady() // the code's output may go on for long
 		done <- injected{route, err}
 	}()

@@ -37,7 +37,7 @@ func (t *Target) Debug(ctx context.Context, tid int, timeout time.Duration, cons
 		return fmt.Errorf("process %d: %v", pid, err)
 	}
 	recs, started := ch.Stream()
-	if _, err := t.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid}); err != nil {
+	if _, err := t.inj.RunPython(ctx, hook.Pdb(ch.Pipe(), inPipe), inject.Options{Timeout: timeout, Started: started, TID: tid, Small: true}); err != nil {
 		return explainRun(ctx, pid, timeout, "pdb", err)
 	}
 	steady() // a session that may last

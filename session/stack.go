@@ -47,7 +47,7 @@ func (t *Target) Stack(ctx context.Context, o StackOptions) (*Dump, error) {
 	}
 	recs, started := ch.Stream()
 	src := hook.Stack(ch.Pipe(), o.Locals, o.Width, o.Verbose, o.Tasks)
-	route, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started})
+	route, err := inj.RunPython(ctx, src, inject.Options{Timeout: timeout, Started: started, Small: true})
 	if err != nil {
 		if errors.Is(err, inject.ErrGILBusy) || errors.Is(err, inject.ErrNoSafePoint) {
 			return nil, fmt.Errorf("process %d: no thread could run Python code within %v (%v); %s", pid, timeout, err, describeThreads(inj))
@@ -109,6 +109,9 @@ func readStack(ctx context.Context, pid int, recs <-chan transport.Item, timeout
 		}
 		if err := dump.Add(it.Rec.Kind, it.Rec.Data); err != nil {
 			return nil, nil, fmt.Errorf("process %d: %w", pid, err)
+		}
+		if dump.Done && dump.Failed != "" {
+			return nil, nil, fmt.Errorf("process %d: cannot read the stacks: %s; the program runs on", pid, termsafe.Escape([]byte(dump.Failed), false))
 		}
 		if dump.Done {
 			return dump.Threads, dump.Tasks, nil

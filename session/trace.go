@@ -252,7 +252,7 @@ func (a *Trace) hookThreads(ctx context.Context, inj *inject.Injector, session s
 			if hooked[tid] || ctx.Err() != nil {
 				continue
 			}
-			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid}); err == nil {
+			if _, err := inj.RunPython(ctx, src, inject.Options{Timeout: 300 * time.Millisecond, Started: never, TID: tid, Small: true}); err == nil {
 				hooked[tid] = true
 				if warned[tid] {
 					a.note(1, "process %d: thread %d is traced now", a.PID, tid)

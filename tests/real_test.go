@@ -313,7 +313,14 @@ func TestRealSubinterpreters(t *testing.T) {
 		t.Run(py.Name, func(t *testing.T) {
 			tg := startProgram(t, py, "subinterpreters.py")
 			pid := strconv.Itoa(tg.PID)
-			for i := 0; i < 10; i++ {
+			for i := 0; i < 10 && !hasModules(py, "ctypes"); i++ {
+				// Only ctypes reads them safely there: refused in one line.
+				r := lptrace(t, "", "stack", pid)
+				if r.Code == 0 || !strings.Contains(r.Stderr, "cannot read the stacks: this Python has no ctypes") || strings.Count(r.Stderr, "\n") != 1 {
+					t.Fatalf("stack without ctypes: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
+				}
+			}
+			for i := 0; i < 10 && hasModules(py, "ctypes"); i++ {
 				r := lptrace(t, "", "stack", pid)
 				if r.Code != 0 || !strings.Contains(r.Stdout, "MainThread") || strings.Count(r.Stdout, "in run_sub") != 2 {
 					t.Fatalf("stack %d: status %d, %q %s (the program printed %q)", i, r.Code, r.Stdout, r.Stderr, tg.Stderr())
@@ -681,8 +688,13 @@ func TestRealOwnTracers(t *testing.T) {
 			if got := c.ask(t, "state"); got != fp {
 				t.Errorf("right after \"detached\" the program is not as before:\n  before %s\n  after  %s", fp, got)
 			}
-			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 {
+			// The hook's timer thread starts marked as tracing through
+			// ctypes (3.12+, where the program's tool sees every thread);
+			// a build without ctypes (musl without libffi) cannot hide it.
+			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 && (!py.AtLeast(3, 12) || hasModules(py, "ctypes")) {
 				t.Errorf("the program's tracers saw lptrace's attach: %v", ours)
+			} else if len(ours) > 0 {
+				t.Logf("no ctypes: the program's tracers saw lptrace's timer thread (%d functions), as expected here", len(ours))
 			}
 			if after := c.ask(t, "count"); after == before {
 				t.Errorf("the program's tracers stopped working (%s events)", after)
