@@ -96,7 +96,9 @@ def _lptrace_sigpipe_guard():
     try:
         if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
             return lambda f, *a: f(*a)
-        import ctypes
+        ctypes = _lptrace_ctypes()
+        if ctypes is None:
+            return _lptrace_sigpipe_guard_signal(signal)
         libc = ctypes.CDLL(None, use_errno=True)
         block = ctypes.create_string_buffer(128)
         libc.sigemptyset(block)
@@ -119,6 +121,23 @@ def _lptrace_sigpipe_guard():
                 libc.sigtimedwait(block, None, zero)
             libc.pthread_sigmask(2, old, None)
     return guarded
+
+
+def _lptrace_ctypes():
+    """ctypes, or None where it is missing (musl builds without libffi) or
+    its import is not safe: on a free-threaded build (a "t" in
+    sys.abiflags) the import hangs while other threads compute (seen on
+    3.13t, in the program's own code too: a class made with a metaclass
+    waits for the type lock for good), so there only a ctypes the program
+    imported already is used."""
+    import sys
+    if 't' in getattr(sys, 'abiflags', '') and 'ctypes' not in sys.modules:
+        return None
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    return ctypes
 
 
 def _lptrace_sigpipe_guard_signal(signal):

@@ -151,11 +151,11 @@ def _lptrace_interpreter_frames(natives):
     import sys
     if not (3, 12) <= sys.version_info[:2] < (3, 14):
         return None
-    try:
-        import ctypes
-    except ImportError:
+    ctypes = _lptrace_ctypes()
+    if ctypes is None:
         if any(m in sys.modules for m in ('_interpreters', '_xxsubinterpreters', 'interpreters')):
-            raise RuntimeError('this Python has no ctypes, and the stacks of a program that runs subinterpreters can only be read with it')
+            raise RuntimeError('the stacks of a program that runs subinterpreters can only be read with ctypes, which this Python lacks '
+                               '(or, free-threaded, has not imported: the import can hang it)')
         return None
     try:
         from _thread import get_ident, get_native_id

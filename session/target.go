@@ -62,7 +62,7 @@ func Open(pid, pipeSize int, warn func(string)) (*Target, error) {
 	}
 	pipe := make(chan made, 1)
 	making := false
-	tgt, err := findPython(pid, st, warn, func() {
+	tgt, err := findPython(pid, st, pipeSize == EventPipe, warn, func() {
 		// A Python process: nothing is made in another's /tmp.
 		making = true
 		go func() {
@@ -148,8 +148,9 @@ func checkTarget(pid int) (*proc.Status, error) {
 }
 
 // findPython resolves the Python runtime of pid, with messages for the
-// common failures.
-func findPython(pid int, st *proc.Status, warn func(string), found func()) (*symbols.Target, error) {
+// common failures; tracing: for a trace, which a free-threaded build
+// cannot take yet.
+func findPython(pid int, st *proc.Status, tracing bool, warn func(string), found func()) (*symbols.Target, error) {
 	tgt, err := symbols.FindThen(pid, found)
 	if err != nil {
 		switch {
@@ -170,9 +171,9 @@ func findPython(pid int, st *proc.Status, warn func(string), found func()) (*sym
 	if v.Major > newestTested.Major || (v.Major == newestTested.Major && v.Minor > newestTested.Minor) {
 		warn(fmt.Sprintf("warning: Python %s is newer than the newest tested (%s); trying anyway", v, newestTested))
 	}
-	if tgt.FreeThreaded() {
+	if tgt.FreeThreaded() && tracing {
 		tgt.Close()
-		return nil, errFreeThreaded(pid, v)
+		return nil, fmt.Errorf("%v; nothing was done", errFreeThreaded(pid, v))
 	}
 	if !inject.Supported {
 		tgt.Close()
@@ -181,11 +182,13 @@ func findPython(pid int, st *proc.Status, warn func(string), found func()) (*sym
 	return tgt, nil
 }
 
-// errFreeThreaded refuses a free-threaded CPython: lptrace's safe points,
-// its hook's tables and its pending-call route rely on the GIL, and a
-// session crashed such a program.
+// errFreeThreaded refuses to trace a free-threaded CPython: the hook's
+// per-thread state, its tables and its ring rely on the GIL, and a session
+// crashed such a program. exec and stack run one payload in one thread, at
+// the safe points of any build: PyGILState_Check tells an attached thread
+// there as it tells a GIL holder here.
 func errFreeThreaded(pid int, v symbols.Version) error {
-	return fmt.Errorf("cannot attach to %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace does not support yet; nothing was done", pid, v)
+	return fmt.Errorf("cannot trace %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace cannot trace yet (exec and stack work)", pid, v)
 }
 
 // explainAttach turns an error from the injection into one line that says

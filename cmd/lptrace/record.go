@@ -158,8 +158,14 @@ func (r *recording) progress(ctx context.Context, _ context.CancelFunc, stderr i
 }
 
 // finish writes the file (whatever ended the session: Ctrl-C, the
-// program's death) and says what it holds.
-func (r *recording) finish(stderr io.Writer) error {
+// program's death) and says what it holds; a session that failed before
+// any event (refused, no safe point) leaves no file.
+func (r *recording) finish(stderr io.Writer, failed bool) error {
+	if failed && r.events.Load() == 0 {
+		r.file.Close()
+		os.Remove(r.path)
+		return nil
+	}
 	what, err := r.w.Close()
 	if cerr := r.file.Close(); err == nil {
 		err = cerr

@@ -109,7 +109,7 @@ func (t *topSession) progress(ctx context.Context, cancel context.CancelFunc, st
 	}
 }
 
-func (t *topSession) finish(stderr io.Writer) error {
+func (t *topSession) finish(stderr io.Writer, _ bool) error {
 	if t.model != nil {
 		fmt.Fprint(t.stdout, t.model.Final(40))
 	}

@@ -107,8 +107,9 @@ type sessionSink interface {
 	// progress runs beside the sessions (cancel ends them); the function
 	// it returns stops it.
 	progress(ctx context.Context, cancel context.CancelFunc, stderr io.Writer) func()
-	// finish ends it, once every session has.
-	finish(stderr io.Writer) error
+	// finish ends it, once every session has; failed: they ended in an
+	// error.
+	finish(stderr io.Writer, failed bool) error
 }
 
 // runSessions is runTrace; with rec, the events go to rec, not to the
@@ -207,12 +208,14 @@ func runSessions(c *cli.Context, pids []int, launch []string, stderr io.Writer, 
 	werr := printer.Flush()
 	if rec != nil {
 		stopProgress()
-		if err := rec.finish(stderr); err != nil && status == nil {
+		if err := rec.finish(stderr, status != nil); err != nil && status == nil {
 			return err
 		}
 		return status
 	}
-	if opts.Summary && werr == nil {
+	// A session that failed before any event (refused, no safe point) has
+	// no table to show: its one line says why.
+	if opts.Summary && werr == nil && (status == nil || len(printer.Snapshot()) > 0) {
 		werr = printer.WriteSummary(out, printer.Dropped())
 	}
 	// A reader that went away (| head) ends the trace as strace's does;
