@@ -256,28 +256,19 @@ func permissionHint(pid int) string {
 }
 
 func hasCapSysPtrace() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return caps&(1<<19) != 0
-		}
-	}
-	return false
+	caps, _ := strconv.ParseUint(ownStatus("CapEff"), 16, 64)
+	return caps&(1<<19) != 0
 }
 
-func seccompFiltered() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
+func seccompFiltered() bool { return ownStatus("Seccomp") == "2" }
+
+// ownStatus is a field of lptrace's own /proc/self/status ("" if absent).
+func ownStatus(field string) string {
+	data, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
-			return strings.TrimSpace(v) == "2"
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return false
+	return ""
 }

@@ -433,15 +433,7 @@ func TestAttachKeyboardInterrupt(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "sigint")
 			tr := startAttach(t, tg.PID)
-			caught := func() int {
-				n := 0
-				for _, l := range tg.Other() {
-					if l == "caught" {
-						n++
-					}
-				}
-				return n
-			}
+			caught := func() int { return tg.said("caught") }
 			// Each one caught before the next is sent (two pending at
 			// once would be one).
 			for i := 1; i <= 5; i++ {

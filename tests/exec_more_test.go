@@ -224,15 +224,7 @@ func TestExecProgramCtrlC(t *testing.T) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "sigint")
-			caught := func() int {
-				n := 0
-				for _, l := range tg.Other() {
-					if l == "caught" {
-						n++
-					}
-				}
-				return n
-			}
+			caught := func() int { return tg.said("caught") }
 			oneCaught := func(what string, before int) {
 				deadline := time.Now().Add(2 * time.Second)
 				for caught() == before && time.Now().Before(deadline) {

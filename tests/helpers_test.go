@@ -373,6 +373,17 @@ func (tg *Target) Other() []string {
 	return append([]string(nil), tg.other...)
 }
 
+// said is how many times the target printed line (besides its ticks).
+func (tg *Target) said(line string) int {
+	n := 0
+	for _, l := range tg.Other() {
+		if l == line {
+			n++
+		}
+	}
+	return n
+}
+
 // Alive reports whether the target process still runs (not a zombie).
 func (tg *Target) Alive() bool {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tg.PID))
