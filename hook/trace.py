@@ -24,18 +24,20 @@
 #   H  (before 3.12) the profile function of the threads that existed is
 #      set: "all", or "some" (lptrace hooks the others where they park)
 #   R  instead of S: the hook refused to start, and why
+#
+# The install (_lptrace_install) makes the session's state, then the hook's
+# parts, each a function that takes that state and the functions of the
+# parts made before it by name (its parameters: hook, the dict of them all,
+# is passed whole, each takes what it names) and returns its own functions
+# by name: _lptrace_writer, _lptrace_flusher, ... to _lptrace_ticker; then
+# _lptrace_switch_on puts the hook in place. A part's functions are
+# closures over the names it takes, reached as fast as any local of an
+# enclosing function: the callbacks that run at every call (on_call,
+# on_return, the profiler, sys.monitoring's) look nothing up in hook or in
+# an object. A function that needs one of a part made after its own (the
+# session's end, a forked child: never where an event waits) finds it in
+# hook when it runs.
 
-
-# The hook is made of parts (_lptrace_writer, _lptrace_flusher, ...), each a
-# function that takes the session's state and the parts made before it by
-# name (its parameters) and returns its own functions by name. They are
-# factories rather than one function because one function grew past a
-# thousand lines; their functions are closures over the names they take, as
-# fast to reach as before. A part calls a function of a part made after it
-# (rarely: only where no event waits) through HOOK, the dict of them all.
-# The callbacks that run at every call (on_call, on_start, the profiler...)
-# take every name they use as a parameter of their part: no lookup in HOOK
-# or in an object on their path.
 
 def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     import os
@@ -157,7 +159,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     KICK = b'K\0\0\0\0'  # to lptrace: read the ring
     st['kicked'] = (0, 0)
     # Slots of the ring for the children this process forks (-f), while
-    # there are: handed out before the fork (see at_fork_before).
+    # there are: handed out before the fork (see before_fork).
     next_slot = [1]
 
     # Our threads (the timer) are invisible to the program's tools too.
@@ -236,6 +238,8 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # once it has (checked at each new function).
     thread_watch = [False]
 
+    # The session: every name above (none may hold what the session lets go
+    # at its end: see _lptrace_session_ring), then the parts' functions.
     hook = dict(locals())
     hook['hook'] = hook
     for part in (_lptrace_writer, _lptrace_flusher, _lptrace_threads, _lptrace_wakeup, _lptrace_definitions,
@@ -1508,6 +1512,7 @@ def _lptrace_monitoring(monitoring, tool, watched, last, get_ident, wr, events, 
         return dict.fromkeys(names)
     E = monitoring.events
     DISABLE = monitoring.DISABLE
+
     def on_start(code, offset):
         # on_call's cached path (calls only; otherwise the cache stays
         # empty), inlined: a Python call less per event. (on_call must
@@ -1584,7 +1589,6 @@ def _lptrace_monitoring(monitoring, tool, watched, last, get_ident, wr, events, 
                 on_return(code, 2, exc)
         except keyboard_interrupt:
             st['kbd'] = True
-
 
     def register():
         for i in (4, 3, 5, 1, 0):
@@ -1780,8 +1784,7 @@ def _lptrace_switch_on(os, sys, atexit, at_fork, flush_at_exit, an_exception, la
     """The hook goes on, its parts made: the at-fork and at-exit
     callbacks, the callbacks of every thread, the timer thread; then the
     start record, which tells lptrace the hook is in place."""
-
-    at_fork_child = at_fork(0)
+    at_fork_child = at_fork(0)  # (see _lptrace_lifecycle)
     if hasattr(os, 'register_at_fork'):
         os.register_at_fork(before=at_fork(1), after_in_parent=at_fork(2), after_in_child=at_fork_child)
 
