@@ -242,10 +242,17 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # at its end: see _lptrace_session_ring), then the parts' functions.
     hook = dict(locals())
     hook['hook'] = hook
-    for part in (_lptrace_writer, _lptrace_flusher, _lptrace_threads, _lptrace_wakeup, _lptrace_definitions,
-                 _lptrace_lifecycle, _lptrace_callbacks, _lptrace_profiler, _lptrace_thread_profiles,
-                 _lptrace_monitoring, _lptrace_native_switch, _lptrace_ticker):
-        hook.update(part(**hook))
+    try:
+        for part in (_lptrace_writer, _lptrace_flusher, _lptrace_threads, _lptrace_wakeup, _lptrace_definitions,
+                     _lptrace_lifecycle, _lptrace_callbacks, _lptrace_profiler, _lptrace_thread_profiles,
+                     _lptrace_monitoring, _lptrace_native_switch, _lptrace_ticker):
+            hook.update(part(**hook))
+    except base_exception:
+        # (a signal handler of the program raised: the undo follows) The
+        # parts made refer to hook, which refers to them: emptied, so that
+        # the ring is unmapped now, not at the next garbage collection.
+        hook.clear()
+        raise
     undo['uninstall'] = hook['uninstall']
     _lptrace_switch_on(**hook)
 
