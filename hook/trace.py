@@ -647,20 +647,19 @@ def _lptrace_threads(get_ident, st, an_exception, start_thread, threads, last, n
                 renew_thread=renew_thread, starting_name=starting_name, thread_index=thread_index)
 
 
-def _lptrace_wakeup(new_lock, sys, events, LIMIT, BATCH, stride, st, in_main, flush, first, main_ident, get_ident,
-                    an_exception, **_):
+def _lptrace_wakeup(new_lock, sys, events, LIMIT, stride, st, in_main, flush, first, main_ident, get_ident, an_exception,
+                    **_):
     """Waking the timer thread: a full batch, the first events (and the
     switch interval hurried for them), a Ctrl-C caught."""
-
-    wake = new_lock()
-    wake.acquire()  # locked: no wake-up pending
-    timed_wait = sys.version_info[0] >= 3
-
     # A batch full in the main thread is written by the timer thread: the
     # program's signal handlers run in the main thread only, and one that
     # raises (its Ctrl-C, its alarm) in the middle of a write would lose
     # what was taken, or misalign the stream. Other threads write it
     # themselves. Python 2.7 has no lock timeout: its timer just ticks.
+    wake = new_lock()
+    wake.acquire()  # locked: no wake-up pending
+    timed_wait = sys.version_info[0] >= 3
+
     def wake_ticker():
         if timed_wait and wake.locked():
             wake.release()  # only this thread releases it: no race
