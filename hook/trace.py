@@ -27,10 +27,10 @@
 #
 # The install (_lptrace_install) makes the session's state, then the hook's
 # parts, each a function that takes that state and the functions of the
-# parts made before it by name (its parameters: hook, the dict of them all,
-# is passed whole, each takes what it names) and returns its own functions
-# by name: _lptrace_writer, _lptrace_flusher, ... to _lptrace_ticker; then
-# _lptrace_switch_on puts the hook in place. A part's functions are
+# parts made before it by name (its parameters, given from hook, the dict
+# of them all) and returns its own functions by name: _lptrace_writer,
+# _lptrace_flusher, ... to _lptrace_ticker; then _lptrace_switch_on puts
+# the hook in place. A part's functions are
 # closures over the names it takes, reached as fast as any local of an
 # enclosing function: the callbacks that run at every call (on_call,
 # on_return, the profiler, sys.monitoring's) look nothing up in hook or in
@@ -246,7 +246,10 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         for part in (_lptrace_writer, _lptrace_flusher, _lptrace_threads, _lptrace_wakeup, _lptrace_definitions,
                      _lptrace_lifecycle, _lptrace_callbacks, _lptrace_profiler, _lptrace_thread_profiles,
                      _lptrace_monitoring, _lptrace_native_switch, _lptrace_ticker):
-            hook.update(part(**hook))
+            # (each given its parameters by name: hook passed as **hook
+            # cost 40-50 us a part, sorting out a hundred keyword arguments)
+            code = part.__code__
+            hook.update(part(*[hook[name] for name in code.co_varnames[:code.co_argcount]]))
     except base_exception:
         # (a signal handler of the program raised: the undo follows) The
         # parts made refer to hook, which refers to them: emptied, so that
@@ -254,15 +257,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         hook.clear()
         raise
     undo['uninstall'] = hook['uninstall']
-    _lptrace_switch_on(**hook)
+    code = _lptrace_switch_on.__code__
+    _lptrace_switch_on(*[hook[name] for name in code.co_varnames[:code.co_argcount]])
 
 
 def _lptrace_session_ring(cfg, stride, ring, nslots, an_exception):
-    """Maps the ring of CONFIG into ring[0] and its number of slots into
-    nslots[0] (see _lptrace_install), in a function of its own: the
-    install's own names all become the session's (hook), and nothing there
-    may hold the mapping but ring[0], which the end of the session empties
-    (unmapped then)."""
+    # Maps the ring of CONFIG into ring[0] and its number of slots into
+    # nslots[0] (see _lptrace_install), in a function of its own: the
+    # install's own names all become the session's (hook), and nothing there
+    # may hold the mapping but ring[0], which the end of the session empties
+    # (unmapped then).
     if cfg.get('ring'):
         try:
             path, ident, nslots[0] = cfg['ring']
@@ -277,10 +281,10 @@ def _lptrace_session_ring(cfg, stride, ring, nslots, an_exception):
             ring[0] = None
 
 
-def _lptrace_writer(st, os, errno, sigpipe, meta, wr, u32, PIPE_BUF, stride, an_exception, clock, time, sys, hook, **_):
-    """The records and their way out: define (into the ring, else queued
-    for the pipe), write and write_atomic (the pipe), record, the start
-    record, and whether lptrace is gone (reader_gone)."""
+def _lptrace_writer(st, os, errno, sigpipe, meta, wr, u32, PIPE_BUF, stride, an_exception, clock, time, sys, hook):
+    # The records and their way out: define (into the ring, else queued
+    # for the pipe), write and write_atomic (the pipe), record, the start
+    # record, and whether lptrace is gone (reader_gone).
 
     def define(rec):
         # A definition (C, T, V): into the ring, else queued for the pipe.
@@ -391,9 +395,9 @@ def _lptrace_writer(st, os, errno, sigpipe, meta, wr, u32, PIPE_BUF, stride, an_
 
 
 def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atomic, record, write, nat, NATIVE_CHUNK,
-                     events, flush_framed, u32, array, time, hook, **_):
-    """flush: what is queued (records, events), or a kick for lptrace to
-    read the ring; drain, and the last flush at exit."""
+                     events, flush_framed, u32, array, time, hook):
+    # flush: what is queued (records, events), or a kick for lptrace to
+    # read the ring; drain, and the last flush at exit.
 
     def flush(wait=0):
         # One writer at a time (os.write releases the GIL: two writers would
@@ -559,9 +563,9 @@ def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atom
 
 
 def _lptrace_threads(get_ident, st, an_exception, start_thread, threads, last, nat, obj_getattr, counters, sys,
-                     raised_by_program, define, record, os, **_):
-    """The thread registry: each thread's index and definition (T), the
-    main thread, and the Ctrl-C handed back to it."""
+                     raised_by_program, define, record, os):
+    # The thread registry: each thread's index and definition (T), the
+    # main thread, and the Ctrl-C handed back to it.
 
     # The main thread: known from threading if the program imported it,
     # else found by its native ID (the process ID), else learnt from a
@@ -647,10 +651,9 @@ def _lptrace_threads(get_ident, st, an_exception, start_thread, threads, last, n
                 renew_thread=renew_thread, starting_name=starting_name, thread_index=thread_index)
 
 
-def _lptrace_wakeup(new_lock, sys, events, LIMIT, stride, st, in_main, flush, first, main_ident, get_ident, an_exception,
-                    **_):
-    """Waking the timer thread: a full batch, the first events (and the
-    switch interval hurried for them), a Ctrl-C caught."""
+def _lptrace_wakeup(new_lock, sys, events, LIMIT, stride, st, in_main, flush, first, main_ident, get_ident, an_exception):
+    # Waking the timer thread: a full batch, the first events (and the
+    # switch interval hurried for them), a Ctrl-C caught.
     # A batch full in the main thread is written by the timer thread: the
     # program's signal handlers run in the main thread only, and one that
     # raises (its Ctrl-C, its alarm) in the middle of a write would lose
@@ -737,9 +740,9 @@ def _lptrace_wakeup(new_lock, sys, events, LIMIT, stride, st, in_main, flush, fi
 
 
 def _lptrace_definitions(codes, thread_watch, starts, qualify, raised_by_program, an_exception, wanted, counters,
-                         want_args, want_stack, define, record, ring, aggregate, srepr, nat, hook, **_):
-    """The definitions the events refer to: functions (C, once each),
-    values (V), types the machine code may show (Y)."""
+                         want_args, want_stack, define, record, ring, aggregate, srepr, nat, hook):
+    # The definitions the events refer to: functions (C, once each),
+    # values (V), types the machine code may show (Y).
 
     def code_id(code, frame):
         # The verdict of the filters and the record are made once per
@@ -851,9 +854,9 @@ def _lptrace_lifecycle(st, os, sys, itertools, atexit, forking, follow, new_lock
                        nslots, wr, events, stride, an_exception, base_exception, keyboard_interrupt, define, started,
                        meta, first, start_thread, tool, monitoring, watched, prev_profiles, get_ident,
                        prev_thread_hook, registry, session, limit, headroom_back, nat, codes, threads, switched,
-                       taught, last, unhurry, flush_at_exit, undo, payload_globals, hook, **_):
-    """The session's end (uninstall: everything it set is put back), a
-    forked child's start (in_child) and the at-fork callbacks."""
+                       taught, last, unhurry, flush_at_exit, undo, payload_globals, hook):
+    # The session's end (uninstall: everything it set is put back), a
+    # forked child's start (in_child) and the at-fork callbacks.
 
     def in_child():
         # (parts made after this one)
@@ -1060,9 +1063,9 @@ def _lptrace_callbacks(thread_index, nat, stride, wr, want_values, clock, want_t
                        st, in_child, get_ident, ticker_ident, codes, code_id, getframe, starts, renew_thread,
                        starting_name, gen_flags, tool, fast, threads, last, first, first_events, value, call_text,
                        want_args, want_stack, keyboard_interrupt, interrupted, an_exception, raised_by_program,
-                       want_ret_values, srepr, teach_value, **_):
-    """The Python callback's events: on_call and on_return, which the
-    profile function (before 3.12) and sys.monitoring's callbacks call."""
+                       want_ret_values, srepr, teach_value):
+    # The Python callback's events: on_call and on_return, which the
+    # profile function (before 3.12) and sys.monitoring's callbacks call.
 
     def emit(kind, c, val):
         # kind 0: call, 1: return, 2: exception, 4: resume, 5: suspend, 6:
@@ -1217,9 +1220,9 @@ def _lptrace_callbacks(thread_index, nat, stride, wr, want_values, clock, want_t
 
 def _lptrace_profiler(monitoring, want_returns, gen_flags, sys, prev_profiles, get_ident, get_attr, last, wr, events,
                       BATCH, full, st, on_call, nat, forks_c, os, in_child, on_return, raised_by_program, an_exception,
-                      keyboard_interrupt, switched, **_):
-    """Python < 3.12: the profile function, and a thread's switch to the
-    machine-code one (switch_native)."""
+                      keyboard_interrupt, switched):
+    # Python < 3.12: the profile function, and a thread's switch to the
+    # machine-code one (switch_native).
 
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped. The profiler cannot see an exception
@@ -1339,10 +1342,10 @@ def _lptrace_profiler(monitoring, want_returns, gen_flags, sys, prev_profiles, g
 
 def _lptrace_thread_profiles(tool, st, get_ident, ticker_ident, os, in_child, sys, is_callable, profiler,
                              prev_profiles, nat, an_exception, thread_watch, prev_thread_hook, get_attr, renew_thread,
-                             keyboard_interrupt, **_):
-    """Python < 3.12: the profile function of each thread, set (the
-    calling thread, threads the program starts, every other thread at
-    once) and taken back at the end."""
+                             keyboard_interrupt):
+    # Python < 3.12: the profile function of each thread, set (the
+    # calling thread, threads the program starts, every other thread at
+    # once) and taken back at the end.
 
     def the_programs(f):
         # A profile function to chain to and put back when we leave: not the
@@ -1509,9 +1512,9 @@ def _lptrace_thread_profiles(tool, st, get_ident, ticker_ident, os, in_child, sy
 
 
 def _lptrace_monitoring(monitoring, tool, watched, last, get_ident, wr, events, BATCH, full, st, on_call, on_return,
-                        keyboard_interrupt, interrupted, want_returns, **_):
-    """Python 3.12+: the callbacks of sys.monitoring's events, and
-    register(), which takes a tool id and sets them."""
+                        keyboard_interrupt, interrupted, want_returns):
+    # Python 3.12+: the callbacks of sys.monitoring's events, and
+    # register(), which takes a tool id and sets them.
     names = ('E', 'on_start', 'on_start_native', 'on_py_return', 'on_throw', 'on_resume', 'on_yield', 'on_unwind',
              'register')
     if monitoring is None:
@@ -1631,9 +1634,9 @@ def _lptrace_monitoring(monitoring, tool, watched, last, get_ident, wr, events, 
 def _lptrace_native_switch(payload_globals, native_ok, fast, want_returns, ring, want_times, aggregate, want_values,
                            want_args, strsize, an_exception, base_exception, later_native, monitoring, E,
                            on_start_native, on_py_return, on_unwind, on_throw, on_resume, on_yield, profiler, tool, os,
-                           st, nat, last, **_):
-    """The switch to the machine-code callback (native.py): built by the
-    timer thread (go_native), then registered or taken by each thread."""
+                           st, nat, last):
+    # The switch to the machine-code callback (native.py): built by the
+    # timer thread (go_native), then registered or taken by each thread.
 
     def build_native(slow, slow_returns):
         # The machine-code callback (native.py) over SLOW (and SLOW_RETURNS,
@@ -1698,9 +1701,9 @@ def _lptrace_native_switch(payload_globals, native_ok, fast, want_returns, ring,
 
 def _lptrace_ticker(st, ticker_ident, get_ident, base_exception, an_exception, timed_wait, wake, sleep,
                     hand_back_sigint, flush, unhurry, drain, nat, later_native, first, go_native, later_all, meta,
-                    record, hook_all_threads, reader_gone, uninstall, **_):
-    """The timer thread's function (ticker), with the program's signals
-    blocked in it."""
+                    record, hook_all_threads, reader_gone, uninstall):
+    # The timer thread's function (ticker), with the program's signals
+    # blocked in it.
 
     # The program's signals never go to our thread: delivered there, their
     # handler's effect would reach the main thread at its next instruction,
@@ -1786,10 +1789,10 @@ def _lptrace_ticker(st, ticker_ident, get_ident, base_exception, an_exception, t
 
 def _lptrace_switch_on(os, sys, atexit, at_fork, flush_at_exit, an_exception, later_native, native_ok, monitoring,
                        register, thread_watch, hook_threading, install_thread, later_all, registry, session, meta,
-                       started, hurry, start_thread, ticker, limit, st, undo, fifo, flush, first, **_):
-    """The hook goes on, its parts made: the at-fork and at-exit
-    callbacks, the callbacks of every thread, the timer thread; then the
-    start record, which tells lptrace the hook is in place."""
+                       started, hurry, start_thread, ticker, limit, st, undo, fifo, flush, first):
+    # The hook goes on, its parts made: the at-fork and at-exit
+    # callbacks, the callbacks of every thread, the timer thread; then the
+    # start record, which tells lptrace the hook is in place.
     at_fork_child = at_fork(0)  # (see _lptrace_lifecycle)
     if hasattr(os, 'register_at_fork'):
         os.register_at_fork(before=at_fork(1), after_in_parent=at_fork(2), after_in_child=at_fork_child)
