@@ -51,14 +51,15 @@ if [ -x ../shared/newest-pythons.sh ] || [ -f ../shared/newest-pythons.sh ]; the
 else
   echo "note: ../shared/newest-pythons.sh not found, 3.14/3.15 not tested"
 fi
-# Free-threaded builds (3.13t), from ../shared/more-pythons.sh (built from
-# Debian's source the first time, a few minutes; cached after): lptrace
-# refuses them until it supports them (TestRefusesFreeThreaded).
+# From ../shared/more-pythons.sh (built from Debian's source the first time,
+# about 4 minutes each; cached after): a CPython linked against musl, as on
+# Alpine, tested like the others; and the free-threaded 3.13t, which
+# lptrace refuses until it supports it (TestRefusesFreeThreaded).
 if [ -f ../shared/more-pythons.sh ]; then
-  if more=$(MORE_PYTHONS="${MORE_PYTHONS:-3.13t}" bash ../shared/more-pythons.sh 2>/tmp/more-pythons.err); then
-    while read -r p; do [[ $(basename "$p") =~ ^python[0-9]\.[0-9]+t$ ]] && add "$p"; done <<<"$more"
+  if more=$(MORE_PYTHONS="${MORE_PYTHONS:-3.13t musl}" bash ../shared/more-pythons.sh 2>/tmp/more-pythons.err); then
+    while read -r p; do [[ $(basename "$p") =~ ^python[0-9]\.[0-9]+t?$ ]] && add "$p"; done <<<"$more"
   else
-    echo "note: more-pythons.sh failed, free-threaded builds not tested: $(tail -1 /tmp/more-pythons.err)"
+    echo "note: more-pythons.sh failed, the musl and free-threaded builds are not tested: $(tail -1 /tmp/more-pythons.err)"
   fi
 fi
 if [ ${#pythons[@]} -eq 0 ]; then echo "no Python interpreter found: nothing to test against"; exit 1; fi

@@ -96,7 +96,9 @@ def _lptrace_sigpipe_guard():
     try:
         if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
             return lambda f, *a: f(*a)
-        import ctypes
+        ctypes = _lptrace_ctypes()
+        if ctypes is None:
+            return _lptrace_sigpipe_guard_signal(signal)
         libc = ctypes.CDLL(None, use_errno=True)
         block = ctypes.create_string_buffer(128)
         libc.sigemptyset(block)
@@ -108,7 +110,7 @@ def _lptrace_sigpipe_guard():
         old = ctypes.create_string_buffer(128)
         pending = ctypes.create_string_buffer(128)
     except Exception:
-        return lambda f, *a: f(*a)
+        return _lptrace_sigpipe_guard_signal(signal)
 
     def guarded(f, *a):
         libc.pthread_sigmask(0, block, old)
@@ -118,6 +120,47 @@ def _lptrace_sigpipe_guard():
             if libc.sigpending(pending) == 0 and libc.sigismember(pending, signal.SIGPIPE) == 1:
                 libc.sigtimedwait(block, None, zero)
             libc.pthread_sigmask(2, old, None)
+    return guarded
+
+
+def _lptrace_ctypes():
+    """ctypes, or None where it is missing (musl builds without libffi) or
+    its import is not safe: on a free-threaded build (a "t" in
+    sys.abiflags) the import hangs while other threads compute (seen on
+    3.13t, in the program's own code too: a class made with a metaclass
+    waits for the type lock for good), so there only a ctypes the program
+    imported already is used."""
+    import sys
+    if 't' in getattr(sys, 'abiflags', '') and 'ctypes' not in sys.modules:
+        return None
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    return ctypes
+
+
+def _lptrace_sigpipe_guard_signal(signal):
+    """The guard without ctypes (musl builds without libffi): the signal
+    module's own calls, 3.3+. They run the program's pending signal
+    handlers on their way out, which the callers handle as a handler that
+    raised inside our code; without the guard, SIGPIPE at SIG_DFL would
+    kill the program when lptrace goes away."""
+    try:
+        mask, pending, wait = signal.pthread_sigmask, signal.sigpending, signal.sigtimedwait
+        sigpipe, block, unblock = signal.SIGPIPE, signal.SIG_BLOCK, signal.SIG_UNBLOCK
+    except AttributeError:
+        return lambda f, *a: f(*a)
+
+    def guarded(f, *a):
+        old = mask(block, (sigpipe,))
+        try:
+            return f(*a)
+        finally:
+            if sigpipe in pending():
+                wait((sigpipe,), 0)
+            if sigpipe not in old:
+                mask(unblock, (sigpipe,))
     return guarded
 
 

@@ -260,6 +260,169 @@ def _lptrace_machine_writers(ring):
     return record, record2, record3, put
 
 
+def _lptrace_native_marks(api, ctypes, monitoring, mode, slow, slow_returns):
+    # The callback's code (3.12+: sys.monitoring's; before, the profile
+    # function's), its entries, and the placeholders to fill in: the
+    # objects and C functions it compares with or calls. None where it
+    # cannot be used.
+    c_function = lambda name: ctypes.cast(getattr(api, name), ctypes.c_void_p).value
+    if monitoring:
+        source, entries = _LPTRACE_NATIVE_MONITORING_CODE, _LPTRACE_NATIVE_MONITORING_ENTRIES
+        if mode & 1 and None in slow_returns:
+            return None
+        marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
+                 (0x3434343434343434, id(slow_returns[0])), (0x3535353535353535, id(slow_returns[1])),
+                 (0x3636363636363636, id(slow_returns[2])), (0x3737373737373737, id(slow_returns[3])),
+                 (0x3838383838383838, id(slow_returns[4])),
+                 (0x4444444444444444, c_function('PyObject_Vectorcall')))
+    else:
+        source, entries = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_ENTRIES
+        where = _lptrace_frame_code_offsets(ctypes)
+        found = _lptrace_profile_trampoline(api, ctypes)
+        if where is None or found is None:
+            return None
+        trampoline, slot = found
+        import posix
+        forks = [getattr(posix, n, None) for n in ('fork', 'forkpty')]
+        forks = [0 if f is None else id(f) for f in forks]
+        marks = ((0x4444444444444444, trampoline), (0x5555555555555555, where[0]),
+                 (0x6666666666666666, where[1]), (0x7777777777777777, c_function('PyEval_SetProfile')),
+                 (0x8888888888888888, forks[0]), (0x9999999999999999, forks[1]),
+                 (0x5a5a5a5a5a5a5a5a, 8 * slot),
+                 (0xaaaaaaaaaaaaaaaa, c_function('PyInterpreterState_Head')),
+                 (0xbbbbbbbbbbbbbbbb, c_function('PyInterpreterState_ThreadHead')),
+                 (0xcccccccccccccccc, c_function('PyThreadState_Next')),
+                 (0xdddddddddddddddd, c_function('PyInterpreterState_Next')))
+    return source, entries, marks
+
+
+def _lptrace_native_clock(ctypes, libc, words, daddr, raddr, mode, keep):
+    # Events of more than one word (put_event), and the clock the hook
+    # reads (time.perf_counter_ns: CLOCK_MONOTONIC; 2.7's time.time:
+    # CLOCK_REALTIME), through the C library (the vDSO, no system call),
+    # checked against the hook's reading; or the time-stamp counter,
+    # calibrated against it, where the kernel's clock is that counter
+    # (native_clock_amd64.s). Returns (keep, with the clock's code,
+    # calibrate or None), or None where it cannot be used.
+    import time
+    clock_id = 1 if hasattr(time, 'perf_counter') else 0
+    if mode & 2:
+        try:
+            clock_gettime = libc.clock_gettime
+        except AttributeError:
+            return None  # (a C library before 2.17: in librt)
+        ts = (ctypes.c_long * 2)()
+        clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        if clock_gettime(clock_id, ts) != 0:
+            return None
+        ours = getattr(time, 'perf_counter', time.time)()
+        if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
+            return None
+        words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
+    cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
+                                                           (0x1515151515151515, clock_id)), ctypes, libc)
+    if cmade is None:
+        return None
+    keep += (cmade[1],)
+    centries = _LPTRACE_NATIVE_CLOCK_ENTRIES
+    words[0x101078 // 8] = cmade[0] + centries['now']
+    words[0x101098 // 8] = cmade[0] + centries['put_event']
+    # (Not against 2.7's CLOCK_REALTIME, which may step.)
+    tsc = False
+    try:
+        with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
+            tsc = mode & 2 and clock_id == 1 and f.read().strip() == 'tsc'
+    except (IOError, OSError):
+        pass
+    calibrate = None
+    if tsc:
+        calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + centries['calibrate'])
+
+        def calibrate(keep=keep):
+            return calibrate_c()
+        calibrate()  # the first reading
+    return keep, calibrate
+
+
+def _lptrace_native_values(ctypes, libc, words):
+    # The code that encodes small builtins as a word (native_values_amd64.s),
+    # checked on known values: its mapping, or None.
+    import sys
+    vmarks = ((0x2121212121212121, id(None)), (0x2323232323232323, id(False)), (0x2424242424242424, id(True)),
+              (0x2525252525252525, id(int)),
+              (0x2626262626262626, 1 if sys.version_info[0] == 2 else 2 if sys.version_info < (3, 12) else 3))
+    vmade = _lptrace_code_page(_LPTRACE_NATIVE_VALUES_CODE, vmarks, ctypes, libc)
+    if vmade is None:
+        return None
+    ventries = _LPTRACE_NATIVE_VALUES_ENTRIES
+    encode = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.py_object)(vmade[0] + ventries['encode_c'])
+    # The layouts it reads, checked: else the Python callback makes
+    # every value.
+    for v, want in _lptrace_encoded():
+        if encode(v) != want:
+            return None
+    words[0x101090 // 8] = vmade[0] + ventries['encode']
+    return vmade[1]
+
+
+def _lptrace_native_frames(api, ctypes, words):
+    # frame_at, or None where the frame's frame object is at its usual place.
+    import sys
+    frame_at = None
+    # Where the running frame is, for the frame of each resumption and
+    # suspension (native_monitoring_amd64.s); without it lptrace times
+    # a coroutine's whole call only where the Python callback saw it.
+    # The frame's frame object, where it has one, names it (as the
+    # Python callback does); else frame_at(frame object) is the same
+    # frame's address (the layout checked that it is at 24).
+    layout = _lptrace_args_layout(api, ctypes)
+    if layout is not None:
+        if not words[0x1010b0 // 8]:
+            words[0x1010b8 // 8] = layout[1]
+            words[0x1010c0 // 8] = layout[2] & 0xffffffffffffffff
+            words[0x1010b0 // 8] = layout[0]
+        frame_word = ctypes.c_uint64.from_address
+        here = sys._getframe()
+        if frame_word(frame_word(id(here) + 24).value + 48).value == id(here):
+            words[0x101148 // 8] = 48
+        else:
+            frame_at = lambda f: frame_word(id(f) + 24).value
+        del here
+    return frame_at
+
+
+def _lptrace_native_aggregate(ctypes, libc, words, daddr, raddr, keep):
+    # The -c table's code (native_aggregate_amd64.s) and the threads'
+    # stacks it keeps: (keep, with them, feed, reset), or None.
+    import mmap
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    page = mmap.PAGESIZE
+    # The threads' stacks (256 slots of 0x40000 bytes, touched only as
+    # deep as each thread goes), between inaccessible pages too; a page
+    # more, so that its size is its own (64 MiB is a malloc arena's).
+    ssize = 256 * 0x40000 + page
+    stacks = mmap.mmap(-1, ssize + 2 * page, flags=flags)
+    sbase = ctypes.addressof(ctypes.c_char.from_buffer(stacks))
+    if libc.mprotect(sbase, page, 0) != 0 or libc.mprotect(sbase + page + ssize, page, 0) != 0:
+        return None
+    amarks = ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
+              (0x1313131313131313, raddr + _LPTRACE_COUNTS), (0x1414141414141414, sbase + page))
+    amade = _lptrace_code_page(_LPTRACE_NATIVE_AGGREGATE_CODE, amarks, ctypes, libc)
+    if amade is None:
+        return None
+    aaddr = amade[0]
+    keep += (amade[1], stacks)
+    aentries = _LPTRACE_NATIVE_AGGREGATE_ENTRIES
+    words[0x101050 // 8] = aaddr + aentries['reset']
+    words[0x101058 // 8] = aaddr + aentries['agg']
+    feed_c = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_uint64)(aaddr + aentries['feed'])
+    reset = ctypes.PYFUNCTYPE(None, ctypes.c_uint64)(aaddr + aentries['reset'])
+
+    def feed(word, keep=keep):
+        return feed_c(word)
+    return keep, feed, reset
+
+
 def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None,) * 5, budget=32):
     # The callback over RING (what _lptrace_ring returned; a private one is
     # made when it is None), or None where it cannot be used (then the
@@ -316,34 +479,10 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None,) * 5, budget=32
         ring[0] = ctypes.addressof(ctypes.c_char.from_buffer(ring[5], ring[6]))
     raddr, rwords = ring[0], ring[1]
     returns = None
-    c_function = lambda name: ctypes.cast(getattr(api, name), ctypes.c_void_p).value
-    if monitoring:
-        source, entries = _LPTRACE_NATIVE_MONITORING_CODE, _LPTRACE_NATIVE_MONITORING_ENTRIES
-        if mode & 1 and None in slow_returns:
-            return None
-        marks = ((0x2222222222222222, id(None)), (0x3333333333333333, id(slow)),
-                 (0x3434343434343434, id(slow_returns[0])), (0x3535353535353535, id(slow_returns[1])),
-                 (0x3636363636363636, id(slow_returns[2])), (0x3737373737373737, id(slow_returns[3])),
-                 (0x3838383838383838, id(slow_returns[4])),
-                 (0x4444444444444444, c_function('PyObject_Vectorcall')))
-    else:
-        source, entries = _LPTRACE_NATIVE_PROFILE_CODE, _LPTRACE_NATIVE_PROFILE_ENTRIES
-        where = _lptrace_frame_code_offsets(ctypes)
-        found = _lptrace_profile_trampoline(api, ctypes)
-        if where is None or found is None:
-            return None
-        trampoline, slot = found
-        import posix
-        forks = [getattr(posix, n, None) for n in ('fork', 'forkpty')]
-        forks = [0 if f is None else id(f) for f in forks]
-        marks = ((0x4444444444444444, trampoline), (0x5555555555555555, where[0]),
-                 (0x6666666666666666, where[1]), (0x7777777777777777, c_function('PyEval_SetProfile')),
-                 (0x8888888888888888, forks[0]), (0x9999999999999999, forks[1]),
-                 (0x5a5a5a5a5a5a5a5a, 8 * slot),
-                 (0xaaaaaaaaaaaaaaaa, c_function('PyInterpreterState_Head')),
-                 (0xbbbbbbbbbbbbbbbb, c_function('PyInterpreterState_ThreadHead')),
-                 (0xcccccccccccccccc, c_function('PyThreadState_Next')),
-                 (0xdddddddddddddddd, c_function('PyInterpreterState_Next')))
+    found = _lptrace_native_marks(api, ctypes, monitoring, mode, slow, slow_returns)
+    if found is None:
+        return None
+    source, entries, marks = found
     CT, CN, TT, TN = 64, 1 << 16, 0x100040, 256
     EV, EN = _LPTRACE_EVENTS, _LPTRACE_EVENT_WORDS
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # private: a forked child writes its own copy
@@ -375,64 +514,15 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None,) * 5, budget=32
     keep = (text, data, words, ring[4])  # exported: the mappings cannot be closed or resized
     calibrate = None
     if mode & 0x12:
-        # Events of more than one word (put_event), and the clock the hook
-        # reads (time.perf_counter_ns: CLOCK_MONOTONIC; 2.7's time.time:
-        # CLOCK_REALTIME), through the C library (the vDSO, no system
-        # call), checked against the hook's reading; or the time-stamp
-        # counter, calibrated against it, where the kernel's clock is that
-        # counter (native_clock_amd64.s).
-        import time
-        clock_id = 1 if hasattr(time, 'perf_counter') else 0
-        if mode & 2:
-            try:
-                clock_gettime = libc.clock_gettime
-            except AttributeError:
-                return None  # (a C library before 2.17: in librt)
-            ts = (ctypes.c_long * 2)()
-            clock_gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
-            if clock_gettime(clock_id, ts) != 0:
-                return None
-            ours = getattr(time, 'perf_counter', time.time)()
-            if abs(ts[0] + ts[1] * 1e-9 - ours) > 0.1:
-                return None
-            words[0] = ctypes.cast(clock_gettime, ctypes.c_void_p).value
-        cmade = _lptrace_code_page(_LPTRACE_NATIVE_CLOCK_CODE, ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
-                                                               (0x1515151515151515, clock_id)), ctypes, libc)
-        if cmade is None:
+        clock = _lptrace_native_clock(ctypes, libc, words, daddr, raddr, mode, keep)
+        if clock is None:
             return None
-        keep += (cmade[1],)
-        centries = _LPTRACE_NATIVE_CLOCK_ENTRIES
-        words[0x101078 // 8] = cmade[0] + centries['now']
-        words[0x101098 // 8] = cmade[0] + centries['put_event']
-        # (Not against 2.7's CLOCK_REALTIME, which may step.)
-        tsc = False
-        try:
-            with open('/sys/devices/system/clocksource/clocksource0/current_clocksource') as f:
-                tsc = mode & 2 and clock_id == 1 and f.read().strip() == 'tsc'
-        except (IOError, OSError):
-            pass
-        if tsc:
-            calibrate_c = ctypes.PYFUNCTYPE(ctypes.c_int)(cmade[0] + centries['calibrate'])
-
-            def calibrate(keep=keep):
-                return calibrate_c()
-            calibrate()  # the first reading
+        keep, calibrate = clock
     if mode & 0x10:
-        vmarks = ((0x2121212121212121, id(None)), (0x2323232323232323, id(False)), (0x2424242424242424, id(True)),
-                  (0x2525252525252525, id(int)),
-                  (0x2626262626262626, 1 if sys.version_info[0] == 2 else 2 if sys.version_info < (3, 12) else 3))
-        vmade = _lptrace_code_page(_LPTRACE_NATIVE_VALUES_CODE, vmarks, ctypes, libc)
+        vmade = _lptrace_native_values(ctypes, libc, words)
         if vmade is None:
             return None
-        keep += (vmade[1],)
-        ventries = _LPTRACE_NATIVE_VALUES_ENTRIES
-        encode = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.py_object)(vmade[0] + ventries['encode_c'])
-        # The layouts it reads, checked: else the Python callback makes
-        # every value.
-        for v, want in _lptrace_encoded():
-            if encode(v) != want:
-                return None
-        words[0x101090 // 8] = vmade[0] + ventries['encode']
+        keep += (vmade,)
     if mode & 0x30 and ring is not None:
         # Arguments (bit 5), and values returned that encode has no word
         # for (bit 6), as records.
@@ -444,50 +534,13 @@ def _lptrace_native_ring(slow, ring, mode=0, slow_returns=(None,) * 5, budget=32
         keep += tuple(more)
     frame_at = None
     if monitoring and mode & 2 and not mode & 4:
-        # Where the running frame is, for the frame of each resumption and
-        # suspension (native_monitoring_amd64.s); without it lptrace times
-        # a coroutine's whole call only where the Python callback saw it.
-        # The frame's frame object, where it has one, names it (as the
-        # Python callback does); else frame_at(frame object) is the same
-        # frame's address (the layout checked that it is at 24).
-        layout = _lptrace_args_layout(api, ctypes)
-        if layout is not None:
-            if not words[0x1010b0 // 8]:
-                words[0x1010b8 // 8] = layout[1]
-                words[0x1010c0 // 8] = layout[2] & 0xffffffffffffffff
-                words[0x1010b0 // 8] = layout[0]
-            frame_word = ctypes.c_uint64.from_address
-            here = sys._getframe()
-            if frame_word(frame_word(id(here) + 24).value + 48).value == id(here):
-                words[0x101148 // 8] = 48
-            else:
-                frame_at = lambda f: frame_word(id(f) + 24).value
-            del here
+        frame_at = _lptrace_native_frames(api, ctypes, words)
     feed = reset = None
     if mode & 4:
-        # The threads' stacks (256 slots of 0x40000 bytes, touched only as
-        # deep as each thread goes), between inaccessible pages too; a page
-        # more, so that its size is its own (64 MiB is a malloc arena's).
-        ssize = 256 * 0x40000 + page
-        stacks = mmap.mmap(-1, ssize + 2 * page, flags=flags)
-        sbase = ctypes.addressof(ctypes.c_char.from_buffer(stacks))
-        if libc.mprotect(sbase, page, 0) != 0 or libc.mprotect(sbase + page + ssize, page, 0) != 0:
+        agg = _lptrace_native_aggregate(ctypes, libc, words, daddr, raddr, keep)
+        if agg is None:
             return None
-        amarks = ((0x1111111111111111, daddr), (0x1212121212121212, raddr),
-                  (0x1313131313131313, raddr + _LPTRACE_COUNTS), (0x1414141414141414, sbase + page))
-        amade = _lptrace_code_page(_LPTRACE_NATIVE_AGGREGATE_CODE, amarks, ctypes, libc)
-        if amade is None:
-            return None
-        aaddr = amade[0]
-        keep += (amade[1], stacks)
-        aentries = _LPTRACE_NATIVE_AGGREGATE_ENTRIES
-        words[0x101050 // 8] = aaddr + aentries['reset']
-        words[0x101058 // 8] = aaddr + aentries['agg']
-        feed_c = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_uint64)(aaddr + aentries['feed'])
-        reset = ctypes.PYFUNCTYPE(None, ctypes.c_uint64)(aaddr + aentries['reset'])
-
-        def feed(word, keep=keep):
-            return feed_c(word)
+        keep, feed, reset = agg
     # The thread pointer must be what get_ident() returns, or every call
     # would go to SLOW.
     if ctypes.CFUNCTYPE(ctypes.c_size_t)(taddr + entries['selftest'])() != get_ident():

@@ -11,6 +11,7 @@
 #   L  a local of the last frame: "name<TAB>repr"
 #   A  an asyncio task (TASKS): "name<TAB>state<TAB>what it awaits"
 #   W  a frame of the last task's coroutines, outermost first: as F
+#   E  the stacks could not be read: why (then X, no thread)
 #   X  done
 
 
@@ -54,7 +55,11 @@ def _lptrace_stack(fifo, fifo_id, with_locals, strsize, verbose, with_tasks):
         if type(t).__name__ == '_MainThread':
             main = t.ident
     natives = {}
-    frames = _lptrace_interpreter_frames(natives)
+    try:
+        frames = _lptrace_interpreter_frames(natives)
+    except Exception as e:
+        rec(b'E', str(e))
+        frames, with_tasks = {}, False
     if frames is None:
         frames = sys._current_frames()
     if threading is None and len(frames) == 1:
@@ -146,11 +151,11 @@ def _lptrace_interpreter_frames(natives):
     import sys
     if not (3, 12) <= sys.version_info[:2] < (3, 14):
         return None
-    try:
-        import ctypes
-    except ImportError:
+    ctypes = _lptrace_ctypes()
+    if ctypes is None:
         if any(m in sys.modules for m in ('_interpreters', '_xxsubinterpreters', 'interpreters')):
-            raise RuntimeError('this Python has no ctypes, and the stacks of a program that runs subinterpreters can only be read with it')
+            raise RuntimeError('the stacks of a program that runs subinterpreters can only be read with ctypes, which this Python lacks '
+                               '(or, free-threaded, has not imported: the import can hang it)')
         return None
     try:
         from _thread import get_ident, get_native_id

@@ -24,6 +24,19 @@
 #   H  (before 3.12) the profile function of the threads that existed is
 #      set: "all", or "some" (lptrace hooks the others where they park)
 #   R  instead of S: the hook refused to start, and why
+#
+# The install (_lptrace_install) makes the session's state, then the hook's
+# parts, each a function that takes that state and the functions of the
+# parts made before it by name (its parameters, given from hook, the dict
+# of them all) and returns its own functions by name: _lptrace_writer,
+# _lptrace_flusher, ... to _lptrace_ticker; then _lptrace_switch_on puts
+# the hook in place. A part's functions are
+# closures over the names it takes, reached as fast as any local of an
+# enclosing function: the callbacks that run at every call (on_call,
+# on_return, the profiler, sys.monitoring's) look nothing up in hook or in
+# an object. A function that needs one of a part made after its own (the
+# session's end, a forked child: never where an event waits) finds it in
+# hook when it runs.
 
 
 def _lptrace_install(session, fifo, fifo_id, cfg, undo):
@@ -138,6 +151,122 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # (record a word, two, three; put a record).
     ring = [None]
     nslots = [0]
+    _lptrace_session_ring(cfg, stride, ring, nslots, an_exception)
+    if ring[0] is not None:
+        wr = list(ring[0][3])
+    else:
+        wr = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
+    KICK = b'K\0\0\0\0'  # to lptrace: read the ring
+    st['kicked'] = (0, 0)
+    # Slots of the ring for the children this process forks (-f), while
+    # there are: handed out before the fork (see before_fork).
+    next_slot = [1]
+
+    # Our threads (the timer) are invisible to the program's tools too.
+    start_thread = _lptrace_thread_starter()
+    # Thread IDs (pthread_self) are reused: a thread that starts with the ID
+    # of one that ended gets a definition of its own, with its own native ID
+    # and name. Known at Thread._bootstrap's call (3.12+; its code is in
+    # starts) or at the thread's first event (before: thread_start).
+    starts = set()
+    fast = stride == 1  # calls (and returns) only: one word per event
+    # The machine-code callback records calls, returns and their times;
+    # values only the Python callback can make. With -c alone it keeps the
+    # table itself (native.py): lptrace reads the counts, not every event.
+    native_ok = bool(cfg.get('native'))
+    aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
+    # Events per batch: past it the main thread wakes the timer thread
+    # (each wake-up costs the program a GIL hand-over; full() returns at
+    # once while one is pending). Small batches: with 16384 the program
+    # kept megabytes more after lptrace left (the C library's caches).
+    # LIMIT caps the queue if the timer thread never gets the GIL.
+    BATCH = 512
+    LIMIT = 1 << 20
+    # Words taken from the machine-code callback's ring per flush (the
+    # timer thread takes up to 16 a turn while the pipe has room): 64 KiB
+    # buffers, which the C library reuses; megabyte ones it kept.
+    NATIVE_CHUNK = 8192
+    getframe = sys._getframe
+    qualify = _lptrace_qualifier() if sys.version_info < (3, 11) else None
+    # Bound here: the payload's globals are cleared when the hook leaves,
+    # and a callback may still be running then.
+    # (Re-raising a RecursionError, see _lptrace_raised_by_program, makes
+    # the interpreter remove the hook from that thread; lptrace puts it
+    # back in the main thread.)
+    raised_by_program = _lptrace_raised_by_program
+
+    # The latest call's (code, thread ident, event word), calls only: a
+    # loop that calls one function, or a recursion, then costs an identity
+    # test and an append (see on_start). One tuple, replaced whole:
+    # another thread may replace it between any two instructions.
+    last = [(None, None, 0)]
+    # The machine-code callback's (function, put, record, take, commit) when
+    # in use (see native.py): the events then go to its ring, not `events`.
+    nat = [None]
+    later_native = [False]  # go_native() is due
+    later_all = [False]  # hook_all_threads() is due
+    switched = set()  # before 3.12: threads that took it (switch_native)
+    # The first event goes out at once: written by the thread that makes
+    # it, or the timer thread is woken without waiting for its turn (it
+    # still needs the GIL from a busy main thread: a switch interval).
+    first = [False]
+
+    payload_globals = globals()
+
+    monitoring = getattr(sys, 'monitoring', None)
+    tool = [None]
+    prev_thread_hook = [None]  # the program's threading.setprofile() function
+    watched = []
+    ticker_ident = [None]
+    forking = [False]  # between before_fork and the fork's end in each process
+    child_slot = [None]  # the ring's slot handed to the child being forked
+    try:
+        import posix
+        forks_c = (getattr(posix, 'fork', 0), getattr(posix, 'forkpty', 0))
+    except an_exception:
+        forks_c = (0, 0)
+    # Before 3.12 the profile function sees a generator's or coroutine's
+    # resumption as a call and its suspension as a return: the instruction
+    # its frame stands at tells them apart (3.12+ has events of their own).
+    gen_flags = 0 if monitoring is not None else 0x20 if sys.version_info[0] == 2 else 0x3a0
+    # The program's own profile functions (a profiler it runs): called on
+    # from ours, and put back when we leave. Per thread.
+    prev_profiles = {}
+    # Threads the program starts later get the profile function through
+    # threading's hook; if the program has not imported threading yet
+    # (launch mode: the hook comes before its first line), the hook is set
+    # once it has (checked at each new function).
+    thread_watch = [False]
+
+    # The session: every name above (none may hold what the session lets go
+    # at its end: see _lptrace_session_ring), then the parts' functions.
+    hook = dict(locals())
+    hook['hook'] = hook
+    try:
+        for part in (_lptrace_writer, _lptrace_flusher, _lptrace_threads, _lptrace_wakeup, _lptrace_definitions,
+                     _lptrace_lifecycle, _lptrace_callbacks, _lptrace_profiler, _lptrace_thread_profiles,
+                     _lptrace_monitoring, _lptrace_native_switch, _lptrace_ticker):
+            # (each given its parameters by name: hook passed as **hook
+            # cost 40-50 us a part, sorting out a hundred keyword arguments)
+            code = part.__code__
+            hook.update(part(*[hook[name] for name in code.co_varnames[:code.co_argcount]]))
+    except base_exception:
+        # (a signal handler of the program raised: the undo follows) The
+        # parts made refer to hook, which refers to them: emptied, so that
+        # the ring is unmapped now, not at the next garbage collection.
+        hook.clear()
+        raise
+    undo['uninstall'] = hook['uninstall']
+    code = _lptrace_switch_on.__code__
+    _lptrace_switch_on(*[hook[name] for name in code.co_varnames[:code.co_argcount]])
+
+
+def _lptrace_session_ring(cfg, stride, ring, nslots, an_exception):
+    # Maps the ring of CONFIG into ring[0] and its number of slots into
+    # nslots[0] (see _lptrace_install), in a function of its own: the
+    # install's own names all become the session's (hook), and nothing there
+    # may hold the mapping but ring[0], which the end of the session empties
+    # (unmapped then).
     if cfg.get('ring'):
         try:
             path, ident, nslots[0] = cfg['ring']
@@ -150,15 +279,12 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     ring[0] = r
         except an_exception:
             ring[0] = None
-    if ring[0] is not None:
-        wr = list(ring[0][3])
-    else:
-        wr = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
-    KICK = b'K\0\0\0\0'  # to lptrace: read the ring
-    st['kicked'] = (0, 0)
-    # Slots of the ring for the children this process forks (-f), while
-    # there are: handed out before the fork (see at_fork_before).
-    next_slot = [1]
+
+
+def _lptrace_writer(st, os, errno, sigpipe, meta, wr, u32, PIPE_BUF, stride, an_exception, clock, time, sys, hook):
+    # The records and their way out: define (into the ring, else queued
+    # for the pipe), write and write_atomic (the pipe), record, the start
+    # record, and whether lptrace is gone (reader_gone).
 
     def define(rec):
         # A definition (C, T, V): into the ring, else queued for the pipe.
@@ -185,7 +311,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         except OSError as e:
             if e.errno == errno.EAGAIN:
                 return False
-            uninstall()
+            hook['uninstall']()
             return False
         st['tail'] = data[n:]
         return True
@@ -198,7 +324,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             return True
         except OSError as e:
             if e.errno != errno.EAGAIN:
-                uninstall()
+                hook['uninstall']()
             return False
 
     select_mod = []
@@ -227,6 +353,52 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             payload = payload.encode('utf-8', 'replace')
         return kind + u32(len(payload)) + payload
 
+
+    def flush_framed(m, raw):
+        head = record(b'P', str(st['pid']))
+        room = PIPE_BUF - len(head)
+        size = 8 * stride
+        sent = 0
+        while sent < len(m):
+            out = head
+            n = sent
+            while n < len(m) and len(out) + len(m[n]) <= PIPE_BUF:
+                out += m[n]
+                n += 1
+            if n == sent:  # a definition too long to frame: cut its text
+                r = m[n]
+                out += r[:1] + u32(room - 5) + r[5:room]
+                n += 1
+            if not write_atomic(out):
+                meta[0:0] = [r for r in m[sent:] if r[:1] != b'V']  # definitions must not be lost
+                st['dropped'] += len(raw) // size
+                return 0
+            sent = n
+        per = (room - 64) // size * size  # whole events, and room for a D record
+        for i in range(0, len(raw), per):
+            out = head
+            if st['dropped']:
+                out += record(b'D', str(st['dropped']))
+            if not write_atomic(out + record(b'B', raw[i:i + per])):
+                st['dropped'] += (len(raw) - i) // size
+                return 0
+            st['dropped'] = 0
+        if st['dropped'] and write_atomic(head + record(b'D', str(st['dropped']))):
+            st['dropped'] = 0
+        return 1
+
+    def started():
+        return record(b'S', '%d\t%d\t%d\t%d\t%s\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9),
+                                                      sys.version.split('\n')[0].replace('\t', ' '), LOADED))
+    return dict(define=define, write=write, write_atomic=write_atomic, reader_gone=reader_gone, record=record,
+                flush_framed=flush_framed, started=started)
+
+
+def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atomic, record, write, nat, NATIVE_CHUNK,
+                     events, flush_framed, u32, array, time, hook):
+    # flush: what is queued (records, events), or a kick for lptrace to
+    # read the ring; drain, and the last flush at exit.
+
     def flush(wait=0):
         # One writer at a time (os.write releases the GIL: two writers would
         # interleave records); a thread that finds it busy leaves its events
@@ -235,7 +407,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if os.getpid() != st['pid']:
             # A forked child, before the lock: the timer thread may have
             # held it at the fork, and no thread of the child will release it.
-            in_child()
+            hook['in_child']()
             return
         lock = st['lock']
         if not st['on'] or not st['live']:
@@ -387,18 +559,18 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 flush(10)
         except BaseException:
             pass
+    return dict(flush=flush, drain=drain, flush_at_exit=flush_at_exit)
 
-    # A batch full in the main thread is written by the timer thread: the
-    # program's signal handlers run in the main thread only, and one that
-    # raises (its Ctrl-C, its alarm) in the middle of a write would lose
-    # what was taken, or misalign the stream. Other threads write it
-    # themselves. Python 2.7 has no lock timeout: its timer just ticks.
+
+def _lptrace_threads(get_ident, st, an_exception, start_thread, threads, last, nat, obj_getattr, counters, sys,
+                     raised_by_program, define, record, os):
+    # The thread registry: each thread's index and definition (T), the
+    # main thread, and the Ctrl-C handed back to it.
+
     # The main thread: known from threading if the program imported it,
     # else found by its native ID (the process ID), else learnt from a
     # KeyboardInterrupt (raised there only).
     main_ident = [_lptrace_main_ident()]
-    # Our threads (the timer) are invisible to the program's tools too.
-    start_thread = _lptrace_thread_starter()
     hand_back = _lptrace_sigint_sender(start_thread)
 
     def hand_back_sigint():
@@ -416,66 +588,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             except an_exception:
                 pass
         return False
-    wake = new_lock()
-    wake.acquire()  # locked: no wake-up pending
-    timed_wait = sys.version_info[0] >= 3
-
-    def wake_ticker():
-        if timed_wait and wake.locked():
-            wake.release()  # only this thread releases it: no race
-
-    def full():
-        if len(events) >= LIMIT * stride:
-            # The timer thread cannot get the GIL (the program set a huge
-            # switch interval, say): drop rather than grow.
-            n = len(events)
-            del events[:n]
-            st['dropped'] += n // stride
-        if not wake.locked():
-            return  # the timer thread is on its way
-        if in_main():
-            wake_ticker()
-        else:
-            flush()
-
-    def flush_framed(m, raw):
-        head = record(b'P', str(st['pid']))
-        room = PIPE_BUF - len(head)
-        size = 8 * stride
-        sent = 0
-        while sent < len(m):
-            out = head
-            n = sent
-            while n < len(m) and len(out) + len(m[n]) <= PIPE_BUF:
-                out += m[n]
-                n += 1
-            if n == sent:  # a definition too long to frame: cut its text
-                r = m[n]
-                out += r[:1] + u32(room - 5) + r[5:room]
-                n += 1
-            if not write_atomic(out):
-                meta[0:0] = [r for r in m[sent:] if r[:1] != b'V']  # definitions must not be lost
-                st['dropped'] += len(raw) // size
-                return 0
-            sent = n
-        per = (room - 64) // size * size  # whole events, and room for a D record
-        for i in range(0, len(raw), per):
-            out = head
-            if st['dropped']:
-                out += record(b'D', str(st['dropped']))
-            if not write_atomic(out + record(b'B', raw[i:i + per])):
-                st['dropped'] += (len(raw) - i) // size
-                return 0
-            st['dropped'] = 0
-        if st['dropped'] and write_atomic(head + record(b'D', str(st['dropped']))):
-            st['dropped'] = 0
-        return 1
-
-    # Thread IDs (pthread_self) are reused: a thread that starts with the ID
-    # of one that ended gets a definition of its own, with its own native ID
-    # and name. Known at Thread._bootstrap's call (3.12+; its code is in
-    # starts) or at the thread's first event (before: thread_start).
-    starts = set()
 
     def renew_thread(name=None):
         # NAME: the thread's, when it is not in threading._active yet.
@@ -535,6 +647,102 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 native_id[0] = lambda: syscall(nr)
         except an_exception:
             pass
+    return dict(main_ident=main_ident, hand_back_sigint=hand_back_sigint, in_main=in_main, native_id=native_id,
+                renew_thread=renew_thread, starting_name=starting_name, thread_index=thread_index)
+
+
+def _lptrace_wakeup(new_lock, sys, events, LIMIT, stride, st, in_main, flush, first, main_ident, get_ident, an_exception):
+    # Waking the timer thread: a full batch, the first events (and the
+    # switch interval hurried for them), a Ctrl-C caught.
+    # A batch full in the main thread is written by the timer thread: the
+    # program's signal handlers run in the main thread only, and one that
+    # raises (its Ctrl-C, its alarm) in the middle of a write would lose
+    # what was taken, or misalign the stream. Other threads write it
+    # themselves. Python 2.7 has no lock timeout: its timer just ticks.
+    wake = new_lock()
+    wake.acquire()  # locked: no wake-up pending
+    timed_wait = sys.version_info[0] >= 3
+
+    def wake_ticker():
+        if timed_wait and wake.locked():
+            wake.release()  # only this thread releases it: no race
+
+    def full():
+        if len(events) >= LIMIT * stride:
+            # The timer thread cannot get the GIL (the program set a huge
+            # switch interval, say): drop rather than grow.
+            n = len(events)
+            del events[:n]
+            st['dropped'] += n // stride
+        if not wake.locked():
+            return  # the timer thread is on its way
+        if in_main():
+            wake_ticker()
+        else:
+            flush()
+
+
+    def first_events():
+        # The main thread wakes the timer thread instead (see full()).
+        first[0] = False
+        if in_main():
+            hurry()
+            wake_ticker()
+        else:
+            flush()
+
+    # The timer thread gets the GIL from a busy main thread after a switch
+    # interval (5 ms by default): for the first events, 0.1 ms, put back
+    # once it has flushed (unless the program set another one meanwhile).
+    hurried = 0.0001
+
+    def hurry():
+        # Never once the session has ended (a callback that was already
+        # running when it did): nothing would put it back.
+        if not st['on']:
+            return
+        try:
+            now = sys.getswitchinterval()  # 3.2+
+            if now > hurried and 'interval' not in st:
+                st['interval'] = now
+                sys.setswitchinterval(hurried)
+        except an_exception:
+            pass
+        if not st['on']:
+            unhurry()  # ended meanwhile (the GIL passes between two lines)
+
+    def unhurry():
+        # The saved value is forgotten only once the program's is back: a
+        # signal handler of the program that raises in between leaves it
+        # for the next call (the timer's next turn, uninstall, the undo's
+        # retries).
+        was = st.get('interval')
+        if was is None:
+            return
+        try:
+            if abs(sys.getswitchinterval() - hurried) < 1e-7:
+                # Kept in whole microseconds, truncated: was itself
+                # (3700 us read back as 0.0036999...) would lose one.
+                sys.setswitchinterval(was + 5e-7)
+            st.pop('interval', None)
+        except an_exception:
+            pass
+
+    def interrupted():
+        # A KeyboardInterrupt caught in a callback (only the main thread
+        # gets them): the timer thread hands it back, woken now.
+        st['kbd'] = True
+        main_ident[0] = get_ident()
+        wake_ticker()
+
+    return dict(wake=wake, timed_wait=timed_wait, wake_ticker=wake_ticker, full=full, first_events=first_events,
+                hurry=hurry, unhurry=unhurry, interrupted=interrupted)
+
+
+def _lptrace_definitions(codes, thread_watch, starts, qualify, raised_by_program, an_exception, wanted, counters,
+                         want_args, want_stack, define, record, ring, aggregate, srepr, nat, hook):
+    # The definitions the events refer to: functions (C, once each),
+    # values (V), types the machine code may show (Y).
 
     def code_id(code, frame):
         # The verdict of the filters and the record are made once per
@@ -542,7 +750,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         c = codes.get(id(code))
         if c is None:
             if thread_watch[0]:
-                hook_threading()
+                hook['hook_threading']()  # (made later)
             if code.co_name == '_bootstrap' and getattr(code, 'co_qualname', 'Thread._bootstrap') == 'Thread._bootstrap' \
                     and code.co_filename.replace('\\', '/').endswith(('/threading.py', '/threading.pyc')):
                 starts.add(id(code))  # Thread._bootstrap: a new thread (see renew_thread)
@@ -638,6 +846,227 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if define(record(b'Y', '%d\t%s' % (id(t), name))) and n[10](id(t)):
             taught[id(t)] = t
 
+    return dict(code_id=code_id, value=value, args_text=args_text, call_text=call_text, taught=taught,
+                teach_value=teach_value, teach=teach)
+
+
+def _lptrace_lifecycle(st, os, sys, itertools, atexit, forking, follow, new_lock, counters, ring, child_slot, next_slot,
+                       nslots, wr, events, stride, an_exception, base_exception, keyboard_interrupt, define, started,
+                       meta, first, start_thread, tool, monitoring, watched, prev_profiles, get_ident,
+                       prev_thread_hook, registry, session, limit, headroom_back, nat, codes, threads, switched,
+                       taught, last, unhurry, flush_at_exit, undo, payload_globals, hook):
+    # The session's end (uninstall: everything it set is put back), a
+    # forked child's start (in_child) and the at-fork callbacks.
+
+    def in_child():
+        # (parts made after this one)
+        profiler, thread_start, the_programs = hook['profiler'], hook['thread_start'], hook['the_programs']
+        # A forked child (multiprocessing, os.fork) inherits the hook: it
+        # must not duplicate events, and keeps our pipe only when lptrace
+        # follows children (-f); then it starts its own tables and timer.
+        if not st['on'] or os.getpid() == st['pid']:
+            return
+        forking[0] = False
+        if follow:
+            st['pid'] = os.getpid()
+            st['lock'] = new_lock()  # may have been held at fork
+            st['dropped'] = 0
+            forget()
+            for k in counters:
+                counters[k] = itertools.count()
+            # Its own slot of the ring, which its parent handed it at the
+            # fork (the whole file is mapped here too); else the pipe.
+            r, k = ring[0], child_slot[0]
+            ring[0], next_slot[0] = None, nslots[0]  # (no slot for its own children)
+            wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
+            if r is not None and k is not None:
+                try:
+                    c = _lptrace_ring(r[5], k, stride)
+                    w = c[3] or _lptrace_machine_writers(c)
+                    if w is not None:
+                        c[3] = w
+                        ring[0] = c
+                        wr[:] = list(w)
+                except an_exception:
+                    pass
+            st['kicked'] = (0, 0)
+            if ring[0] is None or not define(started()):
+                meta.append(started())
+            first[0] = True
+            try:
+                start_thread(hook['ticker'], ())
+            except an_exception:
+                pass
+            return
+        st['on'] = False
+        # The parent's ring is no business of the child's.
+        ring[0] = None
+        wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
+        fd, st['fd'] = st['fd'], -1
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        try:
+            if tool[0] is not None:
+                monitoring.set_events(tool[0], 0)
+                for e in watched:
+                    monitoring.register_callback(tool[0], e, None)
+                monitoring.free_tool_id(tool[0])
+            elif sys.getprofile() is profiler:
+                sys.setprofile(prev_profiles.get(get_ident()))
+            t = sys.modules.get('threading')
+            if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
+                t.setprofile(the_programs(prev_thread_hook[0]))
+            registry.pop(session, None)
+        except BaseException:
+            pass
+        # Nothing of the session stays in the child: not the machine-code
+        # callback and its mappings (megabytes of private copies in every
+        # worker of a forking server), not the tables, not the headroom.
+        forget()
+        fork_ref[:] = [None, None, None]
+        try:
+            if limit[0] is not None:
+                headroom_back(limit[0])
+        except base_exception:
+            pass
+
+    def forget():
+        # What a session holds of the program's functions and threads, and
+        # its queues (the machine-code callback first: before 3.12 the GIL
+        # may pass between two lines, and a freed code object's address
+        # may be another's meanwhile).
+        n, nat[0] = nat[0], None
+        if n is not None:
+            n[5]()  # a thread's next event removes the profile function
+        codes.clear()
+        threads.clear()
+        switched.clear()
+        taught.clear()  # (the machine code is off: it shows none of them)
+        last[0] = (None, None, 0)
+        del events[:]
+        del meta[:]
+        unhurry()
+
+    fork_ref = [in_child]
+
+    def uninstall():
+        # (parts made after this one)
+        profiler, thread_start, the_programs = hook['profiler'], hook['thread_start'], hook['the_programs']
+        if not st['on'] and st['fd'] < 0:
+            return
+        st['on'] = False
+        for _ in range(3):  # a signal handler of the program may interrupt it
+            try:
+                if tool[0] is not None:
+                    m = monitoring
+                    m.set_events(tool[0], 0)
+                    for e in watched:
+                        m.register_callback(tool[0], e, None)
+                    m.free_tool_id(tool[0])
+                    tool[0] = None
+                break
+            except keyboard_interrupt:
+                st['kbd'] = True
+            except base_exception:
+                if tool[0] is None:
+                    break
+        try:
+            if monitoring is None:
+                t = sys.modules.get('threading')
+                if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
+                    t.setprofile(the_programs(prev_thread_hook[0]))
+                if sys.getprofile() is profiler:
+                    sys.setprofile(the_programs(prev_profiles.pop(get_ident(), None)))
+        except BaseException:
+            pass
+        try:
+            if hasattr(atexit, 'unregister'):
+                atexit.unregister(flush_at_exit)
+            else:  # 2.7
+                atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush_at_exit]
+        except an_exception:
+            pass
+        fork_ref[:] = [None, None, None]
+        forget()
+        # The ring goes with its last reference (a callback running now
+        # holds one a moment more): unmapped, nothing of it stays.
+        ring[0] = None
+        wr[:] = [lambda w: None, lambda w, x: None, lambda w, x, y: None, None]
+        if monitoring is None:
+            try:
+                hook['unhook_all_threads']()
+            except base_exception:
+                pass
+        try:
+            if limit[0] is not None:
+                headroom_back(limit[0])
+        except base_exception:
+            pass
+        registry.pop(session, None)
+        if not registry:
+            try:
+                del sys.__lptrace__
+            except an_exception:
+                pass
+        fd, st['fd'] = st['fd'], -1
+        undo.pop('fd', None)
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        # The payload's globals hold every function of the hook; what still
+        # runs (the timer's last turn) needs none of them.
+        payload_globals.clear()
+
+    # Around a fork (3.7+): until the child has left its parent's session
+    # (in_child), nothing of it may write into its parent's ring. Before the
+    # fork the machine-code callback hands every call to the Python one,
+    # which finds the new process first (forking), and the latest-call cache
+    # is empty; a slot of the ring is handed to the child when lptrace
+    # follows it. In the parent, all as before once the fork is done.
+    def before_fork():
+        forking[0] = True
+        last[0] = (None, None, 0)
+        n = nat[0]
+        if n is not None:
+            n[6](0)
+        child_slot[0] = None
+        if follow and ring[0] is not None and next_slot[0] < nslots[0]:
+            child_slot[0] = next_slot[0]
+            next_slot[0] += 1
+
+    def after_fork_in_parent():
+        forking[0] = False
+        n = nat[0]
+        if n is not None and st['on']:
+            n[6](1)
+
+    # The at-fork callbacks cannot be unregistered: they reach the session
+    # through fork_ref, a holder emptied when the hook leaves, so that they
+    # keep nothing of it alive (each attach would leak its code).
+    fork_ref[1:] = [before_fork, after_fork_in_parent]
+
+    def at_fork(i):
+        def call():
+            f = fork_ref[i] if len(fork_ref) > i else None
+            if f is not None:
+                f()
+        return call
+    return dict(in_child=in_child, forget=forget, uninstall=uninstall, before_fork=before_fork,
+                after_fork_in_parent=after_fork_in_parent, fork_ref=fork_ref, at_fork=at_fork)
+
+
+def _lptrace_callbacks(thread_index, nat, stride, wr, want_values, clock, want_times, events, BATCH, full, forking, os,
+                       st, in_child, get_ident, ticker_ident, codes, code_id, getframe, starts, renew_thread,
+                       starting_name, gen_flags, tool, fast, threads, last, first, first_events, value, call_text,
+                       want_args, want_stack, keyboard_interrupt, interrupted, an_exception, raised_by_program,
+                       want_ret_values, srepr, teach_value):
+    # The Python callback's events: on_call and on_return, which the
+    # profile function (before 3.12) and sys.monitoring's callbacks call.
+
     def emit(kind, c, val):
         # kind 0: call, 1: return, 2: exception, 4: resume, 5: suspend, 6:
         # which frame the next is (c: its address >> 3, 32 bits); val: a
@@ -656,44 +1085,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             wr[2](w, clock(), val)
         if len(events) >= BATCH * stride:
             full()
-
-    fast = stride == 1  # calls (and returns) only: one word per event
-    # The machine-code callback records calls, returns and their times;
-    # values only the Python callback can make. With -c alone it keeps the
-    # table itself (native.py): lptrace reads the counts, not every event.
-    native_ok = bool(cfg.get('native'))
-    aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
-    # Events per batch: past it the main thread wakes the timer thread
-    # (each wake-up costs the program a GIL hand-over; full() returns at
-    # once while one is pending). Small batches: with 16384 the program
-    # kept megabytes more after lptrace left (the C library's caches).
-    # LIMIT caps the queue if the timer thread never gets the GIL.
-    BATCH = 512
-    LIMIT = 1 << 20
-    # Words taken from the machine-code callback's ring per flush (the
-    # timer thread takes up to 16 a turn while the pipe has room): 64 KiB
-    # buffers, which the C library reuses; megabyte ones it kept.
-    NATIVE_CHUNK = 8192
-    getframe = sys._getframe
-    qualify = _lptrace_qualifier() if sys.version_info < (3, 11) else None
-    # Bound here: the payload's globals are cleared when the hook leaves,
-    # and a callback may still be running then.
-    # (Re-raising a RecursionError, see _lptrace_raised_by_program, makes
-    # the interpreter remove the hook from that thread; lptrace puts it
-    # back in the main thread.)
-    raised_by_program = _lptrace_raised_by_program
-
-    # The latest call's (code, thread ident, event word), calls only: a
-    # loop that calls one function, or a recursion, then costs an identity
-    # test and an append (see on_start). One tuple, replaced whole:
-    # another thread may replace it between any two instructions.
-    last = [(None, None, 0)]
-    # The machine-code callback's (function, put, record, take, commit) when
-    # in use (see native.py): the events then go to its ring, not `events`.
-    nat = [None]
-    later_native = [False]  # go_native() is due
-    later_all = [False]  # hook_all_threads() is due
-    switched = set()  # before 3.12: threads that took it (switch_native)
 
     def on_call(code, frame, kind=0):
         # The hot path after a miss of the cache above: a dict lookup for
@@ -790,64 +1181,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             # ours: never the program's business
         return True
 
-    # The first event goes out at once: written by the thread that makes
-    # it, or the timer thread is woken without waiting for its turn (it
-    # still needs the GIL from a busy main thread: a switch interval).
-    first = [False]
-
-    def first_events():
-        # The main thread wakes the timer thread instead (see full()).
-        first[0] = False
-        if in_main():
-            hurry()
-            wake_ticker()
-        else:
-            flush()
-
-    # The timer thread gets the GIL from a busy main thread after a switch
-    # interval (5 ms by default): for the first events, 0.1 ms, put back
-    # once it has flushed (unless the program set another one meanwhile).
-    hurried = 0.0001
-
-    def hurry():
-        # Never once the session has ended (a callback that was already
-        # running when it did): nothing would put it back.
-        if not st['on']:
-            return
-        try:
-            now = sys.getswitchinterval()  # 3.2+
-            if now > hurried and 'interval' not in st:
-                st['interval'] = now
-                sys.setswitchinterval(hurried)
-        except an_exception:
-            pass
-        if not st['on']:
-            unhurry()  # ended meanwhile (the GIL passes between two lines)
-
-    def unhurry():
-        # The saved value is forgotten only once the program's is back: a
-        # signal handler of the program that raises in between leaves it
-        # for the next call (the timer's next turn, uninstall, the undo's
-        # retries).
-        was = st.get('interval')
-        if was is None:
-            return
-        try:
-            if abs(sys.getswitchinterval() - hurried) < 1e-7:
-                # Kept in whole microseconds, truncated: was itself
-                # (3700 us read back as 0.0036999...) would lose one.
-                sys.setswitchinterval(was + 5e-7)
-            st.pop('interval', None)
-        except an_exception:
-            pass
-
-    def interrupted():
-        # A KeyboardInterrupt caught in a callback (only the main thread
-        # gets them): the timer thread hands it back, woken now.
-        st['kbd'] = True
-        main_ident[0] = get_ident()
-        wake_ticker()
-
     def frame_key(f):
         # A generator's frame, as the machine code names it (3.12+: the
         # interpreter frame in it, whose frame object this is)
@@ -882,218 +1215,14 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if raised_by_program():
                 raise
         return True
+    return dict(emit=emit, on_call=on_call, frame_key=frame_key, on_return=on_return)
 
-    def in_child():
-        # A forked child (multiprocessing, os.fork) inherits the hook: it
-        # must not duplicate events, and keeps our pipe only when lptrace
-        # follows children (-f); then it starts its own tables and timer.
-        if not st['on'] or os.getpid() == st['pid']:
-            return
-        forking[0] = False
-        if follow:
-            st['pid'] = os.getpid()
-            st['lock'] = new_lock()  # may have been held at fork
-            st['dropped'] = 0
-            forget()
-            for k in counters:
-                counters[k] = itertools.count()
-            # Its own slot of the ring, which its parent handed it at the
-            # fork (the whole file is mapped here too); else the pipe.
-            r, k = ring[0], child_slot[0]
-            ring[0], next_slot[0] = None, nslots[0]  # (no slot for its own children)
-            wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
-            if r is not None and k is not None:
-                try:
-                    c = _lptrace_ring(r[5], k, stride)
-                    w = c[3] or _lptrace_machine_writers(c)
-                    if w is not None:
-                        c[3] = w
-                        ring[0] = c
-                        wr[:] = list(w)
-                except an_exception:
-                    pass
-            st['kicked'] = (0, 0)
-            if ring[0] is None or not define(started()):
-                meta.append(started())
-            first[0] = True
-            try:
-                start_thread(ticker, ())
-            except an_exception:
-                pass
-            return
-        st['on'] = False
-        # The parent's ring is no business of the child's.
-        ring[0] = None
-        wr[:] = [events.append, lambda w, x: events.extend((w, x)), lambda w, x, y: events.extend((w, x, y)), None]
-        fd, st['fd'] = st['fd'], -1
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        try:
-            if tool[0] is not None:
-                monitoring.set_events(tool[0], 0)
-                for e in watched:
-                    monitoring.register_callback(tool[0], e, None)
-                monitoring.free_tool_id(tool[0])
-            elif sys.getprofile() is profiler:
-                sys.setprofile(prev_profiles.get(get_ident()))
-            t = sys.modules.get('threading')
-            if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
-                t.setprofile(the_programs(prev_thread_hook[0]))
-            registry.pop(session, None)
-        except BaseException:
-            pass
-        # Nothing of the session stays in the child: not the machine-code
-        # callback and its mappings (megabytes of private copies in every
-        # worker of a forking server), not the tables, not the headroom.
-        forget()
-        fork_ref[:] = [None, None, None]
-        try:
-            if limit[0] is not None:
-                headroom_back(limit[0])
-        except base_exception:
-            pass
 
-    def forget():
-        # What a session holds of the program's functions and threads, and
-        # its queues (the machine-code callback first: before 3.12 the GIL
-        # may pass between two lines, and a freed code object's address
-        # may be another's meanwhile).
-        n, nat[0] = nat[0], None
-        if n is not None:
-            n[5]()  # a thread's next event removes the profile function
-        codes.clear()
-        threads.clear()
-        switched.clear()
-        taught.clear()  # (the machine code is off: it shows none of them)
-        last[0] = (None, None, 0)
-        del events[:]
-        del meta[:]
-        unhurry()
-
-    payload_globals = globals()
-
-    monitoring = getattr(sys, 'monitoring', None)
-    tool = [None]
-    prev_thread_hook = [None]  # the program's threading.setprofile() function
-    watched = []
-    ticker_ident = [None]
-    fork_ref = [in_child]
-    forking = [False]  # between before_fork and the fork's end in each process
-    child_slot = [None]  # the ring's slot handed to the child being forked
-    try:
-        import posix
-        forks_c = (getattr(posix, 'fork', 0), getattr(posix, 'forkpty', 0))
-    except an_exception:
-        forks_c = (0, 0)
-
-    def uninstall():
-        if not st['on'] and st['fd'] < 0:
-            return
-        st['on'] = False
-        for _ in range(3):  # a signal handler of the program may interrupt it
-            try:
-                if tool[0] is not None:
-                    m = monitoring
-                    m.set_events(tool[0], 0)
-                    for e in watched:
-                        m.register_callback(tool[0], e, None)
-                    m.free_tool_id(tool[0])
-                    tool[0] = None
-                break
-            except keyboard_interrupt:
-                st['kbd'] = True
-            except base_exception:
-                if tool[0] is None:
-                    break
-        try:
-            if monitoring is None:
-                t = sys.modules.get('threading')
-                if t is not None and getattr(t, '_profile_hook', None) in (profiler, thread_start):
-                    t.setprofile(the_programs(prev_thread_hook[0]))
-                if sys.getprofile() is profiler:
-                    sys.setprofile(the_programs(prev_profiles.pop(get_ident(), None)))
-        except BaseException:
-            pass
-        try:
-            if hasattr(atexit, 'unregister'):
-                atexit.unregister(flush_at_exit)
-            else:  # 2.7
-                atexit._exithandlers[:] = [h for h in atexit._exithandlers if h[0] is not flush_at_exit]
-        except an_exception:
-            pass
-        fork_ref[:] = [None, None, None]
-        forget()
-        # The ring goes with its last reference (a callback running now
-        # holds one a moment more): unmapped, nothing of it stays.
-        ring[0] = None
-        wr[:] = [lambda w: None, lambda w, x: None, lambda w, x, y: None, None]
-        if monitoring is None:
-            try:
-                unhook_all_threads()
-            except base_exception:
-                pass
-        try:
-            if limit[0] is not None:
-                headroom_back(limit[0])
-        except base_exception:
-            pass
-        registry.pop(session, None)
-        if not registry:
-            try:
-                del sys.__lptrace__
-            except an_exception:
-                pass
-        fd, st['fd'] = st['fd'], -1
-        undo.pop('fd', None)
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        # The payload's globals hold every function of the hook; what still
-        # runs (the timer's last turn) needs none of them.
-        payload_globals.clear()
-    undo['uninstall'] = uninstall
-
-    # Around a fork (3.7+): until the child has left its parent's session
-    # (in_child), nothing of it may write into its parent's ring. Before the
-    # fork the machine-code callback hands every call to the Python one,
-    # which finds the new process first (forking), and the latest-call cache
-    # is empty; a slot of the ring is handed to the child when lptrace
-    # follows it. In the parent, all as before once the fork is done.
-    def before_fork():
-        forking[0] = True
-        last[0] = (None, None, 0)
-        n = nat[0]
-        if n is not None:
-            n[6](0)
-        child_slot[0] = None
-        if follow and ring[0] is not None and next_slot[0] < nslots[0]:
-            child_slot[0] = next_slot[0]
-            next_slot[0] += 1
-
-    def after_fork_in_parent():
-        forking[0] = False
-        n = nat[0]
-        if n is not None and st['on']:
-            n[6](1)
-
-    # The at-fork callbacks cannot be unregistered: they reach the session
-    # through fork_ref, a holder emptied when the hook leaves, so that they
-    # keep nothing of it alive (each attach would leak its code).
-    fork_ref[1:] = [before_fork, after_fork_in_parent]
-
-    def at_fork(i):
-        def call():
-            f = fork_ref[i] if len(fork_ref) > i else None
-            if f is not None:
-                f()
-        return call
-    at_fork_child = at_fork(0)
-    if hasattr(os, 'register_at_fork'):
-        os.register_at_fork(before=at_fork(1), after_in_parent=at_fork(2), after_in_child=at_fork_child)
+def _lptrace_profiler(monitoring, want_returns, gen_flags, sys, prev_profiles, get_ident, get_attr, last, wr, events,
+                      BATCH, full, st, on_call, nat, forks_c, os, in_child, on_return, raised_by_program, an_exception,
+                      keyboard_interrupt, switched):
+    # Python < 3.12: the profile function, and a thread's switch to the
+    # machine-code one (switch_native).
 
     # Python < 3.12: a profile function per thread. It removes itself from
     # its thread once tracing stopped. The profiler cannot see an exception
@@ -1103,10 +1232,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # import costs a process's first attach 0.3-0.8 ms with the GIL held.)
     normal_exit = _lptrace_exit_opcodes() if monitoring is None and want_returns else frozenset()
 
-    # Before 3.12 the profile function sees a generator's or coroutine's
-    # resumption as a call and its suspension as a return: the instruction
-    # its frame stands at tells them apart (3.12+ has events of their own).
-    gen_flags = 0 if monitoring is not None else 0x20 if sys.version_info[0] == 2 else 0x3a0
     v311 = sys.version_info[:2] == (3, 11)
     gen_ops = _lptrace_gen_opcodes() if gen_flags and (want_returns or v311) else {}
     points = {}
@@ -1127,10 +1252,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         if v311:
             return frame.f_lasti not in gen_points(code)[1]
         return frame.f_lasti >= 0
-
-    # The program's own profile functions (a profiler it runs): called on
-    # from ours, and put back when we leave. Per thread.
-    prev_profiles = {}
 
     def profiler(frame, what, arg):
         if prev_profiles:
@@ -1205,6 +1326,27 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     profiler.lptrace_alive = lambda: st['on']
     profiler.lptrace_chain = lambda ident: prev_profiles.get(ident)
 
+    def switch_native(ident):
+        # Before 3.12: this thread, on the Python profiler with no program's
+        # profile function to call on, takes the machine-code one, once
+        # (its misses come back here: sys.getprofile() is the same).
+        n = nat[0]
+        if n is not None and ident not in switched and ident not in prev_profiles and sys.getprofile() is profiler:
+            switched.add(ident)
+            try:
+                n[0]()
+            except an_exception:
+                pass  # (an audit hook of the program refused it) the Python one stays
+    return dict(profiler=profiler, switch_native=switch_native)
+
+
+def _lptrace_thread_profiles(tool, st, get_ident, ticker_ident, os, in_child, sys, is_callable, profiler,
+                             prev_profiles, nat, an_exception, thread_watch, prev_thread_hook, get_attr, renew_thread,
+                             keyboard_interrupt):
+    # Python < 3.12: the profile function of each thread, set (the
+    # calling thread, threads the program starts, every other thread at
+    # once) and taken back at the end.
+
     def the_programs(f):
         # A profile function to chain to and put back when we leave: not the
         # one of an lptrace session that has ended (each would keep the one
@@ -1245,12 +1387,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                     except an_exception:
                         pass
                 sys.setprofile(profiler)
-
-    # Threads the program starts later get the profile function through
-    # threading's hook; if the program has not imported threading yet
-    # (launch mode: the hook comes before its first line), the hook is set
-    # once it has (checked at each new function).
-    thread_watch = [False]
 
     def hook_threading():
         t = sys.modules.get('threading')
@@ -1370,70 +1506,100 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # that live a moment, hooked by hook_all_threads before their first
     # event, 2.7).
     thread_start.lptrace_chain = lambda ident: profiler
+    return dict(the_programs=the_programs, install_thread=install_thread, hook_threading=hook_threading,
+                calls_us=calls_us, hook_all_threads=hook_all_threads, unhook_all_threads=unhook_all_threads,
+                thread_start=thread_start)
 
-    def build_native(slow, slow_returns):
-        # The machine-code callback (native.py) over SLOW (and SLOW_RETURNS,
-        # 3.12+), or None: the options need values, or no ctypes, no
-        # executable memory, a check that failed (then the Python callback
-        # records). With more than calls, only over lptrace's ring: the
-        # Python callback's events must go to the same queue.
-        builder = payload_globals.get('_lptrace_native_ring')
-        if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
-            try:
-                return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2
-                               | want_values << 4 | want_args << 5, slow_returns, strsize)
-            except an_exception:
-                pass
-        return None
 
-    def started():
-        return record(b'S', '%d\t%d\t%d\t%d\t%s\t%s' % (os.getpid(), os.getppid(), clock(), int(time.time() * 1e9),
-                                                      sys.version.split('\n')[0].replace('\t', ' '), LOADED))
+def _lptrace_monitoring(monitoring, tool, watched, last, get_ident, wr, events, BATCH, full, st, on_call, on_return,
+                        keyboard_interrupt, interrupted, want_returns):
+    # Python 3.12+: the callbacks of sys.monitoring's events, and
+    # register(), which takes a tool id and sets them.
+    names = ('E', 'on_start', 'on_start_native', 'on_py_return', 'on_throw', 'on_resume', 'on_yield', 'on_unwind',
+             'register')
+    if monitoring is None:
+        return dict.fromkeys(names)
+    E = monitoring.events
+    DISABLE = monitoring.DISABLE
 
-    try:
-        # The last events of a program that exits (the timer thread dies
-        # with it, unflushed). Registered before the hook is on: our own
-        # calls must not show.
-        atexit.register(flush_at_exit)
-    except an_exception:
-        pass
-
-    # The program's signals never go to our thread: delivered there, their
-    # handler's effect would reach the main thread at its next instruction,
-    # maybe inside a payload of lptrace that holds the main thread stopped
-    # (and holds the signals sent to it). 2.7: through the C library. Set
-    # up before the hook is on: it would trace ctypes.
-    block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
-                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF',
-                   'SIGURG')  # (SIGURG, SIGWINCH, SIGCHLD: lptrace never stops this thread, see inject)
-    try:
-        import _signal
-        block_set = [getattr(_signal, n) for n in block_names]
-        sigmask = _signal.pthread_sigmask
-        block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
-    except an_exception:
+    def on_start(code, offset):
+        # on_call's cached path (calls only; otherwise the cache stays
+        # empty), inlined: a Python call less per event. (on_call must
+        # stay one level below: it finds the function's frame two
+        # levels up.)
         try:
-            import signal as signal_mod
-            import ctypes
-            libc = ctypes.CDLL(None)
-            block_mask = ctypes.create_string_buffer(128)  # a sigset_t
-            libc.sigemptyset(block_mask)
-            for n in block_names:
-                libc.sigaddset(block_mask, getattr(signal_mod, n))
-            pthread_sigmask = libc.pthread_sigmask  # looked up now: ctypes runs Python code for it
-            block_program_signals = lambda: pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
-        except an_exception:
-            block_program_signals = lambda: None
+            l = last[0]
+            if code is l[0] and get_ident() == l[1]:
+                wr[0](l[2])
+                if len(events) >= BATCH:
+                    full()
+                return None
+            if st['on'] and on_call(code, None):
+                return None
+            return DISABLE
+        except keyboard_interrupt:
+            interrupted()  # see on_call()
 
-    # The machine-code callback comes from the timer thread once the first
-    # events are out (go_native): built here, it would make the first
-    # attach in a process wait for ctypes' import and the build (3-5 ms
-    # with the GIL held, 0.6 ms in a process that has ctypes). Until then
-    # on_start (3.12+) or the Python profiler records; before 3.12 each
-    # thread switches to it at its next call.
-    later_native[0] = native_ok
+    def on_start_native(code, offset):
+        # SLOW of the machine-code callback: a function or a thread it
+        # does not know yet (on_call teaches them to it), or every call
+        # once it is off (a registration that failed half way leaves
+        # some of its builtins in place: the Python callback records).
+        try:
+            if st['on'] and on_call(code, None):
+                return None
+            return DISABLE
+        except keyboard_interrupt:
+            interrupted()  # see on_call()
 
-    if monitoring is not None:
+    start = on_start
+
+    def on_py_return(code, offset, retval):
+        try:
+            if st['on'] and on_return(code, 1, retval):
+                return None
+            return DISABLE
+        except keyboard_interrupt:
+            st['kbd'] = True
+
+    def on_throw(code, offset, exc):
+        # PY_THROW: a generator resumed by throw(). It cannot be
+        # disabled: never DISABLE. (Itself SLOW of the machine-code
+        # one: on_call must stay one level below.)
+        try:
+            if st['on']:
+                on_call(code, None, 4)
+        except keyboard_interrupt:
+            interrupted()
+
+    def on_resume(code, offset):
+        # PY_RESUME: a generator or coroutine resumed (by next(), send()
+        # or its event loop); the machine code's SLOW too.
+        try:
+            if st['on'] and on_call(code, None, 4):
+                return None
+            return DISABLE
+        except keyboard_interrupt:
+            interrupted()
+
+    def on_yield(code, offset, retval):
+        # PY_YIELD: suspended (a yield, an await that waits)
+        try:
+            if st['on'] and on_return(code, 5, None):
+                return None
+            return DISABLE
+        except keyboard_interrupt:
+            st['kbd'] = True
+
+    def on_unwind(code, offset, exc):
+        # PY_UNWIND cannot be disabled: never return DISABLE here.
+        try:
+            if st['on']:
+                on_return(code, 2, exc)
+        except keyboard_interrupt:
+            st['kbd'] = True
+
+    def register():
         for i in (4, 3, 5, 1, 0):
             if monitoring.get_tool(i) is None:
                 tool[0] = i  # first: an interrupt in between must not leak the id
@@ -1441,84 +1607,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 break
         if tool[0] is None:
             raise RuntimeError('no free sys.monitoring tool id')  # undone by the caller
-        E = monitoring.events
-        DISABLE = monitoring.DISABLE
-        def on_start(code, offset):
-            # on_call's cached path (calls only; otherwise the cache stays
-            # empty), inlined: a Python call less per event. (on_call must
-            # stay one level below: it finds the function's frame two
-            # levels up.)
-            try:
-                l = last[0]
-                if code is l[0] and get_ident() == l[1]:
-                    wr[0](l[2])
-                    if len(events) >= BATCH:
-                        full()
-                    return None
-                if st['on'] and on_call(code, None):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                interrupted()  # see on_call()
-
-        def on_start_native(code, offset):
-            # SLOW of the machine-code callback: a function or a thread it
-            # does not know yet (on_call teaches them to it), or every call
-            # once it is off (a registration that failed half way leaves
-            # some of its builtins in place: the Python callback records).
-            try:
-                if st['on'] and on_call(code, None):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                interrupted()  # see on_call()
-
-        start = on_start
-
-        def on_py_return(code, offset, retval):
-            try:
-                if st['on'] and on_return(code, 1, retval):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                st['kbd'] = True
-
-        def on_throw(code, offset, exc):
-            # PY_THROW: a generator resumed by throw(). It cannot be
-            # disabled: never DISABLE. (Itself SLOW of the machine-code
-            # one: on_call must stay one level below.)
-            try:
-                if st['on']:
-                    on_call(code, None, 4)
-            except keyboard_interrupt:
-                interrupted()
-
-        def on_resume(code, offset):
-            # PY_RESUME: a generator or coroutine resumed (by next(), send()
-            # or its event loop); the machine code's SLOW too.
-            try:
-                if st['on'] and on_call(code, None, 4):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                interrupted()
-
-        def on_yield(code, offset, retval):
-            # PY_YIELD: suspended (a yield, an await that waits)
-            try:
-                if st['on'] and on_return(code, 5, None):
-                    return None
-                return DISABLE
-            except keyboard_interrupt:
-                st['kbd'] = True
-
-        def on_unwind(code, offset, exc):
-            # PY_UNWIND cannot be disabled: never return DISABLE here.
-            try:
-                if st['on']:
-                    on_return(code, 2, exc)
-            except keyboard_interrupt:
-                st['kbd'] = True
 
         callbacks = [(E.PY_START, start)]
         if want_returns:
@@ -1539,14 +1627,31 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
         restart = getattr(monitoring, 'restart_events', None)
         if restart is not None:
             restart()
-    else:
-        thread_watch[0] = True
-        hook_threading()
-        install_thread()
-        later_all[0] = True
+    return dict(zip(names, (E, on_start, on_start_native, on_py_return, on_throw, on_resume, on_yield,
+                            on_unwind, register)))
 
-    registry[session] = install_thread
-    meta.insert(0, started())
+
+def _lptrace_native_switch(payload_globals, native_ok, fast, want_returns, ring, want_times, aggregate, want_values,
+                           want_args, strsize, an_exception, base_exception, later_native, monitoring, E,
+                           on_start_native, on_py_return, on_unwind, on_throw, on_resume, on_yield, profiler, tool, os,
+                           st, nat, last):
+    # The switch to the machine-code callback (native.py): built by the
+    # timer thread (go_native), then registered or taken by each thread.
+
+    def build_native(slow, slow_returns):
+        # The machine-code callback (native.py) over SLOW (and SLOW_RETURNS,
+        # 3.12+), or None: the options need values, or no ctypes, no
+        # executable memory, a check that failed (then the Python callback
+        # records). With more than calls, only over lptrace's ring: the
+        # Python callback's events must go to the same queue.
+        builder = payload_globals.get('_lptrace_native_ring')
+        if native_ok and builder is not None and ((fast and not want_returns) or ring[0] is not None):
+            try:
+                return builder(slow, ring[0], want_returns | want_times << 1 | (aggregate and ring[0] is not None) << 2
+                               | want_values << 4 | want_args << 5, slow_returns, strsize)
+            except an_exception:
+                pass
+        return None
 
     def go_native():
         # The timer thread builds the machine-code callback after its first
@@ -1591,18 +1696,41 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
             if nat[0] is n:
                 nat[0] = None
         n[5]()
+    return dict(build_native=build_native, go_native=go_native)
 
-    def switch_native(ident):
-        # Before 3.12: this thread, on the Python profiler with no program's
-        # profile function to call on, takes the machine-code one, once
-        # (its misses come back here: sys.getprofile() is the same).
-        n = nat[0]
-        if n is not None and ident not in switched and ident not in prev_profiles and sys.getprofile() is profiler:
-            switched.add(ident)
-            try:
-                n[0]()
-            except an_exception:
-                pass  # (an audit hook of the program refused it) the Python one stays
+
+def _lptrace_ticker(st, ticker_ident, get_ident, base_exception, an_exception, timed_wait, wake, sleep,
+                    hand_back_sigint, flush, unhurry, drain, nat, later_native, first, go_native, later_all, meta,
+                    record, hook_all_threads, reader_gone, uninstall):
+    # The timer thread's function (ticker), with the program's signals
+    # blocked in it.
+
+    # The program's signals never go to our thread: delivered there, their
+    # handler's effect would reach the main thread at its next instruction,
+    # maybe inside a payload of lptrace that holds the main thread stopped
+    # (and holds the signals sent to it). 2.7: through the C library. Set
+    # up before the hook is on: it would trace ctypes.
+    block_names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM',
+                   'SIGTERM', 'SIGCHLD', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF',
+                   'SIGURG')  # (SIGURG, SIGWINCH, SIGCHLD: lptrace never stops this thread, see inject)
+    try:
+        import _signal
+        block_set = [getattr(_signal, n) for n in block_names]
+        sigmask = _signal.pthread_sigmask
+        block_program_signals = lambda: sigmask(_signal.SIG_BLOCK, block_set)
+    except an_exception:
+        try:
+            import signal as signal_mod
+            import ctypes
+            libc = ctypes.CDLL(None)
+            block_mask = ctypes.create_string_buffer(128)  # a sigset_t
+            libc.sigemptyset(block_mask)
+            for n in block_names:
+                libc.sigaddset(block_mask, getattr(signal_mod, n))
+            pthread_sigmask = libc.pthread_sigmask  # looked up now: ctypes runs Python code for it
+            block_program_signals = lambda: pthread_sigmask(0, block_mask, None)  # SIG_BLOCK
+        except an_exception:
+            block_program_signals = lambda: None
 
     # Flushes idle programs every 50 ms, and notices within that time that
     # lptrace is gone even if the program makes no call at all.
@@ -1656,6 +1784,44 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
                 pass
         if st.pop('kbd', 0):
             hand_back_sigint()
+    return dict(ticker=ticker)
+
+
+def _lptrace_switch_on(os, sys, atexit, at_fork, flush_at_exit, an_exception, later_native, native_ok, monitoring,
+                       register, thread_watch, hook_threading, install_thread, later_all, registry, session, meta,
+                       started, hurry, start_thread, ticker, limit, st, undo, fifo, flush, first):
+    # The hook goes on, its parts made: the at-fork and at-exit
+    # callbacks, the callbacks of every thread, the timer thread; then the
+    # start record, which tells lptrace the hook is in place.
+    at_fork_child = at_fork(0)  # (see _lptrace_lifecycle)
+    if hasattr(os, 'register_at_fork'):
+        os.register_at_fork(before=at_fork(1), after_in_parent=at_fork(2), after_in_child=at_fork_child)
+
+    try:
+        # The last events of a program that exits (the timer thread dies
+        # with it, unflushed). Registered before the hook is on: our own
+        # calls must not show.
+        atexit.register(flush_at_exit)
+    except an_exception:
+        pass
+    # The machine-code callback comes from the timer thread once the first
+    # events are out (go_native): built here, it would make the first
+    # attach in a process wait for ctypes' import and the build (3-5 ms
+    # with the GIL held, 0.6 ms in a process that has ctypes). Until then
+    # on_start (3.12+) or the Python profiler records; before 3.12 each
+    # thread switches to it at its next call.
+    later_native[0] = native_ok
+
+    if monitoring is not None:
+        register()
+    else:
+        thread_watch[0] = True
+        hook_threading()
+        install_thread()
+        later_all[0] = True
+
+    registry[session] = install_thread
+    meta.insert(0, started())
     # Hurried before the timer thread starts: a thread waiting for the GIL
     # reads the interval only between its waits, so one that began waiting
     # under the program's 5 ms would hold the first events back that long.

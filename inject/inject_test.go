@@ -178,14 +178,24 @@ func TestMappingsQueryLikeText(t *testing.T) {
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	pid := cmd.Process.Pid
+	// Both threads parked: blocked in a system call. (One waiting for the
+	// other, for its start or for the GIL, is blocked only while the other
+	// one runs, which then shows as running.)
 	var tids []int
-	for deadline := time.Now().Add(10 * time.Second); len(tids) < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the target did not start its thread")
-		}
+	parked := func() bool {
 		tids, _ = proc.Threads(pid)
+		for _, tid := range tids {
+			if sc, err := proc.ReadSyscall(pid, tid); err != nil || sc.Running || sc.Nr < 0 {
+				return false
+			}
+		}
+		return len(tids) >= 2
 	}
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !parked(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the target's %d threads are not all parked in a system call", len(tids))
+		}
+	}
 	q, err := proc.OpenMaps(pid)
 	if err != nil {
 		t.Fatal(err)

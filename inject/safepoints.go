@@ -126,7 +126,11 @@ func (inj *Injector) safeSyscall(nr int, uaddr, op uint64) bool {
 	return true
 }
 
-var restartableSleep = lazyRegexp(`^_*(clock_nanosleep|nanosleep|usleep|sleep|poll|ppoll|select|pselect|epoll_wait|epoll_pwait)(@|$|_)`)
+// Compiled on first use, as the other regular expressions here (see
+// symbols' pythonName).
+var restartableSleep = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^_*(clock_nanosleep|nanosleep|usleep|sleep|poll|ppoll|select|pselect|epoll_wait|epoll_pwait)(@|$|_)`)
+})
 
 // inRestartableSleep reports whether pc lies in a C library function that
 // sleeps or polls.
@@ -140,7 +144,9 @@ func (inj *Injector) inRestartableSleep(pc uint64) bool {
 
 // (lock, enqueue, dequeue, fix_status: small static helpers of the locks,
 // e.g. parking_lot.c's and thread_pthread.h's, should a build not inline them.)
-var pendingMachinery = lazyRegexp(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free|lock|enqueue|dequeue|fix_status`)
+var pendingMachinery = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)pending|eval_breaker|signal|PyThread_|mutex|parking|semaphore|gil|_PyMem|malloc|free|lock|enqueue|dequeue|fix_status`)
+})
 
 // inPendingMachinery reports whether pc may be inside code that holds the
 // lock Py_AddPendingCall takes, or inside the C runtime (the C library, the
@@ -177,7 +183,9 @@ func (inj *Injector) inCRuntime(m proc.Mapping) bool {
 	return !strings.HasPrefix(m.Path, "/") || cRuntime().MatchString(filepath.Base(m.Path))
 }
 
-var cRuntime = lazyRegexp(`^(libc|libpthread|librt|libdl|ld-linux|ld-musl|ld)[-.]`)
+var cRuntime = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(libc|libpthread|librt|libdl|ld-linux|ld-musl|ld)[-.]`)
+})
 
 // Where names the code at pc for messages: "libblas.so.3 (dgemm_)".
 func (inj *Injector) Where(pc uint64) string {
@@ -197,10 +205,4 @@ func (inj *Injector) Where(pc uint64) string {
 		}
 	}
 	return where
-}
-
-// lazyRegexp compiles pattern on first use, not at lptrace's start (an
-// attach is timed from there; most commands need few of them).
-func lazyRegexp(pattern string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

@@ -252,7 +252,7 @@ func (c *Child) runTo(ctx context.Context, addr uint64) error {
 			return err
 		}
 		if regs.PC() == addr+breakpointAdvance {
-			if err := c.tr.PokeText(c.PID, addr, orig); err != nil {
+			if err := c.tr.PokeText(c.PID, wordOf(addr), orig); err != nil {
 				return err
 			}
 			regs.SetPC(addr)
@@ -283,26 +283,33 @@ func (c *Child) disarm(addr uint64, orig []byte) {
 		}
 		break
 	}
-	c.tr.PokeText(c.PID, addr, orig)
+	c.tr.PokeText(c.PID, wordOf(addr), orig)
 	if regs, err := c.tr.GetRegs(c.PID); err == nil && regs.PC() == addr+breakpointAdvance {
 		regs.SetPC(addr)
 		c.tr.SetRegs(c.PID, regs)
 	}
 }
 
-// insert writes a breakpoint at addr and returns the bytes it replaced.
+// insert writes a breakpoint at addr and returns the aligned word of code
+// it changed (at wordOf(addr)): a function need not start on 8 bytes (musl
+// builds of CPython have odd ones), and PokeText writes whole words.
 func (c *Child) insert(addr uint64) ([]byte, error) {
 	orig := make([]byte, 8)
-	if err := proc.VMRead(c.PID, addr, orig); err != nil {
+	if err := proc.VMRead(c.PID, wordOf(addr), orig); err != nil {
 		return nil, fmt.Errorf("read the code at %#x: %w", addr, err)
 	}
 	bp := append([]byte(nil), orig...)
-	copy(bp, breakpointInsn)
-	if err := c.tr.PokeText(c.PID, addr, bp); err != nil {
+	copy(bp[addr-wordOf(addr):], breakpointInsn)
+	if err := c.tr.PokeText(c.PID, wordOf(addr), bp); err != nil {
 		return nil, fmt.Errorf("write a breakpoint at %#x: %w", addr, err)
 	}
 	return orig, nil
 }
+
+// wordOf is the 8-byte word that holds the instruction at addr (a
+// breakpoint instruction never crosses one: 1 byte on x86-64, 4 aligned
+// bytes on arm64).
+func wordOf(addr uint64) uint64 { return addr &^ 7 }
 
 // RunPython runs src in the child before its first Python call, then lets
 // the child go: it runs on untraced.

@@ -26,11 +26,16 @@ var ErrTimeout = errors.New("timed out")
 // ErrGone means the thread or process no longer exists.
 var ErrGone = errors.New("thread is gone")
 
-// Tracer owns the OS thread that issues ptrace requests.
+// Tracer owns the OS thread that issues ptrace requests. It has no Close:
+// the thread lives as long as lptrace (see NewTracer); what ends is each
+// tracee's seizure.
 //
 //	t := ptrace.NewTracer()
-//	defer t.Close()
-//	err := t.Seize(tid)
+//	if err := t.Seize(tid); err != nil { ... }
+//	t.Interrupt(tid)
+//	stop, err := t.Wait(tid, time.Second) // stopped: read, write, run code
+//	...
+//	t.Detach(tid, 0)
 type Tracer struct {
 	reqs  chan func()
 	tid   int           // the tracer thread's own ID, once ready is closed
@@ -38,7 +43,6 @@ type Tracer struct {
 
 	mu      sync.Mutex
 	waiters map[int]chan waitResult // one outstanding wait4 per thread
-	closed  bool
 }
 
 type waitResult struct {

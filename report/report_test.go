@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -385,85 +383,6 @@ func jsonLines(t *testing.T, opts Options, events ...trace.Event) ([]string, []m
 	return lines, objs
 }
 
-func TestJSON(t *testing.T) {
-	meth := &trace.Code{Name: "Cls.<locals>.meth", File: "pkg/mod.py", Line: 7, Module: "pkg.mod"}
-	t0 := time.Unix(1700000000, 0).UTC()
-	events := []trace.Event{
-		with(call(outer, 1000*ms), "a=1\tb='x'"),
-		call(meth, 1001*ms),
-		with(ret(meth, 1003*ms), "<Foo object>"),
-		with(exc(outer, 1010*ms), "ValueError('<bad>')"),
-	}
-	for i := range events {
-		events[i].Time = t0.Add(time.Duration(events[i].Clock - 1000*ms))
-	}
-	lines, objs := jsonLines(t, Options{Returns: true, Durations: true, Args: true}, events...)
-	if len(lines) != 4 {
-		t.Fatalf("got %d lines, want 4:\n%s", len(lines), strings.Join(lines, "\n"))
-	}
-	// JSON numbers decode as float64.
-	want := []map[string]any{
-		{"pid": 100.0, "tid": 101.0, "thread": "MainThread", "ts": 1700000000.0, "event": "call",
-			"function": "outer", "qualname": "outer", "module": "app", "file": "app.py", "line": 1.0, "depth": 0.0,
-			"args": map[string]any{"a": "1", "b": "'x'"}},
-		{"pid": 100.0, "tid": 101.0, "thread": "MainThread", "ts": 1700000000.001, "event": "call",
-			"function": "meth", "qualname": "Cls.<locals>.meth", "module": "pkg.mod", "file": "pkg/mod.py", "line": 7.0, "depth": 1.0},
-		{"pid": 100.0, "tid": 101.0, "thread": "MainThread", "ts": 1700000000.003, "event": "return",
-			"function": "meth", "qualname": "Cls.<locals>.meth", "module": "pkg.mod", "file": "pkg/mod.py", "line": 7.0, "depth": 1.0,
-			"duration": 0.002, "return": "<Foo object>"},
-		{"pid": 100.0, "tid": 101.0, "thread": "MainThread", "ts": 1700000000.01, "event": "exception",
-			"function": "outer", "qualname": "outer", "module": "app", "file": "app.py", "line": 1.0, "depth": 0.0,
-			"duration": 0.01, "exception": "ValueError('<bad>')"},
-	}
-	for i := range want {
-		if got, w := fmt.Sprint(objs[i]), fmt.Sprint(want[i]); got != w {
-			t.Errorf("line %d:\ngot  %s\nwant %s", i+1, got, w)
-		}
-	}
-	// A map loses the order: the raw text shows it is kept.
-	if !strings.Contains(lines[0], `"args":{"a":"1","b":"'x'"}`) {
-		t.Errorf("args not in order: %s", lines[0])
-	}
-	for _, l := range lines[1:] {
-		if strings.Contains(l, `\u003c`) {
-			t.Errorf("< escaped for HTML: %s", l)
-		}
-	}
-}
-
-func TestJSONReturnsNeedAnOption(t *testing.T) {
-	// --json alone prints calls only, as the text mode does.
-	lines, objs := jsonLines(t, Options{}, nested()...)
-	if len(lines) != 2 || objs[0]["event"] != "call" || objs[1]["event"] != "call" {
-		t.Errorf("got %q", lines)
-	}
-	// An exception without its text has no "exception" field, and durations
-	// only come with -T.
-	_, objs = jsonLines(t, Options{Returns: true}, call(outer, 1000*ms), exc(outer, 1001*ms))
-	if _, ok := objs[1]["exception"]; ok || objs[1]["event"] != "exception" {
-		t.Errorf("got %v", objs[1])
-	}
-	if _, ok := objs[1]["duration"]; ok {
-		t.Errorf("duration without -T: %v", objs[1])
-	}
-}
-
-// Reprs are full of <...>: JSON must not escape them for HTML.
-func TestJSONArgsKeepLessThan(t *testing.T) {
-	lines, _ := jsonLines(t, Options{Args: true}, with(call(outer, 0), "o=<Foo object>"))
-	if !strings.Contains(lines[0], `"args":{"o":"<Foo object>"}`) {
-		t.Errorf("got %s", lines[0])
-	}
-}
-
-func TestJSONNoArgs(t *testing.T) {
-	// With -a the hook sends "" (a value) for a function without parameters.
-	lines, objs := jsonLines(t, Options{Args: true}, with(call(outer, 0), ""))
-	if args, ok := objs[0]["args"]; ok && fmt.Sprint(args) != "map[]" {
-		t.Errorf("args of a function without parameters: %s", lines[0])
-	}
-}
-
 // summaryEvents: outer (10ms) calls inner twice (2ms and 1ms, the second
 // raising) and other once (a call still running at the end).
 func summaryEvents() []trace.Event {
@@ -504,68 +423,6 @@ func summary(t *testing.T, opts Options, dropped uint64, events ...trace.Event) 
 		t.Fatal(err)
 	}
 	return b.String()
-}
-
-func TestSummary(t *testing.T) {
-	tests := []struct {
-		sortBy string
-		rows   string
-	}{
-		// Own time: outer's 10ms less inner's 3ms.
-		{"", rowOuter + rowInner + rowOther},
-		{"time", rowOuter + rowInner + rowOther},
-		{"total", rowOuter + rowInner + rowOther},
-		// Ties are broken by name.
-		{"calls", rowInner + rowOther + rowOuter},
-		{"errors", rowInner + rowOther + rowOuter},
-		{"name", rowInner + rowOther + rowOuter},
-	}
-	for _, tt := range tests {
-		t.Run("sort "+tt.sortBy, func(t *testing.T) {
-			got := summary(t, Options{Summary: true, SortBy: tt.sortBy}, 0, summaryEvents()...)
-			if want := sumHeader + tt.rows + sumTotal; got != want {
-				t.Errorf("got\n%s\nwant\n%s", got, want)
-			}
-		})
-	}
-}
-
-func TestSummaryDropped(t *testing.T) {
-	got := summary(t, Options{Summary: true}, 7, summaryEvents()...)
-	want := sumHeader + rowOuter + rowInner + rowOther + sumTotal +
-		"lptrace: 7 events were dropped (lptrace fell behind: its buffer in the process was full): the counts above are incomplete\n"
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-	p := NewPrinter(&bytes.Buffer{}, Options{})
-	p.AddDropped(3)
-	p.AddDropped(4)
-	if n := p.Dropped(); n != 7 {
-		t.Errorf("Dropped() = %d, want 7", n)
-	}
-}
-
-func TestSummaryRecursion(t *testing.T) {
-	// f -> f: the inner call's time is the outer one's child, so the own
-	// times add up to the wall time once, not twice; the total is the
-	// outermost call's (it was the sum over both, 6 ms of a 4 ms run).
-	events := []trace.Event{call(outer, 1000*ms), call(outer, 1001*ms), ret(outer, 1003*ms), ret(outer, 1004*ms)}
-	got := summary(t, Options{Summary: true, Trace: true}, 0, events...)
-	row := "100.00    0.004000    0.004000        2000         2           outer (app.py:1)\n"
-	total := "------ ----------- ----------- ----------- --------- --------- ----------------\n" +
-		"100.00    0.004000                                 2           total\n"
-	if want := sumHeader + row + total; got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestSummaryEmpty(t *testing.T) {
-	got := summary(t, Options{Summary: true}, 0)
-	want := sumHeader + "------ ----------- ----------- ----------- --------- --------- ----------------\n" +
-		"100.00    0.000000                                 0           total\n"
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
 }
 
 func TestConcurrentThreads(t *testing.T) {
@@ -672,14 +529,6 @@ func TestNeeds(t *testing.T) {
 	}
 }
 
-// C1 controls and bidi overrides from the target are escaped in JSON too.
-func TestJSONEscapesTerminalControls(t *testing.T) {
-	lines, _ := jsonLines(t, Options{Args: true}, with(call(outer, 0), "o='\u009b31m\u202e'"))
-	if strings.ContainsRune(lines[0], 0x9b) || strings.ContainsRune(lines[0], 0x202e) || !strings.Contains(lines[0], `\u009b31m\u202e`) {
-		t.Errorf("got %q", lines[0])
-	}
-}
-
 // appendSeconds writes what %.6f writes, for durations a trace shows (an
 // exact half microsecond aside: %.6f rounds the nearest float).
 func TestAppendSeconds(t *testing.T) {
@@ -703,35 +552,6 @@ func TestThreadNameInPrefix(t *testing.T) {
 	p.Flush()
 	if got := b.String(); strings.Contains(got, "\x1b") || !strings.HasPrefix(got, "[tid 7 evil?") || strings.Count(got, "]") != 1 {
 		t.Errorf("got %q", got)
-	}
-}
-
-// -c -p A -p B: a table per process, never their sum.
-func TestSummaryPerProcess(t *testing.T) {
-	var b strings.Builder
-	p := NewPrinter(&b, Options{Summary: true})
-	proc2, thread2 := &trace.Process{PID: 200}, &trace.Thread{TID: 200}
-	base := 1000 * ms // (clock 0 means no times)
-	p.Event(call(outer, base))
-	p.Event(ret(outer, base+1000))
-	for _, clock := range []int64{base, base + 5000} {
-		e := call(outer, clock)
-		e.Proc, e.Thread = proc2, thread2
-		p.Event(e)
-		e = ret(outer, clock+2000)
-		e.Proc, e.Thread = proc2, thread2
-		p.Event(e)
-	}
-	if err := p.WriteSummary(&b, 0); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
-	first, second, ok := strings.Cut(got, "\nprocess 200:\n")
-	row := func(secs string, calls int) *regexp.Regexp {
-		return regexp.MustCompile(`(?m)^\s*100\.00\s+` + secs + `\s+` + secs + `\s+\d+\s+` + strconv.Itoa(calls) + `\s+outer`)
-	}
-	if !ok || !strings.HasPrefix(first, "process 100:\n") || !row(`0\.000001`, 1).MatchString(first) || !row(`0\.000004`, 2).MatchString(second) {
-		t.Errorf("got:\n%s", got)
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lptrace/lptrace/trace"
 )
 
 // Sort keys of the -c table (-S).
@@ -168,4 +171,52 @@ func writeSummaryJSON(w io.Writer, rows []*stat, pid int, own int64, dropped uin
 	enc.Encode(total)
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+type stat struct {
+	name          string
+	pid           int           // its process's: each process has its table
+	code          *trace.Code   // (one of the functions the row stands for)
+	thread        *trace.Thread // ByThread: its thread
+	calls, errors uint64
+	total, own    int64
+}
+
+func (p *Printer) stat(proc *trace.Process, th *trace.Thread, c *trace.Code) *stat {
+	pid := 0
+	if proc != nil {
+		pid = proc.PID
+	}
+	key := strconv.Itoa(pid) + "\x00" + c.Module + "\x00" + c.Name + "\x00" + c.File + "\x00" + strconv.Itoa(c.Line)
+	if !p.opts.ByThread {
+		th = nil
+	} else if th != nil {
+		key += "\x00" + strconv.Itoa(th.TID)
+	}
+	s := p.stats[key]
+	if s == nil {
+		s = &stat{name: p.label(c), pid: pid, code: c, thread: th}
+		p.stats[key] = s
+	}
+	return s
+}
+
+// Row is a row of the -c table as it stands (Snapshot).
+type Row struct {
+	PID           int
+	Thread        *trace.Thread // with ByThread; else nil
+	Code          *trace.Code
+	Calls, Errors uint64
+	Own, Total    time.Duration
+}
+
+// Snapshot is the -c table so far, in no order.
+func (p *Printer) Snapshot() []Row {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rows := make([]Row, 0, len(p.stats))
+	for _, s := range p.stats {
+		rows = append(rows, Row{s.pid, s.thread, s.code, s.calls, s.errors, time.Duration(s.own), time.Duration(s.total)})
+	}
+	return rows
 }

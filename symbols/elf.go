@@ -15,8 +15,10 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/lptrace/lptrace/proc"
 )
@@ -408,9 +410,11 @@ func (v Version) AtLeast(major, minor int) bool {
 }
 
 var (
-	nameVersion = lazyRegexp(`python(\d)\.(\d+)`)
+	nameVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`python(\d)\.(\d+)`) })
 	// PY_VERSION as a C string, e.g. "3.8.18" or "3.13.0rc1".
-	rodataVersion = lazyRegexp(`\x00([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]|rc|\+)?\d*\x00`)
+	rodataVersion = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`\x00([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]|rc|\+)?\d*\x00`)
+	})
 )
 
 // pythonVersion works out the version of a Python runtime module: from the

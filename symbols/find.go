@@ -59,10 +59,13 @@ func (t *Target) Close() {
 	}
 }
 
+// Regular expressions here (and in inject) compile on first use, through
+// sync.OnceValue, not at lptrace's start: an attach is timed from there, and
+// most commands need few of them.
 var (
-	pythonName = lazyRegexp(`^(lib)?python\d`)
-	libcName   = lazyRegexp(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`)
-	loaderName = lazyRegexp(`^ld-linux.*\.so`)
+	pythonName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(lib)?python\d`) })
+	libcName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(libc\.so|libc-[0-9.]+\.so|ld-musl-)`) })
+	loaderName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ld-linux.*\.so`) })
 )
 
 // Find locates the Python runtime and the C library of process pid.
@@ -219,10 +222,4 @@ func mappedFiles(maps []proc.Mapping) []string {
 		}
 	}
 	return out
-}
-
-// lazyRegexp compiles pattern on first use, not at lptrace's start (an
-// attach is timed from there; most commands need few of them).
-func lazyRegexp(pattern string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

@@ -47,7 +47,8 @@ func TestEscape(t *testing.T) {
 		{"abc\u202edef", false, `abc\u202edef`},
 		{"\u202a\u202b\u202c\u202d", false, `\u202a\u202b\u202c\u202d`},
 		{"\u2066\u2067\u2068\u2069", false, `\u2066\u2067\u2068\u2069`},
-		{"\u2029\u206a", false, "\u2029\u206a"},
+		{"\u200e\u200f", false, `\u200e\u200f`}, // LRM, RLM
+		{"\u2029\u206a\u200d", false, "\u2029\u206a\u200d"},
 
 		// Newlines and tabs.
 		{"a\nb\tc", true, "a\nb\tc"},
@@ -75,7 +76,7 @@ func checkSafe(out string, keepNewlines bool) string {
 			return "C0 control or DEL"
 		case r >= 0x80 && r < 0xa0:
 			return "C1 control"
-		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		case r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 			return "bidirectional control"
 		}
 	}

@@ -152,7 +152,7 @@ func diesOK(py Python, d death) bool {
 // death are all read), lptrace closes with strace's line for that death
 // ("+++ exited with 5 +++", "+++ killed by SIGKILL +++"), and lptrace ends
 // as its program did: exit status 5, or killed by the same signal (as
-// runLaunch means it to: "lptrace dies by the same signal, as strace
+// session.Launch means it to: "lptrace dies by the same signal, as strace
 // does"; a shell then sees 128+signal), never with a Go crash dump.
 func TestDeathLastWordsLaunch(t *testing.T) {
 	for _, py := range pythons(t) {

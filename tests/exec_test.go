@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Every installed Python, in every state that matters: lptrace exec prints
@@ -172,7 +174,9 @@ func TestExecRefuses(t *testing.T) {
 	defer parent.Process.Kill()
 	var zombie int
 	fmt.Fscan(out, &zombie)
-	time.Sleep(200 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return procState(zombie) == "Z" && procState(stopped.PID) == "T" }) {
+		t.Fatalf("not yet a zombie and a stopped process: states %q, %q", procState(zombie), procState(stopped.PID))
+	}
 
 	cases := []struct {
 		name, pid, want string
@@ -208,6 +212,9 @@ func TestExecRefuses(t *testing.T) {
 	t.Run("seccomp", func(t *testing.T) {
 		if runtime.GOARCH != "amd64" {
 			t.Skip("noptrace.py's filter is for x86-64")
+		}
+		if !hasModules(py, "ctypes") {
+			t.Skip("noptrace.py sets its filter with ctypes")
 		}
 		r := lptraceAs(t, []string{py.Path, filepath.Join(filepath.Dir(targetScript), "noptrace.py")}, "", "exec", strconv.Itoa(target.PID), "1")
 		if r.Code == 0 || !strings.Contains(r.Stderr, "seccomp filter on lptrace forbids ptrace") || r.Elapsed > 3*time.Second {
@@ -253,6 +260,21 @@ func procState(pid int) string {
 	return ""
 }
 
+// syscallOf is the number of the system call that thread tid of pid is
+// blocked in, or -1 (running, or gone).
+func syscallOf(pid, tid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid))
+	f := strings.Fields(string(data))
+	if err != nil || len(f) == 0 {
+		return -1
+	}
+	nr, err := strconv.Atoi(f[0])
+	if err != nil {
+		return -1 // "running"
+	}
+	return nr
+}
+
 func tracerOf(pid int) int {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {
@@ -271,8 +293,17 @@ func TestExecNoSafePoint(t *testing.T) {
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
+			if !hasModules(py, "ctypes") {
+				t.Skip("the target holds the GIL in C through ctypes")
+			}
 			tg := startTarget(t, py, "gilheld")
-			time.Sleep(300 * time.Millisecond) // inside the 3 s usleep
+			// Inside the 3 s usleep: the main thread blocked in it.
+			if !eventually(2*time.Second, func() bool {
+				nr := syscallOf(tg.PID, tg.PID)
+				return nr == unix.SYS_CLOCK_NANOSLEEP || nr == unix.SYS_NANOSLEEP
+			}) {
+				t.Fatalf("the main thread is not in its usleep (system call %d)", syscallOf(tg.PID, tg.PID))
+			}
 			r := lptrace(t, "", "exec", "--timeout", "1s", strconv.Itoa(tg.PID), "print('ran')")
 			if r.Code == 0 || !strings.Contains(r.Stderr, "no thread could run Python code within 1s") || !strings.Contains(r.Stderr, "will not run") {
 				t.Fatalf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)

@@ -103,6 +103,8 @@ func pythons(t testing.TB) []Python {
 			name += "-debian"
 		case strings.Contains(p, "lptrace-pythons"):
 			name += "-sid"
+		case strings.Contains(p, "/musl/"): // more-pythons.sh's musl build
+			name += "-musl"
 		}
 		out = append(out, Python{Path: p, Name: name})
 	}
@@ -322,6 +324,19 @@ func (tg *Target) waitTicks(t *testing.T, n int, timeout time.Duration) {
 	}
 }
 
+// eventually looks at cond every 10 ms until it holds or within has
+// passed, and tells whether it held: the caller says what failed.
+func eventually(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // maxGap is the longest pause between heartbeat lines since t0, including
 // the pause from the last line to now.
 func (tg *Target) maxGap(t0 time.Time) time.Duration {
@@ -371,6 +386,17 @@ func (tg *Target) Other() []string {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	return append([]string(nil), tg.other...)
+}
+
+// said is how many times the target printed line (besides its ticks).
+func (tg *Target) said(line string) int {
+	n := 0
+	for _, l := range tg.Other() {
+		if l == line {
+			n++
+		}
+	}
+	return n
 }
 
 // Alive reports whether the target process still runs (not a zombie).

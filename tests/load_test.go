@@ -31,8 +31,7 @@ func TestLoadCycles(t *testing.T) {
 	for _, py := range ps {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
-			tg := startTarget(t, py, "load")
-			time.Sleep(500 * time.Millisecond) // every worker started
+			tg := startTarget(t, py, "load") // READY once every worker has begun
 			pid := strconv.Itoa(tg.PID)
 			// First sessions import what the hook needs, once for good
 			// (3.12+: ctypes for the machine-code callback, whose libffi
@@ -54,7 +53,8 @@ func TestLoadCycles(t *testing.T) {
 				}
 			}
 			hookGone(t, tg.PID, 2*time.Second)
-			time.Sleep(300 * time.Millisecond) // the hook's last timer thread ends
+			// The hook's last timer thread ends (the count is checked below).
+			eventually(2*time.Second, func() bool { return threadCount(tg.PID) == threads0 })
 			if n := fdCount(tg.PID); n != fds0 {
 				t.Errorf("file descriptors: %d before, %d after %d cycles", fds0, n, cycles)
 			}

@@ -12,10 +12,8 @@ package tests
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,88 +185,6 @@ func checkLeftAsItWas(t *testing.T, pid int, before osState, fingerprint string,
 	}
 }
 
-// An idle asyncio server waits in epoll_wait, with no timeout at all (or
-// with one, when timers are due): exec, stack and attach reach it at once,
-// it answers throughout and after, and nothing of lptrace stays. Every
-// idle asyncio or aiohttp server is in this state.
-func TestRealAsyncioServer(t *testing.T) {
-	for _, py := range pythons(t) {
-		if !py.AtLeast(3, 7) {
-			continue
-		}
-		for _, mode := range []string{"idle", "timers"} {
-			t.Run(py.Name+"/"+mode, func(t *testing.T) {
-				tg := startProgram(t, py, "asyncio_server.py", mode)
-				pid := strconv.Itoa(tg.PID)
-				c := dial(t, tg.Port)
-				state := func() string { return c.ask(t, "state") }
-				fp := state() // (the server has accepted the connection)
-				before := readOSState(tg.PID)
-
-				r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7")
-				if r.Code != 0 || r.Stdout != "42\n" {
-					t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-				}
-				r = lptrace(t, "", "stack", "--timeout", "10s", pid)
-				if r.Code != 0 || !strings.Contains(r.Stdout, "select") {
-					t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-				}
-				tr := startAttach(t, tg.PID, "--timeout", "10s")
-				for i := 0; i < 50; i++ {
-					if got := c.ask(t, fmt.Sprintf("hello %d", i)); got != fmt.Sprintf("echo hello %d", i) {
-						t.Fatalf("answer %q while traced", got)
-					}
-				}
-				tr.waitCall(t, "handle_line", 5*time.Second)
-				tr.Stop(t, syscall.SIGINT)
-				checkLeftAsItWas(t, tg.PID, before, fp, state)
-			})
-		}
-	}
-}
-
-// A thread stopped by lptrace inside epoll_wait comes back from it with
-// EINTR, which the kernel never restarts: Python 3 waits again, Python
-// 2.7's epoll.poll raises IOError. lptrace restarts the call itself where
-// it had no timeout (and on 2.7): the program never sees an error, and
-// keeps answering.
-func TestRealEpollServer(t *testing.T) {
-	for _, py := range pythons(t) {
-		for _, timeout := range []string{"-", "0.2"} {
-			name := py.Name + "/forever"
-			if timeout != "-" {
-				name = py.Name + "/timeout"
-			}
-			t.Run(name, func(t *testing.T) {
-				tg := startProgram(t, py, "epoll_server.py", timeout)
-				pid := strconv.Itoa(tg.PID)
-				c := dial(t, tg.Port)
-				state := func() string { return c.ask(t, "state") }
-				fp := state()
-				before := readOSState(tg.PID)
-				for i := 0; i < 3; i++ {
-					if r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
-						t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-					}
-				}
-				if r := lptrace(t, "", "stack", "--timeout", "10s", pid); r.Code != 0 || !strings.Contains(r.Stdout, "epoll_server.py") {
-					t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-				}
-				tr := startAttach(t, tg.PID, "--timeout", "10s")
-				if got := c.ask(t, "hello"); got != "echo hello" {
-					t.Fatalf("answer %q while traced", got)
-				}
-				tr.waitCall(t, "handle_line", 5*time.Second)
-				tr.Stop(t, syscall.SIGINT)
-				checkLeftAsItWas(t, tg.PID, before, fp, state)
-				if other := tg.Other(); len(other) > 0 {
-					t.Errorf("the program printed %q", other)
-				}
-			})
-		}
-	}
-}
-
 // Every way the standard library blocks is a place where lptrace runs
 // code directly (the thread released the GIL): a thread blocked in each
 // one takes an exec of its own, and the program goes on. The audit of the
@@ -301,39 +217,6 @@ func TestRealStdlibBlockingCalls(t *testing.T) {
 	}
 }
 
-// A program running isolated subinterpreters (3.12+), each computing in a
-// thread of its own: sys._current_frames() aborts such a program on 3.12
-// and 3.13 (it makes frame objects of every interpreter with its own
-// allocator), so lptrace never calls it there. stack, exec and attach
-// work, and the program goes on.
-func TestRealSubinterpreters(t *testing.T) {
-	for _, py := range pythons(t) {
-		if !py.AtLeast(3, 12) {
-			continue
-		}
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "subinterpreters.py")
-			pid := strconv.Itoa(tg.PID)
-			for i := 0; i < 10; i++ {
-				r := lptrace(t, "", "stack", pid)
-				if r.Code != 0 || !strings.Contains(r.Stdout, "MainThread") || strings.Count(r.Stdout, "in run_sub") != 2 {
-					t.Fatalf("stack %d: status %d, %q %s (the program printed %q)", i, r.Code, r.Stdout, r.Stderr, tg.Stderr())
-				}
-			}
-			if r := lptrace(t, "", "exec", pid, "main_work()"); r.Code != 0 || r.Stdout != "4950\n" {
-				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-			}
-			tr := startAttach(t, tg.PID)
-			tr.waitCall(t, "main_work", 5*time.Second)
-			tr.Stop(t, syscall.SIGINT)
-			tg.waitTicks(t, 3, 5*time.Second)
-			if !tg.Alive() {
-				t.Fatalf("the program died: %q", tg.Stderr())
-			}
-		})
-	}
-}
-
 // hasModules tells whether py can import every module named.
 func hasModules(py Python, mods ...string) bool {
 	return exec.Command(py.Path, "-c", "import "+strings.Join(mods, ", ")).Run() == nil
@@ -352,118 +235,6 @@ func pythonsWith(t *testing.T, mods ...string) []Python {
 		t.Skipf("no interpreter here has %v", mods)
 	}
 	return out
-}
-
-// A gevent program (monkey-patched: threads, locks and sleeps are
-// greenlets on the main OS thread). lptrace's timer thread is a real
-// thread, not a greenlet whose signal mask would stay on the main thread:
-// after a session the program's SIGTERM handler still runs (exit status
-// 3), its main thread blocks no signal, and a second session works.
-func TestRealGevent(t *testing.T) {
-	for _, py := range pythonsWith(t, "gevent") {
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "gevent_app.py")
-			pid := strconv.Itoa(tg.PID)
-			c := dial(t, tg.Port)
-			state := func() string { return c.ask(t, "state") }
-			fp := state()
-			before := readOSState(tg.PID)
-			for session := 0; session < 2; session++ {
-				tr := startAttach(t, tg.PID)
-				if got := c.ask(t, "hello"); got != "echo hello" {
-					t.Fatalf("answer %q while traced", got)
-				}
-				tr.waitCall(t, "handle_line", 5*time.Second)
-				tr.waitCall(t, "green_step", 5*time.Second)
-				tr.Stop(t, syscall.SIGINT)
-				checkLeftAsItWas(t, tg.PID, before, fp, state)
-			}
-			if r := lptrace(t, "", "exec", pid, "counts[0] > 0"); r.Code != 0 || r.Stdout != "True\n" {
-				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-			}
-			if r := lptrace(t, "", "stack", pid); r.Code != 0 || !strings.Contains(r.Stdout, "gevent") {
-				t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-			}
-			checkLeftAsItWas(t, tg.PID, before, fp, state)
-			syscall.Kill(tg.PID, syscall.SIGTERM)
-			if st := tg.exit(t, 10*time.Second); !st.Exited() || st.ExitStatus() != 3 {
-				t.Errorf("after SIGTERM the program ended with %v, want its handler's exit status 3", st)
-			}
-		})
-	}
-}
-
-// gunicorn with gevent workers serving a Flask application: a traced worker
-// answers, its view shows in the trace, and after the session gunicorn's
-// graceful shutdown still works (the worker's SIGTERM handler runs: it
-// says "Worker exiting" rather than being killed at the end of the
-// graceful timeout).
-func TestRealGunicornGevent(t *testing.T) {
-	for _, py := range pythonsWith(t, "gevent", "gunicorn", "flask") {
-		t.Run(py.Name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port := l.Addr().(*net.TCPAddr).Port
-			l.Close()
-			cmd := exec.Command(py.Path, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--graceful-timeout", "8",
-				"-b", fmt.Sprintf("127.0.0.1:%d", port), "--chdir", programsDir, "flask_app:app")
-			var log syncBuffer
-			cmd.Stdout, cmd.Stderr = &log, &log
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-waited })
-			get := func(path string) string {
-				resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
-				if err != nil {
-					return "error: " + err.Error()
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				return string(body)
-			}
-			for i := 0; get("/hello/start") != "hello start"; i++ {
-				if i > 200 {
-					t.Fatalf("gunicorn does not answer: %s", log.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-			workers := strings.Fields(string(children))
-			if len(workers) != 1 {
-				t.Fatalf("workers: %v", workers)
-			}
-			worker, _ := strconv.Atoi(workers[0])
-			before := readOSState(worker)
-			tr := startAttach(t, worker)
-			for i := 0; i < 20; i++ {
-				if got := get(fmt.Sprintf("/hello/%d", i)); got != fmt.Sprintf("hello %d", i) {
-					t.Fatalf("answer %q while traced", got)
-				}
-			}
-			tr.waitCall(t, "greeting", 5*time.Second)
-			tr.Stop(t, syscall.SIGINT)
-			checkLeftAsItWas(t, worker, before, "", nil)
-			if got := get("/hello/after"); got != "hello after" {
-				t.Fatalf("answer %q after the session", got)
-			}
-			syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-waited:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("gunicorn did not stop 20 s after SIGTERM: %s", log.String())
-			}
-			waited <- nil
-			if out := log.String(); !strings.Contains(out, fmt.Sprintf("Worker exiting (pid: %d)", worker)) || strings.Contains(out, "SIGKILL") {
-				t.Errorf("the worker did not shut down gracefully:\n%s", out)
-			}
-		})
-	}
 }
 
 // numpy multiplying matrices with its BLAS (OpenBLAS when .ci/run installs
@@ -507,78 +278,6 @@ func TestRealNumpyBLAS(t *testing.T) {
 			if !tg.Alive() {
 				t.Fatal("the program died")
 			}
-		})
-	}
-}
-
-// A free-threaded CPython (3.13t, from more-pythons.sh): lptrace's safe
-// points and hook rely on the GIL, and a session crashed such a program
-// (four threads spinning on a function), so every command refuses it in
-// one line and leaves it as it was, until it is supported.
-func TestRefusesFreeThreaded(t *testing.T) {
-	fts := freeThreadedPythons()
-	if len(fts) == 0 {
-		t.Skip("no free-threaded interpreter here (../shared/more-pythons.sh builds one)")
-	}
-	for _, py := range fts {
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "spinners.py")
-			tg.waitTicks(t, 2, 20*time.Second)
-			pid := strconv.Itoa(tg.PID)
-			before := readOSState(tg.PID)
-			for _, args := range [][]string{{"attach", "--duration", "2s", pid}, {"exec", pid, "1"}, {"stack", pid}, {"pdb", pid}} {
-				r := lptrace(t, "", args...)
-				if r.Code == 0 || !strings.Contains(r.Stderr, "free-threaded") || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 0 {
-					t.Errorf("%v: status %d, %q %q", args, r.Code, r.Stdout, r.Stderr)
-				}
-			}
-			r := lptrace(t, "", "--", py.Path, "-c", "print('untraced')")
-			if r.Code != 0 || !strings.Contains(r.Stderr, "free-threaded") || !strings.Contains(r.Stdout+r.Stderr, "untraced") {
-				t.Errorf("launch: status %d, %q %q", r.Code, r.Stdout, r.Stderr)
-			}
-			tg.waitTicks(t, 2, 20*time.Second)
-			checkLeftAsItWas(t, tg.PID, before, "", nil)
-		})
-	}
-}
-
-// Four threads spinning on a tiny function, never blocking: the classic
-// "my server is at 100% CPU, what is it doing?". No such thread reaches a
-// safe point of its own; before 3.12 the hook sets every thread's profile
-// function from where it runs (as 3.12's PyEval_SetProfileAllThreads does),
-// and takes it back the same way: the trace shows all four threads, the
-// summary counts their calls, and after the session no thread keeps
-// lptrace's profile function (sys.getprofile() is None at once, even in a
-// thread that makes no Python call).
-func TestRealCPUBoundThreads(t *testing.T) {
-	for _, py := range pythons(t) {
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "spinners.py")
-			tg.waitTicks(t, 2, 10*time.Second)
-			pid := strconv.Itoa(tg.PID)
-			before := readOSState(tg.PID)
-			profiles := "import sys, threading; print(sys.getprofile(), getattr(threading, '_profile_hook', None))"
-			idle := lptrace(t, "", "exec", pid, profiles)
-			tr := startAttach(t, tg.PID)
-			deadline := time.Now().Add(scaled(10 * time.Second))
-			for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			tr.Stop(t, syscall.SIGINT)
-			if got := calls(tr.Trace())["spin_step"]; len(got) != 4 {
-				t.Errorf("spin_step traced in %d threads, want 4 (%s)", len(got), tr.Stderr())
-			}
-			// The exec runs in the main thread, which makes no Python call
-			// of its own (it sleeps and writes in C).
-			if r := lptrace(t, "", "exec", pid, profiles); r.Stdout != idle.Stdout {
-				t.Errorf("after the session: %q, before: %q %s", r.Stdout, idle.Stdout, r.Stderr)
-			}
-			r := lptrace(t, "", "attach", "--duration", "1s", "-c", pid)
-			if !regexp.MustCompile(`\d+ +spin_step`).MatchString(r.Stdout + r.Stderr) {
-				t.Errorf("-c counted no spin_step: %s", r.Stdout+r.Stderr)
-			}
-			hookGone(t, tg.PID, 2*time.Second)
-			checkLeftAsItWas(t, tg.PID, before, "", nil)
 		})
 	}
 }
@@ -682,8 +381,13 @@ func TestRealOwnTracers(t *testing.T) {
 			if got := c.ask(t, "state"); got != fp {
 				t.Errorf("right after \"detached\" the program is not as before:\n  before %s\n  after  %s", fp, got)
 			}
-			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 {
+			// The hook's timer thread starts marked as tracing through
+			// ctypes (3.12+, where the program's tool sees every thread);
+			// a build without ctypes (musl without libffi) cannot hide it.
+			if ours := lptraceCode(c.ask(t, "seen"), false); len(ours) > 0 && (!py.AtLeast(3, 12) || hasModules(py, "ctypes")) {
 				t.Errorf("the program's tracers saw lptrace's attach: %v", ours)
+			} else if len(ours) > 0 {
+				t.Logf("no ctypes: the program's tracers saw lptrace's timer thread (%d functions), as expected here", len(ours))
 			}
 			if after := c.ask(t, "count"); after == before {
 				t.Errorf("the program's tracers stopped working (%s events)", after)
@@ -815,122 +519,6 @@ func TestRealCoverage(t *testing.T) {
 			}
 			if !strings.Contains(alone, "covered.py") {
 				t.Errorf("no report of covered.py:\n%s", alone)
-			}
-		})
-	}
-}
-
-// An aiohttp application, idle in the event loop and then under a bounded
-// load of requests: exec, stack and attach reach it at once, every request
-// gets its answer while it is traced, the view's function is in the trace,
-// and the program is as before afterwards.
-func TestRealAiohttp(t *testing.T) {
-	for _, py := range pythonsWith(t, "aiohttp") {
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "aiohttp_app.py")
-			client := &http.Client{Timeout: 10 * time.Second}
-			get := func(path string) string {
-				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", tg.Port, path))
-				if err != nil {
-					return "error: " + err.Error()
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				return string(body)
-			}
-			fp := get("/state")
-			before := readOSState(tg.PID)
-			pid := strconv.Itoa(tg.PID)
-			if r := lptrace(t, "", "exec", "--timeout", "10s", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
-				t.Fatalf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-			}
-			if r := lptrace(t, "", "stack", "--timeout", "10s", pid); r.Code != 0 || !strings.Contains(r.Stdout, "select") {
-				t.Fatalf("stack: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
-			}
-			tr := startAttach(t, tg.PID, "--timeout", "10s")
-			// Bounded load: 4 clients, a request each every 10 ms, 1 s.
-			var wg sync.WaitGroup
-			var bad sync.Map
-			for c := 0; c < 4; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < 100; i++ {
-						name := fmt.Sprintf("c%d-%d", c, i)
-						if got := get("/hello/" + name); got != "hello "+name {
-							bad.Store(name, got)
-						}
-						time.Sleep(10 * time.Millisecond)
-					}
-				}()
-			}
-			wg.Wait()
-			bad.Range(func(k, v any) bool {
-				t.Errorf("request %v while traced: %v", k, v)
-				return false
-			})
-			tr.waitCall(t, "greeting", 5*time.Second)
-			tr.Stop(t, syscall.SIGINT)
-			checkLeftAsItWas(t, tg.PID, before, fp, func() string { return get("/state") })
-		})
-	}
-}
-
-// Threads that each live a moment, hundreds a second, beside two that never
-// block: a session sets every thread's profile function from its own thread
-// before 3.12, while threads end and their states are freed (sessions
-// wrote into freed states and the program crashed later, in its own code:
-// TestLoadCycles on 2.7, whose sessions' own timer threads ended so). Each
-// session traces the short threads' and the busy ones' calls, the program
-// lives on and keeps starting threads, and the hook leaves.
-func TestRealThreadChurn(t *testing.T) {
-	// By default the interpreters where the hook sets other threads'
-	// profile functions (before 3.12), and the newest.
-	cycles, torture := 4, os.Getenv("LPTRACE_TORTURE") != ""
-	if torture {
-		cycles = 60
-	}
-	options := [][]string{nil, {"-c"}, {"-T", "--ret"}}
-	newestPy := newest(t)
-	for _, py := range pythons(t) {
-		if !torture && py.AtLeast(3, 12) && py.Name != newestPy.Name {
-			continue
-		}
-		t.Run(py.Name, func(t *testing.T) {
-			tg := startProgram(t, py, "churn.py")
-			tg.waitTicks(t, 2, 10*time.Second)
-			pid := strconv.Itoa(tg.PID)
-			seen := map[string]bool{}
-			for i := 0; i < cycles; i++ {
-				out := filepath.Join(t.TempDir(), "trace")
-				args := append([]string{"-p", pid, "--duration", "300ms", "-o", out}, options[i%len(options)]...)
-				if r := lptrace(t, "", args...); r.Code != 0 {
-					t.Fatalf("cycle %d: exit %d: %s", i, r.Code, r.Stderr)
-				}
-				if !tg.Alive() {
-					t.Fatalf("the program died at cycle %d (%q)", i, tg.Stderr())
-				}
-				trace, _ := os.ReadFile(out)
-				for _, f := range []string{"short_job", "busy_step"} {
-					if strings.Contains(string(trace), f) {
-						seen[f] = true
-					}
-				}
-			}
-			for _, f := range []string{"short_job", "busy_step"} {
-				if !seen[f] {
-					t.Errorf("%s never traced in %d sessions", f, cycles)
-				}
-			}
-			hookGone(t, tg.PID, 2*time.Second)
-			before := len(tg.Other())
-			tg.waitTicks(t, 12, 10*time.Second)
-			other := tg.Other()
-			if len(other) <= before || len(other) < 2 || other[len(other)-1] == other[len(other)-2] {
-				t.Errorf("the program stopped starting threads: %q", other)
-			}
-			if len(tg.Stderr()) > 0 {
-				t.Errorf("the program's stderr: %q", tg.Stderr())
 			}
 		})
 	}

@@ -12,7 +12,8 @@ type Dump struct {
 	PID     int
 	Threads []*DumpThread
 	Tasks   []*DumpTask
-	Done    bool // the StackDone record came
+	Done    bool   // the StackDone record came
+	Failed  string // why the stacks could not be read (StackFailed)
 }
 
 // DumpThread is a thread of the dump.
@@ -96,6 +97,8 @@ func (d *Dump) Add(kind byte, data []byte) error {
 		t.Frames = append(t.Frames, fr)
 	case StackDone:
 		d.Done = true
+	case StackFailed:
+		d.Failed = string(data)
 	}
 	return nil
 }

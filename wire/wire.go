@@ -60,4 +60,5 @@ const (
 	StackTask      byte = 'A' // an asyncio task
 	StackTaskFrame byte = 'W' // a frame of the last task's coroutines
 	StackDone      byte = 'X'
+	StackFailed    byte = 'E' // the stacks could not be read: why
 )

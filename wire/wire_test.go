@@ -17,7 +17,7 @@ func TestPayloadsWriteTheNamedKinds(t *testing.T) {
 			TraceBatch, TraceDropped, TraceHooked, TraceProcess, TraceKick}},
 		{[]string{"exec.py"}, []byte{ExecStarted, ExecStdout, ExecStderr, ExecDone}},
 		{[]string{"pdb.py"}, []byte{PdbStarted, PdbOutput, PdbPrompt, PdbDone, PdbFailed}},
-		{[]string{"stack.py"}, []byte{StackStarted, StackThread, StackFrame, StackLocal, StackTask, StackTaskFrame, StackDone}},
+		{[]string{"stack.py"}, []byte{StackStarted, StackThread, StackFrame, StackLocal, StackTask, StackTaskFrame, StackDone, StackFailed}},
 	} {
 		written := map[string]bool{}
 		for _, f := range c.files {

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"time"
 	"unsafe"
 
 	"github.com/lptrace/lptrace/launch"
+	"github.com/lptrace/lptrace/session"
 	"github.com/lptrace/lptrace/termsafe"
 	"golang.org/x/sys/unix"
 )
@@ -28,45 +27,12 @@ func main() {
 		os.Exit(launch.RunHelper(os.Args[1:]))
 	}
 	runtime.UnlockOSThread()
-	quickStart()
+	session.QuickStart()
 	// A closed stdout (lptrace ... | head) must be an error to handle, not a
 	// signal that kills lptrace before it cleans up.
 	signal.Ignore(unix.SIGPIPE)
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
-
-// quickStart turns the garbage collector off until the work that must be
-// quick is done (an attach: until the hook has started; see steady): in a
-// process that lives a few milliseconds it would run once or twice, while
-// the target may be waiting, and on a busy 2-core machine it competes with
-// the target for the other core. The memory limit turns it back on should
-// the heap reach 64 MiB first (an attach needs a few).
-// GOGC or GOMEMLIMIT set by the user are left alone.
-func quickStart() {
-	if userGC {
-		return
-	}
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(64 << 20)
-}
-
-var userGC = os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != ""
-
-// steady turns the collector back on, with its usual settings, for a
-// session that lasts: lptrace's memory stays small while it streams.
-func steady() {
-	if userGC {
-		return
-	}
-	debug.SetGCPercent(100)
-	debug.SetMemoryLimit(math.MaxInt64)
-}
-
-// exitCode is an error that carries an exit status and has already been
-// reported (or needs no message).
-type exitCode int
-
-func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // run executes lptrace with args and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -84,11 +50,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var code exitCode
+	var code session.ExitCode
 	if errors.As(err, &code) {
 		return int(code)
 	}
-	var sig diedBySignal
+	var sig session.DiedBySignal
 	if errors.As(err, &sig) {
 		// Die the launched program's death. Core dumps stay the program's.
 		dieOf(unix.Signal(sig))

@@ -13,6 +13,7 @@ import (
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/profile"
 	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/session"
 	"github.com/lptrace/lptrace/trace"
 	"github.com/urfave/cli/v2"
 )
@@ -95,8 +96,8 @@ func (r *recording) options(cfg hook.TraceConfig, opts report.Options) (hook.Tra
 	return cfg, opts
 }
 
-func (r *recording) add(a *attachRun) {
-	a.sink = r.event
+func (r *recording) add(a *session.Trace, _ *report.Printer) {
+	a.Sink = r.event
 	r.keep(a)
 }
 
@@ -108,10 +109,10 @@ func (r *recording) event(e trace.Event) {
 // sessionRuns keeps a sink's sessions, for what they dropped so far.
 type sessionRuns struct {
 	mu   sync.Mutex
-	runs []*attachRun
+	runs []*session.Trace
 }
 
-func (s *sessionRuns) keep(a *attachRun) {
+func (s *sessionRuns) keep(a *session.Trace) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, a)
@@ -122,7 +123,7 @@ func (s *sessionRuns) dropped() uint64 {
 	defer s.mu.Unlock()
 	var n uint64
 	for _, a := range s.runs {
-		n += a.droppedNow.Load()
+		n += a.Dropped()
 	}
 	return n
 }
@@ -157,8 +158,14 @@ func (r *recording) progress(ctx context.Context, _ context.CancelFunc, stderr i
 }
 
 // finish writes the file (whatever ended the session: Ctrl-C, the
-// program's death) and says what it holds.
-func (r *recording) finish(stderr io.Writer) error {
+// program's death) and says what it holds; a session that failed before
+// any event (refused, no safe point) leaves no file.
+func (r *recording) finish(stderr io.Writer, failed bool) error {
+	if failed && r.events.Load() == 0 {
+		r.file.Close()
+		os.Remove(r.path)
+		return nil
+	}
 	what, err := r.w.Close()
 	if cerr := r.file.Close(); err == nil {
 		err = cerr

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/session"
 	"github.com/lptrace/lptrace/top"
 	"github.com/urfave/cli/v2"
 )
@@ -74,9 +75,9 @@ func (t *topSession) options(cfg hook.TraceConfig, opts report.Options) (hook.Tr
 	return cfg, opts
 }
 
-func (t *topSession) add(a *attachRun) {
+func (t *topSession) add(a *session.Trace, p *report.Printer) {
 	t.mu.Lock()
-	t.printer = a.printer
+	t.printer = p
 	t.mu.Unlock()
 	t.keep(a)
 }
@@ -108,7 +109,7 @@ func (t *topSession) progress(ctx context.Context, cancel context.CancelFunc, st
 	}
 }
 
-func (t *topSession) finish(stderr io.Writer) error {
+func (t *topSession) finish(stderr io.Writer, _ bool) error {
 	if t.model != nil {
 		fmt.Fprint(t.stdout, t.model.Final(40))
 	}

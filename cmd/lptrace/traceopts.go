@@ -9,6 +9,7 @@ import (
 
 	"github.com/lptrace/lptrace/hook"
 	"github.com/lptrace/lptrace/report"
+	"github.com/lptrace/lptrace/session"
 	"github.com/urfave/cli/v2"
 )
 
@@ -100,7 +101,7 @@ func traceOptions(c *cli.Context, out *os.File) (hook.TraceConfig, report.Option
 			if p == "" {
 				return cfg, opts, usagef("-e %q: empty pattern", pat)
 			}
-			if err := checkPattern(p); err != nil {
+			if err := session.CheckPattern(p); err != nil {
 				return cfg, opts, usagef("-e %q: %v", p, err)
 			}
 			cfg.Filters = append(cfg.Filters, hook.Filter{Exclude: exclude, Pattern: p})

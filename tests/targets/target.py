@@ -20,7 +20,8 @@
 #              so no thread can run Python for a while
 #     load     worker threads doing CPU work, file and socket I/O, sleeps,
 #              lock waits and subprocess spawns, each checking its own
-#              results (STATE['errors'] counts what went wrong)
+#              results (STATE['errors'] counts what went wrong); READY
+#              once every worker has begun
 #     ender    like threads (fewer workers); SIGUSR1 makes it exit (os._exit),
 #              SIGUSR2 exec /bin/sleep 30; core dumps are off, so a SIGSEGV
 #              sent to it is a plain crash
@@ -361,18 +362,23 @@ def main():
         import tempfile
         lock = threading.Lock()
         shared = {'n': 0}
+        # Each worker says it has begun (made what it keeps: its directory,
+        # its socket pair; spawned once), and READY waits for all of them.
+        begun = threading.Semaphore(0)
 
         def check(ok):
             if not ok:
                 STATE['errors'] += 1
 
         def cpu_worker():
+            begun.release()
             while True:
                 check(fib(16) == 987)
 
         def file_worker():
             d = tempfile.mkdtemp(prefix='load-')
             path = os.path.join(d, 'f')
+            begun.release()
             i = 0
             while True:
                 i += 1
@@ -385,6 +391,7 @@ def main():
 
         def socket_worker():
             a, b = socket.socketpair()
+            begun.release()
             i = 0
             while True:
                 i += 1
@@ -394,6 +401,7 @@ def main():
                 time.sleep(0.002)
 
         def lock_worker():
+            begun.release()
             while True:
                 with lock:
                     v = shared['n']
@@ -401,13 +409,17 @@ def main():
                     shared['n'] = v + 1
 
         def spawn_worker():
+            check(subprocess.call(['true']) == 0)
+            begun.release()
             while True:
-                check(subprocess.call(['true']) == 0)
                 time.sleep(0.3)
+                check(subprocess.call(['true']) == 0)
 
         workers = [cpu_worker, file_worker, socket_worker, lock_worker, lock_worker, spawn_worker]
         for f in workers:
             daemon(f, f.__name__)
+        for f in workers:
+            begun.acquire()
         out('READY 0')
         while True:
             heartbeat_step()

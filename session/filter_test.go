@@ -1,4 +1,4 @@
-package main
+package session
 
 import "testing"
 
@@ -19,13 +19,13 @@ func TestFnmatchRegexp(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"[", "[a-", "x[!", "a]b[", "[]"} {
-		if checkPattern(bad) == nil {
-			t.Errorf("checkPattern(%q) took it", bad)
+		if CheckPattern(bad) == nil {
+			t.Errorf("CheckPattern(%q) took it", bad)
 		}
 	}
 	for _, good := range []string{"[!]]", "a]b", "*.get", "[[]"} {
-		if err := checkPattern(good); err != nil {
-			t.Errorf("checkPattern(%q): %v", good, err)
+		if err := CheckPattern(good); err != nil {
+			t.Errorf("CheckPattern(%q): %v", good, err)
 		}
 	}
 }

@@ -1,4 +1,10 @@
-package main
+// Package session is one lptrace operation on one process: Open checks the
+// process, finds its Python runtime (symbols), makes the pipe its payload
+// answers through (transport) and readies the injector (inject, which alone
+// drives ptrace); Exec, Stack, Debug and Trace then send a payload (hook) and
+// read its records back (wire, trace). The command line (cmd/lptrace) parses
+// options and prints; it reaches a process only through this package.
+package session
 
 import (
 	"context"
@@ -10,46 +16,44 @@ import (
 	"time"
 
 	"github.com/lptrace/lptrace/hook"
-
 	"github.com/lptrace/lptrace/inject"
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
 	"github.com/lptrace/lptrace/symbols"
 	"github.com/lptrace/lptrace/transport"
-	"github.com/urfave/cli/v2"
 )
 
 // newestTested is the newest CPython minor version lptrace was tested with;
 // newer ones are attempted with a warning.
 var newestTested = symbols.Version{Major: 3, Minor: 15}
 
-func parsePID(s string) (int, error) {
-	pid, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || pid <= 0 {
-		return 0, usagef("%q is not a process ID", s)
-	}
-	return pid, nil
-}
-
-// opened is a process ready for a payload: checked, its Python runtime
+// Target is a process ready for a payload: checked, its Python runtime
 // found, a private FIFO made in its file system, an injector ready.
-type opened struct {
+type Target struct {
+	PID int
 	st  *proc.Status
 	tgt *symbols.Target
 	ch  *transport.Channel
 	inj *inject.Injector
 }
 
-// openTarget does what every command does first; pipeSize 0 keeps the
-// kernel's default.
-func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
-	phase("started")
+// Pipe sizes for Open: a trace's events, a stack dump; 0 keeps the kernel's
+// default.
+const (
+	EventPipe = transport.EventPipeSize
+	DumpPipe  = 1 << 20
+)
+
+// Open does what every operation does first. warn is told of what does not
+// stop it (a Python newer than the newest tested).
+func Open(pid, pipeSize int, warn func(string)) (*Target, error) {
+	Phase("started")
 	st, err := checkTarget(pid)
 	if err != nil {
 		return nil, err
 	}
 	tr := ptrace.NewTracer() // its thread starts while the target is read
-	phase("target checked")
+	Phase("target checked")
 	// The pipe is made while the symbols are read: both take about a
 	// millisecond of an attach.
 	type made struct {
@@ -58,7 +62,7 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 	}
 	pipe := make(chan made, 1)
 	making := false
-	tgt, err := findPython(pid, st, warn, func() {
+	tgt, err := findPython(pid, st, pipeSize == EventPipe, warn, func() {
 		// A Python process: nothing is made in another's /tmp.
 		making = true
 		go func() {
@@ -74,7 +78,7 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		}
 		return nil, err
 	}
-	phase("symbols read")
+	Phase("symbols read")
 	if pipeSize == transport.EventPipeSize { // a trace: its install is next
 		go hook.Prepare(minorVersion(tgt.Version)) // while the pipe is made
 	}
@@ -87,35 +91,19 @@ func openTarget(pid, pipeSize int, warn func(string)) (*opened, error) {
 		}
 		return nil, fmt.Errorf("process %d: %v", pid, m.err)
 	}
-	phase("pipe made")
-	return &opened{st: st, tgt: tgt, ch: ch, inj: inject.New(tr, tgt)}, nil
+	Phase("pipe made")
+	return &Target{PID: pid, st: st, tgt: tgt, ch: ch, inj: inject.New(tr, tgt)}, nil
 }
 
-func (o *opened) Close() {
-	o.inj.Close()
-	o.ch.Close()
-	o.tgt.Close()
-}
+// Version is the target's Python version.
+func (t *Target) Version() symbols.Version { return t.tgt.Version }
 
-// onePID is the action of a command taking one PID.
-func onePID(name string, run func(c *cli.Context, pid int) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		if c.NArg() != 1 {
-			return usagef("%s: give one PID", name)
-		}
-		pid, err := parsePID(c.Args().First())
-		if err != nil {
-			return err
-		}
-		return run(c, pid)
-	}
-}
-
-// usageErrors prefixes a command's option errors with its name.
-func usageErrors(name string) cli.OnUsageErrorFunc {
-	return func(c *cli.Context, err error, _ bool) error {
-		return usagef("%s: %v", name, err)
-	}
+// Close releases the target: the injector's tracer, the pipe (its FIFO is
+// removed) and the runtime's files.
+func (t *Target) Close() {
+	t.inj.Close()
+	t.ch.Close()
+	t.tgt.Close()
 }
 
 // checkTarget refuses, with a reason and a remedy, the processes lptrace must
@@ -160,8 +148,9 @@ func checkTarget(pid int) (*proc.Status, error) {
 }
 
 // findPython resolves the Python runtime of pid, with messages for the
-// common failures.
-func findPython(pid int, st *proc.Status, warn func(string), found func()) (*symbols.Target, error) {
+// common failures; tracing: for a trace, which a free-threaded build
+// cannot take yet.
+func findPython(pid int, st *proc.Status, tracing bool, warn func(string), found func()) (*symbols.Target, error) {
 	tgt, err := symbols.FindThen(pid, found)
 	if err != nil {
 		switch {
@@ -182,9 +171,9 @@ func findPython(pid int, st *proc.Status, warn func(string), found func()) (*sym
 	if v.Major > newestTested.Major || (v.Major == newestTested.Major && v.Minor > newestTested.Minor) {
 		warn(fmt.Sprintf("warning: Python %s is newer than the newest tested (%s); trying anyway", v, newestTested))
 	}
-	if tgt.FreeThreaded() {
+	if tgt.FreeThreaded() && tracing {
 		tgt.Close()
-		return nil, errFreeThreaded(pid, v)
+		return nil, fmt.Errorf("%v; nothing was done", errFreeThreaded(pid, v))
 	}
 	if !inject.Supported {
 		tgt.Close()
@@ -193,11 +182,13 @@ func findPython(pid int, st *proc.Status, warn func(string), found func()) (*sym
 	return tgt, nil
 }
 
-// errFreeThreaded refuses a free-threaded CPython: lptrace's safe points,
-// its hook's tables and its pending-call route rely on the GIL, and a
-// session crashed such a program.
+// errFreeThreaded refuses to trace a free-threaded CPython: the hook's
+// per-thread state, its tables and its ring rely on the GIL, and a session
+// crashed such a program. exec and stack run one payload in one thread, at
+// the safe points of any build: PyGILState_Check tells an attached thread
+// there as it tells a GIL holder here.
 func errFreeThreaded(pid int, v symbols.Version) error {
-	return fmt.Errorf("cannot attach to %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace does not support yet; nothing was done", pid, v)
+	return fmt.Errorf("cannot trace %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace cannot trace yet (exec and stack work)", pid, v)
 }
 
 // explainAttach turns an error from the injection into one line that says
@@ -265,28 +256,19 @@ func permissionHint(pid int) string {
 }
 
 func hasCapSysPtrace() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return caps&(1<<19) != 0
-		}
-	}
-	return false
+	caps, _ := strconv.ParseUint(ownStatus("CapEff"), 16, 64)
+	return caps&(1<<19) != 0
 }
 
-func seccompFiltered() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
+func seccompFiltered() bool { return ownStatus("Seccomp") == "2" }
+
+// ownStatus is a field of lptrace's own /proc/self/status ("" if absent).
+func ownStatus(field string) string {
+	data, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
-			return strings.TrimSpace(v) == "2"
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return false
+	return ""
 }

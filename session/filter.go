@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"fmt"
@@ -9,31 +9,40 @@ import (
 	"github.com/lptrace/lptrace/trace"
 )
 
-// checkPattern refuses a pattern that Python's fnmatch would take with
+// CheckPattern refuses a pattern that Python's fnmatch would take with
 // its "[" as a plain character, which is never what was meant: a "[" with
 // no "]" to close it (one right after "[" or "[!" belongs to the set).
-func checkPattern(p string) error {
+func CheckPattern(p string) error {
 	for i := 0; i < len(p); i++ {
 		if p[i] != '[' {
 			continue
 		}
-		j := i + 1
-		if j < len(p) && p[j] == '!' {
-			j++
-		}
-		if j < len(p) && p[j] == ']' {
-			j++
-		}
-		k := strings.IndexByte(p[j:], ']')
-		if k < 0 {
+		end := setEnd(p, i)
+		if end < 0 {
 			return fmt.Errorf("the [ at %d is never closed (write [[] for a literal [)", i+1)
 		}
-		i = j + k
+		i = end
 	}
 	return nil
 }
 
-// fnmatchRegexp is Python's fnmatch.translate of a pattern checkPattern
+// setEnd is the index of the "]" that closes the set opened by the "[" at
+// i (one right after "[" or "[!" belongs to the set), or -1.
+func setEnd(p string, i int) int {
+	j := i + 1
+	if j < len(p) && p[j] == '!' {
+		j++
+	}
+	if j < len(p) && p[j] == ']' {
+		j++
+	}
+	if k := strings.IndexByte(p[j:], ']'); k >= 0 {
+		return j + k
+	}
+	return -1
+}
+
+// fnmatchRegexp is Python's fnmatch.translate of a pattern CheckPattern
 // took: *, ?, [set] and [!set], anchored at both ends, case-sensitive.
 func fnmatchRegexp(p string) *regexp.Regexp {
 	var b strings.Builder
@@ -45,19 +54,12 @@ func fnmatchRegexp(p string) *regexp.Regexp {
 		case '?':
 			b.WriteString(`.`)
 		case '[':
-			j := i + 1
-			if j < len(p) && p[j] == '!' {
-				j++
-			}
-			if j < len(p) && p[j] == ']' {
-				j++
-			}
-			k := strings.IndexByte(p[j:], ']')
-			if k < 0 {
+			end := setEnd(p, i)
+			if end < 0 {
 				b.WriteString(`\[`)
 				continue
 			}
-			set := p[i+1 : j+k]
+			set := p[i+1 : end]
 			b.WriteByte('[')
 			if strings.HasPrefix(set, "!") {
 				b.WriteByte('^')
@@ -65,7 +67,7 @@ func fnmatchRegexp(p string) *regexp.Regexp {
 			}
 			b.WriteString(strings.NewReplacer(`\`, `\\`, `[`, `\[`, `]`, `\]`, `^`, `\^`).Replace(set))
 			b.WriteByte(']')
-			i = j + k
+			i = end
 		default:
 			b.WriteString(regexp.QuoteMeta(string(c)))
 		}
