@@ -31,7 +31,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
+	"syscall" // os/exec takes its SysProcAttr and Credential types; x/sys/unix has none
 	"time"
 
 	"github.com/lptrace/lptrace/inject"

@@ -5,7 +5,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"syscall"
+	"syscall" // os/exec takes its Credential type; x/sys/unix has none
 
 	"github.com/lptrace/lptrace/launch"
 	"github.com/urfave/cli/v2"
