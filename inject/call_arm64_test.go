@@ -139,23 +139,7 @@ f()`, sveLoop)
 		return err == nil && st.State != 'Z'
 	}
 	time.Sleep(100 * time.Millisecond)
-	maps, _ := proc.ReadMaps(pid)
-	tgt := &symbols.Target{PID: pid, Maps: maps}
-	for _, m := range maps {
-		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
-			libc, err := symbols.LoadModule(pid, maps, m.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tgt.Libc = libc
-		}
-	}
-	if tgt.Libc == nil {
-		t.Skip("python3 is not linked with glibc's libc.so")
-	}
-	tgt.Python = tgt.Libc
-	defer tgt.Libc.Close()
-	inj := New(ptrace.NewTracer(), tgt)
+	inj := libcInjector(t, pid)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		th, err := inj.Attach(ctx, pid)
@@ -251,23 +235,7 @@ while True:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	maps, _ := proc.ReadMaps(pid)
-	tgt := &symbols.Target{PID: pid, Maps: maps}
-	for _, m := range maps {
-		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
-			libc, err := symbols.LoadModule(pid, maps, m.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tgt.Libc = libc
-		}
-	}
-	if tgt.Libc == nil {
-		t.Skip("python3 is not linked with glibc's libc.so")
-	}
-	tgt.Python = tgt.Libc
-	defer tgt.Libc.Close()
-	inj := New(ptrace.NewTracer(), tgt)
+	inj := libcInjector(t, pid)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		th, err := inj.Attach(ctx, pid)
@@ -292,4 +260,27 @@ while True:
 	if sc, err := proc.ReadSyscall(pid, pid); err != nil || sc.Running || sc.Nr != unix.SYS_EPOLL_PWAIT || sc.Args[0] != epfd {
 		t.Errorf("after the calls: %+v %v", sc, err)
 	}
+}
+
+// libcInjector is an injector for pid that knows its C library only (these
+// tests call the C library's functions), closed at the test's end.
+func libcInjector(t *testing.T, pid int) *Injector {
+	t.Helper()
+	maps, _ := proc.ReadMaps(pid)
+	tgt := &symbols.Target{PID: pid, Maps: maps}
+	for _, m := range maps {
+		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
+			libc, err := symbols.LoadModule(pid, maps, m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.Libc = libc
+		}
+	}
+	if tgt.Libc == nil {
+		t.Skip("python3 is not linked with glibc's libc.so")
+	}
+	tgt.Python = tgt.Libc
+	t.Cleanup(func() { tgt.Libc.Close() })
+	return New(ptrace.NewTracer(), tgt)
 }
