@@ -205,17 +205,6 @@ func redirect(orig ptrace.Regs, tramp, base uint64) ptrace.Regs {
 	return r
 }
 
-func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
-	le := binary.LittleEndian
-	done = le.Uint64(b[offDone:]) == 1
-	aborted = int(int64(le.Uint64(b[offAborted:])))
-	results = make([]uint64, n)
-	for i := range results {
-		results[i] = le.Uint64(b[offCalls+callSize*i+72:])
-	}
-	return
-}
-
 // pentryImage builds the start of a pending-call buffer: the entry code and
 // its data (see asm/trampoline_amd64.s). The code string follows at
 // pendingCodeOffset.

@@ -5,6 +5,7 @@ package inject
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -252,4 +253,18 @@ func (inj *Injector) Restore(th *Thread) error {
 	}
 	inj.wrote, inj.tramp = false, 0
 	return nil
+}
+
+// blockResults reads a call block after its run: whether it finished,
+// which call aborted (-1: none) and each call's result (the block's layout
+// is the same on both architectures).
+func blockResults(b []byte, n int) (done bool, aborted int, results []uint64) {
+	le := binary.LittleEndian
+	done = le.Uint64(b[offDone:]) == 1
+	aborted = int(int64(le.Uint64(b[offAborted:])))
+	results = make([]uint64, n)
+	for i := range results {
+		results[i] = le.Uint64(b[offCalls+callSize*i+72:])
+	}
+	return
 }
