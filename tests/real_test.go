@@ -416,8 +416,20 @@ func TestRealDeepRecursion(t *testing.T) {
 				if r := lptrace(t, "", "exec", pid, "6 * 7"); r.Code != 0 || r.Stdout != "42\n" {
 					t.Errorf("exec: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
 				}
-				if r := lptrace(t, "", "stack", pid); r.Code != 0 || !strings.Contains(r.Stdout, "in bounce") {
-					t.Errorf("stack: status %d, %d lines %s", r.Code, strings.Count(r.Stdout, "\n"), r.Stderr)
+				// The program climbs back to the top between two 50 ms sleeps
+				// at the bottom, where a dump queued as a pending call may run
+				// (seen once in a full run): each dump works, one of three
+				// at least catches it deep.
+				deep := false
+				for i := 0; i < 3 && !deep; i++ {
+					r := lptrace(t, "", "stack", pid)
+					if r.Code != 0 {
+						t.Errorf("stack: status %d, %d lines %s", r.Code, strings.Count(r.Stdout, "\n"), r.Stderr)
+					}
+					deep = strings.Contains(r.Stdout, "in bounce")
+				}
+				if !deep {
+					t.Errorf("3 stacks, none in bounce")
 				}
 				for _, opts := range [][]string{nil, {"-T", "--ret"}} {
 					r := lptrace(t, "", append(append([]string{"attach", "--duration", "1s"}, opts...), pid)...)
