@@ -172,16 +172,7 @@ func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 	le.PutUint64(b[offXSave:], l.xsave-l.base)
 	le.PutUint64(b[offRegs:], l.regs-l.base)
 	le.PutUint64(b[offSig:], uint64(sig))
-	for i, c := range calls {
-		e := b[offCalls+callSize*i:]
-		le.PutUint64(e[0:], c.Fn)
-		for j, a := range c.Args {
-			le.PutUint64(e[8+8*j:], a)
-		}
-		copy(e[56:62], c.ArgFrom[:])
-		le.PutUint64(e[64:], c.Flags)
-		le.PutUint64(e[80:], c.Aux)
-	}
+	putCalls(b, calls)
 	r := resumeRegs(orig)
 	saved := []uint64{r.Rax, r.Rbx, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.Rbp, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15, r.Eflags, r.Rip}
 	for i, v := range saved {

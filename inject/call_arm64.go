@@ -179,16 +179,7 @@ func buildBlock(l layout, calls []Call, orig ptrace.Regs, sig int) []byte {
 	le.PutUint64(b[offAborted:], ^uint64(0))
 	le.PutUint64(b[offFrame:], l.frame-l.base)
 	le.PutUint64(b[offSig:], uint64(sig))
-	for i, c := range calls {
-		e := b[offCalls+callSize*i:]
-		le.PutUint64(e[0:], c.Fn)
-		for j, a := range c.Args {
-			le.PutUint64(e[8+8*j:], a)
-		}
-		copy(e[56:62], c.ArgFrom[:])
-		le.PutUint64(e[64:], c.Flags)
-		le.PutUint64(e[80:], c.Aux)
-	}
+	putCalls(b, calls)
 	f := b[l.frame-l.base:]
 	for i, v := range orig.Regs {
 		le.PutUint64(f[frameRegs+8*i:], v)

@@ -255,6 +255,22 @@ func (inj *Injector) Restore(th *Thread) error {
 	return nil
 }
 
+// putCalls writes the calls into a call block (the layout of its calls is
+// the same on both architectures).
+func putCalls(b []byte, calls []Call) {
+	le := binary.LittleEndian
+	for i, c := range calls {
+		e := b[offCalls+callSize*i:]
+		le.PutUint64(e[0:], c.Fn)
+		for j, a := range c.Args {
+			le.PutUint64(e[8+8*j:], a)
+		}
+		copy(e[56:62], c.ArgFrom[:])
+		le.PutUint64(e[64:], c.Flags)
+		le.PutUint64(e[80:], c.Aux)
+	}
+}
+
 // blockResults reads a call block after its run: whether it finished,
 // which call aborted (-1: none) and each call's result (the block's layout
 // is the same on both architectures).
