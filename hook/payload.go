@@ -292,8 +292,9 @@ func traceInstall(p Pipe, session string, cfg TraceConfig, version string, load 
 	if version == "2.7" {
 		check = append(bin([]byte("(__import__('imp').get_magic() == "), pc.magic), ')')
 	} else {
-		check = append(bin([]byte("(__import__('sys').modules['_frozen_importlib_external'].MAGIC_NUMBER == "), pc.magic),
-			" and 't' not in __import__('sys').abiflags)"...)
+		// (A free-threaded build of a version shares its bytecode: the
+		// same magic number, and the same pyc files, cache tag cpython-313.)
+		check = append(bin([]byte("(__import__('sys').modules['_frozen_importlib_external'].MAGIC_NUMBER == "), pc.magic), ')')
 	}
 	b := bin([]byte("try:\n exec(__import__('marshal').loads("), loader)
 	b = append(append(append(b, ") if "...), check...), " else 'pass',\n  "...)

@@ -77,15 +77,11 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     fd = _lptrace_open_fifo(fifo, fifo_id, keep=True, sink=undo)
     if fd < 0:
         return  # lptrace is gone: leave no trace, not even the registry
-    free_threaded = 't' in getattr(sys, 'abiflags', '')
-    if real is None or free_threaded:
+    if real is None:
         # Refused, and lptrace told why (an R record), rather than start a
-        # "thread" that is not one, or run a hook made for the GIL where
-        # there is none (lptrace refuses these builds before it comes here).
+        # "thread" that is not one.
         try:
             why = 'the program replaced the interpreter\'s thread functions (a green-thread library other than gevent)'
-            if free_threaded:
-                why = 'a free-threaded build, which lptrace does not support yet'
             import struct
             os.write(fd, b'R' + struct.pack('<I', len(why)) + why.encode())
         finally:
@@ -128,8 +124,13 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     threads = {}  # thread ident -> thread index
     counters = {'code': itertools.count(), 'thread': itertools.count(), 'value': itertools.count()}
     # One append (or one extend of a tuple) per event: atomic under the GIL,
-    # so threads never interleave their words.
-    events = array('L')
+    # so threads never interleave their words. A free-threaded build runs
+    # callbacks at the same time: there the queue is a list, whose append,
+    # extend, slice and del each hold the list's own lock (an array's do
+    # not: concurrent appends corrupt it), and nothing else is shared but
+    # dicts and lists (see docs/design.md, free-threaded).
+    free_threaded = 't' in getattr(sys, 'abiflags', '') or not getattr(sys, '_is_gil_enabled', lambda: True)()
+    events = [] if free_threaded else array('L')
     meta = []  # pending C/T/V records, sent before the next batch
     if hasattr(0, 'to_bytes'):
         # 3.x: record lengths without struct (a module to load, 0.2-0.4 ms
@@ -173,7 +174,7 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # The machine-code callback records calls, returns and their times;
     # values only the Python callback can make. With -c alone it keeps the
     # table itself (native.py): lptrace reads the counts, not every event.
-    native_ok = bool(cfg.get('native'))
+    native_ok = bool(cfg.get('native')) and not free_threaded
     aggregate = native_ok and want_returns and want_times and bool(cfg.get('aggregate'))
     # Events per batch: past it the main thread wakes the timer thread
     # (each wake-up costs the program a GIL hand-over; full() returns at
@@ -395,7 +396,7 @@ def _lptrace_writer(st, os, errno, sigpipe, meta, wr, u32, PIPE_BUF, stride, an_
 
 
 def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atomic, record, write, nat, NATIVE_CHUNK,
-                     events, flush_framed, u32, array, time, hook):
+                     events, flush_framed, u32, array, time, free_threaded, hook):
     # flush: what is queued (records, events), or a kick for lptrace to
     # read the ring; drain, and the last flush at exit.
 
@@ -467,6 +468,14 @@ def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atom
                     del events[:early]
                     raw = old + raw
                     ev += early
+            elif free_threaded:
+                # A list (see _lptrace_install): its words now, then that
+                # many off its front (others append at its end meanwhile).
+                taken = events[:]
+                ev = len(taken)
+                del events[:ev]
+                raw = array('L', taken).tobytes()
+                taken = None
             else:
                 # No copy of the array: its bytes, then that many words off
                 # its front.
@@ -502,12 +511,12 @@ def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atom
                 # events now dropped (at exit, they wait for another try).
                 meta[0:0] = [r for r in m if r[:1] != b'V']
                 if mark is None and wait and raw:
-                    back = array(events.typecode)
+                    back = array('L')
                     if hasattr(back, 'frombytes'):
                         back.frombytes(raw)
                     else:
                         back.fromstring(raw)
-                    events[0:0] = back
+                    events[0:0] = back.tolist() if free_threaded else back
                 elif mark is None:
                     st['dropped'] += ev // stride
                 else:

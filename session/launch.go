@@ -95,10 +95,6 @@ func Launch(traceCtx context.Context, argv []string, lo launch.Options, newRun f
 // launched installs the hook in a program launch.Start stopped before its
 // first Python call, lets it go, and prints the events until it exits.
 func (a *Trace) launched(ctx context.Context, child *launch.Child) error {
-	if child.Target.FreeThreaded() {
-		child.Detach()
-		return fmt.Errorf("%v; it runs untraced", errFreeThreaded(child.PID, child.Target.Version))
-	}
 	st, err := proc.ReadStatus(child.PID)
 	if err != nil {
 		child.Detach()

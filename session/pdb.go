@@ -30,9 +30,10 @@ type Console interface {
 func (t *Target) Debug(ctx context.Context, tid int, timeout time.Duration, console Console, messages io.Writer) error {
 	pid, st, ch, stderr := t.PID, t.st, t.ch, messages
 	if t.tgt.FreeThreaded() {
-		// Seen on 3.13t: the session's thread stopped for good in class
-		// creation, waiting for the type lock, while the program's threads ran.
-		return fmt.Errorf("cannot debug %d: it runs a free-threaded CPython %s (built with --disable-gil), where lptrace's pdb can hang the program; nothing was done", pid, t.tgt.Version)
+		// On 3.13t, `import pdb` beside threads that compute never
+		// returns, in a plain program too: a session would hang the thread
+		// it runs in (seen: in class creation, waiting for the type lock).
+		return fmt.Errorf("cannot debug %d: it runs a free-threaded CPython %s (built with --disable-gil), where importing pdb beside busy threads can hang the program; nothing was done (exec, stack and tracing work)", pid, t.tgt.Version)
 	}
 	if tid == 0 {
 		tid = pid

@@ -62,7 +62,7 @@ func Open(pid, pipeSize int, warn func(string)) (*Target, error) {
 	}
 	pipe := make(chan made, 1)
 	making := false
-	tgt, err := findPython(pid, st, pipeSize == EventPipe, warn, func() {
+	tgt, err := findPython(pid, st, warn, func() {
 		// A Python process: nothing is made in another's /tmp.
 		making = true
 		go func() {
@@ -148,9 +148,8 @@ func checkTarget(pid int) (*proc.Status, error) {
 }
 
 // findPython resolves the Python runtime of pid, with messages for the
-// common failures; tracing: for a trace, which a free-threaded build
-// cannot take yet.
-func findPython(pid int, st *proc.Status, tracing bool, warn func(string), found func()) (*symbols.Target, error) {
+// common failures.
+func findPython(pid int, st *proc.Status, warn func(string), found func()) (*symbols.Target, error) {
 	tgt, err := symbols.FindThen(pid, found)
 	if err != nil {
 		switch {
@@ -171,24 +170,11 @@ func findPython(pid int, st *proc.Status, tracing bool, warn func(string), found
 	if v.Major > newestTested.Major || (v.Major == newestTested.Major && v.Minor > newestTested.Minor) {
 		warn(fmt.Sprintf("warning: Python %s is newer than the newest tested (%s); trying anyway", v, newestTested))
 	}
-	if tgt.FreeThreaded() && tracing {
-		tgt.Close()
-		return nil, fmt.Errorf("%v; nothing was done", errFreeThreaded(pid, v))
-	}
 	if !inject.Supported {
 		tgt.Close()
 		return nil, fmt.Errorf("cannot attach to %d: %v", pid, inject.ErrUnsupportedArch)
 	}
 	return tgt, nil
-}
-
-// errFreeThreaded refuses to trace a free-threaded CPython: the hook's
-// per-thread state, its tables and its ring rely on the GIL, and a session
-// crashed such a program. exec and stack run one payload in one thread, at
-// the safe points of any build: PyGILState_Check tells an attached thread
-// there as it tells a GIL holder here.
-func errFreeThreaded(pid int, v symbols.Version) error {
-	return fmt.Errorf("cannot trace %d: it runs a free-threaded CPython %s (built with --disable-gil), which lptrace cannot trace yet (exec and stack work)", pid, v)
 }
 
 // explainAttach turns an error from the injection into one line that says

@@ -93,7 +93,7 @@ func oldest(t *testing.T) Python {
 }
 
 func versionKey(name string) int {
-	v := strings.SplitN(name, "-", 2)[0]
+	v := strings.TrimSuffix(strings.SplitN(name, "-", 2)[0], "t")
 	parts := strings.SplitN(v, ".", 2)
 	a, _ := strconv.Atoi(parts[0])
 	b, _ := strconv.Atoi(parts[1])

@@ -68,7 +68,8 @@ type Python struct {
 	Name string // e.g. "3.12" or "3.11-debian"
 }
 
-var interpreterName = regexp.MustCompile(`^python(\d\.\d+)$`)
+// interpreterName: python3.13, or python3.13t (free-threaded).
+var interpreterName = regexp.MustCompile(`^python(\d\.\d+t?)$`)
 
 // pythons lists the interpreters to test: $LPTRACE_PYTHONS (colon-separated)
 // if set, else every one found on the machine. No interpreter at all is a
@@ -115,30 +116,17 @@ func pythons(t testing.TB) []Python {
 	return out
 }
 
-// freeThreadedPythons lists the free-threaded interpreters (python3.13t)
-// of $LPTRACE_PYTHONS, or those found on the machine (more-pythons.sh's
-// cache): pythons() leaves them out.
-func freeThreadedPythons() []Python {
-	var paths []string
-	if env := os.Getenv("LPTRACE_PYTHONS"); env != "" {
-		paths = strings.Split(env, ":")
-	} else {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			cache = filepath.Join(os.Getenv("HOME"), ".cache")
-		}
-		paths, _ = filepath.Glob(filepath.Join(cache, "lptrace-more-pythons", "*", "bin", "python3.*t"))
-	}
+// freeThreadedPythons lists the free-threaded interpreters of pythons()
+// (python3.13t).
+func freeThreadedPythons(t testing.TB) []Python {
 	var out []Python
-	for _, p := range paths {
-		if m := freeThreadedName.FindStringSubmatch(filepath.Base(p)); m != nil {
-			out = append(out, Python{Path: p, Name: m[1]})
+	for _, py := range pythons(t) {
+		if py.FreeThreaded() {
+			out = append(out, py)
 		}
 	}
 	return out
 }
-
-var freeThreadedName = regexp.MustCompile(`^python(\d\.\d+t)$`)
 
 func discoverPythons() []string {
 	var globs []string
@@ -151,7 +139,8 @@ func discoverPythons() []string {
 	if cache == "" {
 		cache = filepath.Join(os.Getenv("HOME"), ".cache")
 	}
-	globs = append(globs, filepath.Join(cache, "lptrace-pythons", "root", "usr", "bin", "python*"))
+	globs = append(globs, filepath.Join(cache, "lptrace-pythons", "root", "usr", "bin", "python*"),
+		filepath.Join(cache, "lptrace-more-pythons", "*", "bin", "python*"))
 	var out []string
 	for _, g := range globs {
 		ms, _ := filepath.Glob(g)
@@ -540,9 +529,12 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// FreeThreaded tells a free-threaded build (3.13t: no GIL).
+func (p Python) FreeThreaded() bool { return strings.HasSuffix(strings.SplitN(p.Name, "-", 2)[0], "t") }
+
 // AtLeast tells whether the interpreter is version major.minor or newer.
 func (p Python) AtLeast(major, minor int) bool {
-	v := strings.SplitN(strings.SplitN(p.Name, "-", 2)[0], ".", 2)
+	v := strings.SplitN(strings.TrimSuffix(strings.SplitN(p.Name, "-", 2)[0], "t"), ".", 2)
 	ma, _ := strconv.Atoi(v[0])
 	mi := 0
 	if len(v) > 1 {

@@ -31,6 +31,9 @@ func TestAttachNative(t *testing.T) {
 		{[]string{"--ret"}, true, "calls"}, {[]string{"-a"}, true, ""}, {[]string{"-c"}, true, "table"}}
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
+			if py.FreeThreaded() {
+				t.Skip("a free-threaded build keeps the Python callback: its calls are not serialized (TestFreeThreaded)")
+			}
 			t.Parallel()
 			// The hook builds the callback with ctypes: musl builds without
 			// libffi have none, and keep the Python callback.
@@ -129,6 +132,9 @@ func TestAttachNativeFilteredOut(t *testing.T) {
 	}
 	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
+			if py.FreeThreaded() {
+				t.Skip("a free-threaded build keeps the Python callback: its calls are not serialized (TestFreeThreaded)")
+			}
 			t.Parallel()
 			if !hasModules(py, "ctypes") {
 				t.Skip("no ctypes: the hook keeps the Python callback (TestAttachNative)")

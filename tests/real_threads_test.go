@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"bytes"
+	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,14 +27,16 @@ func TestRealSubinterpreters(t *testing.T) {
 		t.Run(py.Name, func(t *testing.T) {
 			tg := startProgram(t, py, "subinterpreters.py")
 			pid := strconv.Itoa(tg.PID)
-			for i := 0; i < 10 && !hasModules(py, "ctypes"); i++ {
+			// (A free-threaded build: lptrace imports no ctypes there.)
+			withCtypes := hasModules(py, "ctypes") && !py.FreeThreaded()
+			for i := 0; i < 10 && !withCtypes; i++ {
 				// Only ctypes reads them safely there: refused in one line.
 				r := lptrace(t, "", "stack", pid)
 				if r.Code == 0 || !strings.Contains(r.Stderr, "cannot read the stacks: the stacks of a program that runs subinterpreters can only be read with ctypes, which this Python lacks") || strings.Count(r.Stderr, "\n") != 1 {
 					t.Fatalf("stack without ctypes: status %d, %q %s", r.Code, r.Stdout, r.Stderr)
 				}
 			}
-			for i := 0; i < 10 && hasModules(py, "ctypes"); i++ {
+			for i := 0; i < 10 && withCtypes; i++ {
 				r := lptrace(t, "", "stack", pid)
 				if r.Code != 0 || !strings.Contains(r.Stdout, "MainThread") || strings.Count(r.Stdout, "in run_sub") != 2 {
 					t.Fatalf("stack %d: status %d, %q %s (the program printed %q)", i, r.Code, r.Stdout, r.Stderr, tg.Stderr())
@@ -51,14 +56,18 @@ func TestRealSubinterpreters(t *testing.T) {
 	}
 }
 
-// Free-threaded CPython (3.13t, --disable-gil): exec and stack work in the
-// states that matter there (threads computing at once, never
-// blocking; a busy program doing I/O, lock waits and subprocesses; a
-// thread blocked on a lock; the main thread computing), and the program
-// sees no error and keeps its pace. Tracing and pdb are refused in one line,
-// before anything is done, and launch mode runs the program untraced.
+// Free-threaded CPython (3.13t, --disable-gil), where the program's
+// threads run Python at the same time (and the hook's callbacks with
+// them): four threads spinning on a tiny function. A trace shows all four,
+// -c counts them, -T times them, record writes its file, launch mode
+// traces; sessions that lptrace's SIGKILL or Ctrl-C ends at any moment
+// (mid-injection, mid-trace) leave a program that lives on at its pace,
+// with nothing of lptrace left in it (sessions of the hook made for the GIL
+// crashed it in 2 of 7). exec and stack work there and in a busy program,
+// a blocked one and one computing in its main thread. pdb is refused:
+// importing pdb beside busy threads hangs a 3.13t by itself.
 func TestFreeThreaded(t *testing.T) {
-	fts := freeThreadedPythons()
+	fts := freeThreadedPythons(t)
 	if len(fts) == 0 {
 		t.Skip("no free-threaded interpreter here (../shared/more-pythons.sh builds one)")
 	}
@@ -69,18 +78,34 @@ func TestFreeThreaded(t *testing.T) {
 			pid := strconv.Itoa(tg.PID)
 			before := readOSState(tg.PID)
 			t0 := time.Now()
+			tr := startAttach(t, tg.PID, "-T")
+			deadline := time.Now().Add(scaled(10 * time.Second))
+			for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			tr.Stop(t, syscall.SIGINT)
+			if got := calls(tr.Trace())["spin_step"]; len(got) != 4 {
+				t.Errorf("spin_step traced in %d threads, want 4 (%s)", len(got), tr.Stderr())
+			}
+			if !regexp.MustCompile(`spin_step .*<\d+\.\d{6}>`).MatchString(tr.Trace()) {
+				t.Errorf("-T timed no spin_step: %.2000s", tr.Trace())
+			}
+			if strings.Contains(tr.Stderr(), "not shown") {
+				t.Errorf("events lost: %s", tr.Stderr())
+			}
+			r := lptrace(t, "", "attach", "--duration", "1s", "-c", pid)
+			if !regexp.MustCompile(`\d+ +spin_step`).MatchString(r.Stdout+r.Stderr) || r.Code != 0 {
+				t.Errorf("-c counted no spin_step: status %d %s", r.Code, r.Stdout+r.Stderr)
+			}
 			recording := filepath.Join(t.TempDir(), "r.svg")
-			for _, args := range [][]string{{"attach", "--duration", "2s", pid}, {"-c", "-p", pid}, {"record", "-o", recording, pid}} {
-				r := lptrace(t, "", args...)
-				if r.Code == 0 || !strings.Contains(r.Stderr, "cannot trace "+pid+": it runs a free-threaded") || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 0 {
-					t.Errorf("%v: status %d, %q %q", args, r.Code, r.Stdout, r.Stderr)
-				}
+			if r := lptrace(t, "", "record", "--duration", "1s", "-o", recording, pid); r.Code != 0 || !strings.Contains(r.Stderr, "in 4 threads") {
+				t.Errorf("record: status %d %s", r.Code, r.Stderr)
 			}
-			if _, err := os.Stat(recording); err == nil {
-				t.Errorf("a refused record left %s", recording)
+			if b, err := os.ReadFile(recording); err != nil || !strings.Contains(string(b), "spin_step") {
+				t.Errorf("the flame graph shows no spin_step: %v", err)
 			}
-			r := lptrace(t, "", "--", py.Path, "-c", "print('untraced')")
-			if r.Code != 0 || !strings.Contains(r.Stderr, "free-threaded") || !strings.Contains(r.Stdout+r.Stderr, "untraced") {
+			sessionsKilledAnywhere(t, tg, 6)
+			if r := lptrace(t, "", "--", py.Path, "-c", "import json; print(json.dumps([1]))"); r.Code != 0 || !strings.Contains(r.Stdout, "[1]") || !strings.Contains(r.Stderr, "dumps") {
 				t.Errorf("launch: status %d, %q %q", r.Code, r.Stdout, r.Stderr)
 			}
 			for i := 0; i < 5; i++ {
@@ -92,8 +117,8 @@ func TestFreeThreaded(t *testing.T) {
 					t.Fatalf("stack %d: status %d, want the 4 spinners and the main thread:\n%s%s", i, st.Code, st.Stdout, st.Stderr)
 				}
 			}
-			// pdb hung the program's main thread in class creation, waiting
-			// for the type lock: refused for now.
+			// (python3.13t -c "import pdb" beside four such threads: no
+			// return within 15 s, without lptrace)
 			if r := lptrace(t, "p 6 * 7\nc\n", "pdb", pid); r.Code == 0 || !strings.Contains(r.Stderr, "cannot debug "+pid+": it runs a free-threaded") {
 				t.Errorf("pdb: status %d, %q %q", r.Code, r.Stdout, r.Stderr)
 			}
@@ -234,5 +259,46 @@ func TestRealThreadChurn(t *testing.T) {
 				t.Errorf("the program's stderr: %q", tg.Stderr())
 			}
 		})
+	}
+}
+
+// sessionsKilledAnywhere runs n trace sessions of tg, each ended by SIGKILL
+// or Ctrl-C at a random instant (mid-injection included), with options
+// that take each of the hook's paths; a Ctrl-C'd lptrace must exit by
+// itself. tg must live on, and lose the hook each time.
+func sessionsKilledAnywhere(t *testing.T, tg *Target, n int) {
+	t.Helper()
+	options := [][]string{nil, {"-c"}, {"-T", "--args", "--ret"}, {"-k"}}
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < n; i++ {
+		args := append(append([]string{"attach", "-o", os.DevNull}, options[i%len(options)]...), strconv.Itoa(tg.PID))
+		cmd := exec.Command(lptraceBin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan struct{})
+		go func() { cmd.Wait(); close(waited) }()
+		time.Sleep(time.Duration(rng.Intn(800)) * time.Millisecond)
+		sig := os.Signal(os.Kill)
+		if i%2 == 1 {
+			sig = os.Interrupt
+		}
+		cmd.Process.Signal(sig)
+		select {
+		case <-waited:
+		case <-time.After(scaled(10 * time.Second)):
+			cmd.Process.Kill()
+			<-waited
+			t.Errorf("%v: lptrace did not exit within 10 s of its Ctrl-C: %s", args, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "goroutine ") {
+			t.Fatalf("lptrace crashed: %s", stderr.String())
+		}
+		if !tg.Alive() {
+			t.Fatalf("the program died after session %d (%v, %v): %q", i, args, sig, tg.Stderr())
+		}
+		hookGone(t, tg.PID, 2*time.Second)
 	}
 }
