@@ -53,8 +53,7 @@ else
 fi
 # From ../shared/more-pythons.sh (built from Debian's source the first time,
 # about 4 minutes each; cached after): a CPython linked against musl, as on
-# Alpine, tested like the others; and the free-threaded 3.13t, which
-# lptrace refuses until it supports it (TestRefusesFreeThreaded).
+# Alpine, and the free-threaded 3.13t: both tested like the others.
 if [ -f ../shared/more-pythons.sh ]; then
   if more=$(MORE_PYTHONS="${MORE_PYTHONS:-3.13t musl}" bash ../shared/more-pythons.sh 2>/tmp/more-pythons.err); then
     while read -r p; do [[ $(basename "$p") =~ ^python[0-9]\.[0-9]+t?$ ]] && add "$p"; done <<<"$more"

@@ -127,8 +127,9 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # so threads never interleave their words. A free-threaded build runs
     # callbacks at the same time: there the queue is a list, whose append,
     # extend, slice and del each hold the list's own lock (an array's do
-    # not: concurrent appends corrupt it), and nothing else is shared but
-    # dicts and lists (see docs/design.md, free-threaded).
+    # not: concurrent appends corrupt it); the ring's writers take a lock
+    # (_lptrace_locked_ring_writers); the tables are dicts, the ids come
+    # from itertools.count, both thread-safe there (docs/design.md).
     free_threaded = 't' in getattr(sys, 'abiflags', '') or not getattr(sys, '_is_gil_enabled', lambda: True)()
     events = [] if free_threaded else array('L')
     meta = []  # pending C/T/V records, sent before the next batch
