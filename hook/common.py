@@ -342,19 +342,26 @@ def _lptrace_thread_starter():
         import itertools
         import _functools
 
-        class Ptr(_ctypes._SimpleCData):
-            _type_ = 'P'
-        flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI  # called with the GIL held
+        # Classes are immortal on a free-threaded 3.13: made once there
+        # (see _lptrace_kept).
+        types = _lptrace_kept().get('starter')
+        if types is None:
+            class Ptr(_ctypes._SimpleCData):
+                _type_ = 'P'
+            flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI  # called with the GIL held
 
-        class Get(_ctypes.CFuncPtr):
-            _flags_ = flags
-            _restype_ = Ptr
-            _argtypes_ = ()
+            class Get(_ctypes.CFuncPtr):
+                _flags_ = flags
+                _restype_ = Ptr
+                _argtypes_ = ()
 
-        class Enter(_ctypes.CFuncPtr):
-            _flags_ = flags
-            _restype_ = None
-            _argtypes_ = (Ptr,)
+            class Enter(_ctypes.CFuncPtr):
+                _flags_ = flags
+                _restype_ = None
+                _argtypes_ = (Ptr,)
+            types = Get, Enter
+            _lptrace_keep('starter', types)
+        Get, Enter = types
         lib = _ctypes.dlopen(None, 0)
         get = Get(_ctypes.dlsym(lib, 'PyThreadState_Get'))
         enter = Enter(_ctypes.dlsym(lib, 'PyThreadState_EnterTracing'))
@@ -366,6 +373,26 @@ def _lptrace_thread_starter():
         # any() pulls: enter(get()), then f(*args) (None: any goes on).
         return plain(run, (chain(map(enter, map(call, (get,))), map(call, (partial(f, *args),))),))
     return start
+
+
+def _lptrace_kept():
+    """What earlier sessions kept in sys.__lptrace_kept__ (see
+    _lptrace_keep), or an empty dict."""
+    import sys
+    return sys.__dict__.get('__lptrace_kept__') or {}
+
+
+def _lptrace_keep(key, obj):
+    """Keeps obj in sys.__lptrace_kept__[key] if the interpreter made it
+    (or, for a tuple, its first item) immortal: a free-threaded 3.13, once
+    the program has started a thread, never frees a class, a function
+    defined at a module's top level or a code object marshal built, nor
+    what they hold. Such an object stays anyway: kept, the next session
+    uses it instead of leaving one more."""
+    import sys
+    first = obj[0] if type(obj) is tuple else obj
+    if sys.getrefcount(first) >= 1 << 30:
+        sys.__dict__.setdefault('__lptrace_kept__', {})[key] = obj
 
 
 def _lptrace_headroom_back(kept):

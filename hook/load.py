@@ -11,6 +11,7 @@
 
 def _lptrace_load(addr, sizes):
     import os
+    import sys
     import marshal
     total = sum(sizes)
     try:
@@ -33,9 +34,21 @@ def _lptrace_load(addr, sizes):
         return  # lptrace sends the source next
     g = globals()
     del g['_lptrace_codes'], g['_lptrace_load']
+    # A free-threaded 3.13 that has started a thread makes the code objects
+    # marshal builds immortal: each session would leave its own copy of the
+    # hook's code for good. There the first copy stays, in
+    # sys.__lptrace_kept__ by its marshal data (see _lptrace_keep in
+    # common.py, not loaded yet), and later sessions run it.
+    kept = sys.__dict__.get('__lptrace_kept__') or {}
     at = 0
     for n in sizes:
-        exec(marshal.loads(data[at:at + n]), g)
+        part = data[at:at + n]
+        code = kept.get(part)
+        if code is None:
+            code = marshal.loads(part)
+            if sys.getrefcount(code) >= 1 << 30:
+                sys.__dict__.setdefault('__lptrace_kept__', {})[part] = code
+        exec(code, g)
         at += n
 
 

@@ -30,6 +30,23 @@ def crc32(data):
     return '%08x' % (zlib.crc32(data) & 0xffffffff)
 
 
+def nested(code):
+    """3.13: every code object but the part's own marked CO_NESTED, which
+    changes nothing but this: on a free-threaded 3.13, once the program has
+    started a thread, a function whose code is not CO_NESTED (a def or class
+    body at a part's top level, a method of a top-level class) is made
+    immortal, and with it the part's globals, which hold all of a session.
+    A nested function is freed as on any build. (3.14 frees them all.)"""
+    if sys.version_info[:2] != (3, 13):
+        return code
+    return walk(code, False)
+
+
+def walk(code, flag):
+    consts = tuple(walk(c, True) if isinstance(c, type(code)) else c for c in code.co_consts)
+    return code.replace(co_consts=consts, co_flags=code.co_flags | (0x10 if flag else 0))
+
+
 def main(out, parts):
     data = [b'lptrace precompiled 2\n',
             ('python %d.%d %s\n' % (sys.version_info[0], sys.version_info[1], sys.version.split()[0])).encode('ascii'),
@@ -39,7 +56,7 @@ def main(out, parts):
             src = f.read()
         # The target compiles the same bytes the same way when it cannot use
         # these (hook.TraceInstall): flags 0, dont_inherit.
-        code = marshal.dumps(compile(src, '<lptrace>', 'exec', 0, 1))
+        code = marshal.dumps(nested(compile(src, '<lptrace>', 'exec', 0, 1)))
         data.append(('part %s %s %d\n' % (os.path.basename(path), crc32(src), len(code))).encode('ascii'))
         data.append(code + b'\n')
     with open(out, 'wb') as f:

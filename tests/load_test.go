@@ -105,10 +105,19 @@ func pyObjects(t *testing.T, pid string) int {
 
 func fdCount(pid int) int {
 	least := -1
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
 	for i := 0; i < 20; i++ {
-		ents, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-		if least < 0 || len(ents) < least {
-			least = len(ents)
+		ents, _ := os.ReadDir(dir)
+		n := 0
+		for _, e := range ents {
+			// The load target's file worker opens its own file every 5 ms
+			// (on a free-threaded build it was open in all 20 looks).
+			if l, _ := os.Readlink(dir + e.Name()); !strings.Contains(l, "/load-") {
+				n++
+			}
+		}
+		if least < 0 || n < least {
+			least = n
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
