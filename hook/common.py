@@ -334,6 +334,10 @@ def _lptrace_thread_starter():
     plain = _lptrace_original(thread_mod, 'start_new_thread') or thread_mod.start_new_thread
     if sys.version_info < (3, 12):
         return plain
+    if 't' in sys.abiflags and '_ctypes' not in sys.modules:
+        # A free-threaded build: making ctypes' classes (a metaclass) beside
+        # busy threads can take seconds there (see _lptrace_ctypes).
+        return plain
     try:
         # C modules only (functools would import collections: milliseconds
         # in a program that has not).

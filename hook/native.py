@@ -191,66 +191,33 @@ def _lptrace_ring_writers(words, raw):
 
 
 def _lptrace_locked_ring_writers(words, raw):
-    # A free-threaded build: threads run these at the same time, so each
-    # holds a lock of the ring's. Taken by `with`: the interpreter checks
-    # for the program's signal handlers (and a garbage collection) after a
-    # call returns, so a handler that raised right after a plain
-    # acquire() would leave the lock held and every thread stopped at its
-    # next event; with `with`, no check comes between the acquire and the
-    # block that releases it, and none inside (no call there).
-    EV, EN, RC, RB = _LPTRACE_EVENTS >> 3, _LPTRACE_EVENT_WORDS, _LPTRACE_RECORDS, _LPTRACE_RECORD_BYTES
-    EM, RM = EN - 1, RB - 1
+    # A free-threaded build: threads run the writers at the same time, so
+    # each runs holding a lock of the ring's. Taken by `with`: the
+    # interpreter checks for the program's signal handlers (and a garbage
+    # collection) after a call returns, so a handler that raised right after
+    # a plain acquire() would leave the lock held and every thread stopped at
+    # its next event; between `with`'s acquire and the block that releases
+    # it there is no such check. A handler that raises at the writer's own
+    # entry leaves nothing half-written: the writer has not begun.
+    record, record2, record3, put = _lptrace_ring_writers(words, raw)
     lock = _lptrace_thread_functions()[1]()
 
-    def record(w):
+    def locked_record(w):
         with lock:
-            h = words[0]
-            if h - words[1] >= EN:
-                words[2] += 1
-            else:
-                words[EV + (h & EM)] = w
-                words[0] = h + 1
+            record(w)
 
-    def record2(w, x):
+    def locked_record2(w, x):
         with lock:
-            h = words[0]
-            if h + 1 - words[1] >= EN:
-                words[2] += 1
-            else:
-                words[EV + (h & EM)] = w
-                words[EV + ((h + 1) & EM)] = x
-                words[0] = h + 2
+            record2(w, x)
 
-    def record3(w, x, y):
+    def locked_record3(w, x, y):
         with lock:
-            h = words[0]
-            if h + 2 - words[1] >= EN:
-                words[2] += 1
-            else:
-                words[EV + (h & EM)] = w
-                words[EV + ((h + 1) & EM)] = x
-                words[EV + ((h + 2) & EM)] = y
-                words[0] = h + 3
+            record3(w, x, y)
 
-    def put(rec):
-        n = len(rec)
-        k = -1
+    def locked_put(rec):
         with lock:
-            h = words[3]
-            if n > RB - (h - words[4]):
-                words[5] += 1
-            else:
-                s = h & RM
-                if s + n <= RB:
-                    raw[RC + s:RC + s + n] = rec
-                else:
-                    k = RB - s
-                    raw[RC + s:RC + RB] = rec[:k]
-                    raw[RC:RC + n - k] = rec[k:]
-                words[3] = h + n
-                k = 0
-        return k >= 0
-    return record, record2, record3, put
+            return put(rec)
+    return locked_record, locked_record2, locked_record3, locked_put
 
 
 def _lptrace_x86_64():

@@ -46,7 +46,6 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     import time
     import itertools
     import atexit
-    from array import array
     # The interpreter's own thread, lock and sleep functions, not a green-
     # thread library's (gevent's monkey patching): see _lptrace_original.
     real = _lptrace_thread_functions()
@@ -130,8 +129,16 @@ def _lptrace_install(session, fifo, fifo_id, cfg, undo):
     # not: concurrent appends corrupt it); the ring's writers take a lock
     # (_lptrace_locked_ring_writers); the tables are dicts, the ids come
     # from itertools.count, both thread-safe there (docs/design.md).
+    # (Nor is array imported there: its import registers it with
+    # collections.abc, which beside busy threads held the program's main
+    # thread for most of a second.)
     free_threaded = 't' in getattr(sys, 'abiflags', '') or not getattr(sys, '_is_gil_enabled', lambda: True)()
-    events = [] if free_threaded else array('L')
+    array = None
+    if free_threaded:
+        events = []
+    else:
+        from array import array
+        events = array('L')
     meta = []  # pending C/T/V records, sent before the next batch
     if hasattr(0, 'to_bytes'):
         # 3.x: record lengths without struct (a module to load, 0.2-0.4 ms
@@ -475,7 +482,7 @@ def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atom
                 taken = events[:]
                 ev = len(taken)
                 del events[:ev]
-                raw = array('L', taken).tobytes()
+                raw = b''.join([w.to_bytes(8, 'little') for w in taken])
                 taken = None
             else:
                 # No copy of the array: its bytes, then that many words off
@@ -511,13 +518,15 @@ def _lptrace_flusher(os, st, sleep, ring, meta, KICK, stride, follow, write_atom
                 # Definitions must not be lost; the values were for the
                 # events now dropped (at exit, they wait for another try).
                 meta[0:0] = [r for r in m if r[:1] != b'V']
-                if mark is None and wait and raw:
-                    back = array('L')
+                if mark is None and wait and raw and free_threaded:
+                    events[0:0] = [int.from_bytes(raw[i:i + 8], 'little') for i in range(0, len(raw), 8)]
+                elif mark is None and wait and raw:
+                    back = array(events.typecode)
                     if hasattr(back, 'frombytes'):
                         back.frombytes(raw)
                     else:
                         back.fromstring(raw)
-                    events[0:0] = back.tolist() if free_threaded else back
+                    events[0:0] = back
                 elif mark is None:
                     st['dropped'] += ev // stride
                 else:

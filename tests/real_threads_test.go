@@ -79,14 +79,7 @@ func TestFreeThreaded(t *testing.T) {
 			before := readOSState(tg.PID)
 			t0 := time.Now()
 			tr := startAttach(t, tg.PID, "-T")
-			deadline := time.Now().Add(scaled(10 * time.Second))
-			for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			tr.Stop(t, syscall.SIGINT)
-			if got := calls(tr.Trace())["spin_step"]; len(got) != 4 {
-				t.Errorf("spin_step traced in %d threads, want 4 (%s)", len(got), tr.Stderr())
-			}
+			stopWithSpinners(t, tr)
 			if !regexp.MustCompile(`spin_step .*<\d+\.\d{6}>`).MatchString(tr.Trace()) {
 				t.Errorf("-T timed no spin_step: %.2000s", tr.Trace())
 			}
@@ -179,14 +172,7 @@ func TestRealCPUBoundThreads(t *testing.T) {
 			profiles := "import sys, threading; print(sys.getprofile(), getattr(threading, '_profile_hook', None))"
 			idle := lptrace(t, "", "exec", pid, profiles)
 			tr := startAttach(t, tg.PID)
-			deadline := time.Now().Add(scaled(10 * time.Second))
-			for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			tr.Stop(t, syscall.SIGINT)
-			if got := calls(tr.Trace())["spin_step"]; len(got) != 4 {
-				t.Errorf("spin_step traced in %d threads, want 4 (%s)", len(got), tr.Stderr())
-			}
+			stopWithSpinners(t, tr)
 			// The exec runs in the main thread, which makes no Python call
 			// of its own (it sleeps and writes in C).
 			if r := lptrace(t, "", "exec", pid, profiles); r.Stdout != idle.Stdout {
@@ -300,5 +286,20 @@ func sessionsKilledAnywhere(t *testing.T, tg *Target, n int) {
 			t.Fatalf("the program died after session %d (%v, %v): %q", i, args, sig, tg.Stderr())
 		}
 		hookGone(t, tg.PID, 2*time.Second)
+	}
+}
+
+// stopWithSpinners ends tr, a trace of spinners.py, once it shows
+// spin_step in the four threads that call it (or after 10 s), and checks
+// that it did.
+func stopWithSpinners(t *testing.T, tr *Tracer) {
+	t.Helper()
+	deadline := time.Now().Add(scaled(10 * time.Second))
+	for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	tr.Stop(t, syscall.SIGINT)
+	if got := calls(tr.Trace())["spin_step"]; len(got) != 4 {
+		t.Errorf("spin_step traced in %d threads, want 4 (%s)", len(got), tr.Stderr())
 	}
 }
