@@ -30,10 +30,10 @@ type Console interface {
 func (t *Target) Debug(ctx context.Context, tid int, timeout time.Duration, console Console, messages io.Writer) error {
 	pid, st, ch, stderr := t.PID, t.st, t.ch, messages
 	if t.tgt.FreeThreaded() {
-		// On 3.13t, `import pdb` beside threads that compute never
-		// returns, in a plain program too: a session would hang the thread
-		// it runs in (seen: in class creation, waiting for the type lock).
-		return fmt.Errorf("cannot debug %d: it runs a free-threaded CPython %s (built with --disable-gil), where importing pdb beside busy threads can hang the program; nothing was done (exec, stack and tracing work)", pid, t.tgt.Version)
+		// Each class that pdb's import makes stops every thread there, until
+		// each reaches a safe point: beside threads that compute, seconds
+		// (docs/design.md); the thread pdb runs in waits meanwhile.
+		fmt.Fprintf(messages, "lptrace: note: process %d runs a free-threaded CPython %s: pdb's first start there can take seconds beside threads that compute (its import stops them all for each class it makes); raise --timeout if it gives up\n", pid, t.tgt.Version)
 	}
 	if tid == 0 {
 		tid = pid

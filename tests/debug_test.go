@@ -22,23 +22,8 @@ import (
 // pdb through lptrace's own stdin/stdout on every Python: the main thread
 // stops at its next line, where/p/n work, c ends the session, and the
 // program runs on with no trace function left.
-// pdbPythons: the interpreters where lptrace offers pdb, all but the
-// free-threaded ones (refused there: TestFreeThreaded).
-func pdbPythons(t *testing.T) []Python {
-	var ps []Python
-	for _, py := range pythons(t) {
-		if !py.FreeThreaded() {
-			ps = append(ps, py)
-		}
-	}
-	if len(ps) == 0 {
-		t.Skip("only free-threaded interpreters here, where pdb is refused")
-	}
-	return ps
-}
-
 func TestPdbCommands(t *testing.T) {
-	for _, py := range pdbPythons(t) {
+	for _, py := range pythons(t) {
 		t.Run(py.Name, func(t *testing.T) {
 			t.Parallel()
 			tg := startTarget(t, py, "sleep")
@@ -67,7 +52,7 @@ func TestPdbCommands(t *testing.T) {
 // lptrace killed in the middle of a session: the program goes on as if
 // `c` had been typed.
 func TestPdbTracerKilled(t *testing.T) {
-	ps := pdbPythons(t)
+	ps := pythons(t)
 	for _, py := range []Python{ps[0], ps[len(ps)-1]} {
 		t.Run(py.Name, func(t *testing.T) {
 			tg := startTarget(t, py, "sleep")
@@ -107,7 +92,7 @@ func TestPdbTracerKilled(t *testing.T) {
 // The prompt on a real terminal: lptrace's line editing (x/term) on a
 // pseudo-terminal; Ctrl-D ends the session.
 func TestPdbTerminal(t *testing.T) {
-	ps := pdbPythons(t)
+	ps := pythons(t)
 	py := ps[len(ps)-1]
 	tg := startTarget(t, py, "sleep")
 	master, slave, err := openPTY()
