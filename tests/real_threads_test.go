@@ -78,8 +78,9 @@ func TestFreeThreaded(t *testing.T) {
 			before := readOSState(tg.PID)
 			t0 := time.Now()
 			tr := startAttach(t, tg.PID, "-T")
-			stopWithSpinners(t, tr)
-			if !regexp.MustCompile(`spin_step .*<\d+\.\d{6}>`).MatchString(tr.Trace()) {
+			timed := regexp.MustCompile(`spin_step .*<\d+\.\d{6}>`)
+			stopWithSpinners(t, tr, timed.MatchString)
+			if !timed.MatchString(tr.Trace()) {
 				t.Errorf("-T timed no spin_step: %.2000s", tr.Trace())
 			}
 			if strings.Contains(tr.Stderr(), "not shown") {
@@ -173,7 +174,7 @@ func TestRealCPUBoundThreads(t *testing.T) {
 			profiles := "import sys, threading; print(sys.getprofile(), getattr(threading, '_profile_hook', None))"
 			idle := lptrace(t, "", "exec", pid, profiles)
 			tr := startAttach(t, tg.PID)
-			stopWithSpinners(t, tr)
+			stopWithSpinners(t, tr, nil)
 			// The exec runs in the main thread, which makes no Python call
 			// of its own (it sleeps and writes in C).
 			if r := lptrace(t, "", "exec", pid, profiles); r.Stdout != idle.Stdout {
@@ -291,12 +292,12 @@ func sessionsKilledAnywhere(t *testing.T, tg *Target, n int) {
 }
 
 // stopWithSpinners ends tr, a trace of spinners.py, once it shows
-// spin_step in the four threads that call it (or after 10 s), and checks
-// that it did.
-func stopWithSpinners(t *testing.T, tr *Tracer) {
+// spin_step in the four threads that call it and satisfies also (if not
+// nil), or after 10 s, and checks that it showed the four.
+func stopWithSpinners(t *testing.T, tr *Tracer, also func(string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(scaled(10 * time.Second))
-	for len(calls(tr.Trace())["spin_step"]) < 4 && time.Now().Before(deadline) {
+	for (len(calls(tr.Trace())["spin_step"]) < 4 || also != nil && !also(tr.Trace())) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	tr.Stop(t, syscall.SIGINT)
