@@ -164,12 +164,14 @@ def _lptrace_sigpipe_guard_signal(signal):
     return guarded
 
 
-def _lptrace_raised_by_program():
+def _lptrace_raised_by_program(sys=__import__('sys'), an_exception=Exception):
     """Inside an except clause: whether the exception being handled comes
     from the program's code (a signal handler of its own that ran inside
     our code, like a SIGALRM timeout) rather than from ours: its innermost
-    frame is not one of ours."""
-    import sys
+    frame is not one of ours. Its names are bound when it is made: a
+    callback that runs on after its session ended finds the payload's
+    globals cleared, builtins included, and an import here then raised
+    ImportError into the program's thread, which it ended (2.7)."""
     tb = sys.exc_info()[2]
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
@@ -181,14 +183,14 @@ def _lptrace_raised_by_program():
     # frames past its limit, then aborts the process ("Cannot recover from
     # stack overflow"): the state is put back as it was before our code
     # ran. (ctypes reports the error in its argument conversion as an
-    # ArgumentError.)
+    # ArgumentError.) Names by their class's name: no global is needed.
     if (3, 6) <= sys.version_info < (3, 9):
-        exc = sys.exc_info()[1]
         try:
-            if isinstance(exc, RecursionError) or (
-                    type(exc).__name__ == 'ArgumentError' and 'RecursionError' in exc.args[0]):
+            exc = sys.exc_info()[1]
+            kind = exc.__class__.__name__
+            if kind == 'RecursionError' or (kind == 'ArgumentError' and 'RecursionError' in exc.args[0]):
                 _lptrace_overflow_cleared()
-        except Exception:
+        except an_exception:
             pass
     return False
 
