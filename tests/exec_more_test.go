@@ -124,7 +124,8 @@ func TestExecTwoRuntimes(t *testing.T) {
 	var host Python
 	for _, py := range pythons(t) {
 		ms, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(py.Path)), "lib", "libpython*.so.1.0"))
-		if len(ms) == 1 && strings.HasPrefix(py.Name, "3.") {
+		// (glibc builds with ctypes only: the host loads the other with it)
+		if len(ms) == 1 && strings.HasPrefix(py.Name, "3.") && !strings.HasSuffix(py.Name, "-musl") && !py.FreeThreaded() {
 			libs = append(libs, ms[0])
 			host = py
 		}
