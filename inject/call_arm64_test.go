@@ -12,7 +12,6 @@ import (
 
 	"github.com/lptrace/lptrace/proc"
 	"github.com/lptrace/lptrace/ptrace"
-	"github.com/lptrace/lptrace/symbols"
 	"golang.org/x/sys/unix"
 )
 
@@ -260,27 +259,4 @@ while True:
 	if sc, err := proc.ReadSyscall(pid, pid); err != nil || sc.Running || sc.Nr != unix.SYS_EPOLL_PWAIT || sc.Args[0] != epfd {
 		t.Errorf("after the calls: %+v %v", sc, err)
 	}
-}
-
-// libcInjector is an injector for pid that knows its C library only (these
-// tests call the C library's functions), closed at the test's end.
-func libcInjector(t *testing.T, pid int) *Injector {
-	t.Helper()
-	maps, _ := proc.ReadMaps(pid)
-	tgt := &symbols.Target{PID: pid, Maps: maps}
-	for _, m := range maps {
-		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
-			libc, err := symbols.LoadModule(pid, maps, m.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tgt.Libc = libc
-		}
-	}
-	if tgt.Libc == nil {
-		t.Skip("python3 is not linked with glibc's libc.so")
-	}
-	tgt.Python = tgt.Libc
-	t.Cleanup(func() { tgt.Libc.Close() })
-	return New(ptrace.NewTracer(), tgt)
 }

@@ -44,23 +44,8 @@ func TestRunInSleepingProcess(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	started := time.Since(start) // (python3 starts slowly in the emulated arm64 machine)
-	tgt := &symbols.Target{PID: pid, Maps: maps}
-	for _, m := range maps {
-		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
-			libc, err := symbols.LoadModule(pid, maps, m.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tgt.Libc = libc
-		}
-	}
-	if tgt.Libc == nil {
-		t.Skip("sleep is not linked with glibc's libc.so")
-	}
-	tgt.Python = tgt.Libc // only used for its static-data ranges here
-	defer tgt.Libc.Close()
-
-	inj := New(ptrace.NewTracer(), tgt)
+	inj := libcInjector(t, pid)
+	tgt := inj.tgt
 	ctx := context.Background()
 	th, err := inj.Attach(ctx, pid)
 	if err != nil {
@@ -282,4 +267,27 @@ func TestAttachTracedByOther(t *testing.T) {
 	if got := TracedByOther(pid); got == nil || got.Tracer != st.Process.Pid {
 		t.Errorf("TracedByOther: %+v", got)
 	}
+}
+
+// libcInjector is an injector for pid that knows its C library only (these
+// tests call the C library's functions), closed at the test's end.
+func libcInjector(t *testing.T, pid int) *Injector {
+	t.Helper()
+	maps, _ := proc.ReadMaps(pid)
+	tgt := &symbols.Target{PID: pid, Maps: maps}
+	for _, m := range maps {
+		if strings.Contains(m.Path, "libc.so") && tgt.Libc == nil {
+			libc, err := symbols.LoadModule(pid, maps, m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt.Libc = libc
+		}
+	}
+	if tgt.Libc == nil {
+		t.Skip("the program is not linked with glibc's libc.so")
+	}
+	tgt.Python = tgt.Libc
+	t.Cleanup(func() { tgt.Libc.Close() })
+	return New(ptrace.NewTracer(), tgt)
 }
